@@ -1,0 +1,55 @@
+//! The subcommands, one per file. Doc comments are the `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+
+/// Turn old ML checkpoints into the layout today's model code expects.
+#[derive(Parser, Debug)]
+#[command(name = "safeshift", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand takes.
+#[derive(Args, Debug)]
+pub struct GlobalArgs {
+    /// When to colour output: auto, always or never.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub color: String,
+    /// Print only errors; no progress.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+/// The subcommands (alphabetical).
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the version of safeshift.
+    Version,
+}
+
+/// Runs one subcommand.
+pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
+    let _ = printer;
+    match cli.command {
+        Command::Version => {
+            println!("safeshift {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,1 @@
+//! safeshift-engine (work in progress).

@@ -1,0 +1,1 @@
+//! safeshift-graph (work in progress).

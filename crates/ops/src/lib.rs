@@ -1,0 +1,1 @@
+//! safeshift-ops (work in progress).

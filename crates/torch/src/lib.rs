@@ -1,0 +1,1 @@
+//! safeshift-torch (work in progress).
