@@ -7,8 +7,10 @@
 #![deny(missing_docs)]
 
 mod dtype;
+mod layout;
 pub mod pattern;
 mod sym;
 
 pub use dtype::{DType, DTypeClass};
+pub use layout::{Layout, TensorInfo};
 pub use sym::{Atom, Sym};
