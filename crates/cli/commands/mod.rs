@@ -2,6 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+mod fmt;
+
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
 
@@ -29,14 +31,16 @@ pub struct GlobalArgs {
 /// The subcommands (alphabetical).
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Format schema and migration files (`*.ss`) in the canonical layout.
+    Fmt(fmt::FmtArgs),
     /// Print the version of safeshift.
     Version,
 }
 
 /// Runs one subcommand.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let _ = printer;
     match cli.command {
+        Command::Fmt(args) => fmt::run(args, printer),
         Command::Version => {
             println!("safeshift {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)

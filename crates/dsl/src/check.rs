@@ -140,9 +140,8 @@ impl Checker {
             if declared.contains_key(name) {
                 continue;
             }
-            let mut diagnostic =
-                Diagnostic::error("unknown-dim", format!("unknown dim `{name}`"), self.source, span)
-                    .with_label(format!("not declared in this {what}"));
+            let mut diagnostic = Diagnostic::error("unknown-dim", format!("unknown dim `{name}`"), self.source, span)
+                .with_label(format!("not declared in this {what}"));
             match similar(name, declared.keys().copied()).first() {
                 Some(best) => diagnostic = diagnostic.with_hint(format!("did you mean `{best}`?")),
                 None => diagnostic = diagnostic.with_hint(format!("declare it: `dim {name}`")),
@@ -376,7 +375,8 @@ impl Checker {
         self.version(&migration.from.version);
         self.version(&migration.to.version);
         let family = |reference: &crate::ast::VersionRef| reference.family.as_ref().map(|family| family.node.clone());
-        if family(&migration.from) == family(&migration.to) && migration.from.version.node == migration.to.version.node {
+        if family(&migration.from) == family(&migration.to) && migration.from.version.node == migration.to.version.node
+        {
             self.error(
                 Diagnostic::error(
                     "self-migration",
@@ -509,15 +509,10 @@ impl Checker {
             return;
         }
         self.error(
-            Diagnostic::error(
-                "missing-value",
-                format!("`{}` has no value", keyword.node),
-                self.source,
-                keyword.span,
-            )
-            .with_label(format!("takes `{word}` as its value"))
-            .with_secondary(self.source, *span, "this is a clause word or flag")
-            .with_hint(format!("write a value after `{}`", keyword.node)),
+            Diagnostic::error("missing-value", format!("`{}` has no value", keyword.node), self.source, keyword.span)
+                .with_label(format!("takes `{word}` as its value"))
+                .with_secondary(self.source, *span, "this is a clause word or flag")
+                .with_hint(format!("write a value after `{}`", keyword.node)),
         );
     }
 }

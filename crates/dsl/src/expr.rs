@@ -29,7 +29,9 @@ impl Builder<'_> {
         let operators = pair
             .clone()
             .into_inner()
-            .filter(|inner| matches!(inner.as_rule(), Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem | Rule::neg))
+            .filter(|inner| {
+                matches!(inner.as_rule(), Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::rem | Rule::neg)
+            })
             .count();
         if operators > MAX_OPERATORS {
             self.error(

@@ -76,7 +76,14 @@ fn trailing(out: &mut String, trivia: &Trivia) {
 }
 
 /// `{` with the header's trailing comment, the body, `}`; `{}` when all is empty.
-fn block(out: &mut String, indent: usize, trivia: &Trivia, inner_trailing: &[Comment], empty: bool, body: impl FnOnce(&mut String)) {
+fn block(
+    out: &mut String,
+    indent: usize,
+    trivia: &Trivia,
+    inner_trailing: &[Comment],
+    empty: bool,
+    body: impl FnOnce(&mut String),
+) {
     if empty && inner_trailing.is_empty() && trivia.trailing.is_none() {
         out.push_str(" {}\n");
         return;
@@ -145,10 +152,17 @@ fn format_migration(out: &mut String, migration: &Migration) {
     for comment in &migration.trivia.leading {
         comment_line(out, 0, comment);
     }
-    let family = |reference: &crate::ast::VersionRef| reference.family.as_ref().map_or("", |family| family.node.as_str()).to_owned();
+    let family = |reference: &crate::ast::VersionRef| {
+        reference.family.as_ref().map_or("", |family| family.node.as_str()).to_owned()
+    };
     out.push_str("migration ");
     if migration.shared_family {
-        out.push_str(&format!("{} {} -> {}", family(&migration.from), migration.from.version.node, migration.to.version.node));
+        out.push_str(&format!(
+            "{} {} -> {}",
+            family(&migration.from),
+            migration.from.version.node,
+            migration.to.version.node
+        ));
     } else {
         out.push_str(&format!(
             "{} @ {} -> {} @ {}",

@@ -24,8 +24,8 @@ mod strings;
 mod syntax_error;
 mod trivia;
 
-pub use diagnostic::{similar, Diagnostic, Label, Severity, SourceId};
 pub use check::check;
+pub use diagnostic::{similar, Diagnostic, Label, Severity, SourceId};
 pub use format::{format, MAX_WIDTH};
 pub use normalize::normalize;
 pub use parser::parse;

@@ -177,4 +177,3 @@ fn json(item: &mut Json) {
         _ => {}
     }
 }
-

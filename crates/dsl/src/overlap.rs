@@ -162,7 +162,10 @@ mod tests {
                 let hole = &after[..end];
                 let name = Spanned::new("x".to_owned(), Span::DUMMY);
                 parts.push(match hole {
-                    "#" => PatternPart::Counted { name, bound: Expr { kind: ExprKind::Ident("n".into()), span: Span::DUMMY } },
+                    "#" => PatternPart::Counted {
+                        name,
+                        bound: Expr { kind: ExprKind::Ident("n".into()), span: Span::DUMMY },
+                    },
                     hole if hole.ends_with("..") => PatternPart::Capture { name, multi: true },
                     _ => PatternPart::Capture { name, multi: false },
                 });

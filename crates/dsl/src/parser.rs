@@ -35,8 +35,7 @@ pub fn parse(source: SourceId, text: &str) -> Result<File, Vec<Diagnostic>> {
     };
     let file = pairs.next().expect("`file` matched");
     assert_eq!(file.as_rule(), Rule::file);
-    let mut builder =
-        Builder { source, text, offset: 0, comments: CommentCursor::new(text), diagnostics: Vec::new() };
+    let mut builder = Builder { source, text, offset: 0, comments: CommentCursor::new(text), diagnostics: Vec::new() };
     let mut items = Vec::new();
     for pair in file.into_inner() {
         match pair.as_rule() {
@@ -358,30 +357,43 @@ impl<'t> Builder<'t> {
         DownBlock { ops, trivia, inner_trailing, span }
     }
 
-    /// An operation without operands that starts on the line where the previous one
-    /// ends is almost always a misspelt clause word or flag (`drop "x" lossyy`): the
-    /// grammar took the unknown word as the name of a new operation.
+    /// Two operations on one line where one has no operands is almost always a
+    /// misreading: a misspelt flag (`drop "x" lossyy`: the unknown word became the name of
+    /// a new operation) or an unquoted pattern (`rename x -> "y"`: `x` became one).
     fn check_run_on_ops(&mut self, ops: &[Op]) {
         for pair in ops.windows(2) {
             let (previous, op) = (&pair[0], &pair[1]);
             let same_line = !self.text[previous.span.end..op.span.start].contains('\n');
-            if !same_line || !op.operands.is_empty() {
+            if !same_line {
                 continue;
             }
-            let words = KEYWORDS.iter().chain(FLAGS).copied();
-            let mut diagnostic = Diagnostic::error(
-                "unknown-word",
-                format!("unknown clause word or flag `{}`", op.name.node),
-                self.source,
-                op.name.span,
-            )
-            .with_label(format!("not an operand of `{}`", previous.name.node))
-            .with_secondary(self.source, previous.name.span, "in this operation");
-            if let Some(best) = similar(&op.name.node, words).first() {
-                diagnostic = diagnostic.with_hint(format!("did you mean `{best}`?"));
+            if op.operands.is_empty() {
+                let words = KEYWORDS.iter().chain(FLAGS).copied();
+                let mut diagnostic = Diagnostic::error(
+                    "unknown-word",
+                    format!("unknown clause word or flag `{}`", op.name.node),
+                    self.source,
+                    op.name.span,
+                )
+                .with_label(format!("not an operand of `{}`", previous.name.node))
+                .with_secondary(self.source, previous.name.span, "in this operation");
+                if let Some(hint) = syntax_error::did_you_mean(&similar(&op.name.node, words)) {
+                    diagnostic = diagnostic.with_hint(hint);
+                }
+                diagnostic = diagnostic.with_hint(format!("flags are {}", list_words(FLAGS)));
+                self.error(diagnostic);
+            } else if previous.operands.is_empty() {
+                self.error(
+                    Diagnostic::error(
+                        "syntax",
+                        format!("expected a quoted name pattern after `{}`", previous.name.node),
+                        self.source,
+                        op.name.span,
+                    )
+                    .with_label("not in quotes")
+                    .with_hint(format!("name patterns are string literals: write `\"{}\"`", op.name.node)),
+                );
             }
-            diagnostic = diagnostic.with_hint(format!("flags are {}", list_words(FLAGS)));
-            self.error(diagnostic);
         }
     }
 

@@ -26,8 +26,7 @@ impl SourceMap {
 
     /// Adds a source and returns its id (ids count up from 0).
     pub fn add(&mut self, name: String, text: String) -> SourceId {
-        let line_starts =
-            std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(index, _)| index + 1)).collect();
         let id = SourceId(u32::try_from(self.sources.len()).expect("fewer than 2^32 sources"));
         self.sources.push(Source { name, text, line_starts });
         id

@@ -58,7 +58,8 @@ pub(crate) fn unescape(raw: &str, offset: usize, braces: bool) -> Result<String,
                 let code = if (0xD800..0xDC00).contains(&first) {
                     // A high surrogate must be followed by `\uDC00`..`\uDFFF`.
                     let low_at = index + 6;
-                    let low = if raw[low_at..].starts_with("\\u") { Some(read_hex4(raw, low_at + 2, offset)?) } else { None };
+                    let low =
+                        if raw[low_at..].starts_with("\\u") { Some(read_hex4(raw, low_at + 2, offset)?) } else { None };
                     match low {
                         Some(low) if (0xDC00..0xE000).contains(&low) => {
                             for _ in 0..6 {

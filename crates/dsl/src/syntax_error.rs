@@ -65,7 +65,12 @@ impl Found {
     fn at(text: &str, pos: usize) -> Found {
         let rest = text.get(pos..).unwrap_or("");
         let Some(first) = rest.chars().next() else {
-            return Found { description: "end of file".to_owned(), span: point(pos), text: String::new(), is_eof: true };
+            return Found {
+                description: "end of file".to_owned(),
+                span: point(pos),
+                text: String::new(),
+                is_eof: true,
+            };
         };
         let len = if first.is_alphanumeric() || first == '_' {
             rest.find(|ch: char| !(ch.is_alphanumeric() || ch == '_' || ch == '-' || ch == '.')).unwrap_or(rest.len())
@@ -117,9 +122,10 @@ fn special_case(
     in_pattern: bool,
 ) -> Option<Diagnostic> {
     let expects = |rules: &[Rule]| rules.iter().any(|rule| positives.contains(rule));
+    let found_word = found.text.starts_with(|ch: char| ch.is_alphabetic() || ch == '_');
 
     if in_pattern {
-        return Some(pattern_error(source, pos, found, positives));
+        return Some(pattern_error(source, text, pos, found, positives));
     }
     if found.text.starts_with('"') && closing_quote(&text[pos..]).is_none() {
         let end = text[pos..].find('\n').map_or(text.len(), |offset| pos + offset);
@@ -136,18 +142,15 @@ fn special_case(
                 .with_hint("arrows are written `->`"),
         );
     }
-    if expects(&[Rule::pattern, Rule::patterns]) && !found.is_eof && !found.text.starts_with('"') {
-        let bare = bare_run(text, pos);
-        if !bare.is_empty() && bare.chars().next().is_some_and(|ch| ch.is_alphanumeric() || ch == '_' || ch == '{') {
-            return Some(
-                Diagnostic::error("syntax", "expected a quoted name pattern", source, Span::new(pos, pos + bare.len()))
-                    .with_label("not in quotes")
-                    .with_hint(format!("name patterns are string literals: write `\"{bare}\"`")),
-            );
+    if found.is_eof && expects(&[Rule::rbrace]) {
+        let mut diagnostic = Diagnostic::error("syntax", "expected `}` before the end of the file", source, found.span)
+            .with_label("the file ends here");
+        if let Some(open) = unclosed_brace(text) {
+            diagnostic = diagnostic.with_secondary(source, open, "this `{` is never closed");
         }
+        return Some(diagnostic);
     }
-    if expects(&[Rule::schema, Rule::migration]) && !expects(&[Rule::op]) && found.text.starts_with(char::is_alphabetic)
-    {
+    if expects(&[Rule::file, Rule::kw_schema, Rule::kw_migration]) && found_word {
         let mut diagnostic = Diagnostic::error(
             "syntax",
             format!("expected `schema` or `migration`, found {}", found.description),
@@ -160,36 +163,128 @@ fn special_case(
         }
         return Some(diagnostic);
     }
-    if expects(&[Rule::op, Rule::down_block]) && !found.text.starts_with(|ch: char| ch.is_alphabetic() || ch == '}') {
-        // The word before the error was taken as the name of a new operation: an unknown
-        // clause word followed by its value (`axs 0`).
-        if let Some((word, span)) = previous_word(text, pos) {
-            let operand_words = KEYWORDS.iter().chain(FLAGS).copied();
-            let mut diagnostic = Diagnostic::error("unknown-word", format!("unknown clause word `{word}`"), source, span)
-                .with_label("not a clause word");
-            if let Some(best) = similar(word, operand_words).first() {
-                diagnostic = diagnostic.with_hint(format!("did you mean `{best}`?"));
+    let in_operation = expects(&[Rule::op_name, Rule::clause_word]);
+    if in_operation {
+        // `rename model.x -> …`: the grammar read `model` as an operation name.
+        let glued = text[..pos].ends_with(|ch: char| ch.is_ascii_alphanumeric() || ch == '_');
+        if glued && (found.text.starts_with('.') || found.text.starts_with('{')) {
+            if let Some((_, word_span)) = previous_word(text, pos) {
+                return Some(unquoted_pattern(source, text, word_span.start));
             }
-            return Some(diagnostic.with_hint(format!("clause words are {}", list_words(KEYWORDS))));
+        }
+        // `axs 0`: an unknown clause word, read as an operation name, then its value.
+        if !found_word && !found.text.starts_with('}') {
+            if let Some((word, span)) = previous_word(text, pos) {
+                let operand_words = KEYWORDS.iter().chain(FLAGS).copied();
+                let mut diagnostic =
+                    Diagnostic::error("unknown-word", format!("unknown clause word `{word}`"), source, span)
+                        .with_label("not a clause word");
+                if let Some(hint) = did_you_mean(&similar(word, operand_words)) {
+                    diagnostic = diagnostic.with_hint(hint);
+                }
+                return Some(diagnostic.with_hint(format!("clause words are {}", list_words(KEYWORDS))));
+            }
+        }
+        return Some(
+            Diagnostic::error(
+                "syntax",
+                format!("unexpected {} in an operation", found.description),
+                source,
+                found.span,
+            )
+            .with_label("expected an operand or the next statement"),
+        );
+    }
+    if expects(&[Rule::string]) && !found.is_eof && !found.text.starts_with('"') {
+        let before = text[..pos].trim_end();
+        let pattern_place = ["tensor", "allow", "->", ",", "into"].iter().any(|word| before.ends_with(word));
+        let bare = found.text.starts_with(|ch: char| ch.is_alphanumeric() || ch == '_' || ch == '{');
+        if pattern_place && bare {
+            return Some(unquoted_pattern(source, text, pos));
+        }
+        if pattern_place {
+            return Some(
+                Diagnostic::error(
+                    "syntax",
+                    format!("expected a quoted name pattern, found {}", found.description),
+                    source,
+                    found.span,
+                )
+                .with_label("expected a name pattern like \"model.{x}.weight\""),
+            );
         }
     }
-    if expects(&[Rule::ident]) && !expects(&[Rule::op]) {
-        if let Some(word) = ["dim", "aux", "tensor"].iter().find(|word| text[..pos].trim_end().ends_with(*word)) {
-            if found.text.starts_with(|ch: char| ch.is_ascii_digit()) {
-                return Some(
-                    Diagnostic::error("syntax", format!("expected a name after `{word}`, found {}", found.description), source, found.span)
-                        .with_label("names start with a letter or `_`"),
-                );
-            }
+    if expects(&[Rule::ident]) && !in_operation && found.text.starts_with(|ch: char| ch.is_ascii_digit()) {
+        if let Some(word) = ["dim", "aux"].iter().find(|word| text[..pos].trim_end().ends_with(*word)) {
+            return Some(
+                Diagnostic::error(
+                    "syntax",
+                    format!("expected a name after `{word}`, found {}", found.description),
+                    source,
+                    found.span,
+                )
+                .with_label("names start with a letter or `_`"),
+            );
+        }
+    }
+    if found_word {
+        // A misspelt statement word: `tenser "x" …`.
+        let words: Vec<&str> = positives.iter().filter_map(|rule| keyword(*rule)).collect();
+        if let Some(best) = similar(&found.text, words.iter().copied()).first() {
+            let expected = describe(positives);
+            return Some(
+                Diagnostic::error(
+                    "syntax",
+                    format!("expected {}, found {}", join_alternatives(&expected), found.description),
+                    source,
+                    found.span,
+                )
+                .with_label("unknown word")
+                .with_hint(format!("did you mean `{best}`?")),
+            );
         }
     }
     None
 }
 
+/// "did you mean `a`?" or "did you mean `a` or `b`?" for the two closest candidates.
+pub(crate) fn did_you_mean(candidates: &[&str]) -> Option<String> {
+    match candidates {
+        [] => None,
+        [only] => Some(format!("did you mean `{only}`?")),
+        [first, second, ..] => Some(format!("did you mean `{first}` or `{second}`?")),
+    }
+}
+
+/// The statement word a keyword rule stands for.
+fn keyword(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::kw_dim => "dim",
+        Rule::kw_tensor => "tensor",
+        Rule::kw_allow => "allow",
+        Rule::kw_meta => "meta",
+        Rule::kw_aux => "aux",
+        Rule::kw_down => "down",
+        Rule::kw_optional => "optional",
+        Rule::kw_schema => "schema",
+        Rule::kw_migration => "migration",
+        _ => return None,
+    })
+}
+
+/// A name pattern written without quotes, starting at `start`.
+fn unquoted_pattern(source: SourceId, text: &str, start: usize) -> Diagnostic {
+    let bare = bare_run(text, start);
+    Diagnostic::error("syntax", "expected a quoted name pattern", source, Span::new(start, start + bare.len()))
+        .with_label("not in quotes")
+        .with_hint(format!("name patterns are string literals: write `\"{bare}\"`"))
+}
+
 /// Errors inside the content of a name pattern.
-fn pattern_error(source: SourceId, pos: usize, found: &Found, positives: &[Rule]) -> Diagnostic {
+fn pattern_error(source: SourceId, text: &str, pos: usize, found: &Found, positives: &[Rule]) -> Diagnostic {
     let span = if found.is_eof || found.text.starts_with('"') { point(pos) } else { found.span };
-    if found.text == "}" && !positives.contains(&Rule::rbrace) {
+    let after_open = text[..pos].ends_with('{') && !text[..pos].ends_with("{{");
+    if found.text == "}" && !after_open {
         return Diagnostic::error("bad-pattern", "unmatched `}` in name pattern", source, span)
             .with_label("no `{` opens this")
             .with_hint("write `}}` for a literal brace");
@@ -260,6 +355,9 @@ fn describe(positives: &[Rule]) -> Vec<&'static str> {
     if out.len() > 1 {
         out.retain(|description| *description != "an operator");
     }
+    if out.contains(&"an expression") {
+        out.retain(|description| !matches!(*description, "an integer" | "`(`" | "a name"));
+    }
     if expects_operand {
         // An operand or the start of the next statement: say what the statement lacks.
         out.retain(|description| !matches!(*description, "an operation" | "`down`" | "`dim`" | "`aux`"));
@@ -297,6 +395,7 @@ fn description(rule: Rule) -> Option<&'static str> {
         | Rule::json_number
         | Rule::json_number_nonint
         | Rule::json_member => "a JSON value",
+        Rule::file => "`schema` or `migration`",
         Rule::schema | Rule::kw_schema => "`schema`",
         Rule::migration | Rule::kw_migration => "`migration`",
         Rule::EOI => "end of file",
