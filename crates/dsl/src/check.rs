@@ -500,12 +500,15 @@ impl Checker {
         }
     }
 
-    /// `axis into "a"`: the clause took the next clause word as its value.
+    /// `axis into "a"`: the clause took the next clause word as its value. `heads`,
+    /// `kv_heads` and `head_dim` are also natural dim names (`heads heads`), so they are
+    /// accepted as values.
     fn clause_value(&mut self, keyword: &Name, value: &Value) {
         let Value::Expr(Expr { kind: ExprKind::Ident(word), span }) = value else {
             return;
         };
-        if !(KEYWORDS.contains(&word.as_str()) || FLAGS.contains(&word.as_str())) {
+        let dim_like = ["heads", "kv_heads", "head_dim"].contains(&word.as_str());
+        if dim_like || !(KEYWORDS.contains(&word.as_str()) || FLAGS.contains(&word.as_str())) {
             return;
         }
         self.error(
