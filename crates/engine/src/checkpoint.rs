@@ -84,8 +84,8 @@ impl Checkpoint {
             return open_sharded(path, limits);
         }
         let (shard, header) = open_shard(path, limits)?;
-        let by_name = header::index_by_name(&header.tensors).map_err(|kind| ReadError::new(path, kind))?;
         let spans = spans(&header, 0);
+        let by_name = header.by_name;
         let layout = Layout { tensors: header.tensors, metadata: header.metadata };
         Ok(Checkpoint { path: path.to_owned(), layout, spans, by_name, shards: vec![shard], index_metadata: None })
     }

@@ -179,11 +179,11 @@ pub enum ReadErrorKind {
         found: u64,
     },
     /// The file is longer than header plus tensors.
-    #[error("{extra} trailing bytes at file offset {offset} after the last tensor")]
+    #[error("{extra} trailing bytes after the last tensor, from data offset {offset}")]
     TrailingBytes {
         /// How many bytes follow the last tensor.
         extra: u64,
-        /// File offset where they start.
+        /// Data-section offset where they start (the end of the last tensor).
         offset: u64,
     },
     /// `__metadata__` is not an object of strings to strings.

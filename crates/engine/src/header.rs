@@ -43,6 +43,8 @@ pub(crate) struct Header {
     /// `(start, end)` in the data section, parallel to `tensors`.
     pub offsets: Vec<(u64, u64)>,
     pub metadata: BTreeMap<String, String>,
+    /// Tensor indices sorted by name (names are unique).
+    pub by_name: Vec<u32>,
     /// File offset of the data section (set by the caller, which knows the prefix).
     pub data_start: u64,
 }
@@ -89,7 +91,9 @@ pub(crate) fn parse(json: &[u8], data_len: u64, limits: &Limits) -> Result<Heade
         Ok(parsed) => parsed,
         Err(err) => return Err(classify(err, state)),
     };
-    let header = Header { tensors, offsets, metadata: metadata.unwrap_or_default(), data_start: 0 };
+    // Duplicates first: a repeated name would otherwise show as overlapping offsets.
+    let by_name = index_by_name(&tensors)?;
+    let header = Header { tensors, offsets, metadata: metadata.unwrap_or_default(), by_name, data_start: 0 };
     validate(&header, data_len)?;
     Ok(header)
 }
