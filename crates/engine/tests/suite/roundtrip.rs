@@ -38,7 +38,7 @@ fn reference_bytes(tensors: &[TestTensor], metadata: &BTreeMap<String, String>) 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(crate::strategies::config())]
 
     #[test]
     fn written_tensors_read_back_equal(
@@ -62,6 +62,10 @@ proptest! {
         }
         let image = std::fs::read(&path).unwrap();
         let reference = safetensors::SafeTensors::deserialize(&image).unwrap();
+        let (_, reference_metadata) = safetensors::SafeTensors::read_metadata(&image).unwrap();
+        let reference_metadata: BTreeMap<String, String> =
+            reference_metadata.metadata().clone().unwrap_or_default().into_iter().collect();
+        prop_assert_eq!(&reference_metadata, &metadata);
         for tensor in &tensors {
             let info = checkpoint.tensor(&tensor.name).unwrap();
             prop_assert_eq!(info.dtype, tensor.dtype);
@@ -70,6 +74,17 @@ proptest! {
             let view = reference.tensor(&tensor.name).unwrap();
             prop_assert_eq!(view.data(), &tensor.bytes[..]);
             prop_assert_eq!(view.dtype(), reference_dtype(tensor.dtype));
+        }
+
+        // And the other way: what the reference crate writes (metadata keys in hash
+        // order when there are several) we read back equal.
+        let reference_path = dir.path().join("reference.safetensors");
+        std::fs::write(&reference_path, reference_bytes(&tensors, &metadata)).unwrap();
+        let from_reference = Checkpoint::open(&reference_path).unwrap();
+        prop_assert_eq!(&from_reference.layout().metadata, &metadata);
+        for tensor in &tensors {
+            prop_assert_eq!(from_reference.tensor_bytes(&tensor.name).unwrap(), &tensor.bytes[..]);
+            prop_assert_eq!(&from_reference.tensor(&tensor.name).unwrap().shape, &tensor.shape);
         }
     }
 

@@ -3,6 +3,12 @@
 use proptest::prelude::*;
 use safeshift_model::DType;
 
+/// 64 cases, or `PROPTEST_CASES` when set.
+pub fn config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|cases| cases.parse().ok()).unwrap_or(64);
+    ProptestConfig::with_cases(cases)
+}
+
 /// A tensor to write: name, dtype, shape, bytes.
 #[derive(Clone, Debug)]
 pub struct TestTensor {
