@@ -259,3 +259,40 @@ fn killed_writer_leaves_no_target() {
     assert!(!target.exists(), "a partial file appeared at the target");
     assert!(temp.starts_with(".slow.safetensors.safeshift-tmp-"), "{temp}");
 }
+
+#[test]
+fn verify_reports_bad_checksum_records_and_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |record: &str| {
+        let target = dir.path().join("r.safetensors");
+        let tensor = OutputTensor {
+            name: "x".into(),
+            dtype: DType::U8,
+            shape: vec![2],
+            source: TensorSource::Bytes(Cow::Borrowed(b"ab")),
+        };
+        let metadata = [(safeshift_engine::SHA256_METADATA_KEY.to_owned(), record.to_owned())].into();
+        write(&target, vec![tensor], &WriteOptions { metadata, ..WriteOptions::default() }).unwrap();
+        let report = verify(&Checkpoint::open(&target).unwrap()).unwrap();
+        report.problems.into_iter().map(|problem| problem.kind).collect::<Vec<_>>()
+    };
+    let ghost = format!(r#"{{"ghost":"{}"}}"#, "0".repeat(64));
+    assert!(matches!(check(&ghost)[..], [ProblemKind::ChecksumOfUnknownTensor]));
+    assert!(matches!(check("not json")[..], [ProblemKind::BadChecksumRecord { .. }]));
+    assert!(matches!(check(r#"{"x":"ABC"}"#)[..], [ProblemKind::BadChecksumRecord { .. }]));
+
+    let input = input(dir.path());
+    let index = dir.path().join("m.safetensors.index.json");
+    write(&index, mixed(&input, false), &WriteOptions { max_shard_size: Some(1), ..WriteOptions::default() }).unwrap();
+    let text = std::fs::read_to_string(&index).unwrap().replace("5196", "5197");
+    std::fs::write(&index, text).unwrap();
+    let report = verify(&Checkpoint::open(&index).unwrap()).unwrap();
+    assert!(
+        matches!(
+            report.problems[..],
+            [safeshift_engine::Problem { kind: ProblemKind::TotalSizeMismatch { recorded: 5197, actual: 5196 }, .. }]
+        ),
+        "{:?}",
+        report.problems
+    );
+}
