@@ -1,10 +1,9 @@
 //! An open checkpoint: one safetensors file or a sharded set, mapped, header validated.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-use std::collections::BTreeMap;
 
 use memmap2::Mmap;
 use safeshift_model::{Layout, TensorInfo};
@@ -187,6 +186,10 @@ impl Checkpoint {
             let kind =
                 ReadErrorKind::BadNarrow { tensor: name.to_owned(), axis, start, len, shape: info.shape.clone() };
             return Err(ReadError::new(self.file_of(name).unwrap_or(&self.path), kind));
+        }
+        // An empty result is trivially one (empty) range.
+        if len == 0 || info.numel() == Some(0) {
+            return Ok(Some(&[]));
         }
         if info.shape[..axis].iter().any(|&dim| dim != 1) {
             return Ok(None);
