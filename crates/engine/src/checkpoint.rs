@@ -347,3 +347,22 @@ fn merge_json_objects(first: &str, second: &str) -> Option<String> {
     merged.extend(more);
     serde_json::to_string(&merged).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers share one open checkpoint (`&Checkpoint` across threads, e.g. with rayon).
+    #[test]
+    fn checkpoints_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Checkpoint>();
+        assert_send_sync::<TensorLocation<'_>>();
+    }
+
+    #[test]
+    fn checksum_records_merge_across_shards() {
+        assert_eq!(merge_json_objects(r#"{"a":"1"}"#, r#"{"b":"2"}"#).as_deref(), Some(r#"{"a":"1","b":"2"}"#));
+        assert_eq!(merge_json_objects("[]", r#"{"b":"2"}"#), None);
+    }
+}
