@@ -573,3 +573,391 @@ fn check_meta(schema: &Schema, layout: &Layout, mismatch: &mut Mismatch) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{dims, layout, schema};
+    use crate::{DType, MetaDimError, TensorInfo};
+
+    const ANEMOI: &str = r#"
+        schema anemoi.encprocdec @ 0.4.0 {
+            dim hidden
+            dim chunks
+            dim blocks_per_chunk
+            dim heads = meta("config.model.processor.num_heads")
+            dim head_dim = hidden / heads
+            tensor "model.model.processor.proc.{c < chunks}.blocks.{j < blocks_per_chunk}.attention.lin_qkv.weight" : float[3 * hidden, hidden]
+            tensor "model.model.processor.proc.{c < chunks}.blocks.{j < blocks_per_chunk}.attention.lin_qkv.bias" : float[3 * hidden] optional
+            tensor "model.model.processor.proc.{c < chunks}.blocks.{j < blocks_per_chunk}.attention.q_norm.weight" : float[head_dim] optional
+            tensor "model.model.processor.proc.{c < chunks}.blocks.{j < blocks_per_chunk}.mlp.0.weight" : float[4 * hidden, hidden]
+            tensor "model.model.encoder.emb_nodes.weight" : float[hidden, 7]
+            allow "model.model.extras.{rest..}"
+        }
+    "#;
+
+    const LLAMA: &str = r#"
+        schema llama.hf @ 1.0.0 {
+            dim hidden
+            dim layers
+            dim vocab
+            dim heads
+            dim kv_heads
+            dim head_dim = hidden / heads
+            tensor "model.embed_tokens.weight" : float[vocab, hidden]
+            tensor "model.layers.{i < layers}.self_attn.q_proj.weight" : float[heads * head_dim, hidden]
+            tensor "model.layers.{i < layers}.self_attn.k_proj.weight" : float[kv_heads * head_dim, hidden]
+            tensor "model.layers.{i < layers}.self_attn.v_proj.weight" : float[kv_heads * head_dim, hidden]
+            tensor "model.layers.{i < layers}.self_attn.q_norm.weight" : float[head_dim] optional
+            tensor "model.norm.weight" : float[hidden]
+        }
+    "#;
+
+    const PROC: &str = "model.model.processor.proc";
+
+    /// An Anemoi-like layout: `chunks` × `blocks` blocks of width `hidden`, f32.
+    fn anemoi_layout(chunks: u64, blocks: u64, hidden: u64, heads: Option<u64>) -> Layout {
+        let mut tensors = Vec::new();
+        let mut push = |name: String, shape: Vec<u64>| tensors.push(TensorInfo { name, dtype: DType::F32, shape });
+        for c in 0..chunks {
+            for j in 0..blocks {
+                let block = format!("{PROC}.{c}.blocks.{j}");
+                push(format!("{block}.attention.lin_qkv.weight"), vec![3 * hidden, hidden]);
+                push(format!("{block}.attention.lin_qkv.bias"), vec![3 * hidden]);
+                push(format!("{block}.mlp.0.weight"), vec![4 * hidden, hidden]);
+            }
+        }
+        push("model.model.encoder.emb_nodes.weight".into(), vec![hidden, 7]);
+        push("model.model.extras.step_count".into(), vec![]);
+        let mut layout = Layout { tensors, metadata: BTreeMap::new() };
+        if let Some(heads) = heads {
+            let config = format!(r#"{{"model": {{"processor": {{"num_heads": {heads}}}}}}}"#);
+            layout.metadata.insert("config".into(), config);
+        }
+        layout
+    }
+
+    fn llama_layout(layers: u64, hidden: u64, kv_rows: u64) -> Layout {
+        let mut lines = format!("model.embed_tokens.weight bf16 [100, {hidden}]\nmodel.norm.weight bf16 [{hidden}]\n");
+        for i in 0..layers {
+            let p = format!("model.layers.{i}.self_attn");
+            lines.push_str(&format!("{p}.q_proj.weight bf16 [{hidden}, {hidden}]\n"));
+            lines.push_str(&format!("{p}.k_proj.weight bf16 [{kv_rows}, {hidden}]\n"));
+            lines.push_str(&format!("{p}.v_proj.weight bf16 [{kv_rows}, {hidden}]\n"));
+        }
+        layout(&lines)
+    }
+
+    #[test]
+    fn anemoi_binds_dims_from_shapes_counts_and_metadata() {
+        let schema = schema(ANEMOI);
+        let found = unify(&schema, &anemoi_layout(2, 3, 24, Some(4)), &BTreeMap::new()).unwrap();
+        let expected = dims(&[("hidden", 24), ("chunks", 2), ("blocks_per_chunk", 3), ("heads", 4), ("head_dim", 6)]);
+        assert_eq!(found.dims, expected);
+        assert_eq!(found.assignment[0], Assigned::Tensor(0));
+        assert_eq!(found.assignment[1], Assigned::Tensor(1));
+        assert_eq!(found.assignment.last(), Some(&Assigned::Allowed(0)));
+    }
+
+    #[test]
+    fn a_missing_block_is_named() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(2, 3, 24, Some(4));
+        let gone = format!("{PROC}.1.blocks.2.mlp.0.weight");
+        layout.tensors.retain(|t| t.name != gone);
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing, vec![gone]);
+        assert!(mismatch.unexpected.is_empty() && mismatch.shape_mismatches.is_empty());
+        // The optional bias of the same block may be there or not: it is not missing.
+        assert!(mismatch.score() > 0.9 && mismatch.score() < 1.0, "{}", mismatch.score());
+    }
+
+    #[test]
+    fn a_gap_in_the_indices_lists_the_whole_chunk() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(3, 1, 8, Some(2));
+        layout.tensors.retain(|t| !t.name.starts_with(&format!("{PROC}.1.")));
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            mismatch.missing,
+            vec![format!("{PROC}.1.blocks.0.attention.lin_qkv.weight"), format!("{PROC}.1.blocks.0.mlp.0.weight")]
+        );
+        assert_eq!(mismatch.dims["chunks"], 3);
+    }
+
+    #[test]
+    fn the_odd_shape_out_is_blamed_not_the_majority() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(1, 3, 16, Some(2));
+        // The first tensor in file order is the wrong one.
+        layout.tensors[0].shape = vec![48, 20];
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.dims["hidden"], 16);
+        assert_eq!(mismatch.shape_mismatches.len(), 1);
+        let shape = &mismatch.shape_mismatches[0];
+        assert_eq!(shape.tensor, format!("{PROC}.0.blocks.0.attention.lin_qkv.weight"));
+        assert_eq!(shape.found, vec![48, 20]);
+        assert_eq!(shape.failed_dims, vec!["hidden".to_owned()]);
+    }
+
+    #[test]
+    fn llama_with_given_heads_binds_head_dim() {
+        let schema = schema(LLAMA);
+        let found = unify(&schema, &llama_layout(2, 32, 16), &dims(&[("heads", 4), ("kv_heads", 2)])).unwrap();
+        assert_eq!(
+            found.dims,
+            dims(&[("hidden", 32), ("layers", 2), ("vocab", 100), ("heads", 4), ("kv_heads", 2), ("head_dim", 8)])
+        );
+    }
+
+    #[test]
+    fn llama_without_heads_leaves_them_unresolved() {
+        let schema = schema(LLAMA);
+        let mismatch = unify(&schema, &llama_layout(2, 32, 16), &BTreeMap::new()).unwrap_err();
+        // q_proj's rows are heads * (hidden / heads) = hidden: no information on heads.
+        assert_eq!(mismatch.unresolved_dims, vec!["heads".to_owned(), "kv_heads".to_owned()]);
+        assert!(mismatch.missing.is_empty() && mismatch.shape_mismatches.is_empty());
+    }
+
+    #[test]
+    fn head_dim_from_a_norm_determines_heads() {
+        let schema = schema(LLAMA);
+        let mut layout = llama_layout(1, 32, 16);
+        layout.tensors.push(TensorInfo {
+            name: "model.layers.0.self_attn.q_norm.weight".into(),
+            dtype: DType::BF16,
+            shape: vec![8],
+        });
+        // hidden / heads == 8 is solved for heads; then kv_heads * 8 == 16.
+        let found = unify(&schema, &layout, &BTreeMap::new()).unwrap();
+        assert_eq!((found.dims["heads"], found.dims["kv_heads"], found.dims["head_dim"]), (4, 2, 8));
+    }
+
+    #[test]
+    fn an_inexact_derived_dim_names_its_inputs() {
+        let schema = schema(LLAMA);
+        let mismatch = unify(&schema, &llama_layout(1, 24, 8), &dims(&[("heads", 5), ("kv_heads", 1)])).unwrap_err();
+        let inexact = mismatch
+            .conflicting_dims
+            .iter()
+            .find_map(|conflict| match conflict {
+                DimConflict::Inexact { dim, values, .. } if dim == "head_dim" => Some(values.clone()),
+                _ => None,
+            })
+            .expect("head_dim is reported");
+        assert_eq!(inexact, dims(&[("heads", 5), ("hidden", 24)]));
+        let text = mismatch.to_string();
+        assert!(
+            text.contains("dim `head_dim` = hidden / heads is not a non-negative integer with heads = 5, hidden = 24"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn given_and_metadata_must_agree() {
+        let schema = schema(ANEMOI);
+        let mismatch = unify(&schema, &anemoi_layout(1, 1, 8, Some(2)), &dims(&[("heads", 4)])).unwrap_err();
+        assert_eq!(
+            mismatch.conflicting_dims,
+            vec![DimConflict::Disagree {
+                dim: "heads".into(),
+                value: 2,
+                source: DimSource::Meta("config.model.processor.num_heads".into()),
+                other_value: 4,
+                other_source: DimSource::Given("heads".into()),
+            }]
+        );
+    }
+
+    #[test]
+    fn given_count_must_agree_with_counting() {
+        let schema = schema(ANEMOI);
+        let mismatch = unify(&schema, &anemoi_layout(2, 1, 8, Some(2)), &dims(&[("chunks", 3)])).unwrap_err();
+        // Chunk 2 is missing, and counting says 2.
+        assert!(mismatch.missing.iter().any(|name| name.starts_with(&format!("{PROC}.2."))));
+        assert!(matches!(
+            &mismatch.conflicting_dims[..],
+            [DimConflict::Disagree { dim, value: 2, other_value: 3, .. }] if dim == "chunks"
+        ));
+    }
+
+    #[test]
+    fn malformed_or_absent_metadata() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(1, 1, 8, None);
+        layout.metadata.insert("config".into(), r#"{"model": {"processor": {"num_heads": "many"}}}"#.into());
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(&mismatch.conflicting_dims[..], [DimConflict::Meta { dim, error: MetaDimError::NotInteger { .. } }] if dim == "heads")
+        );
+        // Absent metadata: heads is only needed by head_dim, which no present tensor uses.
+        let found = unify(&schema, &anemoi_layout(1, 1, 8, None), &BTreeMap::new()).unwrap();
+        assert!(!found.dims.contains_key("heads") && !found.dims.contains_key("head_dim"));
+        // ... unless a q_norm is present, which then determines heads.
+        let mut layout = anemoi_layout(1, 1, 8, None);
+        layout.tensors.push(TensorInfo {
+            name: format!("{PROC}.0.blocks.0.attention.q_norm.weight"),
+            dtype: DType::F32,
+            shape: vec![2],
+        });
+        let found = unify(&schema, &layout, &BTreeMap::new()).unwrap();
+        assert_eq!((found.dims["heads"], found.dims["head_dim"]), (4, 2));
+    }
+
+    #[test]
+    fn unexpected_dtype_and_allowed_tensors() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "a.weight" : float[n]
+                tensor "b.index" : int[n]
+                allow "extra.{x..}"
+            }
+        "#,
+        );
+        let layout = layout("a.weight i64 [4]\nb.index i32 [4]\nextra.a.b f32 []\nstray u8 [1]");
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.unexpected, vec!["stray".to_owned()]);
+        assert_eq!(
+            mismatch.dtype_mismatches,
+            vec![DtypeMismatch { tensor: "a.weight".into(), expected: crate::DTypeClass::Float, found: DType::I64 }]
+        );
+        assert_eq!((mismatch.fitting, mismatch.allowed), (1, 1));
+        assert_eq!(mismatch.score(), 1.0 / 3.0);
+    }
+
+    #[test]
+    fn families_absent_entirely() {
+        let optional = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                dim h
+                tensor "x" : f32[h]
+                tensor "extra.{i < n}.w" : f32[h] optional
+            }
+        "#,
+        );
+        let found = unify(&optional, &layout("x f32 [3]"), &BTreeMap::new()).unwrap();
+        assert_eq!(found.dims, dims(&[("h", 3), ("n", 0)]));
+        let required = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                dim h
+                tensor "x" : f32[h]
+                tensor "layers.{i < n}.w" : f32[h]
+                tensor "{p..}.norm" : f32[h]
+            }
+        "#,
+        );
+        let mismatch = unify(&required, &layout("x f32 [3]"), &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing, vec!["layers.{i < n}.w".to_owned(), "{p..}.norm".to_owned()]);
+        assert!(mismatch.unresolved_dims.is_empty());
+    }
+
+    #[test]
+    fn grouped_families_are_complete_per_prefix() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "{side}.blocks.{i < n}.w" : f32[]
+            }
+        "#,
+        );
+        let layout = layout("enc.blocks.0.w f32 []\nenc.blocks.1.w f32 []\ndec.blocks.0.w f32 []");
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing, vec!["dec.blocks.1.w".to_owned()]);
+    }
+
+    #[test]
+    fn huge_indices_are_counted_not_listed() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "l.{i < n}.w" : f32[]
+            }
+        "#,
+        );
+        let layout = layout("l.0.w f32 []\nl.999999999999.w f32 []");
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing.len(), MISSING_LIST_LIMIT);
+        assert_eq!(mismatch.missing[0], "l.1.w");
+        assert_eq!(mismatch.missing.len() as u64 + mismatch.missing_unlisted, 999_999_999_998);
+        assert!(mismatch.to_string().contains("- … and 999999999988 more missing"));
+        // An index beyond i64 does not match as a count: the tensor is unexpected.
+        let layout = crate::testutil::layout("l.0.w f32 []\nl.99999999999999999999.w f32 []");
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.unexpected, vec!["l.99999999999999999999.w".to_owned()]);
+    }
+
+    #[test]
+    fn rank_and_huge_sizes_are_shape_mismatches() {
+        let schema = schema(
+            "schema t @ 1.0.0 {\n dim a\n dim b\n tensor \"x\" : f32[a, b]\n tensor \"y\" : f32[a * b * a * b]\n}",
+        );
+        let layout = layout(&format!("x f32 [4]\ny f32 [{}]", u64::MAX));
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        let names: Vec<&str> = mismatch.shape_mismatches.iter().map(|m| m.tensor.as_str()).collect();
+        assert_eq!(names, vec!["x", "y"]);
+        assert_eq!(mismatch.shape_mismatches[0].failed_dims, vec!["a".to_owned(), "b".to_owned()]);
+    }
+
+    #[test]
+    fn metadata_expectations() {
+        let schema =
+            schema("schema t @ 1.0.0 {\n meta \"format\" = \"pt\"\n meta \"version\" = 2\n meta \"origin\"\n}");
+        let mut layout = layout("");
+        layout.metadata.insert("format".into(), "pt".into());
+        layout.metadata.insert("version".into(), "3".into());
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        let keys: Vec<&str> = mismatch.meta_mismatches.iter().map(|m| m.key.as_str()).collect();
+        assert_eq!(keys, vec!["version", "origin"]);
+        layout.metadata.insert("version".into(), "2".into());
+        layout.metadata.insert("origin".into(), "anything".into());
+        assert!(unify(&schema, &layout, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn near_misses_rank_above_other_families() {
+        let anemoi = schema(ANEMOI);
+        let llama = schema(LLAMA);
+        let mut layout = anemoi_layout(2, 2, 16, Some(2));
+        layout.tensors.remove(0);
+        let near = unify(&anemoi, &layout, &BTreeMap::new()).unwrap_err();
+        let far = unify(&llama, &layout, &BTreeMap::new()).unwrap_err();
+        assert!(near.score() > far.score(), "{} vs {}", near.score(), far.score());
+        assert_eq!(far.fitting, 0);
+    }
+
+    #[test]
+    fn near_miss_diff_snapshot() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(2, 2, 16, Some(2));
+        layout.tensors.retain(|t| t.name != format!("{PROC}.1.blocks.1.mlp.0.weight"));
+        layout.tensors[0].shape = vec![48, 15];
+        layout.tensors[1].dtype = DType::I32;
+        layout.tensors.push(TensorInfo {
+            name: "model.model.decoder.new.weight".into(),
+            dtype: DType::F32,
+            shape: vec![2],
+        });
+        let mismatch = unify(&schema, &layout, &dims(&[("heads", 3)])).unwrap_err();
+        insta::assert_snapshot!("near_miss_diff", mismatch.to_string());
+    }
+
+    #[test]
+    fn many_tensors_many_schemas_stay_fast() {
+        // 2 × 300 blocks × 3 tensors + 2 ≈ 1800 tensors against 12 schemas.
+        let layout = anemoi_layout(2, 300, 8, Some(2));
+        let schemas: Vec<Schema> = (0..12).map(|_| schema(ANEMOI)).chain([schema(LLAMA)]).collect();
+        let start = std::time::Instant::now();
+        let fits = schemas.iter().filter(|schema| unify(schema, &layout, &BTreeMap::new()).is_ok()).count();
+        assert_eq!(fits, 12);
+        // Generous bound for a debug build on a busy machine; release takes milliseconds.
+        assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
+    }
+}
