@@ -234,3 +234,142 @@ impl fmt::Display for SymProblem {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{dims, schema};
+
+    const FUSED: &str = r#"
+        schema a @ 0.4.0 {
+            dim hidden
+            dim chunks
+            dim blocks
+            tensor "proc.{c < chunks}.blocks.{j < blocks}.qkv.weight" : float[3 * hidden, hidden]
+            tensor "proc.{c < chunks}.blocks.{j < blocks}.norm.weight" : f32[hidden]
+        }
+    "#;
+
+    const SPLIT: &str = r#"
+        schema a @ 0.5.0 {
+            dim hidden
+            dim layers
+            dim heads = meta("config.heads")
+            dim head_dim = hidden / heads
+            tensor "proc.{i < layers}.q.weight" : float[heads * head_dim, hidden]
+            tensor "proc.{i < layers}.k.weight" : float[hidden, hidden]
+            tensor "proc.{i < layers}.v.weight" : float[hidden, hidden]
+            tensor "proc.{i < layers}.norm.weight" : float[hidden]
+            tensor "proc.{i < layers}.q_norm.weight" : f32[head_dim] optional
+            allow "extras.{x..}"
+        }
+    "#;
+
+    /// What a migration `split qkv into q, k, v` + `rename proc.{c}.blocks.{j} -> proc.{c * blocks + j}`
+    /// would produce from FUSED with the given per-tensor rows of q.
+    fn migrated(q_rows: Sym) -> Vec<SymTensor> {
+        let hidden = Sym::dim("hidden");
+        let mut out = Vec::new();
+        for layer in 0..4 {
+            for (part, rows) in [("q", q_rows.clone()), ("k", hidden.clone()), ("v", hidden.clone())] {
+                out.push(SymTensor {
+                    name: format!("proc.{layer}.{part}.weight"),
+                    dtype: DTypeClass::Float,
+                    shape: vec![rows, hidden.clone()],
+                    optional: false,
+                });
+            }
+            out.push(SymTensor {
+                name: format!("proc.{layer}.norm.weight"),
+                dtype: DTypeClass::Exact(DType::F32),
+                shape: vec![hidden.clone()],
+                optional: false,
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn a_schema_agrees_with_itself() {
+        for text in [FUSED, SPLIT] {
+            let schema = schema(text);
+            let counts = dims(&[("chunks", 2), ("blocks", 3), ("layers", 2)]);
+            let tensors = instantiate_symbolic(&schema, &counts).unwrap();
+            assert_eq!(compare_symbolic(&schema, &tensors, &counts), vec![]);
+        }
+    }
+
+    #[test]
+    fn a_correct_migration_result_matches_with_inferred_counts() {
+        let target = schema(SPLIT);
+        // `layers` is not given: four layers are inferred from the names.
+        let problems = compare_symbolic(&target, &migrated(Sym::dim("hidden")), &dims(&[("chunks", 2), ("blocks", 2)]));
+        assert_eq!(problems, vec![]);
+    }
+
+    #[test]
+    fn wrong_shapes_name_the_unproved_dims() {
+        let target = schema(SPLIT);
+        let wrong = Sym::int(2).mul(&Sym::dim("hidden"));
+        let problems = compare_symbolic(&target, &migrated(wrong.clone()), &dims(&[("layers", 4)]));
+        assert_eq!(problems.len(), 4);
+        assert_eq!(
+            problems[0],
+            SymProblem::Shape {
+                name: "proc.0.q.weight".into(),
+                found: vec![wrong, Sym::dim("hidden")],
+                expected: vec![Sym::dim("hidden"), Sym::dim("hidden")],
+                unproved_dims: vec!["hidden".into()],
+            }
+        );
+        assert_eq!(
+            problems[0].to_string(),
+            "`proc.0.q.weight` has shape [2 * hidden, hidden], but the target expects [hidden, hidden] (not provably equal in `hidden`)"
+        );
+    }
+
+    #[test]
+    fn missing_unexpected_duplicate_and_dtype_problems() {
+        let target = schema(SPLIT);
+        let mut tensors = migrated(Sym::dim("hidden"));
+        tensors.retain(|t| t.name != "proc.3.v.weight");
+        tensors[0].dtype = DTypeClass::Int;
+        tensors[1].dtype = DTypeClass::Any;
+        tensors.push(SymTensor { name: "proc.9.k.weight".into(), ..tensors[1].clone() });
+        tensors.push(SymTensor { name: "stray".into(), ..tensors[2].clone() });
+        tensors.push(SymTensor { name: "stray".into(), ..tensors[2].clone() });
+        tensors.push(SymTensor { name: "extras.a".into(), ..tensors[2].clone() });
+        let problems = compare_symbolic(&target, &tensors, &dims(&[("layers", 4)]));
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "two tensors are named `stray`",
+                "`proc.0.q.weight` is int, but the target expects float",
+                "`proc.0.k.weight` may be any, but the target expects float",
+                "`proc.9.k.weight` is not in the target schema",
+                "`stray` is not in the target schema",
+                "`stray` is not in the target schema",
+                "`proc.3.v.weight` is missing",
+            ]
+        );
+        assert!(matches!(problems[1], SymProblem::Dtype { disjoint: true, .. }));
+        assert!(matches!(problems[2], SymProblem::Dtype { disjoint: false, .. }));
+    }
+
+    #[test]
+    fn an_absent_required_family_is_missing() {
+        let target = schema(SPLIT);
+        let problems = compare_symbolic(&target, &[], &BTreeMap::new());
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            vec![
+                "`proc.{i < layers}.q.weight` is missing",
+                "`proc.{i < layers}.k.weight` is missing",
+                "`proc.{i < layers}.v.weight` is missing",
+                "`proc.{i < layers}.norm.weight` is missing",
+            ]
+        );
+    }
+}

@@ -326,3 +326,150 @@ fn enumerate_names(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{dims, schema};
+    use crate::unify;
+
+    const BLOCKS: &str = r#"
+        schema t @ 1.0.0 {
+            dim hidden
+            dim chunks
+            dim blocks
+            dim heads
+            dim head_dim = hidden / heads
+            tensor "proc.{c < chunks}.blocks.{j < blocks}.qkv.weight" : float[3 * hidden, hidden]
+            tensor "proc.{c < chunks}.blocks.{j < blocks}.q_norm.weight" : bf16[head_dim] optional
+            tensor "step" : int[]
+        }
+    "#;
+
+    #[test]
+    fn enumerates_counted_names_with_concrete_shapes() {
+        let schema = schema(BLOCKS);
+        let layout = instantiate(&schema, &dims(&[("hidden", 8), ("chunks", 2), ("blocks", 2), ("heads", 2)])).unwrap();
+        let listing: Vec<String> =
+            layout.tensors.iter().map(|t| format!("{} {} {:?}", t.name, t.dtype, t.shape)).collect();
+        assert_eq!(
+            listing,
+            vec![
+                "proc.0.blocks.0.qkv.weight f32 [24, 8]",
+                "proc.0.blocks.1.qkv.weight f32 [24, 8]",
+                "proc.1.blocks.0.qkv.weight f32 [24, 8]",
+                "proc.1.blocks.1.qkv.weight f32 [24, 8]",
+                "proc.0.blocks.0.q_norm.weight bf16 [4]",
+                "proc.0.blocks.1.q_norm.weight bf16 [4]",
+                "proc.1.blocks.0.q_norm.weight bf16 [4]",
+                "proc.1.blocks.1.q_norm.weight bf16 [4]",
+                "step i64 []",
+            ]
+        );
+        let matched = unify(&schema, &layout, &BTreeMap::new()).unwrap();
+        assert_eq!(matched.dims["head_dim"], 4);
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_build() {
+        let schema = schema(BLOCKS);
+        let base = [("hidden", 8), ("chunks", 2), ("blocks", 2), ("heads", 2)];
+        let with = |extra: &[(&str, i64)]| {
+            let mut all = dims(&base);
+            all.extend(dims(extra));
+            instantiate(&schema, &all).unwrap_err()
+        };
+        assert_eq!(
+            with(&[("heads", 3)]),
+            InstantiateError::Inexact {
+                dim: "head_dim".into(),
+                expr: Sym::dim("hidden").div(&Sym::dim("heads")),
+                values: "heads = 3, hidden = 8".into()
+            }
+        );
+        assert!(matches!(with(&[("head_dim", 5)]), InstantiateError::DerivedConflict { given: 5, computed: 4, .. }));
+        assert!(matches!(with(&[("chunks", -1)]), InstantiateError::BadCount { .. }));
+        assert!(matches!(with(&[("chunks", 10_000_000)]), InstantiateError::TooManyTensors { .. }));
+        assert!(matches!(with(&[("chunks", 2000), ("blocks", 2000)]), InstantiateError::TooManyTensors { .. }));
+        assert!(matches!(with(&[("hidden", -8), ("heads", -2)]), InstantiateError::BadSize { axis: 0, .. }));
+        let err = instantiate(&schema, &dims(&[("chunks", 1), ("blocks", 1)])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dim `hidden` has no value (needed by \"proc.{c < chunks}.blocks.{j < blocks}.qkv.weight\")"
+        );
+    }
+
+    #[test]
+    fn free_captures_need_values() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "{side}.layers.{i < n}.w" : f32[n]
+                tensor "{side}.norm" : f32[]
+            }
+        "#,
+        );
+        let err = instantiate(&schema, &dims(&[("n", 2)])).unwrap_err();
+        assert_eq!(
+            err,
+            InstantiateError::UncountableCapture { pattern: "{side}.layers.{i < n}.w".into(), capture: "side".into() }
+        );
+        let captures = BTreeMap::from([("side".to_owned(), vec!["enc".to_owned(), "dec".to_owned()])]);
+        let layout = instantiate_with_captures(&schema, &dims(&[("n", 2)]), &captures).unwrap();
+        let names: Vec<&str> = layout.tensors.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["enc.layers.0.w", "enc.layers.1.w", "dec.layers.0.w", "dec.layers.1.w", "enc.norm", "dec.norm"]
+        );
+    }
+
+    #[test]
+    fn duplicate_names_are_refused() {
+        let schema =
+            schema("schema t @ 1.0.0 {\n dim n\n tensor \"l.{i < n}\" : f32[]\n tensor \"l.1\" : f32[] optional\n}");
+        assert_eq!(
+            instantiate(&schema, &dims(&[("n", 2)])).unwrap_err(),
+            InstantiateError::DuplicateName { name: "l.1".into() }
+        );
+    }
+
+    #[test]
+    fn symbolic_instances_expand_derived_dims_and_counts() {
+        let schema = schema(
+            r#"
+            schema llama @ 1.0.0 {
+                dim hidden
+                dim layers
+                dim heads
+                dim kv_heads
+                dim head_dim = hidden / heads
+                tensor "layers.{i < layers}.q.weight" : float[heads * head_dim, hidden]
+                tensor "layers.{i < layers}.k.weight" : float[kv_heads * head_dim, hidden]
+                tensor "stack" : float[layers, hidden] optional
+                tensor "{p..}.bias" : float[hidden] optional
+            }
+        "#,
+        );
+        let tensors = instantiate_symbolic(&schema, &dims(&[("layers", 2)])).unwrap();
+        let listing: Vec<String> = tensors
+            .iter()
+            .map(|t| {
+                let shape: Vec<String> = t.shape.iter().map(Sym::to_string).collect();
+                format!("{} {} [{}] {}", t.name, t.dtype, shape.join(", "), t.optional)
+            })
+            .collect();
+        assert_eq!(
+            listing,
+            vec![
+                "layers.0.q.weight float [hidden, hidden] false",
+                "layers.1.q.weight float [hidden, hidden] false",
+                "layers.0.k.weight float [hidden * kv_heads / heads, hidden] false",
+                "layers.1.k.weight float [hidden * kv_heads / heads, hidden] false",
+                "stack float [2, hidden] true",
+                "p.bias float [hidden] true",
+            ]
+        );
+        assert!(matches!(instantiate_symbolic(&schema, &BTreeMap::new()), Err(InstantiateError::MissingDim { .. })));
+    }
+}

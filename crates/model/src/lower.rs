@@ -368,3 +368,115 @@ fn lower_json(source: SourceId, json: &ast::Json, diagnostics: &mut Vec<Diagnost
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::schema_ast;
+
+    fn lower(text: &str) -> (Schema, Vec<Diagnostic>) {
+        lower_schema(SourceId(7), &schema_ast(text))
+    }
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        lower(text).1.iter().map(|diagnostic| diagnostic.code).collect()
+    }
+
+    #[test]
+    fn lowers_dims_tensors_allows_and_meta() {
+        let (schema, diagnostics) = lower(
+            r#"schema llama.hf @ 1.0.0-rc.1 "doc" {
+                dim hidden
+                dim layers
+                dim heads = meta("config.num_heads")
+                dim head_dim = hidden / heads
+                tensor "model.layers.{i < layers}.q.weight" : bf16[heads * head_dim, hidden]
+                tensor "model.norm.weight" : float[hidden] optional
+                allow "extra.{x..}"
+                meta "format" = "pt"
+                meta "sizes" = [1, 2.5, null]
+            }"#,
+        );
+        assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+        assert_eq!(schema.id(), "llama.hf@1.0.0-rc.1");
+        assert_eq!(schema.doc.as_deref(), Some("doc"));
+        let kinds: Vec<(&str, &DimKind)> = schema.dims.iter().map(|d| (d.name.as_str(), &d.kind)).collect();
+        let head_dim = Sym::dim("hidden").div(&Sym::dim("heads"));
+        assert_eq!(
+            kinds,
+            vec![
+                ("hidden", &DimKind::Free),
+                ("layers", &DimKind::Counted),
+                ("heads", &DimKind::Meta("config.num_heads".into())),
+                ("head_dim", &DimKind::Derived(head_dim)),
+            ]
+        );
+        let q = &schema.tensors[0];
+        assert_eq!(q.dtype, DTypeClass::Exact(DType::BF16));
+        assert_eq!(schema.expand_derived(&q.shape[0]), Sym::dim("hidden"));
+        assert!(schema.tensors[1].optional && schema.tensors[1].dtype == DTypeClass::Float);
+        assert_eq!(schema.allows.len(), 1);
+        assert_eq!(schema.meta[0].value, Some(serde_json::json!("pt")));
+        assert_eq!(schema.meta[1].value, Some(serde_json::json!([1, 2.5, null])));
+        assert_eq!(schema.source, SourceId(7));
+    }
+
+    #[test]
+    fn reports_every_problem_with_a_code() {
+        let cases: &[(&str, &[&str])] = &[
+            ("schema a @ 1.0 {\n}", &["bad-version"]),
+            ("schema a @ 1.0.0 {\n tensor \"x\" : flaot[1]\n}", &["unknown-dtype"]),
+            ("schema a @ 1.0.0 {\n dim hidden\n tensor \"x\" : f32[hiden]\n}", &["unknown-dim"]),
+            ("schema a @ 1.0.0 {\n tensor \"l.{i < n}.w\" : f32[]\n}", &["unknown-dim"]),
+            ("schema a @ 1.0.0 {\n dim a = b * 2\n}", &["unknown-dim"]),
+            ("schema a @ 1.0.0 {\n dim a\n dim a\n}", &["duplicate-dim"]),
+            ("schema a @ 1.0.0 {\n dim a = b\n dim b = c + 1\n dim c = a\n dim d = d\n}", &["dim-cycle", "dim-cycle"]),
+            ("schema a @ 1.0.0 {\n dim n\n tensor \"l.{n + 1}.w\" : f32[]\n}", &["expr-in-schema-pattern"]),
+            ("schema a @ 1.0.0 {\n dim n = 4 / 0\n}", &["division-by-zero"]),
+            ("schema a @ 1.0.0 {\n tensor \"x\" : f32[99999999999999999]\n}", &["int-too-large"]),
+            ("schema a @ 1.0.0 {\n dim n = meta(\"a..b\")\n}", &["bad-meta-path"]),
+            ("schema a @ 1.0.0 {\n meta \"k\" = 1\n meta \"k\"\n}", &["duplicate-meta"]),
+            ("schema a @ 1.0.0 {\n meta \"k\" = 0x10\n}", &["bad-json-number"]),
+            ("schema a @ 1.0.0 {\n tensor \"x\" : f32[]\n tensor \"x\" : f32[]\n}", &["duplicate-tensor"]),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(&codes(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn diagnostics_point_at_the_text_and_suggest() {
+        let text = "schema a @ 1.0.0 {\n dim hidden\n tensor \"x\" : flaot[hiden]\n}";
+        let (_, diagnostics) = lower(text);
+        let dtype = &diagnostics[0];
+        assert_eq!(&text[dtype.primary.span.start..dtype.primary.span.end], "flaot");
+        assert_eq!(dtype.hints, vec!["did you mean `float`?"]);
+        let dim = &diagnostics[1];
+        assert_eq!((dim.code, &text[dim.primary.span.start..dim.primary.span.end]), ("unknown-dim", "hiden"));
+        assert_eq!(dim.message, "unknown dim `hiden`");
+        assert!(dim.hints.contains(&"did you mean `hidden`?".to_owned()));
+        assert_eq!(dim.primary.source, SourceId(7));
+    }
+
+    #[test]
+    fn cycles_name_their_members_and_become_free() {
+        let (schema, diagnostics) = lower("schema a @ 1.0.0 {\n dim a = b\n dim b = a * 2\n dim c = a + 1\n}");
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(diagnostics[0].message, "derived dims depend on themselves: `a` -> `b` -> `a`");
+        assert_eq!(schema.dims[0].kind, DimKind::Free);
+        assert_eq!(schema.dims[1].kind, DimKind::Free);
+        assert_eq!(schema.dims[2].kind, DimKind::Derived(Sym::dim("a").add(&Sym::int(1))));
+    }
+
+    #[test]
+    fn lower_dim_for_migrations() {
+        let name = |text: &str| ast::Name::new(text.to_owned(), Span::new(0, text.len()));
+        let decl = ast::DimDecl { name: name("n"), value: Some(ast::DimValue::Expr(crate::testutil::expr("k / 0"))) };
+        let (dim, diagnostics) = lower_dim(SourceId(1), &decl);
+        assert_eq!(dim.name, "n");
+        assert!(matches!(dim.kind, DimKind::Derived(_)));
+        assert_eq!(diagnostics.iter().map(|d| d.code).collect::<Vec<_>>(), vec!["division-by-zero"]);
+        let (dim, diagnostics) = lower_dim(SourceId(1), &ast::DimDecl { name: name("m"), value: None });
+        assert_eq!((dim.kind, diagnostics.len()), (DimKind::Free, 0));
+    }
+}

@@ -111,3 +111,79 @@ pub(crate) fn expr_text(expr: &Expr) -> String {
     go(expr, &mut out);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{expr, schema};
+
+    const SOURCE: &str = r#"
+        schema anemoi.encprocdec @ 0.4.0-rc.1 "a \"quoted\" doc" {
+            dim hidden
+            dim layers
+            dim heads = meta("config.model.num_heads")
+            dim head_dim = hidden / heads
+            dim half = (hidden - 2) / 2
+            tensor "proc.{i < layers}.{{literal}}.lin_qkv.{w}" : float[3 * hidden, hidden]
+            tensor "proc.{i < layers}.norm" : f32[head_dim, half + 1] optional
+            tensor "scalar" : i64[]
+            allow "extras.{rest..}"
+            meta "format" = "pt"
+            meta "sizes" = [1, 2]
+            meta "origin"
+        }
+    "#;
+
+    #[test]
+    fn renders_canonical_text() {
+        let text = render_schema(&schema(SOURCE));
+        let expected = r#"schema anemoi.encprocdec @ 0.4.0-rc.1 "a \"quoted\" doc" {
+    dim hidden
+    dim layers
+    dim heads = meta("config.model.num_heads")
+    dim head_dim = hidden / heads
+    dim half = hidden / 2 - 1
+    tensor "proc.{i < layers}.{{literal}}.lin_qkv.{w}" : float[3 * hidden, hidden]
+    tensor "proc.{i < layers}.norm" : f32[head_dim, half + 1] optional
+    tensor "scalar" : i64[]
+    allow "extras.{rest..}"
+    meta "format" = "pt"
+    meta "sizes" = [1,2]
+    meta "origin"
+}
+"#;
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn rendered_text_reads_back_to_the_same_schema() {
+        let original = schema(SOURCE);
+        let reread = schema(&render_schema(&original));
+        let strip = |schema: &Schema| {
+            let dims: Vec<_> = schema.dims.iter().map(|d| (d.name.clone(), d.kind.clone())).collect();
+            let tensors: Vec<_> = schema
+                .tensors
+                .iter()
+                .map(|t| (pattern_text(&t.pattern), t.dtype, t.shape.clone(), t.optional))
+                .collect();
+            let allows: Vec<_> = schema.allows.iter().map(pattern_text).collect();
+            let meta: Vec<_> = schema.meta.iter().map(|m| (m.key.clone(), m.value.clone())).collect();
+            (schema.id(), schema.doc.clone(), dims, tensors, allows, meta)
+        };
+        assert_eq!(strip(&reread), strip(&original));
+    }
+
+    #[test]
+    fn expressions_keep_needed_parentheses() {
+        for (text, rendered) in [
+            ("a - (b - c)", "a - (b - c)"),
+            ("(a - b) - c", "a - b - c"),
+            ("a * (b + c)", "a * (b + c)"),
+            ("a / (b * c)", "a / (b * c)"),
+            ("-(a + b)", "-(a + b)"),
+            ("a + b * c % 4", "a + b * c % 4"),
+        ] {
+            assert_eq!(expr_text(&expr(text)), rendered);
+        }
+    }
+}
