@@ -21,6 +21,8 @@ mod lower;
 mod meta_dim;
 mod mismatch;
 pub mod pattern;
+#[cfg(test)]
+mod properties;
 mod render;
 mod schema;
 mod sym;

@@ -130,12 +130,6 @@ pub fn schema_ast(text: &str) -> ast::Schema {
     }
 }
 
-/// Reads a pattern from its text (without quotes): `model.{i < n}.w`.
-pub fn pattern(text: &str) -> Pattern {
-    let quoted = format!("\"{text}\"");
-    Reader { text: &quoted, pos: 0 }.pattern()
-}
-
 /// Reads an expression: `3 * hidden`.
 pub fn expr(text: &str) -> Expr {
     Reader { text, pos: 0 }.expr()
@@ -376,7 +370,7 @@ pub mod strategies {
                 }
                 // Every counted dim is counted by a required family.
                 for i in 0..n_counted {
-                    text.push_str(&format!("    tensor \"layers.{{k < n{i}}}.norm\" : f32[f0]\n"));
+                    text.push_str(&format!("    tensor \"layers{i}.{{k < n{i}}}.norm\" : f32[f0]\n"));
                 }
                 text.push_str("    allow \"extra.{rest..}\"\n}\n");
                 let derived = values["f0"] * multiplier;
@@ -388,8 +382,9 @@ pub mod strategies {
     /// A random layout: names from a small alphabet of segments (so that some match),
     /// random dtypes and shapes, including huge and zero sizes.
     pub fn arb_layout() -> impl Strategy<Value = Layout> {
-        let segment =
-            prop::sample::select(vec!["t0", "t1", "layers", "w", "norm", "0", "1", "2", "07", "extra", "free0"]);
+        let segment = prop::sample::select(vec![
+            "t0", "t1", "layers0", "w", "norm", "weight", "0", "1", "2", "07", "extra", "free0",
+        ]);
         let name = prop::collection::vec(segment, 1..4).prop_map(|segments| segments.join("."));
         // Sizes weighted towards small values, with the extremes hostile headers can hold.
         let size = prop_oneof![4 => 0u64..8, 1 => Just(u64::MAX), 1 => Just(i64::MAX as u64), 1 => Just(1u64 << 40)];
