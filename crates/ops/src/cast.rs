@@ -52,6 +52,16 @@ pub enum CastError {
     },
 }
 
+/// How [`Expr::Cast`](crate::Expr::Cast) converts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CastMode {
+    /// PyTorch's conversion ([`cast_bytes`]).
+    Torch,
+    /// The exact undoing of a widening cast ([`restore_bytes`]): the values are known to
+    /// fit, and NaN payloads are kept instead of canonicalised.
+    Restore,
+}
+
 /// Whether the conversion kernels handle `dtype`.
 pub fn supported(dtype: DType) -> bool {
     matches!(
@@ -161,6 +171,62 @@ pub fn cast_bytes(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>, CastErr
         _ => unreachable!("checked by supported()"),
     }
     Ok(dst)
+}
+
+/// Undoes a widening cast from `to` to `from` (`src` holds only values of `to`): like
+/// [`cast_bytes`], except that a NaN keeps its sign and payload (truncated to the narrower
+/// mantissa) instead of becoming the canonical NaN. So f16 → f32 → f16, bf16 → f32 → bf16
+/// and f32 → f64 → f32 give back every bit pattern, except that a signalling NaN comes
+/// back quiet (the widening, in PyTorch as in IEEE hardware, sets the quiet bit).
+pub fn restore_bytes(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>, CastError> {
+    match (from, to) {
+        (DType::F32, DType::F16 | DType::BF16) | (DType::F64, DType::F32 | DType::F16 | DType::BF16) => {}
+        _ => return cast_bytes(src, from, to),
+    }
+    let from_size = from.bits() / 8;
+    if src.len() % from_size != 0 {
+        return Err(CastError::Length { len: src.len(), dtype: from });
+    }
+    let mut dst = Vec::with_capacity(src.len() / from_size * (to.bits() / 8));
+    for chunk in src.chunks_exact(from_size) {
+        let value = match from {
+            DType::F64 => restore_f64_to_f32(f64::from_le_bytes(chunk.try_into().expect("8 bytes"))),
+            _ => f32::from_le_bytes(chunk.try_into().expect("4 bytes")),
+        };
+        match to {
+            DType::F32 => dst.extend_from_slice(&value.to_le_bytes()),
+            DType::F16 => dst.extend_from_slice(&restore_f32_to_f16(value).to_le_bytes()),
+            _ => dst.extend_from_slice(&restore_f32_to_bf16(value).to_le_bytes()),
+        }
+    }
+    Ok(dst)
+}
+
+fn restore_f64_to_f32(value: f64) -> f32 {
+    if !value.is_nan() {
+        return value as f32;
+    }
+    let bits = value.to_bits();
+    let payload = ((bits >> 29) as u32 & 0x007F_FFFF).max(1);
+    f32::from_bits(((bits >> 32) as u32 & 0x8000_0000) | 0x7F80_0000 | payload)
+}
+
+fn restore_f32_to_f16(value: f32) -> u16 {
+    if !value.is_nan() {
+        return f32_to_f16(value);
+    }
+    let bits = value.to_bits();
+    let payload = ((bits >> 13) & 0x03FF).max(1) as u16;
+    ((bits >> 16) & 0x8000) as u16 | 0x7C00 | payload
+}
+
+fn restore_f32_to_bf16(value: f32) -> u16 {
+    if !value.is_nan() {
+        return f32_to_bf16(value);
+    }
+    let bits = value.to_bits();
+    let payload = ((bits >> 16) & 0x007F).max(1) as u16;
+    ((bits >> 16) & 0x8000) as u16 | 0x7F80 | payload
 }
 
 /// The bytes of one element of `dtype` holding `value`, converted from `f64` as

@@ -4,7 +4,7 @@
 
 use safeshift_model::{DType, Sym};
 
-use crate::cast::{cast_bytes, scalar_bytes};
+use crate::cast::{cast_bytes, restore_bytes, scalar_bytes, CastMode};
 use crate::expr::Init;
 use crate::operation::OpErrorKind;
 use crate::tensor_set::{EagerTensor, OpContext};
@@ -185,13 +185,15 @@ pub(crate) fn concat(parts: &[&EagerTensor], axis: usize) -> Result<EagerTensor,
 }
 
 /// Each element converted on its own.
-pub(crate) fn cast(input: &EagerTensor, dtype: DType) -> Result<EagerTensor, OpErrorKind> {
+pub(crate) fn cast(input: &EagerTensor, dtype: DType, mode: CastMode) -> Result<EagerTensor, OpErrorKind> {
     let size = elem_size(input.dtype)?;
     let mut data = Vec::new();
     for element in input.data.chunks_exact(size) {
-        data.extend(
-            cast_bytes(element, input.dtype, dtype).map_err(|err| OpErrorKind::Data { message: err.to_string() })?,
-        );
+        let converted = match mode {
+            CastMode::Torch => cast_bytes(element, input.dtype, dtype),
+            CastMode::Restore => restore_bytes(element, input.dtype, dtype),
+        };
+        data.extend(converted.map_err(|err| OpErrorKind::Data { message: err.to_string() })?);
     }
     Ok(EagerTensor { dtype, shape: input.shape.clone(), data })
 }

@@ -9,6 +9,8 @@ use std::fmt;
 
 use safeshift_model::{DType, DTypeClass, Sym};
 
+use crate::cast::CastMode;
+
 /// A tensor that an expression reads: one of the input checkpoint, or of an auxiliary file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Leaf {
@@ -78,6 +80,8 @@ pub enum Expr {
         input: Box<Expr>,
         /// The target dtype.
         dtype: DType,
+        /// PyTorch's conversion, or the exact undoing of a widening cast.
+        mode: CastMode,
     },
     /// `after` indices of `value` appended along `axis`.
     Pad {
@@ -353,7 +357,8 @@ impl fmt::Display for Expr {
                 }
                 write!(f, "{axis})")
             }
-            Expr::Cast { input, dtype } => write!(f, "cast({input}, {dtype})"),
+            Expr::Cast { input, dtype, mode: CastMode::Torch } => write!(f, "cast({input}, {dtype})"),
+            Expr::Cast { input, dtype, mode: CastMode::Restore } => write!(f, "restore({input}, {dtype})"),
             Expr::Pad { input, axis, after, value } => write!(f, "pad({input}, {axis}, {after}, {value})"),
             Expr::Fill { dtype, shape, init } => write!(f, "fill({dtype}[{}], {init:?})", shape_text(shape)),
             Expr::Gather { input, axis, index } => write!(f, "gather({input}, {axis}, {index})"),

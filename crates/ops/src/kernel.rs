@@ -12,7 +12,7 @@ use std::ops::Range;
 use safeshift_model::{DType, DTypeClass, Sym};
 
 use crate::byte_range::byte_range;
-use crate::cast::{cast_bytes, scalar_bytes, CastError};
+use crate::cast::{cast_bytes, restore_bytes, scalar_bytes, CastError, CastMode};
 use crate::expr::{dtype_of, shape_of, Expr, Init, Leaf, ShapeError};
 use crate::simplify::simplify;
 
@@ -409,9 +409,13 @@ impl<'a> Evaluator<'_, 'a> {
                 }
                 Ok(out)
             }
-            Expr::Cast { input, dtype } => {
+            Expr::Cast { input, dtype, mode } => {
                 let (from, _) = element_size(dtype_of(input))?;
-                Ok(cast_bytes(&self.materialize(input)?, from, *dtype)?)
+                let bytes = self.materialize(input)?;
+                Ok(match mode {
+                    CastMode::Torch => cast_bytes(&bytes, from, *dtype)?,
+                    CastMode::Restore => restore_bytes(&bytes, from, *dtype)?,
+                })
             }
             Expr::Pad { input, axis, value, .. } => {
                 let (dtype, _) = element_size(dtype_of(input))?;

@@ -81,9 +81,11 @@ impl<'a> Operands<'a> {
         let mut found =
             op.operands.iter().enumerate().filter(|(index, operand)| !self.used[*index] && select(&operand.kind));
         let (index, operand) = found.next()?;
-        if let Some((_, duplicate)) = found.next() {
+        let duplicates: Vec<(usize, &ast::Operand)> = found.collect();
+        for (duplicate_index, duplicate) in duplicates {
             let message = format!("`{}` takes `{what}` once", op.name.node);
             self.diagnostics.push(Diagnostic::error("duplicate-operand", message, self.source, duplicate.span));
+            self.used[duplicate_index] = true;
         }
         self.used[index] = true;
         Some(operand)

@@ -26,12 +26,12 @@ pub fn simplify(expr: Expr) -> Expr {
         Expr::Permute { input, axes } => permute(simplify(*input), axes),
         Expr::Narrow { input, axis, start, len } => narrow(simplify(*input), axis, start, len),
         Expr::Concat { inputs, axis } => concat(inputs.into_iter().map(simplify).collect(), axis),
-        Expr::Cast { input, dtype } => {
+        Expr::Cast { input, dtype, mode } => {
             let input = simplify(*input);
             if crate::expr::dtype_of(&input) == DTypeClass::Exact(dtype) {
                 return input;
             }
-            Expr::Cast { input: Box::new(input), dtype }
+            Expr::Cast { input: Box::new(input), dtype, mode }
         }
         Expr::Pad { input, axis, after, value } => {
             let input = simplify(*input);
@@ -140,11 +140,18 @@ pub(crate) fn narrow(input: Expr, axis: usize, start: Sym, len: Sym) -> Expr {
         Expr::Narrow { input: inner, axis: inner_axis, start: inner_start, len: _ } if inner_axis == axis => {
             narrow(*inner, axis, inner_start.add(&start), len)
         }
+        // Narrows on different axes commute; the one on the lower axis goes inside, so a
+        // chain of them reads as a byte range when the leading axes shrink to size 1.
+        Expr::Narrow { input: inner, axis: inner_axis, start: inner_start, len: inner_len } if inner_axis > axis => {
+            narrow(narrow(*inner, axis, start, len), inner_axis, inner_start, inner_len)
+        }
         Expr::Permute { input: inner, axes } => {
             let inner_axis = axes[axis];
             permute(narrow(*inner, inner_axis, start, len), axes)
         }
-        Expr::Cast { input: inner, dtype } => Expr::Cast { input: Box::new(narrow(*inner, axis, start, len)), dtype },
+        Expr::Cast { input: inner, dtype, mode } => {
+            Expr::Cast { input: Box::new(narrow(*inner, axis, start, len)), dtype, mode }
+        }
         Expr::Fill { dtype, mut shape, init } if init != Init::Eye => {
             shape[axis] = len;
             Expr::Fill { dtype, shape, init }
@@ -243,7 +250,8 @@ fn narrow_reshape(inner: Expr, out_shape: Vec<Sym>, start: Sym, len: Sym) -> Exp
     };
     if let Some(in_first) = in_shape.first() {
         let in_row = numel(&in_shape[1..]);
-        if in_row == out_row {
+        // Equal row sizes mean equal rows only if the row counts agree (rows may be empty).
+        if in_row == out_row && *in_first == out_shape[0] {
             return reshape(narrow(inner, 0, start, len), sliced_shape);
         }
         // Rows of the output map to whole rows of the input when the row sizes divide.
@@ -251,7 +259,6 @@ fn narrow_reshape(inner: Expr, out_shape: Vec<Sym>, start: Sym, len: Sym) -> Exp
         if let (Some(first), Some(count), Some(out_row), Some(in_row)) = (first, count, out_row, in_row) {
             let (begin, size) = (first * out_row, count * out_row);
             if in_row > 0 && begin % in_row == 0 && size % in_row == 0 {
-                let _ = in_first;
                 return reshape(narrow(inner, 0, Sym::int(begin / in_row), Sym::int(size / in_row)), sliced_shape);
             }
         }

@@ -224,6 +224,28 @@ fn bool_conversions() {
     check(DType::I64, DType::Bool, &[(256, 1, "nonzero")]);
 }
 
+/// Undoing a widening cast keeps NaN payloads; a signalling NaN comes back quiet.
+#[test]
+fn restore_undoes_widening() {
+    let restore = |bits: u64, from: DType, to: DType| {
+        let size = from.bits() / 8;
+        let out = restore_bytes(&bits.to_le_bytes()[..size], from, to).unwrap();
+        let mut wide = [0u8; 8];
+        wide[..out.len()].copy_from_slice(&out);
+        u64::from_le_bytes(wide)
+    };
+    // f16 0x7E4F widens to 0x7FC9_E000; PyTorch narrowing would give 0x7E00.
+    assert_eq!(cast_one(0x7E4F, DType::F16, DType::F32), 0x7FC9_E000);
+    assert_eq!(restore(0x7FC9_E000, DType::F32, DType::F16), 0x7E4F);
+    assert_eq!(restore(0xFFC1_0000, DType::F32, DType::BF16), 0xFFC1);
+    assert_eq!(restore(0x7FF8_0000_2000_0000, DType::F64, DType::F32), 0x7FC0_0001);
+    // 0x7C01 (signalling) widens to 0x7FC0_2000, which restores to the quiet 0x7E01.
+    assert_eq!(restore(cast_one(0x7C01, DType::F16, DType::F32), DType::F32, DType::F16), 0x7E01);
+    // Ordinary values narrow as PyTorch does (they fit exactly).
+    assert_eq!(restore(0x3F80_0000, DType::F32, DType::BF16), 0x3F80);
+    assert_eq!(restore(0xC000_0000_0000_0000, DType::F64, DType::F16), 0xC000);
+}
+
 #[test]
 fn lossless_means_widening() {
     assert!(lossless(DType::F16, DType::F32));

@@ -26,7 +26,7 @@ use safeshift_dsl::ast::{Pattern, Span};
 use safeshift_dsl::similar;
 use safeshift_model::{DType, DTypeClass};
 
-use crate::cast::{lossless, supported};
+use crate::cast::{lossless, supported, CastMode};
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{word_of, Operands};
@@ -42,8 +42,9 @@ pub(crate) struct Cast {
     dtype: DType,
     lossy: bool,
     optional: bool,
-    /// False for the inverse of a widening cast, which narrows exactly what was widened.
-    checked: bool,
+    /// `Restore` for the inverse of a widening cast, which narrows exactly what was
+    /// widened (and needs no `lossy`).
+    mode: CastMode,
 }
 
 pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
@@ -75,13 +76,13 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let lossy = operands.flag("lossy").is_some();
     let optional = operands.flag("optional").is_some();
     let base = operands.base("cast");
-    Some(Box::new(Cast { base, source: source?.clone(), dtype: dtype?, lossy, optional, checked: true }))
+    Some(Box::new(Cast { base, source: source?.clone(), dtype: dtype?, lossy, optional, mode: CastMode::Torch }))
 }
 
 impl Cast {
     /// Checks the conversion from `from` (a class) to the target.
     fn check(&self, from: DTypeClass) -> Result<(), OpErrorKind> {
-        if !self.checked {
+        if self.mode == CastMode::Restore {
             return Ok(());
         }
         if let DTypeClass::Exact(exact) = from {
@@ -117,14 +118,18 @@ impl Operation for Cast {
     fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
         map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
             self.check(value.dtype())?;
-            Ok(TensorValue::new(Expr::Cast { input: Box::new(value.expr().clone()), dtype: self.dtype })?)
+            Ok(TensorValue::new(Expr::Cast {
+                input: Box::new(value.expr().clone()),
+                dtype: self.dtype,
+                mode: self.mode,
+            })?)
         })
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
         map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
             self.check(DTypeClass::Exact(tensor.dtype))?;
-            eager::cast(tensor, self.dtype)
+            eager::cast(tensor, self.dtype, self.mode)
         })
     }
 
@@ -144,7 +149,7 @@ impl Operation for Cast {
                 dtype,
                 lossy: false,
                 optional: false,
-                checked: false,
+                mode: CastMode::Restore,
             };
             back.push(Box::new(op));
         }
