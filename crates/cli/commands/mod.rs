@@ -4,6 +4,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod inspect;
 pub mod verify;
+pub mod fmt;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
@@ -36,16 +37,18 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Check a checkpoint completely, reading every byte; exit 1 if it is unsound.
     Verify(verify::VerifyArgs),
+    /// Format schema and migration files (`*.ss`) in the canonical layout.
+    Fmt(fmt::FmtArgs),
     /// Print the version of safeshift.
     Version,
 }
 
 /// Runs one subcommand.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let _ = printer;
     match cli.command {
         Command::Inspect(args) => inspect::run(args, printer),
         Command::Verify(args) => verify::run(args, printer),
+        Command::Fmt(args) => fmt::run(args, printer),
         Command::Version => {
             println!("safeshift {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)
