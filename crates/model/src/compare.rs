@@ -179,10 +179,8 @@ pub fn compare_symbolic(target: &Schema, tensors: &[SymTensor], counts: &BTreeMa
             continue;
         }
         let has_free_capture = def.pattern.parts.iter().any(|part| matches!(part, PatternPart::Capture { .. }));
-        if has_free_capture {
-            if !assigned.iter().any(|(_, assigned_def)| *assigned_def == Some(def_idx)) {
-                problems.push(SymProblem::Missing { name: pattern_text(&def.pattern) });
-            }
+        if has_free_capture && !assigned.iter().any(|(_, assigned_def)| *assigned_def == Some(def_idx)) {
+            problems.push(SymProblem::Missing { name: pattern_text(&def.pattern) });
         }
     }
     for tensor in &expected {
