@@ -199,7 +199,7 @@ fn instantiate_metadata(
         let rest: Vec<&str> = segments.collect();
         let Some((last, inner)) = rest.split_last() else {
             // The whole value is the dim.
-            if json.insert(key.to_owned(), Value::from(value)).is_some_and(|old| old != Value::from(value)) {
+            if json.insert(key.to_owned(), Value::from(value)).is_some_and(|old| old != value) {
                 return Err(conflict());
             }
             continue;
@@ -210,7 +210,7 @@ fn instantiate_metadata(
             node = map.entry((*segment).to_owned()).or_insert_with(|| Value::Object(Default::default()));
         }
         let Value::Object(map) = node else { return Err(conflict()) };
-        if map.insert((*last).to_owned(), Value::from(value)).is_some_and(|old| old != Value::from(value)) {
+        if map.insert((*last).to_owned(), Value::from(value)).is_some_and(|old| old != value) {
             return Err(conflict());
         }
     }
