@@ -34,6 +34,8 @@ pub struct Match {
     pub dims: BTreeMap<String, i64>,
     /// For each layout tensor, in layout order, what it belongs to.
     pub assignment: Vec<Assigned>,
+    /// Where each non-derived dim's value came from (`hidden` from a tensor's shape).
+    pub sources: BTreeMap<String, DimSource>,
 }
 
 /// What a layout tensor belongs to.
@@ -263,7 +265,8 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         matched.iter().filter(|hit| !misfits.contains(layout.tensors[hit.tensor_idx].name.as_str())).count();
     if mismatch.is_empty() {
         let assignment = assignment.into_iter().map(|assigned| assigned.expect("no unexpected tensors")).collect();
-        return Ok(Match { dims, assignment });
+        let sources = solver.known.into_iter().map(|(name, (_, source))| (name, source)).collect();
+        return Ok(Match { dims, assignment, sources });
     }
     mismatch.dims = dims;
     Err(mismatch)
@@ -699,6 +702,15 @@ mod tests {
         assert_eq!(found.assignment[0], Assigned::Tensor(0));
         assert_eq!(found.assignment[1], Assigned::Tensor(1));
         assert_eq!(found.assignment.last(), Some(&Assigned::Allowed(0)));
+        assert_eq!(found.sources["heads"], DimSource::Meta("config.model.processor.num_heads".into()));
+        assert_eq!(
+            found.sources["chunks"],
+            DimSource::Count(format!("{PROC}.{{c < chunks}}.blocks.{{j < blocks_per_chunk}}.attention.lin_qkv.weight"))
+        );
+        assert_eq!(
+            found.sources["hidden"],
+            DimSource::Shape { tensor: format!("{PROC}.0.blocks.0.attention.lin_qkv.weight"), axis: 0 }
+        );
     }
 
     #[test]
