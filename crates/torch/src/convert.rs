@@ -260,3 +260,154 @@ impl Converted {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zip::tests::build_zip;
+
+    /// One state-dict entry: name, storage class, storage key, storage numel, offset, size, stride.
+    type Entry<'a> = (&'a str, &'a str, &'a str, u64, u64, &'a [u64], &'a [u64]);
+
+    fn int(out: &mut Vec<u8>, value: u64) {
+        out.push(b'J');
+        out.extend_from_slice(&(value as i32).to_le_bytes());
+    }
+
+    fn text(out: &mut Vec<u8>, value: &str) {
+        out.push(b'X');
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+
+    fn tuple(out: &mut Vec<u8>, values: &[u64]) {
+        out.push(b'(');
+        for &value in values {
+            int(out, value);
+        }
+        out.push(b't');
+    }
+
+    /// A protocol 2 pickle of `{name: tensor, …}` as torch writes it.
+    fn state_dict_pickle(entries: &[Entry<'_>]) -> Vec<u8> {
+        let mut out = b"\x80\x02}(".to_vec();
+        for (name, class, key, numel, offset, size, stride) in entries {
+            text(&mut out, name);
+            out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+            text(&mut out, "storage");
+            out.extend_from_slice(format!("ctorch\n{class}\n").as_bytes());
+            text(&mut out, key);
+            text(&mut out, "cpu");
+            int(&mut out, *numel);
+            out.extend_from_slice(b"tQ");
+            int(&mut out, *offset);
+            tuple(&mut out, size);
+            tuple(&mut out, stride);
+            out.extend_from_slice(b"\x89)tR");
+        }
+        out.extend_from_slice(b"u.");
+        out
+    }
+
+    fn checkpoint(pickle: &[u8], byteorder: &[u8], storages: &[(&str, &[u8])]) -> Vec<u8> {
+        let names: Vec<String> = storages.iter().map(|(key, _)| format!("ck/data/{key}")).collect();
+        let mut members: Vec<(&str, &[u8])> = vec![("ck/data.pkl", pickle), ("ck/byteorder", byteorder)];
+        for ((_, bytes), name) in storages.iter().zip(&names) {
+            members.push((name, bytes));
+        }
+        build_zip(&members)
+    }
+
+    fn convert_bytes(bytes: Vec<u8>, options: &ConvertOptions) -> Result<Converted, ErrorKind> {
+        open_bytes("test.pt", bytes, options).map_err(|err| err.kind)
+    }
+
+    #[test]
+    fn big_endian_checkpoints_are_byte_swapped() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 2, 0, &[2], &[1])]);
+        let storage: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage)]), &ConvertOptions::default()).unwrap();
+        let expected: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&*converted.data(0), expected.as_slice());
+        let err = convert_bytes(checkpoint(&pickle, b"middle", &[("0", &storage)]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::NotACheckpoint(_))));
+    }
+
+    #[test]
+    fn views_past_their_storage_are_refused() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 4, 2, &[2, 2], &[2, 1])]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 16])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Tensor { tensor, .. }) if tensor == "w"));
+    }
+
+    #[test]
+    fn expanded_tensors_are_bounded() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1 << 15, 1 << 15], &[0, 0])]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Limit { what, .. }) if what.contains("expanded")));
+    }
+
+    #[test]
+    fn two_dtypes_for_one_storage_are_refused() {
+        let pickle = state_dict_pickle(&[
+            ("a", "FloatStorage", "0", 2, 0, &[2], &[1]),
+            ("b", "IntStorage", "0", 2, 0, &[2], &[1]),
+        ]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 8])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Pickle { reason: crate::PickleError::BadValue(_), .. })));
+    }
+
+    #[test]
+    fn shared_structure_cannot_blow_up_the_metadata() {
+        // {'state_dict': {'w': tensor}, 'x': L30} where L(n) = [L(n-1), L(n-1)]: 2^30 nodes
+        // if walked naively.
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        let tensor = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        pickle.extend_from_slice(&tensor[2..tensor.len() - 1]);
+        text(&mut pickle, "x");
+        pickle.extend_from_slice(b"]q\x00");
+        for level in 1..=30u8 {
+            pickle.extend_from_slice(&[b'(', b'h', level - 1, b'h', level - 1, b'l', b'q', level]);
+        }
+        pickle.extend_from_slice(b"u.");
+        let start = std::time::Instant::now();
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Limit { .. })), "{:?}", err.err());
+        assert!(start.elapsed().as_secs() < 10);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        let tensor = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        pickle.extend_from_slice(&tensor[2..tensor.len() - 1]);
+        text(&mut pickle, "deep");
+        pickle.extend(std::iter::repeat_n(b']', 100_000));
+        pickle.extend(std::iter::repeat_n(b'a', 99_999));
+        pickle.extend_from_slice(b"u.");
+        // On a 1 MiB stack (half a test thread's), so the depth bound has a margin.
+        let zip = checkpoint(&pickle, b"little", &[("0", &[0; 4])]);
+        let run = move || convert_bytes(zip, &ConvertOptions::default()).err().map(|err| err.to_string());
+        let err = std::thread::Builder::new().stack_size(1 << 20).spawn(run).unwrap().join().unwrap();
+        assert!(err.as_deref().is_some_and(|err| err.contains("depth")), "{err:?}");
+    }
+
+    #[test]
+    fn a_checkpoint_without_tensors_is_an_error() {
+        let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
+        assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));
+    }
+
+    #[test]
+    fn non_checkpoints_are_named_as_such() {
+        for bytes in [&b"hello"[..], b"", b"PK\x03\x04garbage"] {
+            let err = convert_bytes(bytes.to_vec(), &ConvertOptions::default()).err().unwrap();
+            assert!(matches!(err, ErrorKind::NotACheckpoint(_) | ErrorKind::Zip(_)), "{err}");
+        }
+        let no_pickle = build_zip(&[("x/other", b"")]);
+        assert!(matches!(convert_bytes(no_pickle, &ConvertOptions::default()), Err(ErrorKind::NotACheckpoint(_))));
+    }
+}

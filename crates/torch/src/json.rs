@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value as Json};
 use safeshift_model::DType;
 
 use crate::error::ErrorKind;
-use crate::value::{Heap, Object, Value};
+use crate::value::{Heap, Instance, Object, Value};
 use crate::Limits;
 
 /// Converts values to JSON within a node budget, a depth bound and a size bound.
@@ -87,37 +87,41 @@ impl<'h> JsonWriter<'h> {
                     }
                     Json::Object(map)
                 }
-                Object::Instance(instance) => {
-                    let mut map = Map::new();
-                    let class = match &instance.class {
-                        Value::Global(global) => global.dotted(),
-                        _ => "?".into(),
-                    };
-                    map.insert("__object__".into(), Json::String(class));
-                    if self.heap.sequence(&instance.args).is_none_or(|args| !args.is_empty()) {
-                        map.insert("args".into(), self.convert(&instance.args, depth + 1)?);
-                    }
-                    if let Some(state) = &instance.state {
-                        map.insert("state".into(), self.convert(state, depth + 1)?);
-                    }
-                    if !instance.items.is_empty() {
-                        map.insert("items".into(), Json::Array(self.array(&instance.items, depth)?));
-                    }
-                    if !instance.entries.entries.is_empty() {
-                        let mut entries = Map::new();
-                        for (key, value) in &instance.entries.entries {
-                            entries.insert(key_string(self.heap, key), self.convert(value, depth + 1)?);
-                        }
-                        map.insert("entries".into(), Json::Object(entries));
-                    }
-                    Json::Object(map)
-                }
+                Object::Instance(instance) => self.instance(instance, depth)?,
             },
         };
         if self.size > self.limits.max_metadata_bytes {
             return Err(ErrorKind::Limit { what: "JSON metadata", limit: self.limits.max_metadata_bytes as u64 });
         }
         Ok(json)
+    }
+
+    /// Kept out of `convert` so its locals do not weigh on every level of the recursion.
+    #[inline(never)]
+    fn instance(&mut self, instance: &Instance, depth: usize) -> Result<Json, ErrorKind> {
+        let mut map = Map::new();
+        let class = match &instance.class {
+            Value::Global(global) => global.dotted(),
+            _ => "?".into(),
+        };
+        map.insert("__object__".into(), Json::String(class));
+        if self.heap.sequence(&instance.args).is_none_or(|args| !args.is_empty()) {
+            map.insert("args".into(), self.convert(&instance.args, depth + 1)?);
+        }
+        if let Some(state) = &instance.state {
+            map.insert("state".into(), self.convert(state, depth + 1)?);
+        }
+        if !instance.items.is_empty() {
+            map.insert("items".into(), Json::Array(self.array(&instance.items, depth)?));
+        }
+        if !instance.entries.entries.is_empty() {
+            let mut entries = Map::new();
+            for (key, value) in &instance.entries.entries {
+                entries.insert(key_string(self.heap, key), self.convert(value, depth + 1)?);
+            }
+            map.insert("entries".into(), Json::Object(entries));
+        }
+        Ok(Json::Object(map))
     }
 
     fn array(&mut self, items: &[Value], depth: usize) -> Result<Vec<Json>, ErrorKind> {

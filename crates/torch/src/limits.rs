@@ -17,7 +17,8 @@ pub struct Limits {
     /// Objects (lists, tuples, dicts, sets, instances) one checkpoint may create.
     pub max_objects: usize,
     /// Depth of nested containers followed when walking the object tree (state dicts,
-    /// module trees, metadata).
+    /// module trees, metadata). Real checkpoints nest a few dozen levels at most; the walks
+    /// recurse, so this also bounds stack use.
     pub max_depth: usize,
     /// Bytes materialised for tensors that are *larger* than their stored data (stride-0
     /// `expand`, overlapping `as_strided`), summed over the checkpoint. Copies of ordinary
@@ -35,7 +36,7 @@ impl Default for Limits {
             max_stack: 1 << 22,
             max_marks: 1 << 16,
             max_objects: 1 << 24,
-            max_depth: 256,
+            max_depth: 100,
             max_expanded_bytes: 1 << 30,
             max_metadata_bytes: 64 << 20,
         }

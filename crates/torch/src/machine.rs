@@ -779,3 +779,200 @@ impl<'i> Frame<'i> {
         Ok(&rest[..end])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(bytes: &[u8], mode: Mode, limits: &Limits) -> (Result<Value, PickleError>, Heap, Vec<Use>) {
+        let mut heap = Heap::new(limits.max_objects);
+        let mut machine = Machine::new(&mut heap, limits, mode);
+        let result = machine.run(bytes, "test.pkl").map(|(value, _)| value).map_err(|err| err.error);
+        let uses = std::mem::take(&mut machine.uses);
+        (result, heap, uses)
+    }
+
+    fn convert(bytes: &[u8]) -> Result<Value, PickleError> {
+        run(bytes, Mode::Convert, &Limits::default()).0
+    }
+
+    fn forbidden_global(bytes: &[u8]) -> Option<String> {
+        match convert(bytes) {
+            Err(PickleError::Forbidden(forbidden)) => Some(forbidden.global.unwrap_or_default()),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// `GLOBAL module name` then `(arg,)` then REDUCE.
+    fn reduce_of(module: &str, name: &str) -> Vec<u8> {
+        let mut bytes = b"\x80\x02c".to_vec();
+        bytes.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        bytes.extend_from_slice(b"X\x02\x00\x00\x00id\x85R.");
+        bytes
+    }
+
+    #[test]
+    fn calls_of_code_running_globals_are_refused() {
+        for (module, name) in [
+            ("os", "system"),
+            ("posix", "system"),
+            ("nt", "system"),
+            ("builtins", "eval"),
+            ("builtins", "exec"),
+            ("builtins", "getattr"),
+            ("__builtin__", "eval"),
+            ("commands", "Popen"),
+            ("subprocess", "Popen"),
+            ("torch", "load"),
+            ("pickle", "loads"),
+        ] {
+            assert_eq!(forbidden_global(&reduce_of(module, name)), Some(format!("{module}.{name}")));
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_python3_name_and_offsets() {
+        let Err(PickleError::Forbidden(forbidden)) = convert(&reduce_of("commands", "Popen")) else { panic!() };
+        assert_eq!(forbidden.python3_name.as_deref(), Some("subprocess.Popen"));
+        assert_eq!(forbidden.global_offset, Some(2));
+        assert_eq!(forbidden.opcode, "REDUCE");
+        assert_eq!(forbidden.offset, 26);
+        let text = forbidden.to_string();
+        assert!(
+            text.contains("`commands.Popen`") && text.contains("`subprocess.Popen`") && text.contains("byte 26"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn inst_obj_newobj_with_arguments_and_stack_global_are_calls_too() {
+        assert_eq!(forbidden_global(b"(X\x02\x00\x00\x00idios\nsystem\n."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"(cos\nsystem\nX\x02\x00\x00\x00ido."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"\x80\x02cos\nsystem\nX\x01\x00\x00\x00a\x85\x81."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."), Some("os.system".into()));
+        // NEWOBJ_EX with keyword arguments.
+        assert_eq!(forbidden_global(b"\x80\x04cmain\nC\n)}X\x01\x00\x00\x00aK\x00s\x92."), Some("main.C".into()));
+    }
+
+    #[test]
+    fn calling_the_result_of_a_call_is_refused() {
+        // getattr-style chains: REDUCE on an opaque instance.
+        let bytes = b"\x80\x02cmain\nC\n)\x81)R.";
+        let Err(PickleError::Forbidden(forbidden)) = convert(bytes) else { panic!() };
+        assert_eq!(forbidden.global, None);
+    }
+
+    #[test]
+    fn module_objects_are_opaque_data_but_foreign_setstate_is_refused() {
+        // NEWOBJ(main.Net, ()) + BUILD({'a': 1}) is accepted.
+        let ok = b"\x80\x02cmain\nNet\n)\x81}X\x01\x00\x00\x00aK\x01sb.";
+        let (result, heap, uses) = run(ok, Mode::Convert, &Limits::default());
+        let Value::Obj(id) = result.unwrap() else { panic!() };
+        assert!(matches!(heap.get(id), Object::Instance(instance) if instance.state.is_some()));
+        assert!(uses.iter().any(|u| u.kind == UseKind::Instantiated));
+        // BUILD with a list state would call Net.__setstate__.
+        let bad = b"\x80\x02cmain\nNet\n)\x81]b.";
+        assert_eq!(forbidden_global(bad), Some("main.Net".into()));
+    }
+
+    #[test]
+    fn opcodes_that_can_name_any_global_are_refused() {
+        for (bytes, opcode) in
+            [(&b"\x80\x02\x82\x01."[..], "EXT1"), (b"\x80\x02\x83\x01\x00.", "EXT2"), (b"\x80\x05\x97.", "NEXT_BUFFER")]
+        {
+            assert!(matches!(convert(bytes), Err(PickleError::Refused { opcode: o, .. }) if o == opcode), "{opcode}");
+        }
+    }
+
+    #[test]
+    fn scan_mode_records_every_global_and_goes_on() {
+        let mut bytes = b"\x80\x02]q\x00(".to_vec();
+        bytes.extend_from_slice(&reduce_of("os", "system")[2..reduce_of("os", "system").len() - 1]);
+        bytes.extend_from_slice(&reduce_of("builtins", "eval")[2..reduce_of("builtins", "eval").len() - 1]);
+        bytes.extend_from_slice(b"e.");
+        let (result, _, uses) = run(&bytes, Mode::Scan, &Limits::default());
+        assert!(result.is_ok());
+        let called: Vec<String> =
+            uses.iter().filter(|u| u.kind == UseKind::Called).map(|u| u.global.as_ref().unwrap().dotted()).collect();
+        assert_eq!(called, ["os.system", "builtins.eval"]);
+    }
+
+    #[test]
+    fn data_opcodes_build_plain_values() {
+        // Protocol 0 text forms: INT, LONG, FLOAT, STRING, UNICODE, DICT, LIST, TUPLE, PUT/GET.
+        let bytes = b"(dp0\nS'a'\np1\n(I01\nL12345678901234567890L\nF1.5\nVcaf\\u00e9\nlp2\ns.";
+        let (result, heap, _) = run(bytes, Mode::Convert, &Limits::default());
+        let value = result.unwrap();
+        let dict = heap.dict(&value).unwrap();
+        assert_eq!(dict.entries.len(), 1);
+        let Value::Str(key) = &dict.entries[0].0 else { panic!() };
+        assert_eq!(&**key, "a");
+        let items = heap.sequence(&dict.entries[0].1).unwrap();
+        assert!(matches!(items[0], Value::Bool(true)));
+        assert!(matches!(items[1], Value::BigInt(_)));
+        assert!(matches!(items[2], Value::Float(f) if f == 1.5));
+        assert!(matches!(&items[3], Value::Str(s) if &**s == "caf\u{e9}"));
+        // Protocol 4: frames, memoize, bytes, sets.
+        let bytes = b"\x80\x04\x95\x0f\x00\x00\x00\x00\x00\x00\x00\x8f\x94(C\x02hiK\x07\x90(h\x00\x91.";
+        let (result, heap, _) = run(bytes, Mode::Convert, &Limits::default());
+        let Value::Obj(id) = result.unwrap() else { panic!() };
+        assert!(matches!(heap.get(id), Object::Set { items, frozen: true } if items.len() == 1));
+    }
+
+    #[test]
+    fn limits_stop_runaway_pickles() {
+        let limits = Limits { max_memo: 2, max_stack: 4, max_marks: 2, max_objects: 3, ..Limits::default() };
+        let too_deep_stack = b"NNNNN.";
+        assert!(matches!(
+            run(too_deep_stack, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "pickle stack", .. })
+        ));
+        let too_many_marks = b"(((.";
+        assert!(matches!(
+            run(too_many_marks, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "open MARKs", .. })
+        ));
+        let too_much_memo = b"Nq\x00q\x01q\x02.";
+        assert!(matches!(
+            run(too_much_memo, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "memo entries", .. })
+        ));
+        let too_many_objects = b"]]]].";
+        assert!(matches!(
+            run(too_many_objects, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "objects", .. })
+        ));
+        // A huge memo index costs nothing: the memo is a map.
+        assert!(run(b"Nr\xff\xff\xff\xffj\xff\xff\xff\xff.", Mode::Convert, &limits).0.is_ok());
+    }
+
+    #[test]
+    fn lengths_beyond_the_input_are_refused_before_allocating() {
+        for bytes in [
+            &b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"[..],
+            b"X\xff\xff\xff\xff",
+            b"\x8b\xff\xff\xff\x7f",
+            b"\x95\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert_eq!(convert(bytes).unwrap_err(), PickleError::UnexpectedEnd);
+        }
+        assert_eq!(
+            convert(b"\x8b\xff\xff\xff\xff").unwrap_err(),
+            PickleError::BadValue("LONG4 with a negative length".into())
+        );
+    }
+
+    #[test]
+    fn malformed_streams_are_errors() {
+        assert_eq!(convert(b"").unwrap_err(), PickleError::UnexpectedEnd);
+        assert_eq!(convert(b"N").unwrap_err(), PickleError::UnexpectedEnd);
+        assert_eq!(convert(b"\xff").unwrap_err(), PickleError::UnknownOpcode(0xff));
+        assert_eq!(convert(b"R").unwrap_err(), PickleError::StackUnderflow("REDUCE"));
+        assert_eq!(convert(b"t").unwrap_err(), PickleError::NoMark("TUPLE"));
+        assert_eq!(convert(b"h\x05").unwrap_err(), PickleError::MemoMissing(5));
+        // Items under a MARK are not reachable by a plain pop.
+        assert_eq!(convert(b"N(.").unwrap_err(), PickleError::StackUnderflow("STOP"));
+        assert!(matches!(convert(b"Na."), Err(PickleError::StackUnderflow("APPEND"))));
+        assert!(matches!(convert(b"NNa."), Err(PickleError::BadValue(_))));
+    }
+}
