@@ -233,6 +233,14 @@ impl Converted {
         self.tensors[index].view.materialise(self.bytes.as_slice())
     }
 
+    /// Whether [`Converted::data`] borrows tensor `index` from the file (it is contiguous in
+    /// its storage and little-endian) rather than building a copy. Writers can take
+    /// borrowed tensors up front and materialise the others one at a time.
+    pub fn is_borrowed(&self, index: usize) -> bool {
+        let view = &self.tensors[index].view;
+        view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
+    }
+
     /// The `__metadata__` to write.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata

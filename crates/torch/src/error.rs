@@ -3,14 +3,14 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// An error while reading a PyTorch checkpoint: the file and what went wrong.
+/// An error while reading a PyTorch checkpoint: the file and what went wrong. The message
+/// is complete on its own (no cause chain repeats it).
 #[derive(Debug, thiserror::Error)]
 #[error("`{}`: {kind}", path.display())]
 pub struct TorchError {
     /// The checkpoint (for in-memory input, the name it was given).
     pub path: PathBuf,
     /// What went wrong.
-    #[source]
     pub kind: ErrorKind,
 }
 
@@ -19,14 +19,14 @@ pub struct TorchError {
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The file could not be read.
-    #[error("cannot read the file")]
-    Io(#[source] std::io::Error),
+    #[error("cannot read the file: {0}")]
+    Io(std::io::Error),
     /// The file is neither a zip checkpoint nor a legacy pickle checkpoint.
     #[error("not a PyTorch checkpoint: {0}")]
     NotACheckpoint(String),
     /// The zip container is broken, lies about sizes, or uses a feature `torch.save` never writes.
     #[error("zip: {0}")]
-    Zip(#[from] ZipError),
+    Zip(ZipError),
     /// The pickle stream is malformed or exceeds a limit.
     #[error("`{member}`: byte {offset}: {reason}")]
     Pickle {
@@ -187,6 +187,12 @@ pub enum PickleError {
     /// A convert-mode refusal (the caller turns it into [`ErrorKind::Forbidden`]).
     #[error("{0}")]
     Forbidden(Box<Forbidden>),
+}
+
+impl From<ZipError> for ErrorKind {
+    fn from(err: ZipError) -> ErrorKind {
+        ErrorKind::Zip(err)
+    }
 }
 
 impl TorchError {

@@ -376,7 +376,7 @@ impl<'h> Machine<'h> {
             b'c' => {
                 let module = literal::ascii_name(f.line()?)?;
                 let name = literal::ascii_name(f.line()?)?;
-                let global = self.global(module, name, at);
+                let global = self.global(module, name, at, "GLOBAL");
                 self.push(f, global)?;
             }
             0x93 => {
@@ -385,7 +385,7 @@ impl<'h> Machine<'h> {
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return Err(PickleError::BadValue("STACK_GLOBAL needs two strings".into()));
                 };
-                let global = self.global(module.to_string(), name.to_string(), at);
+                let global = self.global(module.to_string(), name.to_string(), at, "STACK_GLOBAL");
                 self.push(f, global)?;
             }
             b'R' => {
@@ -415,7 +415,7 @@ impl<'h> Machine<'h> {
             b'i' => {
                 let module = literal::ascii_name(f.line()?)?;
                 let name = literal::ascii_name(f.line()?)?;
-                let class = self.global(module, name, at);
+                let class = self.global(module, name, at, "INST");
                 let args = self.pop_mark(f, "INST")?;
                 let args = self.heap.alloc(Object::Tuple(args))?;
                 let result = self.call(at, "INST", class, args)?;
@@ -499,9 +499,9 @@ impl<'h> Machine<'h> {
         Ok(())
     }
 
-    fn global(&mut self, module: String, name: String, at: u64) -> Value {
+    fn global(&mut self, module: String, name: String, at: u64, opcode: &'static str) -> Value {
         let global = Rc::new(GlobalRef { module, name, offset: at });
-        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode: "GLOBAL", kind: UseKind::Named });
+        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Named });
         Value::Global(global)
     }
 

@@ -92,8 +92,14 @@ impl ScanReport {
 /// checkpoint at all; a malformed pickle gives a report with [`ScanReport::problem`].
 pub fn scan(path: &Path) -> Result<ScanReport, TorchError> {
     let fail = |kind| TorchError::new(path, kind);
-    let bytes = std::fs::read(path).map_err(|err| fail(ErrorKind::Io(err)))?;
-    scan_data(&bytes).map_err(fail)
+    let file = std::fs::File::open(path).map_err(|err| fail(ErrorKind::Io(err)))?;
+    let len = file.metadata().map_err(|err| fail(ErrorKind::Io(err)))?.len();
+    if len == 0 {
+        return Err(fail(ErrorKind::NotACheckpoint("the file is empty".into())));
+    }
+    // SAFETY: read-only map; see `open` for the contract on files changing underneath.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|err| fail(ErrorKind::Io(err)))?;
+    scan_data(&map).map_err(fail)
 }
 
 /// Scans a checkpoint held in memory; `name` is used in errors.

@@ -137,6 +137,10 @@ fn contiguous_tensors_are_borrowed_and_views_are_copied() {
     assert!(borrowed["row_slice"]);
     assert!(!borrowed["transposed"]);
     assert!(!borrowed["expanded"]);
+    for index in 0..converted.tensors().len() {
+        let is_borrowed = matches!(converted.data(index), std::borrow::Cow::Borrowed(_));
+        assert_eq!(converted.is_borrowed(index), is_borrowed, "{}", converted.tensors()[index].name);
+    }
 }
 
 #[test]
