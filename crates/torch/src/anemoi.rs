@@ -74,7 +74,7 @@ fn array_view(
     }
     let mut stride = vec![1u64; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
-        stride[i] = stride[i + 1] * shape[i + 1];
+        stride[i] = stride[i + 1].saturating_mul(shape[i + 1]);
     }
     let start = member.data_offset as usize;
     let view = View { storage: start..start + bytes.len(), dtype, offset: 0, shape, stride, big_endian: false };

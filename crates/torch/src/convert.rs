@@ -404,6 +404,47 @@ mod tests {
     }
 
     #[test]
+    fn anemoi_supporting_arrays_are_checked_against_their_members() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        let with_metadata = |json: &str, array: &[u8]| {
+            build_zip(&[
+                ("ck/data.pkl", &pickle),
+                ("ck/data/0", &[0; 4]),
+                ("ck/anemoi-metadata/anemoi.json", json.as_bytes()),
+                ("ck/anemoi-metadata/lat.numpy", array),
+            ])
+        };
+        let entry = |shape: &str, dtype: &str| {
+            format!(
+                r#"{{"supporting_arrays_paths": {{"lat": {{"path": "ck/anemoi-metadata/lat.numpy", "shape": {shape}, "dtype": "{dtype}"}}}}}}"#
+            )
+        };
+        let ok = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &ConvertOptions::default()).unwrap();
+        assert_eq!(ok.tensors()[1].name, "anemoi.supporting_arrays.lat");
+        for (json, array) in [
+            (entry("[3]", "float32"), &[0u8; 8][..]),
+            (entry("[2]", "object"), &[0; 8]),
+            (entry("[-1]", "float32"), &[0; 8]),
+            ("not json".to_string(), &[0; 8]),
+            (
+                r#"{"supporting_arrays_paths": {"lat": {"path": "ck/missing", "shape": [2], "dtype": "float32"}}}"#
+                    .into(),
+                &[0; 8],
+            ),
+        ] {
+            let result = convert_bytes(with_metadata(&json, array), &ConvertOptions::default());
+            assert!(matches!(result, Err(ErrorKind::Anemoi(_))), "{json}: {:?}", result.err());
+        }
+        // An empty array whose other dims would overflow a stride product is still empty.
+        let empty = with_metadata(&entry("[0, 1099511627776, 1099511627776]", "float32"), &[]);
+        assert_eq!(convert_bytes(empty, &ConvertOptions::default()).unwrap().data(1).len(), 0);
+        let dropped = ConvertOptions { supporting_arrays: false, ..ConvertOptions::default() };
+        let converted = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &dropped).unwrap();
+        assert_eq!(converted.tensors().len(), 1);
+        assert!(converted.metadata().contains_key("anemoi"));
+    }
+
+    #[test]
     fn a_checkpoint_without_tensors_is_an_error() {
         let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
         assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));

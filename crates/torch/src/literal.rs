@@ -4,6 +4,9 @@
 use crate::error::PickleError;
 use crate::value::Value;
 
+/// Python's default limit on decimal digits in an int conversion.
+const MAX_DECIMAL_DIGITS: usize = 4300;
+
 /// A decimal integer line (`INT`, `LONG`): i64 when it fits, else a big integer.
 pub(crate) fn decimal_int(line: &[u8]) -> Result<Value, PickleError> {
     let text = std::str::from_utf8(line).map_err(|_| bad("integer is not ASCII"))?.trim();
@@ -15,7 +18,12 @@ pub(crate) fn decimal_int(line: &[u8]) -> Result<Value, PickleError> {
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad(&format!("`{}` is not an integer", text.escape_debug())));
+        return Err(bad("text integer is not a decimal number"));
+    }
+    // Python refuses longer decimal integers too (`sys.int_info.default_max_str_digits`);
+    // the conversion below is quadratic in the digit count.
+    if digits.len() > MAX_DECIMAL_DIGITS {
+        return Err(bad(&format!("text integer has more than {MAX_DECIMAL_DIGITS} digits")));
     }
     // Magnitude as little-endian base-256, then two's complement.
     let mut magnitude: Vec<u8> = vec![0];
@@ -209,6 +217,7 @@ mod tests {
         let Value::BigInt(bytes) = decimal_int(b"-18446744073709551616").unwrap() else { panic!() };
         assert_eq!(&*bytes, &[0, 0, 0, 0, 0, 0, 0, 0, 0xff]);
         assert!(decimal_int(b"12x").is_err());
+        assert!(decimal_int(&[b'9'; 5000]).is_err());
     }
 
     #[test]
