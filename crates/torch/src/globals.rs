@@ -43,6 +43,9 @@ pub(crate) enum Known {
     Data,
     /// `torch.Tensor` / `torch.nn.parameter.Parameter` as a `_rebuild_from_type_v2` type.
     TensorType,
+    /// A torch rebuild function for a tensor kind safetensors cannot hold (sparse, quantized,
+    /// meta, nested, numpy-backed, wrapper subclasses): allowed, but not convertible.
+    UnsupportedTensor,
 }
 
 /// The Python 3 name of a Python 2 `(module, name)`, as `pickle` maps it on load with
@@ -121,6 +124,14 @@ pub(crate) fn lookup(module: &str, name: &str) -> Option<Known> {
         ("torch._utils", "_rebuild_parameter") => Known::RebuildParameter,
         ("torch._utils", "_rebuild_parameter_with_state") => Known::RebuildParameterWithState,
         ("torch._tensor", "_rebuild_from_type_v2") => Known::RebuildFromTypeV2,
+        ("torch._utils", "_rebuild_sparse_tensor")
+        | ("torch._utils", "_rebuild_qtensor")
+        | ("torch._utils", "_rebuild_meta_tensor_no_storage")
+        | ("torch._utils", "_rebuild_nested_tensor")
+        | ("torch._utils", "_rebuild_device_tensor_from_numpy")
+        | ("torch._utils", "_rebuild_wrapper_subclass")
+        | ("torch._utils", "_rebuild_xla_tensor")
+        | ("torch._utils", "_rebuild_mtia_tensor") => Known::UnsupportedTensor,
         ("collections", "OrderedDict") => Known::OrderedDict,
         ("collections", "Counter") => Known::Counter,
         ("builtins", "set") => Known::Set,

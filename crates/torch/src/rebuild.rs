@@ -83,6 +83,9 @@ pub(crate) fn apply(heap: &mut Heap, known: Known, global: &Rc<GlobalRef>, args:
                 other => Err(PickleError::BadValue(format!("`{name}` with encoding `{other}`"))),
             }
         }
+        Known::UnsupportedTensor => Err(PickleError::BadValue(format!(
+            "`{name}` rebuilds a tensor safetensors cannot hold (sparse, quantized, meta, nested…)"
+        ))),
         Known::Size => match args_vec.as_slice() {
             [] => heap.alloc(Object::Tuple(Vec::new())),
             [dims] => Ok(dims.clone()),
