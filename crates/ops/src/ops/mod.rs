@@ -82,9 +82,55 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("truncate", include_str!("truncate.rs")),
 ];
 
+/// The reference section of `book/src/operations.md`: every op file's `//!` docs, in
+/// table order, headings one level down.
+#[cfg(test)]
+pub(crate) fn book_reference() -> String {
+    let mut out = String::new();
+    for (_, source) in SOURCES {
+        for line in source.lines().take_while(|line| line.starts_with("//!")) {
+            let text = line.trim_start_matches("//!").strip_prefix(' ').unwrap_or("");
+            match text.strip_prefix("## ") {
+                Some(heading) => out.push_str(&format!("### {heading}")),
+                None => out.push_str(text),
+            }
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const BOOK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../book/src/operations.md");
+    const BEGIN: &str = "<!-- generated from crates/ops/src/ops/*.rs: begin -->\n";
+    const END: &str = "<!-- generated: end -->";
+
+    /// The book's reference is the op docs verbatim; `UPDATE_BOOK=1` rewrites it.
+    #[test]
+    fn book_lists_every_builtin_from_its_docs() {
+        let book = std::fs::read_to_string(BOOK).expect("book/src/operations.md");
+        let (Some(begin), Some(end)) = (book.find(BEGIN), book.find(END)) else {
+            panic!("book/src/operations.md lacks the generated-section markers");
+        };
+        let generated = book_reference();
+        let current = &book[begin + BEGIN.len()..end];
+        if current != generated && std::env::var_os("UPDATE_BOOK").is_some() {
+            let updated = format!("{}{generated}{}", &book[..begin + BEGIN.len()], &book[end..]);
+            std::fs::write(BOOK, updated).expect("write the book");
+            return;
+        }
+        assert!(
+            current == generated,
+            "book/src/operations.md is stale: run `UPDATE_BOOK=1 cargo test -p safeshift-ops book`"
+        );
+        for (name, _) in BUILTINS {
+            assert!(current.contains(&format!("### `{name}`")), "the book does not document `{name}`");
+        }
+    }
 
     #[test]
     fn builtins_are_alphabetical_and_documented() {
