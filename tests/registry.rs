@@ -86,6 +86,11 @@ fn meta_llama_plans_to_hugging_face_by_default() {
     let output = ok(&["plan", "--from", "llama.meta@1.0.0", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("plan --json prints JSON");
     assert_eq!(json["data"]["to"], "llama.hf@1.0.0", "{json}");
+    let released = ok(&["plan", "--from", "llama.meta@0.9.0", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&released.stdout).expect("plan --json prints JSON");
+    let steps: Vec<&str> =
+        json["data"]["steps"].as_array().unwrap().iter().map(|s| s["to"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["llama.meta@1.0.0", "llama.hf@1.0.0"], "{json}");
     let back = ok(&["plan", "--from", "llama.hf@1.0.0", "--to", "llama.meta@1.0.0", "--json"]);
     let json: serde_json::Value = serde_json::from_slice(&back.stdout).expect("plan --json prints JSON");
     assert_eq!(json["data"]["steps"][0]["action"], "undo", "the way back is the derived inverse: {json}");

@@ -512,6 +512,25 @@ fn llama_meta_to_hf_with_grouped_query_attention() {
 }
 
 #[test]
+fn llama_as_released_with_rope_freqs_converts_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let meta_path = dir.path().join("consolidated.safetensors");
+    let hf_path = dir.path().join("hf.safetensors");
+    let mut meta = meta_checkpoint(2);
+    let rotary = LLAMA_HIDDEN / LLAMA_HEADS / 2;
+    meta.push(("rope.freqs".to_owned(), vec![rotary], (0..rotary).map(|k| 1.0 / (k as f32 + 1.0)).collect()));
+    write_checkpoint(&meta_path, &meta);
+    let output = ok(&["detect", meta_path.to_str().unwrap(), "--json"]);
+    assert_eq!(detected(&output.stdout), ("llama.meta".to_owned(), "0.9.0".to_owned()));
+    let heads = format!("heads={LLAMA_HEADS}");
+    let args = ["upgrade", meta_path.to_str().unwrap(), "-o", hf_path.to_str().unwrap(), "--to", "llama.hf@1.0.0"];
+    let mut args = args.to_vec();
+    args.extend(["--dim", heads.as_str(), "--dim", "kv_heads=2"]);
+    ok(&args);
+    assert_eq!(read(&hf_path), transformers_conversion(&meta, 2), "rope.freqs is dropped, the rest converted");
+}
+
+#[test]
 fn llama_conversion_without_head_counts_names_the_missing_dim() {
     let dir = tempfile::tempdir().unwrap();
     let meta_path = dir.path().join("consolidated.safetensors");
