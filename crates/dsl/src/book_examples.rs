@@ -2,6 +2,12 @@
 //! `book/src/**/*.md` must parse and check clean (blocks tagged ```` ```safeshift,error ````
 //! must fail), and `format` must be idempotent on each of them and on every `.ss` file of
 //! the repository's `schemas/` and `migrations/`.
+//!
+//! A block of bare operations (no `schema` or `migration` item) is checked as the body of a
+//! migration. Syntax templates (`cast SRC to DTYPE [lossy]`) are not code: they are tagged
+//! ```` ```safeshift,syntax ```` and skipped; an untagged block with template placeholders
+//! (an all-capitals word outside strings, `…`, `a | b`, or an optional part like
+//! `[optional]`) is recognised as one too.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +21,49 @@ pub(crate) struct Example {
     pub code: String,
     /// Tagged `safeshift,error`: it shows a mistake.
     pub expect_error: bool,
+}
+
+/// Whether a block is a syntax template rather than code: tagged `syntax`, or written
+/// with placeholders (`SRC`, `DTYPE`, `…`) outside string literals and comments.
+fn is_template(tags: &[&str], code: &str) -> bool {
+    if tags.contains(&"syntax") {
+        return true;
+    }
+    code.lines().any(|line| {
+        let code_part = line.split("//").next().unwrap_or("");
+        let mut outside = String::new();
+        for (index, piece) in code_part.split('"').enumerate() {
+            if index % 2 == 0 {
+                outside.push_str(piece);
+                outside.push(' ');
+            }
+        }
+        // Alternatives `(a | b)` and optional parts `[optional]`, `[at "path"]` are template
+        // notation, never code.
+        outside.contains('…')
+            || outside.contains(" | ")
+            || crate::ast::KEYWORDS
+                .iter()
+                .chain(crate::ast::FLAGS)
+                .any(|word| outside.contains(&format!("[{word} ")) || outside.contains(&format!("[{word}]")))
+            || outside
+                .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .any(|word| word.len() >= 2 && word.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
+    })
+}
+
+/// A block of bare operations, wrapped in a migration so it parses as a file.
+fn as_file(code: &str) -> String {
+    let starts_with_item = code
+        .lines()
+        .map(str::trim_start)
+        .find(|line| !line.is_empty() && !line.starts_with("//"))
+        .is_some_and(|line| line.starts_with("schema") || line.starts_with("migration"));
+    if starts_with_item {
+        code.to_owned()
+    } else {
+        format!("migration book.example 0.0.0 -> 0.0.1 {{\n{code}}}\n")
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -39,7 +88,7 @@ fn files(dir: &Path, extension: &str) -> Vec<PathBuf> {
     found
 }
 
-/// Every `safeshift` fenced block of the book.
+/// Every `safeshift` fenced block of the book that is code (fragments wrapped).
 pub(crate) fn examples() -> Vec<Example> {
     let mut examples = Vec::new();
     for path in files(&repo_root().join("book/src"), ".md") {
@@ -67,9 +116,12 @@ pub(crate) fn examples() -> Vec<Example> {
                 code.push_str(inner);
                 code.push('\n');
             }
+            if is_template(&tags, &code) {
+                continue;
+            }
             examples.push(Example {
                 location: format!("{}:{}", path.display(), number + 1),
-                code,
+                code: as_file(&code),
                 expect_error: tags.contains(&"error"),
             });
         }
