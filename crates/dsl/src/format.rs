@@ -466,6 +466,12 @@ mod tests {
     }
 
     #[test]
+    fn windows_line_endings_and_a_byte_order_mark_are_blanks() {
+        let text = "\u{feff}// c\r\nschema a @ 1.0.0 {\r\n    dim n // d\r\n}\r\n";
+        assert_eq!(reformat(text), "// c\nschema a @ 1.0.0 {\n    dim n // d\n}\n");
+    }
+
+    #[test]
     fn expressions_keep_their_meaning_with_few_parentheses() {
         let cases = [
             ("a - (b - c)", "a - (b - c)"),
