@@ -118,6 +118,9 @@ fn arb_mutations() -> impl Strategy<Value = Vec<Mutation>> {
                 Just('x'),
                 Just('0'),
                 Just('é'),
+                Just('\r'),
+                Just('\u{feff}'),
+                Just(' '),
             ]
         )
             .prop_map(|(at, ch)| Mutation::Insert(at, ch)),
