@@ -288,11 +288,23 @@ fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], stride
         out.copy_from_slice(&data[offset * elem..(offset + 1) * elem]);
         return;
     };
-    let chunk = inner_size * elem;
+    // A transpose of the two innermost axes (the source is contiguous along the other
+    // one): copy in tiles, so that both sides stay in cache.
+    let tile = match dims.last() {
+        Some(&(rows, 1)) if inner_stride != 1 => {
+            dims.pop();
+            Some(rows)
+        }
+        _ => None,
+    };
+    let chunk = inner_size * elem * tile.unwrap_or(1);
     let mut index = vec![0usize; dims.len()];
     let mut base = offset;
     for out_chunk in out.chunks_exact_mut(chunk) {
-        copy_run(data, elem, base, inner_size, inner_stride, out_chunk);
+        match tile {
+            Some(rows) => copy_transposed(data, elem, base, rows, inner_size, inner_stride, out_chunk),
+            None => copy_run(data, elem, base, inner_size, inner_stride, out_chunk),
+        }
         for axis in (0..dims.len()).rev() {
             index[axis] += 1;
             base += dims[axis].1;
@@ -319,6 +331,35 @@ fn copy_run(data: &[u8], elem: usize, base: usize, count: usize, stride: usize, 
             for (k, dst) in out.chunks_exact_mut(elem).enumerate() {
                 let at = (base + k * stride) * elem;
                 dst.copy_from_slice(&data[at..at + elem]);
+            }
+        }
+    }
+}
+
+/// `out[a][b] = data[base + a + b·stride]` for `a < rows`, `b < cols`, in square tiles.
+fn copy_transposed(data: &[u8], elem: usize, base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    match elem {
+        1 => transpose_tiles::<1>(data, base, rows, cols, stride, out),
+        2 => transpose_tiles::<2>(data, base, rows, cols, stride, out),
+        4 => transpose_tiles::<4>(data, base, rows, cols, stride, out),
+        8 => transpose_tiles::<8>(data, base, rows, cols, stride, out),
+        _ => {
+            for row in 0..rows {
+                copy_run(data, elem, base + row, cols, stride, &mut out[row * cols * elem..(row + 1) * cols * elem]);
+            }
+        }
+    }
+}
+
+fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    const TILE: usize = 32;
+    for row_start in (0..rows).step_by(TILE) {
+        let row_end = (row_start + TILE).min(rows);
+        for col_start in (0..cols).step_by(TILE) {
+            let col_end = (col_start + TILE).min(cols);
+            for row in row_start..row_end {
+                let out_row = &mut out[(row * cols + col_start) * N..(row * cols + col_end) * N];
+                gather_elements::<N>(data, base + row + col_start * stride, stride, out_row);
             }
         }
     }
