@@ -1,1 +1,3 @@
-mod placeholder {}
+mod engine;
+mod fmt;
+mod torch;
