@@ -295,3 +295,21 @@ pub fn check_round_trip(op: &dyn Operation, set: &EagerSet, ctx: &OpContext) {
     }
     assert_eq!(&eager, set, "the inverse does not restore the set (eager)");
 }
+
+/// The operations of a migration body written in the language.
+pub fn parse_ops(body: &str) -> Vec<ast::Op> {
+    let text = format!("migration test.model 0.1.0 -> 0.2.0 {{\n{body}\n}}\n");
+    let file =
+        safeshift_dsl::parse(SourceId(0), &text).unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
+    match &file.items[0] {
+        ast::Item::Migration(migration) => migration.ops.clone(),
+        other => panic!("not a migration: {other:?}"),
+    }
+}
+
+/// Lowers the single operation written in `statement`.
+pub fn lower_text(statement: &str) -> Box<dyn Operation> {
+    let ops = parse_ops(statement);
+    assert_eq!(ops.len(), 1, "one statement expected in {statement:?}");
+    lower_ok(ops.into_iter().next().expect("one op"))
+}
