@@ -218,6 +218,31 @@ fn element_size(dtype: DTypeClass) -> Result<(DType, usize), EvalError> {
     }
 }
 
+/// An empty buffer with room for `count` elements of `elem` bytes; an impossible size is
+/// an error, not an abort (shapes can come from registry text).
+fn buffer(count: usize, elem: usize) -> Result<Vec<u8>, EvalError> {
+    let total = count.checked_mul(elem).ok_or(EvalError::TooLarge)?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(total).map_err(|_| EvalError::TooLarge)?;
+    Ok(out)
+}
+
+/// `total` zero bytes.
+fn zeroed(total: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(total, 1)?;
+    out.resize(total, 0);
+    Ok(out)
+}
+
+/// `element` repeated `count` times.
+fn repeated(element: &[u8], count: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(count, element.len())?;
+    for _ in 0..count {
+        out.extend_from_slice(element);
+    }
+    Ok(out)
+}
+
 fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
@@ -264,7 +289,7 @@ impl View<'_> {
                 data => data[start..start + total].to_vec(),
             });
         }
-        let mut out = vec![0u8; total];
+        let mut out = zeroed(total)?;
         copy_strided(&self.data, self.elem, self.offset, &self.shape, &self.strides, &mut out);
         Ok(out)
     }
@@ -442,7 +467,7 @@ impl<'a> Evaluator<'_, 'a> {
                         Ok((self.materialize(part)?, rows * inner))
                     })
                     .collect::<Result<_, EvalError>>()?;
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     for (bytes, chunk) in &parts {
                         out.extend_from_slice(&bytes[block * chunk..(block + 1) * chunk]);
@@ -465,8 +490,8 @@ impl<'a> Evaluator<'_, 'a> {
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
                 let (in_chunk, pad_chunk) = (in_shape[*axis] * inner, (shape[*axis] - in_shape[*axis]) * inner);
-                let pad: Vec<u8> = scalar_bytes(*value, dtype)?.repeat(pad_chunk / elem);
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let pad = repeated(&scalar_bytes(*value, dtype)?, pad_chunk / elem)?;
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     out.extend_from_slice(&bytes[block * in_chunk..(block + 1) * in_chunk]);
                     out.extend_from_slice(&pad);
@@ -477,11 +502,11 @@ impl<'a> Evaluator<'_, 'a> {
                 let (dtype, _) = element_size(*dtype)?;
                 let count = product(shape)?;
                 match init {
-                    Init::Zeros => Ok(vec![0u8; count * elem]),
-                    Init::Ones => Ok(scalar_bytes(1.0, dtype)?.repeat(count)),
-                    Init::Value(value) => Ok(scalar_bytes(*value, dtype)?.repeat(count)),
+                    Init::Zeros => zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?),
+                    Init::Ones => repeated(&scalar_bytes(1.0, dtype)?, count),
+                    Init::Value(value) => repeated(&scalar_bytes(*value, dtype)?, count),
                     Init::Eye => {
-                        let mut out = vec![0u8; count * elem];
+                        let mut out = zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
                         let one = scalar_bytes(1.0, dtype)?;
                         for diagonal in 0..shape[0].min(shape[1]) {
                             let at = (diagonal * shape[1] + diagonal) * elem;
@@ -498,7 +523,7 @@ impl<'a> Evaluator<'_, 'a> {
                 let bytes = self.materialize(input)?;
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     let base = block * size * inner;
                     for &row in &indices {

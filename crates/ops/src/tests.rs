@@ -542,3 +542,15 @@ fn shipped_migrations_lower() {
         }
     }
 }
+
+/// A shape too large for memory (a typo in a registry) is an error, not an abort.
+#[test]
+fn impossible_sizes_are_errors() {
+    let huge = crate::expr::Expr::Fill {
+        dtype: safeshift_model::DTypeClass::Exact(DType::F32),
+        shape: vec![Sym::int(1 << 40), Sym::int(1 << 30)],
+        init: crate::expr::Init::Ones,
+    };
+    let nothing = |_: &Leaf| Ok::<_, std::io::Error>(Cow::Borrowed(&[][..]));
+    assert!(matches!(evaluate(&huge, &nothing), Err(crate::kernel::EvalError::TooLarge)));
+}
