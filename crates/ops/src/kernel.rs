@@ -112,7 +112,8 @@ where
     let simplified = simplify(expr.clone());
     let fetch = |leaf: &Leaf| fetch(leaf, sources);
     if let Some(range) = byte_range(&simplified) {
-        let leaf = first_leaf(&simplified).expect("a byte range has a leaf");
+        let leaf = find_leaf(&simplified, &range.source, range.aux.as_deref())
+            .expect("a byte range names a leaf of its expression");
         let bytes = fetch(leaf)?;
         let range = usize::try_from(range.start).map_err(|_| EvalError::TooLarge)?
             ..usize::try_from(range.end).map_err(|_| EvalError::TooLarge)?;
@@ -156,11 +157,19 @@ where
     Evaluator { fetch: &fetch }.materialize(expr)
 }
 
-fn first_leaf(expr: &Expr) -> Option<&Leaf> {
+/// The leaf called `name` (in `aux`) somewhere in `expr`.
+fn find_leaf<'e>(expr: &'e Expr, name: &str, aux: Option<&str>) -> Option<&'e Leaf> {
     match expr {
-        Expr::Source(leaf) => Some(leaf),
-        Expr::Reshape { input, .. } | Expr::Narrow { input, .. } => first_leaf(input),
-        _ => None,
+        Expr::Source(leaf) => (leaf.name == name && leaf.aux.as_deref() == aux).then_some(leaf),
+        Expr::Reshape { input, .. }
+        | Expr::Permute { input, .. }
+        | Expr::Narrow { input, .. }
+        | Expr::Cast { input, .. }
+        | Expr::Pad { input, .. } => find_leaf(input, name, aux),
+        Expr::Concat { inputs, .. } => inputs.iter().find_map(|input| find_leaf(input, name, aux)),
+        Expr::Fill { .. } => None,
+        Expr::Gather { input, index, .. } => find_leaf(input, name, aux).or_else(|| find_leaf(index, name, aux)),
+        Expr::InversePermutation { index } => find_leaf(index, name, aux),
     }
 }
 

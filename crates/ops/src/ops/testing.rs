@@ -236,6 +236,13 @@ pub fn evaluate_all(lazy: &TensorSet, sources: &EagerSet) -> EagerSet {
         let shape: Vec<u64> = value.shape().iter().map(|dim| dim.as_int().unwrap() as u64).collect();
         let data = evaluate(value.expr(), &read).unwrap_or_else(|err| panic!("evaluating `{tensor_name}`: {err}"));
         let plain = evaluate_unsimplified(value.expr(), &read).unwrap();
+        let simplified = crate::simplify(value.expr().clone());
+        assert_eq!(crate::simplify(simplified.clone()), simplified, "`{tensor_name}`: simplify is not idempotent");
+        assert_eq!(
+            data.len() as u64,
+            dtype.byte_len(shape.iter().product()).unwrap(),
+            "`{tensor_name}`: shape rule and kernel disagree"
+        );
         assert_eq!(data, plain, "`{tensor_name}`: simplification changed the bytes of {}", value.expr());
         // Any row partition, concatenated, gives the whole.
         if let Some(&rows) = shape.first() {
