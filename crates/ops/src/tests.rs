@@ -554,3 +554,19 @@ fn impossible_sizes_are_errors() {
     let nothing = |_: &Leaf| Ok::<_, std::io::Error>(Cow::Borrowed(&[][..]));
     assert!(matches!(evaluate(&huge, &nothing), Err(crate::kernel::EvalError::TooLarge)));
 }
+
+/// The plans of the head operations, simplified, as the `plan` output shows them.
+#[test]
+fn head_operation_plans() {
+    let set = eager_set(&[("qkv", iota(&[16, 4])), ("wq", iota(&[8, 4]))]);
+    let statements = [
+        r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 4 kv_heads 2"#,
+        r#"permute-heads "wq" heads 2 from interleaved to rotate_half"#,
+    ];
+    let mut lazy = lazy_of(&set);
+    for statement in statements {
+        lower_text(statement).apply(&mut lazy, &OpContext::default()).unwrap();
+    }
+    let plans: Vec<String> = lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
+    insta::assert_snapshot!("head_operation_plans", plans.join("\n"));
+}
