@@ -6,6 +6,8 @@
 //! directory. Nothing is ever inflated: a compressed member is an error when it is read
 //! (`torch.save` never compresses, and inflating is how zip bombs work).
 
+use std::collections::HashMap;
+
 use crate::error::ZipError;
 use crate::Limits;
 
@@ -14,6 +16,8 @@ use crate::Limits;
 pub(crate) struct ZipArchive<'a> {
     data: &'a [u8],
     members: Vec<Member>,
+    /// Member name → position in `members`.
+    index: HashMap<String, usize>,
 }
 
 /// One member, as the central directory describes it (checked against its local header).
@@ -78,25 +82,18 @@ impl<'a> ZipArchive<'a> {
             )));
         }
         let mut members = Vec::with_capacity(entries as usize);
+        let mut index = HashMap::with_capacity(entries as usize);
         let mut pos = cd_offset as usize;
         let cd_end = cd_end as usize;
         for _ in 0..entries {
             let (member, next) = parse_central_entry(data, pos, cd_end, cd_offset)?;
-            if members.iter().any(|m: &Member| m.name == member.name) && entries <= 4096 {
+            if index.insert(member.name.clone(), members.len()).is_some() {
                 return Err(ZipError::BadMember { member: member.name, reason: "appears twice".into() });
             }
             members.push(member);
             pos = next;
         }
-        if entries > 4096 {
-            // Duplicate check in O(n log n) for big archives.
-            let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-            names.sort_unstable();
-            if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-                return Err(ZipError::BadMember { member: pair[0].to_string(), reason: "appears twice".into() });
-            }
-        }
-        Ok(ZipArchive { data, members })
+        Ok(ZipArchive { data, members, index })
     }
 
     /// The members in central-directory order.
@@ -106,7 +103,7 @@ impl<'a> ZipArchive<'a> {
 
     /// The member called `name`.
     pub fn member(&self, name: &str) -> Option<&Member> {
-        self.members.iter().find(|member| member.name == name)
+        self.index.get(name).map(|&at| &self.members[at])
     }
 
     /// The bytes of a stored member, borrowed from the file; checks the CRC when asked.
@@ -380,6 +377,12 @@ pub(crate) mod tests {
         let archive = ZipArchive::parse(&zip, &Limits::default()).unwrap();
         let member = archive.member("a/data.pkl").unwrap();
         assert!(matches!(archive.bytes(member, true), Err(ZipError::Crc { .. })));
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let zip = build_zip(&[("a/data.pkl", b"x"), ("a/data.pkl", b"y")]);
+        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::BadMember { .. })));
     }
 
     #[test]
