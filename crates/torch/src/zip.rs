@@ -323,6 +323,81 @@ pub(crate) mod tests {
         out
     }
 
+    /// Like torch's writer: saturated 32-bit fields in the central directory with a ZIP64
+    /// extra field, a ZIP64 end record and locator, and a classic end record of 0xFFFF…s.
+    fn build_zip64(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, bytes) in members {
+            let offset = out.len() as u64;
+            let crc = crc32(bytes);
+            out.extend_from_slice(&LOCAL_SIGNATURE.to_le_bytes());
+            out.extend_from_slice(&[45, 0, 8, 8, 0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&[0; 12]); // CRC and sizes in a data descriptor, as torch does
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&0x0807_4b50u32.to_le_bytes());
+            out.extend_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&CENTRAL_SIGNATURE.to_le_bytes());
+            central.extend_from_slice(&[45, 0, 45, 0, 8, 8, 0, 0, 0, 0, 0, 0]);
+            central.extend_from_slice(&crc.to_le_bytes());
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&28u16.to_le_bytes());
+            central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+            central.extend_from_slice(&1u16.to_le_bytes());
+            central.extend_from_slice(&24u16.to_le_bytes());
+            central.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&offset.to_le_bytes());
+        }
+        let cd_offset = out.len() as u64;
+        out.extend_from_slice(&central);
+        let zip64_end = out.len() as u64;
+        out.extend_from_slice(&ZIP64_END_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0]);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(members.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(members.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u64).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&ZIP64_LOCATOR_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&zip64_end.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&END_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0xff; 4]);
+        out.extend_from_slice(&[0xff; 8]);
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn zip64_fields_are_read() {
+        let zip = build_zip64(&[("d/data.pkl", b"pickle"), ("d/data/0", &[7; 100])]);
+        let archive = ZipArchive::parse(&zip, &Limits::default()).unwrap();
+        let member = archive.member("d/data/0").unwrap();
+        assert_eq!(archive.bytes(member, true).unwrap(), &[7; 100]);
+        assert_eq!(archive.bytes(archive.member("d/data.pkl").unwrap(), true).unwrap(), b"pickle");
+    }
+
+    #[test]
+    fn a_zip64_locator_pointing_outside_the_file_is_refused() {
+        let mut zip = build_zip64(&[("d/data.pkl", b"pickle")]);
+        let locator = zip.len() - END_LEN - 20;
+        zip[locator + 8..locator + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::Malformed(_))));
+    }
+
     #[test]
     fn crc32_matches_reference_values() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
