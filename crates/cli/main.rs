@@ -4,6 +4,8 @@
 
 mod commands;
 mod exit_codes;
+#[allow(dead_code)] // used by `upgrade`, which lands with the lazy view
+mod inputs;
 mod printer;
 mod render;
 
