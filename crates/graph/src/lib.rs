@@ -31,8 +31,7 @@ pub use graph::{Edge, Origin, VersionGraph};
 pub use manifest::{Manifest, ManifestError};
 pub use plan::{plan, Plan, PlanError, Step};
 pub use registry::{
-    LoadError, MigrationDef, MigrationId, ParsedFile, Registry, RegistryFiles, SchemaDef, MAX_DEPTH, MAX_FILES,
-    MAX_FILE_BYTES,
+    LoadError, MigrationDef, MigrationId, Registry, RegistryFiles, SchemaDef, MAX_DEPTH, MAX_FILES, MAX_FILE_BYTES,
 };
 pub use sources::{SourceFile, Sources};
 pub use validate::{validate, PathComparer};

@@ -57,17 +57,6 @@ pub struct MigrationDef {
     pub hash: String,
 }
 
-/// One parsed registry file, as [`Registry::from_parsed`] takes it.
-#[derive(Clone, Debug)]
-pub struct ParsedFile {
-    /// The path shown in diagnostics.
-    pub path: String,
-    /// The source text (used for positions and content hashes).
-    pub text: String,
-    /// The syntax tree.
-    pub file: ast::File,
-}
-
 /// Why a registry folder could not be read at all (problems inside files are diagnostics).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -185,16 +174,19 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
 }
 
 impl Registry {
-    /// Builds a registry from parsed files, reporting every problem found on the way
-    /// (bad versions, duplicates, migrations from unknown versions) together.
-    pub fn from_parsed(files: Vec<ParsedFile>, manifest: Manifest) -> (Registry, Vec<Diagnostic>) {
-        let mut sources = Sources::default();
+    /// Builds a registry from parsed files (`files` name their text in `sources`),
+    /// reporting every problem found on the way (bad and duplicate versions, migrations
+    /// from unknown versions) together.
+    pub fn from_parsed(
+        sources: Sources,
+        files: Vec<(SourceId, ast::File)>,
+        manifest: Manifest,
+    ) -> (Registry, Vec<Diagnostic>) {
         let mut schemas = Vec::new();
         let mut migrations = Vec::new();
         let mut diagnostics = Vec::new();
-        for parsed in files {
-            let source = sources.add(parsed.path, parsed.text);
-            for item in parsed.file.items {
+        for (source, file) in files {
+            for item in file.items {
                 match item {
                     ast::Item::Schema(schema) => match version_id(source, &schema.family, &schema.version) {
                         Ok(id) => schemas.push(SchemaDef { id, source, ast: schema }),

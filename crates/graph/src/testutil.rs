@@ -3,7 +3,7 @@
 use safeshift_dsl::ast::{self, Span, Spanned};
 use safeshift_dsl::Diagnostic;
 
-use crate::{Manifest, ParsedFile, Registry};
+use crate::{Manifest, Registry, Sources};
 
 fn name(text: &str) -> ast::Name {
     Spanned::new(text.to_owned(), Span::DUMMY)
@@ -64,12 +64,10 @@ pub fn up(from: &str, to: &str) -> ast::Item {
 
 /// A registry of one file holding `items`.
 pub fn registry(items: Vec<ast::Item>) -> (Registry, Vec<Diagnostic>) {
-    let file = ParsedFile {
-        path: "test.ss".to_owned(),
-        text: String::new(),
-        file: ast::File { items, trailing_comments: Vec::new() },
-    };
-    Registry::from_parsed(vec![file], Manifest::default())
+    let mut sources = Sources::default();
+    let source = sources.add("test.ss".to_owned(), String::new());
+    let file = ast::File { items, trailing_comments: Vec::new() };
+    Registry::from_parsed(sources, vec![(source, file)], Manifest::default())
 }
 
 /// The codes of `diagnostics`, in order.

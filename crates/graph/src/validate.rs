@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use petgraph::graph::DiGraph;
 use petgraph::visit::EdgeRef;
-use safeshift_dsl::Diagnostic;
+use safeshift_dsl::ast::Span;
+use safeshift_dsl::{Diagnostic, SourceId};
 
 use crate::graph::header_span;
 use crate::plan::{shortest_paths, Step};
@@ -23,11 +24,38 @@ pub type PathComparer<'a> = dyn Fn(&Registry, &[Step], &[Step]) -> Option<bool> 
 /// Every graph-level problem of the registry.
 pub fn validate(registry: &Registry, same_result: &PathComparer<'_>) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
+    manifest_targets(registry, &mut diagnostics);
     cycles(registry, &mut diagnostics);
     for family in registry.graph().families() {
         heads_and_reachability(registry, family, same_result, &mut diagnostics);
     }
     diagnostics
+}
+
+fn manifest_targets(registry: &Registry, diagnostics: &mut Vec<Diagnostic>) {
+    let manifest_file = registry.sources().iter().find(|(_, file)| file.path.ends_with("safeshift.yaml"));
+    for (family, target) in &registry.manifest().targets {
+        let known = VersionId::parse(target).is_ok_and(|id| registry.graph().contains(&id));
+        if known {
+            continue;
+        }
+        let (source, span) = match manifest_file {
+            Some((source, file)) => {
+                let start = file.text.find(target.as_str()).unwrap_or(0);
+                (source, Span::new(start, start + target.len()))
+            }
+            None => (SourceId::default(), Span::DUMMY),
+        };
+        diagnostics.push(
+            Diagnostic::error(
+                "unknown-target",
+                format!("the default target of `{family}` is `{target}`, which no schema or migration declares"),
+                source,
+                span,
+            )
+            .with_label("in `targets`"),
+        );
+    }
 }
 
 fn cycles(registry: &Registry, diagnostics: &mut Vec<Diagnostic>) {
