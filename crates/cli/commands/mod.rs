@@ -2,6 +2,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod inspect;
+pub mod verify;
+
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
 
@@ -29,6 +32,10 @@ pub struct GlobalArgs {
 /// The subcommands (alphabetical).
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
+    Inspect(inspect::InspectArgs),
+    /// Check a checkpoint completely, reading every byte; exit 1 if it is unsound.
+    Verify(verify::VerifyArgs),
     /// Print the version of safeshift.
     Version,
 }
@@ -37,6 +44,8 @@ pub enum Command {
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     let _ = printer;
     match cli.command {
+        Command::Inspect(args) => inspect::run(args, printer),
+        Command::Verify(args) => verify::run(args, printer),
         Command::Version => {
             println!("safeshift {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)

@@ -9,9 +9,10 @@ pub enum DType {
     Bool,
     /// 4-bit float e2m1, packed two per byte (`F4`).
     F4,
-    /// 6-bit float e2m3 (`F6_E2M3`), one per byte as safetensors stores it.
+    /// 6-bit float e2m3 (`F6_E2M3`), packed: four elements in three bytes (safetensors 0.8
+    /// counts 6 bits per element, so a tensor's element count times 6 must fill whole bytes).
     F6E2M3,
-    /// 6-bit float e3m2 (`F6_E3M2`), one per byte as safetensors stores it.
+    /// 6-bit float e3m2 (`F6_E3M2`), packed like [`DType::F6E2M3`].
     F6E3M2,
     /// Unsigned 8-bit integer.
     U8,
@@ -23,6 +24,10 @@ pub enum DType {
     F8E4M3,
     /// 8-bit exponent-only scale (`F8_E8M0`).
     F8E8M0,
+    /// 8-bit float e4m3, finite, no negative zero (`F8_E4M3FNUZ`).
+    F8E4M3Fnuz,
+    /// 8-bit float e5m2, finite, no negative zero (`F8_E5M2FNUZ`).
+    F8E5M2Fnuz,
     /// Signed 16-bit integer.
     I16,
     /// Unsigned 16-bit integer.
@@ -61,8 +66,9 @@ pub enum DTypeClass {
 }
 
 impl DType {
-    /// All dtypes, in the order of the safetensors specification.
-    pub const ALL: [DType; 20] = [
+    /// All dtypes, in the order of the safetensors specification (which is also the
+    /// derived `Ord`: the `safetensors` crate writes tensors by descending dtype in this order).
+    pub const ALL: [DType; 22] = [
         DType::Bool,
         DType::F4,
         DType::F6E2M3,
@@ -72,6 +78,8 @@ impl DType {
         DType::F8E5M2,
         DType::F8E4M3,
         DType::F8E8M0,
+        DType::F8E4M3Fnuz,
+        DType::F8E5M2Fnuz,
         DType::I16,
         DType::U16,
         DType::F16,
@@ -97,6 +105,8 @@ impl DType {
             DType::F8E5M2 => "F8_E5M2",
             DType::F8E4M3 => "F8_E4M3",
             DType::F8E8M0 => "F8_E8M0",
+            DType::F8E4M3Fnuz => "F8_E4M3FNUZ",
+            DType::F8E5M2Fnuz => "F8_E5M2FNUZ",
             DType::I16 => "I16",
             DType::U16 => "U16",
             DType::F16 => "F16",
@@ -128,6 +138,8 @@ impl DType {
             DType::F8E5M2 => "f8_e5m2",
             DType::F8E4M3 => "f8_e4m3",
             DType::F8E8M0 => "f8_e8m0",
+            DType::F8E4M3Fnuz => "f8_e4m3fnuz",
+            DType::F8E5M2Fnuz => "f8_e5m2fnuz",
             DType::I16 => "i16",
             DType::U16 => "u16",
             DType::F16 => "f16",
@@ -163,12 +175,20 @@ impl DType {
         DType::ALL.into_iter().find(|dtype| dtype.language_name() == alias)
     }
 
-    /// Bits per element (4 for `F4`, which packs two elements per byte).
+    /// Bits per element, as the `safetensors` crate (0.8) counts them: 4 for `F4` and 6 for
+    /// the `F6_*` types, which are packed.
     pub fn bits(self) -> usize {
         match self {
             DType::F4 => 4,
-            DType::F6E2M3 | DType::F6E3M2 => 8,
-            DType::Bool | DType::U8 | DType::I8 | DType::F8E5M2 | DType::F8E4M3 | DType::F8E8M0 => 8,
+            DType::F6E2M3 | DType::F6E3M2 => 6,
+            DType::Bool
+            | DType::U8
+            | DType::I8
+            | DType::F8E5M2
+            | DType::F8E4M3
+            | DType::F8E8M0
+            | DType::F8E4M3Fnuz
+            | DType::F8E5M2Fnuz => 8,
             DType::I16 | DType::U16 | DType::F16 | DType::BF16 => 16,
             DType::I32 | DType::U32 | DType::F32 => 32,
             DType::C64 | DType::F64 | DType::I64 | DType::U64 => 64,
@@ -182,7 +202,7 @@ impl DType {
         (bits % 8 == 0).then_some(bits / 8)
     }
 
-    /// Size in bytes of one element, for whole-byte dtypes (`None` for `F4`).
+    /// Size in bytes of one element, for whole-byte dtypes (`None` for `F4` and `F6_*`).
     pub fn size(self) -> Option<usize> {
         (self.bits() % 8 == 0).then_some(self.bits() / 8)
     }
@@ -197,6 +217,8 @@ impl DType {
                 | DType::F8E5M2
                 | DType::F8E4M3
                 | DType::F8E8M0
+                | DType::F8E4M3Fnuz
+                | DType::F8E5M2Fnuz
                 | DType::F16
                 | DType::BF16
                 | DType::F32
@@ -270,6 +292,9 @@ mod tests {
         assert_eq!(DType::F32.byte_len(3), Some(12));
         assert_eq!(DType::F4.byte_len(4), Some(2));
         assert_eq!(DType::F4.byte_len(3), None);
+        assert_eq!(DType::F6E2M3.byte_len(4), Some(3));
+        assert_eq!(DType::F6E3M2.byte_len(2), None);
+        assert_eq!(DType::F6E3M2.size(), None);
         assert_eq!(DType::F64.byte_len(u64::MAX), None);
     }
 

@@ -34,20 +34,56 @@ struct Ratio {
     den: i128,
 }
 
+// Symbolic arithmetic saturates instead of overflowing (no panic on hostile schema
+// literals; magnitudes near 2^127 never occur in real shapes); evaluation uses the
+// checked forms and reports overflow as "cannot evaluate".
 impl Ratio {
     fn new(num: i128, den: i128) -> Ratio {
-        let divisor = gcd(num.unsigned_abs(), den.unsigned_abs()).max(1) as i128;
+        Ratio::checked_new(num, den)
+            .unwrap_or(Ratio { num: if (num < 0) == (den < 0) { i128::MAX } else { i128::MIN + 1 }, den: 1 })
+    }
+    fn checked_new(num: i128, den: i128) -> Option<Ratio> {
+        if den == 0 {
+            return None;
+        }
+        let divisor = gcd(num.unsigned_abs(), den.unsigned_abs()).max(1);
+        let divisor = i128::try_from(divisor).ok()?;
         let sign = if den < 0 { -1 } else { 1 };
-        Ratio { num: sign * num / divisor, den: sign * den / divisor }
+        Some(Ratio { num: num.checked_mul(sign)? / divisor, den: den.checked_mul(sign)? / divisor })
     }
     fn int(value: i128) -> Ratio {
         Ratio { num: value, den: 1 }
     }
     fn add(self, other: Ratio) -> Ratio {
-        Ratio::new(self.num * other.den + other.num * self.den, self.den * other.den)
+        self.checked_add(other).unwrap_or_else(|| {
+            Ratio::new(
+                self.num.saturating_mul(other.den).saturating_add(other.num.saturating_mul(self.den)),
+                self.den.saturating_mul(other.den),
+            )
+        })
     }
     fn mul(self, other: Ratio) -> Ratio {
-        Ratio::new(self.num * other.num, self.den * other.den)
+        self.checked_mul(other)
+            .unwrap_or_else(|| Ratio::new(self.num.saturating_mul(other.num), self.den.saturating_mul(other.den)))
+    }
+    fn checked_add(self, other: Ratio) -> Option<Ratio> {
+        let num = self.num.checked_mul(other.den)?.checked_add(other.num.checked_mul(self.den)?)?;
+        Ratio::checked_new(num, self.den.checked_mul(other.den)?)
+    }
+    fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        // Cross-reduce first so that products of reduced fractions stay small.
+        let g1 = gcd(self.num.unsigned_abs(), other.den.unsigned_abs()).max(1) as i128;
+        let g2 = gcd(other.num.unsigned_abs(), self.den.unsigned_abs()).max(1) as i128;
+        let num = (self.num / g1).checked_mul(other.num / g2)?;
+        let den = (self.den / g2).checked_mul(other.den / g1)?;
+        Ratio::checked_new(num, den)
+    }
+    fn checked_div(self, other: Ratio) -> Option<Ratio> {
+        self.checked_mul(Ratio::checked_new(other.den, other.num)?)
+    }
+    /// The value as a non-negative `i64`, if it is one.
+    fn as_size(self) -> Option<i64> {
+        (self.den == 1 && self.num >= 0).then(|| i64::try_from(self.num).ok()).flatten()
     }
 }
 
@@ -242,42 +278,130 @@ impl Sym {
         out
     }
 
-    /// Evaluates with concrete dims; `None` if a dim is missing or a division is inexact.
+    /// Evaluates with concrete dims; `None` if a dim is missing, a division is inexact or
+    /// by zero, or the value overflows.
     pub fn eval(&self, dim: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
+        let total = self.eval_ratio(dim)?;
+        (total.den == 1).then(|| i64::try_from(total.num).ok()).flatten()
+    }
+
+    /// Evaluates to an exact rational, with checked arithmetic.
+    fn eval_ratio(&self, dim: &dyn Fn(&str) -> Option<i64>) -> Option<Ratio> {
         let mut total = Ratio::int(0);
         for (monomial, ratio) in &self.terms {
             let mut value = *ratio;
             for (atom, power) in monomial {
-                let base = match atom {
-                    Atom::Dim(name) => dim(name)?,
-                    Atom::Quotient(a, b) => {
-                        let (a, b) = (a.eval(dim)?, b.eval(dim)?);
-                        if b == 0 || a % b != 0 {
-                            return None;
-                        }
-                        a / b
+                let base = Ratio::int(eval_atom(atom, dim)?.into());
+                value = multiply_power(value, base, *power)?;
+            }
+            total = total.checked_add(value)?;
+        }
+        Some(total)
+    }
+
+    /// Solves `self == value` given the dims `known` returns, when at most one dim is
+    /// unknown and it occurs as `a * x + b` or `a / x + b` (`a`, `b` known): the shape
+    /// equations of unification (`3 * hidden == 72`, `hidden / heads == 8`).
+    pub fn solve(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> Solution {
+        let unknown: Vec<String> = self.dims().into_iter().filter(|name| known(name).is_none()).collect();
+        let target = match unknown.as_slice() {
+            [] => return Solution::Known(self.eval(known)),
+            [one] => one.clone(),
+            _ => return Solution::Stuck(unknown),
+        };
+        let stuck = || Solution::Stuck(vec![target.clone()]);
+        let not_integral = || Solution::Solved { dim: target.clone(), value: None };
+        // self = linear * x + inverse / x + rest
+        let (mut linear, mut inverse, mut rest) = (Ratio::int(0), Ratio::int(0), Ratio::int(0));
+        for (monomial, ratio) in &self.terms {
+            let mut coefficient = *ratio;
+            let mut power_of_target = 0;
+            for (atom, power) in monomial {
+                match atom {
+                    Atom::Dim(name) if *name == target => power_of_target = *power,
+                    _ if atom_mentions(atom, &target) => return stuck(),
+                    _ => {
+                        let Some(base) = eval_atom(atom, known) else { return not_integral() };
+                        let Some(product) = multiply_power(coefficient, Ratio::int(base.into()), *power) else {
+                            return not_integral();
+                        };
+                        coefficient = product;
                     }
-                    Atom::Remainder(a, b) => {
-                        let (a, b) = (a.eval(dim)?, b.eval(dim)?);
-                        if b == 0 {
-                            return None;
-                        }
-                        a % b
-                    }
-                };
-                for _ in 0..power.unsigned_abs() {
-                    value = if *power > 0 {
-                        value.mul(Ratio::int(base.into()))
-                    } else if base == 0 {
-                        return None;
-                    } else {
-                        value.mul(Ratio::new(1, base.into()))
-                    };
                 }
             }
-            total = total.add(value);
+            let slot = match power_of_target {
+                0 => &mut rest,
+                1 => &mut linear,
+                -1 => &mut inverse,
+                _ => return stuck(),
+            };
+            let Some(sum) = slot.checked_add(coefficient) else { return not_integral() };
+            *slot = sum;
         }
-        (total.den == 1).then(|| i64::try_from(total.num).ok()).flatten()
+        let negated_rest = rest.num.checked_neg().map(|num| Ratio { num, den: rest.den });
+        let Some(remaining) = negated_rest.and_then(|negated| Ratio::int(value.into()).checked_add(negated)) else {
+            return not_integral();
+        };
+        let solved = match (linear.num != 0, inverse.num != 0) {
+            (true, false) => remaining.checked_div(linear),
+            (false, true) => inverse.checked_div(remaining),
+            // Both, or the dim cancelled out of its own equation.
+            _ => return stuck(),
+        };
+        Solution::Solved { dim: target.clone(), value: solved.and_then(Ratio::as_size) }
+    }
+}
+
+/// What [`Sym::solve`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Solution {
+    /// Every dim is known: the value (`None` if inexact, by zero, or overflowing).
+    Known(Option<i64>),
+    /// The one unknown dim and its value, `None` if that is not a non-negative integer.
+    Solved {
+        /// The dim.
+        dim: String,
+        /// Its value.
+        value: Option<i64>,
+    },
+    /// These dims are unknown and the equation does not determine them alone.
+    Stuck(Vec<String>),
+}
+
+fn eval_atom(atom: &Atom, dim: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
+    match atom {
+        Atom::Dim(name) => dim(name),
+        Atom::Quotient(a, b) => {
+            let (a, b) = (a.eval(dim)?, b.eval(dim)?);
+            if b == 0 || a.checked_rem(b)? != 0 {
+                return None;
+            }
+            a.checked_div(b)
+        }
+        Atom::Remainder(a, b) => {
+            let (a, b) = (a.eval(dim)?, b.eval(dim)?);
+            if b == 0 {
+                return None;
+            }
+            a.checked_rem(b)
+        }
+    }
+}
+
+/// `value * base^power`, checked; `None` on overflow or division by zero.
+fn multiply_power(mut value: Ratio, base: Ratio, power: i32) -> Option<Ratio> {
+    for _ in 0..power.unsigned_abs() {
+        value = if power > 0 { value.checked_mul(base)? } else { value.checked_div(base)? };
+    }
+    Some(value)
+}
+
+fn atom_mentions(atom: &Atom, name: &str) -> bool {
+    match atom {
+        Atom::Dim(dim) => dim == name,
+        Atom::Quotient(a, b) | Atom::Remainder(a, b) => {
+            a.dims().iter().any(|dim| dim == name) || b.dims().iter().any(|dim| dim == name)
+        }
     }
 }
 
@@ -318,6 +442,10 @@ impl fmt::Display for Sym {
             }
             if ratio.den != 1 {
                 divisors.insert(0, ratio.den.to_string());
+            }
+            if factors.is_empty() {
+                // `1 / heads`, not a dangling ` / heads`.
+                factors.push("1".to_owned());
             }
             f.write_str(&factors.join(" * "))?;
             for divisor in divisors {
@@ -361,5 +489,42 @@ mod tests {
         assert_eq!(half.eval(&|_| Some(6)), Some(3));
         assert_eq!(half.eval(&|_| Some(7)), None);
         assert_eq!(half.to_string(), "n / 2");
+        assert_eq!(Sym::int(1).div(&Sym::dim("heads")).to_string(), "1 / heads");
+    }
+
+    #[test]
+    fn eval_reports_overflow_instead_of_panicking() {
+        let cube = Sym::dim("a").mul(&Sym::dim("a")).mul(&Sym::dim("a")).mul(&Sym::dim("a"));
+        assert_eq!(cube.eval(&|_| Some(i64::MAX)), None);
+        let huge = Sym::int(i64::MAX).mul(&Sym::int(i64::MAX)).mul(&Sym::int(i64::MAX));
+        assert_eq!(huge.eval(&|_| None), None);
+        assert_eq!(Sym::dim("a").div(&Sym::dim("b")).eval(&|name| Some(if name == "a" { 4 } else { 0 })), None);
+    }
+
+    #[test]
+    fn solve_handles_linear_and_inverse_occurrences() {
+        let known = |name: &str| match name {
+            "hidden" => Some(64),
+            "two" => Some(2),
+            _ => None,
+        };
+        let solved = |dim: &str, value| Solution::Solved { dim: dim.into(), value };
+        let cases: Vec<(Sym, i64, Solution)> = vec![
+            (Sym::int(3).mul(&Sym::dim("x")), 72, solved("x", Some(24))),
+            (Sym::int(3).mul(&Sym::dim("x")), 10, solved("x", None)),
+            (Sym::dim("x").add(&Sym::int(4)), 2, solved("x", None)),
+            (Sym::dim("hidden").div(&Sym::dim("heads")), 8, solved("heads", Some(8))),
+            (Sym::dim("hidden").div(&Sym::dim("heads")), 0, solved("heads", None)),
+            (Sym::dim("x").mul(&Sym::dim("two")).add(&Sym::dim("hidden")), 70, solved("x", Some(3))),
+            (Sym::dim("x").div(&Sym::int(2)), 5, solved("x", Some(10))),
+            (Sym::dim("x").mul(&Sym::dim("x")), 16, Solution::Stuck(vec!["x".into()])),
+            (Sym::dim("x").mul(&Sym::dim("y")), 16, Solution::Stuck(vec!["x".into(), "y".into()])),
+            (Sym::dim("x").rem(&Sym::int(4)), 1, Solution::Stuck(vec!["x".into()])),
+            (Sym::dim("hidden").mul(&Sym::int(3)), 192, Solution::Known(Some(192))),
+            (Sym::dim("hidden").div(&Sym::int(3)), 21, Solution::Known(None)),
+        ];
+        for (sym, value, expected) in cases {
+            assert_eq!(sym.solve(value, &known), expected, "{sym} == {value}");
+        }
     }
 }

@@ -1,0 +1,225 @@
+//! `safeshift inspect`: what a safetensors checkpoint holds, from its headers alone.
+//!
+//! The `--json` output is a contract (documented in `book/src/inspect.md`); its types
+//! live here, not on library types.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use safeshift_engine::Checkpoint;
+use serde_json::{json, Value};
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+use crate::render::sanitize;
+
+/// Show a checkpoint's tensors, dtypes and metadata without reading its data.
+///
+/// PATH is a `.safetensors` file or the `*.safetensors.index.json` of a sharded set. The
+/// header is validated strictly; a malformed file is an error (exit code 2).
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The checkpoint: a `.safetensors` file or a sharded set's `.index.json`.
+    pub path: PathBuf,
+    /// Print JSON (one object, `{"type": "inspect", "data": {…}}`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// List the tensors: name, dtype, shape, bytes (and file, for a sharded set).
+    #[arg(long)]
+    pub tensors: bool,
+    /// List only tensors whose name matches this glob (implies `--tensors`), e.g. `'*.bias'`.
+    #[arg(long, value_name = "GLOB")]
+    pub filter: Option<String>,
+}
+
+/// Runs `safeshift inspect`.
+pub fn run(args: InspectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let _ = printer;
+    let matcher = match &args.filter {
+        Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
+        None => None,
+    };
+    let checkpoint = Checkpoint::open(&args.path)?;
+    let summary = Summary::of(&checkpoint);
+    let listed: Option<Vec<usize>> = (args.tensors || matcher.is_some()).then(|| {
+        let tensors = &checkpoint.layout().tensors;
+        (0..tensors.len()).filter(|&index| matcher.as_ref().is_none_or(|m| m.is_match(&tensors[index].name))).collect()
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_output(&checkpoint, &summary, listed.as_deref()))?);
+    } else {
+        print!("{}", human_output(&checkpoint, &summary, listed.as_deref()));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Counts over the whole checkpoint.
+struct Summary {
+    total_bytes: u64,
+    /// Safetensors dtype name → (tensors, bytes), by name.
+    dtypes: BTreeMap<&'static str, (usize, u64)>,
+}
+
+impl Summary {
+    fn of(checkpoint: &Checkpoint) -> Summary {
+        let mut summary = Summary { total_bytes: 0, dtypes: BTreeMap::new() };
+        for info in &checkpoint.layout().tensors {
+            // Validated at open: every tensor has a byte length.
+            let bytes = info.byte_len().unwrap_or(0);
+            summary.total_bytes += bytes;
+            let entry = summary.dtypes.entry(info.dtype.safetensors_name()).or_default();
+            entry.0 += 1;
+            entry.1 += bytes;
+        }
+        summary
+    }
+}
+
+fn json_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usize]>) -> Value {
+    let layout = checkpoint.layout();
+    let sharded = checkpoint.index_metadata().is_some();
+    let dtypes: serde_json::Map<String, Value> = summary
+        .dtypes
+        .iter()
+        .map(|(name, (tensors, bytes))| ((*name).to_owned(), json!({ "tensors": tensors, "bytes": bytes })))
+        .collect();
+    let mut data = json!({
+        "path": checkpoint.path().to_string_lossy(),
+        "sharded": sharded,
+        "files": checkpoint.files().map(|path| path.to_string_lossy()).collect::<Vec<_>>(),
+        "tensor_count": layout.tensors.len(),
+        "total_bytes": summary.total_bytes,
+        "dtypes": dtypes,
+        "metadata": layout.metadata,
+        "index_metadata": checkpoint.index_metadata(),
+    });
+    if let Some(listed) = listed {
+        let tensors: Vec<Value> = listed
+            .iter()
+            .map(|&index| {
+                let info = &layout.tensors[index];
+                let mut tensor = json!({
+                    "name": info.name,
+                    "dtype": info.dtype.safetensors_name(),
+                    "shape": info.shape,
+                    "bytes": info.byte_len().unwrap_or(0),
+                });
+                if sharded {
+                    let file = checkpoint.file_of(&info.name).and_then(|path| path.file_name());
+                    tensor["file"] = json!(file.map(|name| name.to_string_lossy()));
+                }
+                tensor
+            })
+            .collect();
+        data["tensors"] = Value::Array(tensors);
+    }
+    json!({ "type": "inspect", "data": data })
+}
+
+fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usize]>) -> String {
+    let layout = checkpoint.layout();
+    let mut out = String::new();
+    out.push_str(&format!("{}\n", sanitize(&checkpoint.path().display().to_string())));
+    if checkpoint.index_metadata().is_some() {
+        out.push_str(&format!("  files    {} shards\n", checkpoint.files().len()));
+    }
+    out.push_str(&format!("  tensors  {}\n", layout.tensors.len()));
+    out.push_str(&format!("  bytes    {} ({})\n", summary.total_bytes, human_size(summary.total_bytes)));
+    out.push_str("  dtypes  ");
+    if summary.dtypes.is_empty() {
+        out.push_str(" none");
+    }
+    for (index, (name, (tensors, bytes))) in summary.dtypes.iter().enumerate() {
+        let separator = if index == 0 { " " } else { ", " };
+        out.push_str(&format!("{separator}{name} × {tensors} ({})", human_size(*bytes)));
+    }
+    out.push('\n');
+    if !layout.metadata.is_empty() {
+        out.push_str("metadata\n");
+        for (key, value) in &layout.metadata {
+            out.push_str(&format!("  {}: {}\n", sanitize(key), metadata_value(value)));
+        }
+    }
+    if let Some(index_metadata) = checkpoint.index_metadata().filter(|meta| !meta.is_empty()) {
+        out.push_str("index metadata\n");
+        for (key, value) in index_metadata {
+            out.push_str(&format!("  {}: {}\n", sanitize(key), sanitize(&value.to_string())));
+        }
+    }
+    if let Some(listed) = listed {
+        out.push_str(&format!("tensors ({} listed)\n", listed.len()));
+        let rows: Vec<[String; 4]> = listed
+            .iter()
+            .map(|&index| {
+                let info = &layout.tensors[index];
+                let shape = info.shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+                [
+                    sanitize(&info.name),
+                    info.dtype.safetensors_name().to_owned(),
+                    format!("[{shape}]"),
+                    info.byte_len().unwrap_or(0).to_string(),
+                ]
+            })
+            .collect();
+        let width = |column: usize| rows.iter().map(|row| row[column].chars().count()).max().unwrap_or(0);
+        let (name_width, dtype_width, shape_width) = (width(0), width(1), width(2));
+        for (row, &index) in rows.iter().zip(listed) {
+            let mut line =
+                format!("  {:name_width$}  {:dtype_width$}  {:shape_width$}  {:>10}", row[0], row[1], row[2], row[3]);
+            if checkpoint.index_metadata().is_some() {
+                let file = checkpoint.file_of(&layout.tensors[index].name).and_then(|path| path.file_name());
+                line.push_str(&format!("  {}", file.map(|name| name.to_string_lossy()).unwrap_or_default()));
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A metadata value: JSON objects and arrays pretty-printed and indented under their key,
+/// anything else as it is.
+fn metadata_value(value: &str) -> String {
+    match serde_json::from_str::<Value>(value) {
+        Ok(parsed @ (Value::Object(_) | Value::Array(_))) => {
+            let pretty = serde_json::to_string_pretty(&parsed).unwrap_or_else(|_| value.to_owned());
+            sanitize(&pretty.replace('\n', "\n    "))
+        }
+        _ => sanitize(value),
+    }
+}
+
+/// `1.5 KiB`, `193.9 MiB`; bytes below 1 KiB as `512 B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn json_metadata_is_pretty_printed() {
+        assert_eq!(metadata_value(r#"{"a":[1]}"#), "{\n      \"a\": [\n        1\n      ]\n    }");
+        assert_eq!(metadata_value("pt"), "pt");
+        assert_eq!(metadata_value("3"), "3");
+    }
+}

@@ -1,0 +1,523 @@
+//! The streaming atomic writer.
+//!
+//! The whole header is computed before any data is written; tensors are then streamed
+//! one at a time: borrowed bytes are written as they are, file ranges are copied with
+//! `copy_file_range` (falling back to `pread`/`write` where the kernel or file system
+//! cannot), generated tensors are produced into one reused buffer, so memory stays
+//! bounded by the largest generated tensor. Output goes to a temporary file beside the
+//! target (`.NAME.safeshift-tmp-XXXXXX`, removed on any error by its drop guard),
+//! which is fsynced, renamed over the target, and the directory fsynced.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use safeshift_model::DType;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::checkpoint::TensorLocation;
+use crate::error::{GenerateError, WriteError, WriteErrorKind};
+
+/// The `__metadata__` key under which the writer records checksums (when
+/// [`WriteOptions::record_sha256`] is set) and `verify` checks them: a JSON object, as a
+/// string, of tensor name to lowercase hex SHA-256 of the tensor's bytes. In a sharded
+/// set each shard records its own tensors.
+pub const SHA256_METADATA_KEY: &str = "safeshift.sha256";
+
+/// The header length bound of the format.
+const MAX_HEADER_LEN: u64 = 100_000_000;
+
+/// Infix of temporary file names: `.NAME.safeshift-tmp-XXXXXX` beside the target.
+pub const TEMP_INFIX: &str = ".safeshift-tmp-";
+
+/// A tensor to write: its header entry and where its bytes come from.
+pub struct OutputTensor<'a> {
+    /// The name.
+    pub name: String,
+    /// The element type.
+    pub dtype: DType,
+    /// The shape; empty for a 0-d tensor.
+    pub shape: Vec<u64>,
+    /// The bytes.
+    pub source: TensorSource<'a>,
+}
+
+/// Where an output tensor's bytes come from.
+pub enum TensorSource<'a> {
+    /// Bytes in memory, usually borrowed from an input's map.
+    Bytes(Cow<'a, [u8]>),
+    /// A byte range of an input file, copied with `copy_file_range` where possible.
+    File(TensorLocation<'a>),
+    /// A generator that fills a zeroed buffer of exactly the tensor's byte length; called
+    /// once, when the tensor's turn comes. Its error aborts the write.
+    Generate(Generator<'a>),
+}
+
+/// A tensor generator: fills a zeroed buffer of the tensor's byte length.
+pub type Generator<'a> = Box<dyn FnOnce(&mut [u8]) -> Result<(), GenerateError> + 'a>;
+
+/// The order of tensors in the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TensorOrder {
+    /// As the `safetensors` crate writes: by dtype descending (in [`DType::ALL`] order),
+    /// then by name. With at most one metadata key the output is byte-identical to
+    /// `safetensors::serialize` (which orders metadata keys by hash; we sort them).
+    #[default]
+    Safetensors,
+    /// In the order given.
+    AsGiven,
+}
+
+/// How to write.
+#[derive(Clone, Debug, Default)]
+pub struct WriteOptions {
+    /// The `__metadata__` map (omitted from the header when empty).
+    pub metadata: BTreeMap<String, String>,
+    /// The tensor order.
+    pub order: TensorOrder,
+    /// Record each tensor's SHA-256 under [`SHA256_METADATA_KEY`].
+    pub record_sha256: bool,
+    /// Split into shards of at most this many data bytes (a larger tensor gets a shard of
+    /// its own); the target path is then the index, `NAME.safetensors.index.json`, and
+    /// shards are `NAME-00001-of-0000N.safetensors` beside it.
+    pub max_shard_size: Option<u64>,
+    /// Test hook: fail with [`WriteErrorKind::InjectedFault`] once this many bytes have
+    /// been written to output files.
+    #[doc(hidden)]
+    pub fail_after_bytes: Option<u64>,
+}
+
+/// What was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteSummary {
+    /// The files written: the target, or the shards then the index.
+    pub files: Vec<PathBuf>,
+    /// Bytes written to all files (headers included).
+    pub bytes: u64,
+}
+
+/// Writes `tensors` to `path` atomically: either the complete file appears at `path` or
+/// nothing changes there. See the module docs for how.
+pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions) -> Result<WriteSummary, WriteError> {
+    let err = |kind| WriteError::new(path, kind);
+    let mut planned = plan(tensors, options.order).map_err(err)?;
+    let mut sink_state = Budget { written: 0, fail_after: options.fail_after_bytes };
+    let mut buffer = Vec::new();
+    let Some(max_shard_size) = options.max_shard_size else {
+        let pending = write_file(path, &mut planned, options, &mut sink_state, &mut buffer).map_err(err)?;
+        commit(vec![(pending, path.to_owned())]).map_err(err)?;
+        return Ok(WriteSummary { files: vec![path.to_owned()], bytes: sink_state.written });
+    };
+    let file_name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+    let Some(stem) = file_name.strip_suffix(".safetensors.index.json").filter(|stem| !stem.is_empty()) else {
+        let message = "a sharded target must be named `NAME.safetensors.index.json`".to_owned();
+        return Err(err(WriteErrorKind::BadTarget { message }));
+    };
+    let groups = shard_groups(&planned, max_shard_size);
+    let directory = path.parent().unwrap_or(Path::new(""));
+    let mut pending = Vec::with_capacity(groups.len() + 1);
+    let mut weight_map = BTreeMap::new();
+    let mut total_size = 0u64;
+    let mut rest = planned.as_mut_slice();
+    for (index, &count) in groups.iter().enumerate() {
+        let (group, tail) = rest.split_at_mut(count);
+        rest = tail;
+        let shard_name = format!("{stem}-{:05}-of-{:05}.safetensors", index + 1, groups.len());
+        let shard_path = directory.join(&shard_name);
+        for tensor in group.iter() {
+            weight_map.insert(tensor.name.clone(), serde_json::Value::String(shard_name.clone()));
+            total_size += tensor.byte_len;
+        }
+        let file = write_file(&shard_path, group, options, &mut sink_state, &mut buffer)
+            .map_err(|kind| WriteError::new(&shard_path, kind))?;
+        pending.push((file, shard_path));
+    }
+    let mut index = serde_json::Map::new();
+    index.insert("metadata".into(), serde_json::json!({ "total_size": total_size }));
+    index.insert("weight_map".into(), serde_json::Value::Object(weight_map.into_iter().collect()));
+    let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(index)).expect("a JSON value serializes");
+    text.push('\n');
+    let mut index_file = temporary(path).map_err(err)?;
+    let mut sink = Sink { file: index_file.as_file_mut(), budget: &mut sink_state };
+    sink.write_all(text.as_bytes(), "write the index").map_err(err)?;
+    index_file.as_file().sync_all().map_err(|source| err(WriteErrorKind::Io { action: "fsync the index", source }))?;
+    // The index is renamed last: until then no index appears at the target.
+    pending.push((index_file, path.to_owned()));
+    let files = pending.iter().map(|(_, target)| target.clone()).collect();
+    commit(pending).map_err(err)?;
+    Ok(WriteSummary { files, bytes: sink_state.written })
+}
+
+/// An output tensor with its byte length checked.
+struct Planned<'a> {
+    name: String,
+    dtype: DType,
+    shape: Vec<u64>,
+    byte_len: u64,
+    source: Option<TensorSource<'a>>,
+}
+
+fn plan(tensors: Vec<OutputTensor<'_>>, order: TensorOrder) -> Result<Vec<Planned<'_>>, WriteErrorKind> {
+    let mut planned = Vec::with_capacity(tensors.len());
+    for tensor in tensors {
+        let bits = tensor
+            .shape
+            .iter()
+            .try_fold(1u64, |acc, &dim| acc.checked_mul(dim))
+            .and_then(|numel| numel.checked_mul(tensor.dtype.bits() as u64))
+            .filter(|bits| bits % 8 == 0);
+        let Some(bits) = bits else {
+            let dtype = tensor.dtype.safetensors_name();
+            return Err(WriteErrorKind::BadShape { tensor: tensor.name, shape: tensor.shape, dtype });
+        };
+        let byte_len = bits / 8;
+        let found = match &tensor.source {
+            TensorSource::Bytes(bytes) => Some(bytes.len() as u64),
+            TensorSource::File(location) => Some(location.len),
+            TensorSource::Generate(_) => None,
+        };
+        if let Some(found) = found.filter(|&found| found != byte_len) {
+            return Err(WriteErrorKind::SourceLength { tensor: tensor.name, expected: byte_len, found });
+        }
+        planned.push(Planned {
+            name: tensor.name,
+            dtype: tensor.dtype,
+            shape: tensor.shape,
+            byte_len,
+            source: Some(tensor.source),
+        });
+    }
+    if order == TensorOrder::Safetensors {
+        planned.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
+    }
+    let mut names: Vec<&str> = planned.iter().map(|tensor| tensor.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
+        return Err(WriteErrorKind::DuplicateTensor { tensor: pair[0].to_owned() });
+    }
+    Ok(planned)
+}
+
+/// Counts of consecutive tensors per shard, greedy in output order.
+fn shard_groups(planned: &[Planned<'_>], max_shard_size: u64) -> Vec<usize> {
+    let mut groups = Vec::new();
+    let (mut count, mut size) = (0usize, 0u64);
+    for tensor in planned {
+        if count > 0 && size.saturating_add(tensor.byte_len) > max_shard_size {
+            groups.push(count);
+            (count, size) = (0, 0);
+        }
+        count += 1;
+        size = size.saturating_add(tensor.byte_len);
+    }
+    if count > 0 || groups.is_empty() {
+        groups.push(count);
+    }
+    groups
+}
+
+/// The serialized header, padded with spaces to a multiple of 8 bytes as the
+/// `safetensors` crate does. `digests` (hex, parallel to `tensors`) are recorded under
+/// [`SHA256_METADATA_KEY`] when given.
+fn header_bytes(tensors: &[Planned<'_>], metadata: &BTreeMap<String, String>, digests: Option<&[String]>) -> Vec<u8> {
+    let mut metadata = Cow::Borrowed(metadata);
+    if let Some(digests) = digests {
+        let record: BTreeMap<&str, &str> =
+            tensors.iter().zip(digests).map(|(tensor, digest)| (tensor.name.as_str(), digest.as_str())).collect();
+        let text = serde_json::to_string(&record).expect("a map of strings serializes");
+        metadata.to_mut().insert(SHA256_METADATA_KEY.to_owned(), text);
+    }
+    let mut out = Vec::with_capacity(64 + tensors.len() * 96);
+    out.push(b'{');
+    let mut first = true;
+    if !metadata.is_empty() {
+        out.extend_from_slice(b"\"__metadata__\":");
+        serde_json::to_writer(&mut out, &*metadata).expect("a map of strings serializes");
+        first = false;
+    }
+    let mut offset = 0u64;
+    for tensor in tensors {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut out, &tensor.name).expect("a string serializes");
+        out.extend_from_slice(b":{\"dtype\":\"");
+        out.extend_from_slice(tensor.dtype.safetensors_name().as_bytes());
+        out.extend_from_slice(b"\",\"shape\":");
+        serde_json::to_writer(&mut out, &tensor.shape).expect("integers serialize");
+        let end = offset + tensor.byte_len;
+        write!(out, ",\"data_offsets\":[{offset},{end}]}}").expect("writing to a Vec cannot fail");
+        offset = end;
+    }
+    out.push(b'}');
+    let padded = out.len().next_multiple_of(8);
+    out.resize(padded, b' ');
+    out
+}
+
+/// Bytes written so far, across all files of one write, and the injected-fault limit.
+struct Budget {
+    written: u64,
+    fail_after: Option<u64>,
+}
+
+/// The output file being written, with the byte budget.
+struct Sink<'f, 'b> {
+    file: &'f mut File,
+    budget: &'b mut Budget,
+}
+
+impl Sink<'_, '_> {
+    /// How many of `len` bytes may be written before the injected fault.
+    fn allowance(&self, len: u64) -> u64 {
+        match self.budget.fail_after {
+            Some(limit) => len.min(limit.saturating_sub(self.budget.written)),
+            None => len,
+        }
+    }
+
+    fn fault(&self) -> WriteErrorKind {
+        WriteErrorKind::InjectedFault { after: self.budget.written }
+    }
+
+    fn write_all(&mut self, bytes: &[u8], action: &'static str) -> Result<(), WriteErrorKind> {
+        let allowed = self.allowance(bytes.len() as u64) as usize;
+        self.file.write_all(&bytes[..allowed]).map_err(|source| WriteErrorKind::Io { action, source })?;
+        self.budget.written += allowed as u64;
+        if allowed < bytes.len() {
+            return Err(self.fault());
+        }
+        Ok(())
+    }
+
+    /// Copies `len` bytes from `source` at `offset` to the end of the output, in the
+    /// kernel when it can.
+    fn copy_range(&mut self, source: &File, mut offset: u64, len: u64, tensor: &str) -> Result<(), WriteErrorKind> {
+        let mut remaining = len;
+        while remaining > 0 {
+            let chunk = self.allowance(remaining.min(1 << 30));
+            if chunk == 0 {
+                return Err(self.fault());
+            }
+            let mut off_in = offset as libc::loff_t;
+            // SAFETY: both descriptors are open for the duration of the call; `off_in` is
+            // a valid pointer; a null output offset means "the file position".
+            let copied = unsafe {
+                libc::copy_file_range(
+                    source.as_raw_fd(),
+                    &mut off_in,
+                    self.file.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    chunk as usize,
+                    0,
+                )
+            };
+            if copied < 0 {
+                let error = std::io::Error::last_os_error();
+                let unsupported = matches!(
+                    error.raw_os_error(),
+                    Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM | libc::EBADF)
+                );
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                if unsupported {
+                    return self.copy_range_buffered(source, offset, remaining, tensor, None);
+                }
+                return Err(WriteErrorKind::Io { action: "copy tensor bytes", source: error });
+            }
+            if copied == 0 {
+                return Err(short_source(tensor));
+            }
+            let copied = copied as u64;
+            self.budget.written += copied;
+            offset += copied;
+            remaining -= copied;
+        }
+        Ok(())
+    }
+
+    /// Copies through a buffer with `pread` and `write`, hashing on the way if asked.
+    fn copy_range_buffered(
+        &mut self,
+        source: &File,
+        mut offset: u64,
+        len: u64,
+        tensor: &str,
+        mut hasher: Option<&mut Sha256>,
+    ) -> Result<(), WriteErrorKind> {
+        let mut buffer = vec![0u8; len.min(1 << 20) as usize];
+        let mut remaining = len;
+        while remaining > 0 {
+            let chunk = &mut buffer[..remaining.min(1 << 20) as usize];
+            source.read_exact_at(chunk, offset).map_err(|source| {
+                if source.kind() == std::io::ErrorKind::UnexpectedEof {
+                    short_source(tensor)
+                } else {
+                    WriteErrorKind::SourceRead { tensor: tensor.to_owned(), source }
+                }
+            })?;
+            if let Some(hasher) = hasher.as_deref_mut() {
+                hasher.update(&*chunk);
+            }
+            self.write_all(chunk, "write tensor bytes")?;
+            offset += chunk.len() as u64;
+            remaining -= chunk.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+fn short_source(tensor: &str) -> WriteErrorKind {
+    let source = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the source file ended early");
+    WriteErrorKind::SourceRead { tensor: tensor.to_owned(), source }
+}
+
+/// Creates the temporary file beside `target`.
+fn temporary(target: &Path) -> Result<NamedTempFile, WriteErrorKind> {
+    let Some(name) = target.file_name().and_then(|name| name.to_str()) else {
+        return Err(WriteErrorKind::BadTarget { message: "the target has no UTF-8 file name".to_owned() });
+    };
+    let directory = match target.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let file = tempfile::Builder::new()
+        .prefix(&format!(".{name}{TEMP_INFIX}"))
+        .rand_bytes(6)
+        .tempfile_in(directory)
+        .map_err(|source| WriteErrorKind::Io { action: "create the temporary file", source })?;
+    // Model files are data for everyone who can read the directory, like `cp` output
+    // under the usual umask; the temporary file starts as 0600.
+    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(|source| WriteErrorKind::Io { action: "set permissions", source })?;
+    Ok(file)
+}
+
+/// Writes one file's header and data to a temporary file beside `target` and fsyncs it;
+/// the caller renames it into place with [`commit`].
+fn write_file(
+    target: &Path,
+    tensors: &mut [Planned<'_>],
+    options: &WriteOptions,
+    budget: &mut Budget,
+    buffer: &mut Vec<u8>,
+) -> Result<NamedTempFile, WriteErrorKind> {
+    let placeholder = vec!["0".repeat(64); tensors.len()];
+    let digests_in = options.record_sha256.then_some(placeholder.as_slice());
+    let header = header_bytes(tensors, &options.metadata, digests_in);
+    if header.len() as u64 > MAX_HEADER_LEN {
+        return Err(WriteErrorKind::HeaderTooLarge { len: header.len() as u64, limit: MAX_HEADER_LEN });
+    }
+    let mut temp = temporary(target)?;
+    let mut sink = Sink { file: temp.as_file_mut(), budget };
+    sink.write_all(&(header.len() as u64).to_le_bytes(), "write the header")?;
+    sink.write_all(&header, "write the header")?;
+    let mut digests = Vec::with_capacity(if options.record_sha256 { tensors.len() } else { 0 });
+    for tensor in tensors.iter_mut() {
+        let mut hasher = options.record_sha256.then(Sha256::new);
+        match tensor.source.take().expect("each tensor is written once") {
+            TensorSource::Bytes(bytes) => {
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&bytes);
+                }
+                sink.write_all(&bytes, "write tensor bytes")?;
+            }
+            TensorSource::File(location) => match hasher.as_mut() {
+                Some(hasher) => {
+                    sink.copy_range_buffered(location.file, location.offset, location.len, &tensor.name, Some(hasher))?
+                }
+                None => sink.copy_range(location.file, location.offset, location.len, &tensor.name)?,
+            },
+            TensorSource::Generate(generate) => {
+                let len = tensor.byte_len as usize;
+                buffer.clear();
+                buffer.try_reserve_exact(len).map_err(|_| WriteErrorKind::Io {
+                    action: "allocate",
+                    source: std::io::ErrorKind::OutOfMemory.into(),
+                })?;
+                buffer.resize(len, 0);
+                generate(buffer).map_err(|source| WriteErrorKind::Generator { tensor: tensor.name.clone(), source })?;
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&*buffer);
+                }
+                sink.write_all(buffer, "write tensor bytes")?;
+            }
+        }
+        if let Some(hasher) = hasher {
+            digests.push(hex(&hasher.finalize()));
+        }
+    }
+    if options.record_sha256 {
+        let final_header = header_bytes(tensors, &options.metadata, Some(&digests));
+        // Hex digests have a fixed length, so the header keeps its length and offsets.
+        assert_eq!(final_header.len(), header.len(), "digest placeholders have the digests' length");
+        sink.file
+            .write_all_at(&final_header, 8)
+            .map_err(|source| WriteErrorKind::Io { action: "write the checksums", source })?;
+    }
+    temp.as_file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
+    Ok(temp)
+}
+
+/// Renames each temporary file to its target, in order, then fsyncs the directories.
+fn commit(files: Vec<(NamedTempFile, PathBuf)>) -> Result<(), WriteErrorKind> {
+    let mut directories: Vec<PathBuf> = Vec::new();
+    for (temp, target) in files {
+        temp.persist(&target).map_err(|err| WriteErrorKind::Io { action: "rename into place", source: err.error })?;
+        let directory = match target.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !directories.contains(&directory) {
+            directories.push(directory);
+        }
+    }
+    for directory in directories {
+        File::open(&directory)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|source| WriteErrorKind::Io { action: "fsync the directory", source })?;
+    }
+    Ok(())
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(DIGITS[(byte >> 4) as usize] as char);
+        out.push(DIGITS[(byte & 15) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(name: &str, byte_len: u64) -> Planned<'static> {
+        Planned { name: name.into(), dtype: DType::U8, shape: vec![byte_len], byte_len, source: None }
+    }
+
+    #[test]
+    fn shards_are_greedy_and_never_empty() {
+        let tensors = [planned("a", 4), planned("b", 4), planned("c", 10), planned("d", 1)];
+        assert_eq!(shard_groups(&tensors, 8), vec![2, 1, 1]);
+        assert_eq!(shard_groups(&tensors, 100), vec![4]);
+        assert_eq!(shard_groups(&[], 8), vec![0]);
+    }
+
+    #[test]
+    fn header_is_padded_to_eight() {
+        let header = header_bytes(&[planned("a", 3)], &BTreeMap::new(), None);
+        assert_eq!(header.len() % 8, 0);
+        assert!(header.starts_with(br#"{"a":{"dtype":"U8","shape":[3],"data_offsets":[0,3]}}"#));
+    }
+}
