@@ -9,7 +9,6 @@ use petgraph::Direction;
 use safeshift_dsl::ast::Span;
 use safeshift_dsl::{similar, Diagnostic, SourceId};
 
-use crate::op_facts;
 use crate::registry::{MigrationDef, MigrationId, SchemaDef};
 use crate::VersionId;
 
@@ -21,6 +20,15 @@ pub enum Origin {
     /// Declared only as the target of this migration: its schema is the source schema
     /// with the migration applied.
     Derived(MigrationId),
+}
+
+/// What the graph needs to know about a migration to draw its edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct EdgeFacts {
+    /// Applying it loses information.
+    pub lossy: bool,
+    /// It can be undone (automatic inverse, or `down` block): `Some(lossy)` of the way back.
+    pub undo: Option<bool>,
 }
 
 /// One edge: a migration applied as written, or undone.
@@ -51,7 +59,13 @@ pub struct VersionGraph {
 impl VersionGraph {
     /// Builds the graph, reporting duplicate versions, duplicate migrations, and
     /// migrations from versions that neither a schema nor another migration declares.
-    pub(crate) fn build(schemas: &[SchemaDef], migrations: &[MigrationDef]) -> (VersionGraph, Vec<Diagnostic>) {
+    /// The nodes only: add the edges with [`VersionGraph::add_edges`]. Returns the
+    /// migrations whose source version exists, in an order where each comes after the
+    /// one that derives its source.
+    pub(crate) fn build(
+        schemas: &[SchemaDef],
+        migrations: &[MigrationDef],
+    ) -> (VersionGraph, Vec<MigrationId>, Vec<Diagnostic>) {
         let mut graph = VersionGraph::default();
         let mut diagnostics = Vec::new();
 
@@ -94,15 +108,7 @@ impl VersionGraph {
             }
             seen_pairs.insert((&migration.from, &migration.to), index);
             if migration.from == migration.to {
-                diagnostics.push(
-                    Diagnostic::error(
-                        "cycle",
-                        format!("migration from `{}` to itself", migration.from),
-                        migration.source,
-                        header_span(migration),
-                    )
-                    .with_hint("a migration must change the version"),
-                );
+                // The language reports it (`self-migration`); it is no edge.
                 continue;
             }
             candidates.push(index);
@@ -138,28 +144,33 @@ impl VersionGraph {
             let node = graph.graph.add_node(id.clone());
             graph.nodes.insert(id.clone(), node);
         }
-        grounded.sort();
-        for index in grounded {
-            let migration = &migrations[index];
-            let (from, to) = (graph.nodes[&migration.from], graph.nodes[&migration.to]);
-            let facts = op_facts::facts(&migration.ast.ops);
+        (graph, grounded.into_iter().map(MigrationId).collect(), diagnostics)
+    }
+
+    /// Adds the edges of the grounded migrations (`grounded`, from [`VersionGraph::build`]).
+    pub(crate) fn add_edges(
+        &mut self,
+        migrations: &[MigrationDef],
+        grounded: &[MigrationId],
+        facts: &dyn Fn(MigrationId) -> EdgeFacts,
+    ) {
+        let mut sorted = grounded.to_vec();
+        sorted.sort();
+        for id in sorted {
+            let migration = &migrations[id.0];
+            let (from, to) = (self.nodes[&migration.from], self.nodes[&migration.to]);
+            let facts = facts(id);
             let downgrade =
                 migration.from.family == migration.to.family && migration.to.version < migration.from.version;
-            let id = MigrationId(index);
-            graph.graph.add_edge(
+            self.graph.add_edge(
                 from,
                 to,
                 Edge { migration: id, inverse: false, lossy: facts.lossy, upgrade: !downgrade },
             );
-            let undo = match &migration.ast.down {
-                Some(down) => Some(op_facts::facts(&down.ops).lossy),
-                None => facts.invertible.then_some(false),
-            };
-            if let Some(lossy) = undo {
-                graph.graph.add_edge(to, from, Edge { migration: id, inverse: true, lossy, upgrade: false });
+            if let Some(lossy) = facts.undo {
+                self.graph.add_edge(to, from, Edge { migration: id, inverse: true, lossy, upgrade: false });
             }
         }
-        (graph, diagnostics)
     }
 
     /// Every version, sorted by family then semver.
@@ -305,7 +316,7 @@ fn unknown_version(graph: &VersionGraph, migration: &MigrationDef) -> Diagnostic
 
 #[cfg(test)]
 mod tests {
-    use crate::testutil::{codes, migration, op, registry, schema, up};
+    use crate::testutil::{codes, lossy, migration, registry, schema, up};
     use crate::{Origin, VersionId};
 
     fn id(text: &str) -> VersionId {
@@ -326,8 +337,8 @@ mod tests {
 
     #[test]
     fn invertible_migrations_get_an_inverse_edge() {
-        let lossy = migration("a@2.0.0", "a@3.0.0", vec![op("drop", &["lossy"])]);
-        let derived = migration("a@3.0.0", "a@4.0.0", vec![op("drop", &["derived"])]);
+        let lossy = lossy("a@2.0.0", "a@3.0.0");
+        let derived = migration("a@3.0.0", "a@4.0.0", r#"drop "x" derived optional"#);
         let (registry, _) = registry(vec![schema("a@1.0.0"), up("a@1.0.0", "a@2.0.0"), lossy, derived]);
         let edges: Vec<(String, String, bool, bool)> = registry
             .graph()
@@ -359,7 +370,7 @@ mod tests {
         ]);
         assert_eq!(
             codes(&diagnostics),
-            ["duplicate-version", "duplicate-migration", "cycle", "unknown-version", "unknown-version"]
+            ["self-migration", "duplicate-version", "duplicate-migration", "unknown-version", "unknown-version"]
         );
         assert_eq!(diagnostics[3].hints, ["did you mean `a@1.0.0`?", "known versions of `a`: 1.0.0, 2.0.0"]);
         assert_eq!(diagnostics[4].hints, ["did you mean family `a`?"]);

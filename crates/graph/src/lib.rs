@@ -16,23 +16,35 @@
 // only add noise at every call site.
 #![allow(clippy::result_large_err)]
 
+mod check;
+mod compile;
+mod derive;
+mod detect;
 mod graph;
+mod load;
 mod manifest;
-mod op_facts;
 mod plan;
 mod registry;
-mod sources;
+mod static_check;
+mod symbolic;
+mod synth;
 #[cfg(test)]
 mod testutil;
 mod validate;
 mod version_id;
 
+pub use check::{check, check_synth};
+pub use compile::{compile, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
+pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
 pub use manifest::{Manifest, ManifestError};
 pub use plan::{plan, Plan, PlanError, Step};
 pub use registry::{
     LoadError, MigrationDef, MigrationId, Registry, RegistryFiles, SchemaDef, MAX_DEPTH, MAX_FILES, MAX_FILE_BYTES,
 };
-pub use sources::{SourceFile, Sources};
+pub use static_check::check_migrations;
+pub use synth::{
+    run_in_memory, synth, synth_aux, synth_dims, SynthError, Synthetic, DEFAULT_COUNT, DEFAULT_DIM, MAX_SYNTH_BYTES,
+};
 pub use validate::{validate, PathComparer};
 pub use version_id::{VersionId, VersionIdError};

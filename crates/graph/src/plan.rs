@@ -210,7 +210,7 @@ fn walk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{migration, op, registry, schema, up};
+    use crate::testutil::{lossy, registry, schema, up};
 
     fn id(text: &str) -> VersionId {
         VersionId::parse(text).unwrap()
@@ -224,7 +224,7 @@ mod tests {
     fn prefers_lossless_then_short_then_stable_order() {
         let (registry, _) = registry(vec![
             schema("a@1.0.0"),
-            migration("a@1.0.0", "a@3.0.0", vec![op("drop", &["lossy"])]),
+            lossy("a@1.0.0", "a@3.0.0"),
             up("a@1.0.0", "a@2.0.0"),
             up("a@2.0.0", "a@2.5.0"),
             up("a@2.5.0", "a@3.0.0"),
@@ -241,11 +241,7 @@ mod tests {
 
     #[test]
     fn downgrades_follow_inverse_edges_only_when_lossless() {
-        let (registry, _) = registry(vec![
-            schema("a@1.0.0"),
-            up("a@1.0.0", "a@2.0.0"),
-            migration("a@2.0.0", "a@3.0.0", vec![op("truncate", &["lossy"])]),
-        ]);
+        let (registry, _) = registry(vec![schema("a@1.0.0"), up("a@1.0.0", "a@2.0.0"), lossy("a@2.0.0", "a@3.0.0")]);
         let graph = registry.graph();
         let down = plan(graph, &id("a@2.0.0"), &id("a@1.0.0")).unwrap();
         assert_eq!(route(&down), ["a@1.0.0 (undo)"]);

@@ -1,13 +1,17 @@
 //! The registry: every schema and migration of a project, loaded together.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safeshift_dsl::{ast, Diagnostic, SourceId};
+use safeshift_dsl::{ast, Diagnostic, SourceId, SourceMap};
 use sha2::{Digest, Sha256};
 
-use crate::graph::VersionGraph;
+use safeshift_model::Schema;
+
+use crate::derive::derive;
+use crate::graph::{EdgeFacts, Origin, VersionGraph};
 use crate::manifest::Manifest;
-use crate::sources::Sources;
+use crate::symbolic::{apply_ops, counts, instantiate, lower_migration, set_of, symbolic_context, LoweredOps};
 use crate::VersionId;
 
 /// Registry files larger than this are refused (a registry is hand-written text).
@@ -20,11 +24,15 @@ pub const MAX_DEPTH: usize = 32;
 /// All schemas and migrations of a project, with their sources and the version graph.
 #[derive(Debug)]
 pub struct Registry {
-    sources: Sources,
+    sources: SourceMap,
     manifest: Manifest,
     schemas: Vec<SchemaDef>,
     migrations: Vec<MigrationDef>,
     graph: VersionGraph,
+    /// Schemas of versions declared only through a migration.
+    derived: BTreeMap<VersionId, Schema>,
+    /// Each migration's operations, lowered (`None` when lowering reported an error).
+    lowered: Vec<Option<LoweredOps>>,
 }
 
 /// One `schema` item.
@@ -36,6 +44,10 @@ pub struct SchemaDef {
     pub source: SourceId,
     /// Its syntax tree.
     pub ast: ast::Schema,
+    /// Its meaning.
+    pub schema: safeshift_model::Schema,
+    /// Whether lowering reported no error (only then is `schema` used).
+    pub usable: bool,
 }
 
 /// Identifies a migration of a registry (an index into [`Registry::migrations`]).
@@ -178,7 +190,7 @@ impl Registry {
     /// reporting every problem found on the way (bad and duplicate versions, migrations
     /// from unknown versions) together.
     pub fn from_parsed(
-        sources: Sources,
+        sources: SourceMap,
         files: Vec<(SourceId, ast::File)>,
         manifest: Manifest,
     ) -> (Registry, Vec<Diagnostic>) {
@@ -189,7 +201,12 @@ impl Registry {
             for item in file.items {
                 match item {
                     ast::Item::Schema(schema) => match version_id(source, &schema.family, &schema.version) {
-                        Ok(id) => schemas.push(SchemaDef { id, source, ast: schema }),
+                        Ok(id) => {
+                            let (lowered, problems) = safeshift_model::lower_schema(source, &schema);
+                            let usable = !problems.iter().any(Diagnostic::is_error);
+                            diagnostics.extend(problems);
+                            schemas.push(SchemaDef { id, source, ast: schema, schema: lowered, usable });
+                        }
                         Err(diagnostic) => diagnostics.push(diagnostic),
                     },
                     ast::Item::Migration(migration) => {
@@ -197,7 +214,8 @@ impl Registry {
                         let to = version_ref(source, &migration.to);
                         match (from, to) {
                             (Ok(from), Ok(to)) => {
-                                let text = sources.slice(source, migration.span.start, migration.span.end);
+                                let text =
+                                    sources.text(source).get(migration.span.start..migration.span.end).unwrap_or("");
                                 let hash = hex(&Sha256::digest(text.as_bytes()));
                                 migrations.push(MigrationDef { from, to, source, ast: migration, hash });
                             }
@@ -207,13 +225,60 @@ impl Registry {
                 }
             }
         }
-        let (graph, graph_diagnostics) = VersionGraph::build(&schemas, &migrations);
+        let (mut graph, grounded, graph_diagnostics) = VersionGraph::build(&schemas, &migrations);
         diagnostics.extend(graph_diagnostics);
-        (Registry { sources, manifest, schemas, migrations, graph }, diagnostics)
+
+        let mut lowered = Vec::with_capacity(migrations.len());
+        for migration in &migrations {
+            let (ops, problems) = lower_migration(migration);
+            let complete = !problems.iter().any(Diagnostic::is_error);
+            diagnostics.extend(problems);
+            lowered.push(complete.then_some(ops));
+        }
+
+        // Derivation order: each migration comes after the one deriving its source.
+        let mut derived: BTreeMap<VersionId, Schema> = BTreeMap::new();
+        let mut facts: BTreeMap<MigrationId, EdgeFacts> = BTreeMap::new();
+        for &id in &grounded {
+            let migration = &migrations[id.0];
+            let from = match graph.origin(&migration.from) {
+                Some(Origin::Schema(index)) => schemas.get(index).filter(|def| def.usable).map(|def| &def.schema),
+                Some(Origin::Derived(_)) => derived.get(&migration.from),
+                None => None,
+            };
+            let to = match graph.origin(&migration.to) {
+                Some(Origin::Schema(index)) => schemas.get(index).filter(|def| def.usable).map(|def| &def.schema),
+                _ => None,
+            };
+            let Some(ops) = &lowered[id.0] else {
+                let lossy = migration.ast.ops.iter().any(has_lossy_flag);
+                facts.insert(id, EdgeFacts { lossy, undo: None });
+                continue;
+            };
+            let undo = match (&ops.down, from) {
+                (Some(_), _) => Some(ops.down_lossy()),
+                (None, Some(from)) => invertible(migration, from, to, ops).then_some(false),
+                (None, None) => None,
+            };
+            facts.insert(id, EdgeFacts { lossy: ops.lossy(), undo });
+            if graph.origin(&migration.to) == Some(Origin::Derived(id)) {
+                if let Some(from) = from {
+                    match derive(migration, from, ops) {
+                        Ok(schema) => {
+                            derived.insert(migration.to.clone(), schema);
+                        }
+                        Err(diagnostic) => diagnostics.push(diagnostic),
+                    }
+                }
+            }
+        }
+        graph.add_edges(&migrations, &grounded, &|id| facts.get(&id).copied().unwrap_or_default());
+        let registry = Registry { sources, manifest, schemas, migrations, graph, derived, lowered };
+        (registry, diagnostics)
     }
 
     /// The source texts, for rendering diagnostics.
-    pub fn sources(&self) -> &Sources {
+    pub fn sources(&self) -> &SourceMap {
         &self.sources
     }
 
@@ -232,6 +297,11 @@ impl Registry {
         &self.migrations
     }
 
+    /// The lowered operations of a migration; `None` when they have errors.
+    pub(crate) fn lowered(&self, id: MigrationId) -> Option<&LoweredOps> {
+        self.lowered.get(id.0).and_then(Option::as_ref)
+    }
+
     /// The migration with this id.
     pub fn migration(&self, id: MigrationId) -> &MigrationDef {
         &self.migrations[id.0]
@@ -248,11 +318,35 @@ impl Registry {
         self.schemas.iter().find(|schema| &schema.id == id)
     }
 
+    /// The meaning of version `id`: its schema item's, or the derived one; `None` when the
+    /// version is unknown or its schema has errors.
+    pub fn schema_of(&self, id: &VersionId) -> Option<&Schema> {
+        match self.graph.origin(id)? {
+            Origin::Schema(index) => self.schemas.get(index).filter(|def| def.usable).map(|def| &def.schema),
+            Origin::Derived(_) => self.derived.get(id),
+        }
+    }
+
     /// The default target for a checkpoint of `family`: the manifest's choice, else the
     /// family's head (`None` when the family has no single head).
     pub fn default_target(&self, family: &str) -> Option<VersionId> {
         self.manifest.target(family).or_else(|| self.graph.head(family))
     }
+}
+
+fn has_lossy_flag(op: &ast::Op) -> bool {
+    op.operands.iter().any(|operand| matches!(&operand.kind, ast::OperandKind::Flag(flag) if flag.node == "lossy"))
+}
+
+/// Whether every operation of `migration` has an inverse, tried on `from` instantiated
+/// with two of each counted index.
+fn invertible(migration: &MigrationDef, from: &Schema, to: Option<&Schema>, ops: &LoweredOps) -> bool {
+    let mut counts = counts(from, 2);
+    let Ok(tensors) = instantiate(from, &mut counts, 2) else {
+        return false;
+    };
+    let ctx = symbolic_context(migration, from, to, &counts, &tensors);
+    apply_ops(&ops.ops, set_of(&tensors, from), &ctx).is_ok_and(|applied| applied.inverse.is_ok())
 }
 
 fn version_ref(source: SourceId, reference: &ast::VersionRef) -> Result<VersionId, Diagnostic> {

@@ -33,15 +33,16 @@ pub fn validate(registry: &Registry, same_result: &PathComparer<'_>) -> Vec<Diag
 }
 
 fn manifest_targets(registry: &Registry, diagnostics: &mut Vec<Diagnostic>) {
-    let manifest_file = registry.sources().iter().find(|(_, file)| file.path.ends_with("safeshift.yaml"));
+    let sources = registry.sources();
+    let manifest_file = sources.ids().find(|id| sources.name(*id).ends_with("safeshift.yaml"));
     for (family, target) in &registry.manifest().targets {
         let known = VersionId::parse(target).is_ok_and(|id| registry.graph().contains(&id));
         if known {
             continue;
         }
         let (source, span) = match manifest_file {
-            Some((source, file)) => {
-                let start = file.text.find(target.as_str()).unwrap_or(0);
+            Some(source) => {
+                let start = sources.text(source).find(target.as_str()).unwrap_or(0);
                 (source, Span::new(start, start + target.len()))
             }
             None => (SourceId::default(), Span::DUMMY),
@@ -202,9 +203,9 @@ fn describe(start: &VersionId, steps: &[Step]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testutil::{codes, migration, op, registry, schema, up};
+    use crate::testutil::{codes, lossy, registry, schema, up};
 
-    fn check(items: Vec<safeshift_dsl::ast::Item>) -> Vec<Diagnostic> {
+    fn check(items: Vec<String>) -> Vec<Diagnostic> {
         let (registry, diagnostics) = registry(items);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         validate(&registry, &|_, _, _| None)
@@ -233,11 +234,7 @@ mod tests {
 
     #[test]
     fn declared_downgrades_are_not_cycles() {
-        let items = vec![
-            schema("a@1.0.0"),
-            up("a@1.0.0", "a@2.0.0"),
-            migration("a@2.0.0", "a@1.0.0", vec![op("drop", &["lossy"])]),
-        ];
+        let items = vec![schema("a@1.0.0"), up("a@1.0.0", "a@2.0.0"), lossy("a@2.0.0", "a@1.0.0")];
         assert!(check(items).is_empty());
     }
 
@@ -256,11 +253,7 @@ mod tests {
         assert_eq!(codes(&diagnostics), ["unreachable-version"]);
         assert_eq!(diagnostics[0].message, "no migration path leads from `b@1.0.0` to the head `b@2.0.0`");
         // a@0.5.0 is only reached by a declared downgrade.
-        let diagnostics = check(vec![
-            schema("a@1.0.0"),
-            up("a@1.0.0", "a@2.0.0"),
-            migration("a@2.0.0", "a@0.5.0", vec![op("drop", &["lossy"])]),
-        ]);
+        let diagnostics = check(vec![schema("a@1.0.0"), up("a@1.0.0", "a@2.0.0"), lossy("a@2.0.0", "a@0.5.0")]);
         assert_eq!(codes(&diagnostics), ["unreachable-version"]);
         assert_eq!(diagnostics[0].message, "no migration path leads from `a@0.5.0` to the head `a@2.0.0`");
         // A lone old schema.
