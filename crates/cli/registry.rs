@@ -57,3 +57,13 @@ pub fn plural(count: usize) -> &'static str {
         "s"
     }
 }
+
+/// Parses `--dim NAME=N`.
+pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=N"))?;
+    let value: i64 = value.trim().parse().map_err(|_| format!("`{value}` is not an integer"))?;
+    if value < 0 {
+        return Err(format!("dim `{name}` cannot be negative"));
+    }
+    Ok((name.trim().to_owned(), value))
+}

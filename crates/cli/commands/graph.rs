@@ -62,7 +62,6 @@ pub fn text(registry: &Registry) -> String {
             };
             writeln!(out, "  {} [{origin}]", id.version).expect("write to string");
             for (to, edge) in graph.outgoing(id) {
-                let arrow = if edge.inverse { "<-" } else { "->" };
                 let mut notes = Vec::new();
                 if edge.inverse {
                     notes.push("undo".to_owned());
@@ -72,7 +71,7 @@ pub fn text(registry: &Registry) -> String {
                 }
                 let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
                 let doc = doc(registry, edge.migration).map(|doc| format!(" \"{doc}\"")).unwrap_or_default();
-                writeln!(out, "    {arrow} {to}{notes}{doc}").expect("write to string");
+                writeln!(out, "    -> {to}{notes}{doc}").expect("write to string");
             }
         }
     }
