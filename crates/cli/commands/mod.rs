@@ -2,8 +2,11 @@
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod convert;
 pub mod inspect;
+pub mod scan;
 pub mod verify;
+pub mod fmt;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
@@ -32,20 +35,28 @@ pub struct GlobalArgs {
 /// The subcommands (alphabetical).
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Convert a PyTorch checkpoint to safetensors without executing it.
+    Convert(convert::ConvertArgs),
     /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
     Inspect(inspect::InspectArgs),
+    /// Report the globals a PyTorch checkpoint names and whether torch.load would run code.
+    Scan(scan::ScanArgs),
     /// Check a checkpoint completely, reading every byte; exit 1 if it is unsound.
     Verify(verify::VerifyArgs),
+    /// Format schema and migration files (`*.ss`) in the canonical layout.
+    Fmt(fmt::FmtArgs),
     /// Print the version of safeshift.
     Version,
 }
 
 /// Runs one subcommand.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
-    let _ = printer;
     match cli.command {
+        Command::Convert(args) => convert::run(args, printer),
         Command::Inspect(args) => inspect::run(args, printer),
+        Command::Scan(args) => scan::run(args, printer),
         Command::Verify(args) => verify::run(args, printer),
+        Command::Fmt(args) => fmt::run(args, printer),
         Command::Version => {
             println!("safeshift {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)

@@ -343,6 +343,10 @@ pub mod strategies {
                     values.insert(format!("n{i}"), *value);
                 }
                 text.push_str(&format!("    dim d = f0 * {multiplier}\n"));
+                // A metadata dim: instantiation writes it, unification reads it back.
+                text.push_str("    dim m = meta(\"cfg.inner.m\")\n");
+                text.push_str("    tensor \"meta.w\" : float[m, f0]\n");
+                values.insert("m".to_owned(), multiplier + 1);
                 // Each free dim alone on an axis, so the shapes determine it.
                 for i in 0..n_free {
                     text.push_str(&format!("    tensor \"free{i}.weight\" : float[f{i}]\n"));

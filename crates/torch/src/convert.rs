@@ -1,0 +1,462 @@
+//! `open`: a checkpoint's tensors as safetensors would hold them, plus metadata and aliases.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use safeshift_model::{DType, Layout, TensorInfo};
+
+use crate::anemoi;
+use crate::error::{ErrorKind, TorchError};
+use crate::extract;
+use crate::load::{self, Format};
+use crate::machine::Mode;
+use crate::view::View;
+use crate::Limits;
+
+/// Metadata key of the anemoi metadata text (`anemoi.json`).
+pub const METADATA_ANEMOI: &str = "anemoi";
+/// Metadata key of the non-tensor content of a dict checkpoint, as JSON.
+pub const METADATA_CHECKPOINT: &str = "torch.checkpoint";
+/// Metadata key naming the entry the tensors come from (`state_dict`).
+pub const METADATA_STATE_DICT_KEY: &str = "torch.state_dict_key";
+/// Metadata key listing the dropped top-level entries (optimizer state), as JSON.
+pub const METADATA_DROPPED: &str = "torch.dropped";
+/// Metadata key of the class of a pickled whole module (`__main__.TinyNet`).
+pub const METADATA_MODULE_CLASS: &str = "torch.module_class";
+/// Name prefix of Anemoi supporting arrays written as tensors.
+pub const SUPPORTING_ARRAYS_PREFIX: &str = "anemoi.supporting_arrays.";
+
+/// What to take from a checkpoint.
+#[derive(Clone, Debug)]
+pub struct ConvertOptions {
+    /// The top-level entry holding the state dict (default: `state_dict`, `model_state_dict`,
+    /// `model`, `module`, `net`, `network`, tried in order, or the whole object).
+    pub key: Option<String>,
+    /// Also write optimizer state tensors, named by their path (`optimizer_states.0.state.0.exp_avg`).
+    pub keep_optimizer: bool,
+    /// Write tied tensors (same storage, offset, shape and stride) once per name instead of
+    /// once, with an alias.
+    pub keep_shared: bool,
+    /// Write Anemoi supporting arrays as tensors named `anemoi.supporting_arrays.<name>`.
+    pub supporting_arrays: bool,
+    /// Check the CRC-32 of every zip member read.
+    pub verify_crc: bool,
+    /// Resource bounds.
+    pub limits: Limits,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> ConvertOptions {
+        ConvertOptions {
+            key: None,
+            keep_optimizer: false,
+            keep_shared: false,
+            supporting_arrays: true,
+            verify_crc: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A converted checkpoint: tensors in state-dict order (bytes materialised on demand, borrowed
+/// from the mapped file when already contiguous), `__metadata__`, and the aliases removed.
+pub struct Converted {
+    bytes: Bytes,
+    tensors: Vec<ConvertedTensor>,
+    metadata: BTreeMap<String, String>,
+    aliases: Vec<Alias>,
+    format: Format,
+}
+
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+/// One output tensor.
+#[derive(Clone, Debug)]
+pub struct ConvertedTensor {
+    /// Its name (the state-dict key).
+    pub name: String,
+    /// Its element type.
+    pub dtype: DType,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    view: View,
+}
+
+/// A tensor name left out because it shares its bytes with a kept tensor (tied weights).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alias {
+    /// The name not written.
+    pub name: String,
+    /// The name written, whose bytes it shares.
+    pub kept: String,
+}
+
+/// Opens and converts the checkpoint at `path`. Nothing in the file is executed; see the
+/// crate documentation for what is refused.
+pub fn open(path: &Path, options: &ConvertOptions) -> Result<Converted, TorchError> {
+    let fail = |kind| TorchError::new(path, kind);
+    let file = std::fs::File::open(path).map_err(|err| fail(ErrorKind::Io(err)))?;
+    let len = file.metadata().map_err(|err| fail(ErrorKind::Io(err)))?.len();
+    if len == 0 {
+        return Err(fail(ErrorKind::NotACheckpoint("the file is empty".into())));
+    }
+    // SAFETY: the map is read-only; like every mmap-based reader we rely on the file not
+    // being truncated while we read it (the engine documents the same contract).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|err| fail(ErrorKind::Io(err)))?;
+    convert(Bytes::Mapped(map), options).map_err(fail)
+}
+
+/// Converts a checkpoint held in memory; `name` is used in errors.
+pub fn open_bytes(name: &str, bytes: Vec<u8>, options: &ConvertOptions) -> Result<Converted, TorchError> {
+    convert(Bytes::Owned(bytes), options).map_err(|kind| TorchError::new(name, kind))
+}
+
+fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKind> {
+    let data: &[u8] = bytes.as_slice();
+    let mut uses = Vec::new();
+    let loaded = load::load(data, Mode::Convert, &options.limits, options.verify_crc, &mut uses)?;
+    let extracted = extract::extract(&loaded.heap, &loaded.top, options)?;
+    let mut metadata = extracted.metadata;
+    metadata.insert("format".into(), "pt".into());
+
+    let mut ranges = HashMap::new();
+    let mut tensors = Vec::with_capacity(extracted.tensors.len());
+    for (name, tensor) in &extracted.tensors {
+        let storage = &tensor.storage;
+        let range =
+            match ranges.get(&storage.key) {
+                Some(range) => Clone::clone(range),
+                None => {
+                    let range = loaded.storage_range(storage, options.verify_crc).map_err(|reason| {
+                        ErrorKind::Storage { key: storage.key.to_string(), tensor: name.clone(), reason }
+                    })?;
+                    ranges.insert(storage.key.clone(), range.clone());
+                    range
+                }
+            };
+        let view = View {
+            storage: range,
+            dtype: tensor.dtype,
+            offset: tensor.offset,
+            shape: tensor.shape.clone(),
+            stride: tensor.stride.clone(),
+            big_endian: loaded.big_endian,
+        };
+        tensors.push(ConvertedTensor { name: name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), view });
+    }
+
+    if let (Some(archive), Format::Zip { .. }) = (&loaded.zip, &loaded.format) {
+        if let Some(anemoi) = anemoi::read(archive, options.verify_crc)? {
+            metadata.insert(METADATA_ANEMOI.into(), anemoi.text);
+            metadata.insert("anemoi.member".into(), anemoi.member);
+            if options.supporting_arrays {
+                for (name, view) in anemoi.arrays {
+                    let name = format!("{SUPPORTING_ARRAYS_PREFIX}{name}");
+                    if tensors.iter().any(|t| t.name == name) {
+                        return Err(ErrorKind::Structure(format!("a model tensor is already called `{name}`")));
+                    }
+                    tensors.push(ConvertedTensor { name, dtype: view.dtype, shape: view.shape.clone(), view });
+                }
+            }
+        }
+    }
+
+    // Tied tensors: same bytes, same view. The first name is kept (as Hugging Face's
+    // converter does) and `{removed: kept}` is recorded in the metadata.
+    let mut aliases = Vec::new();
+    if !options.keep_shared {
+        let mut first: HashMap<&View, usize> = HashMap::new();
+        let mut keep = vec![true; tensors.len()];
+        for (index, tensor) in tensors.iter().enumerate() {
+            match first.get(&tensor.view) {
+                Some(&kept) => {
+                    keep[index] = false;
+                    aliases.push(Alias { name: tensor.name.clone(), kept: tensors[kept].name.clone() });
+                }
+                None => {
+                    first.insert(&tensor.view, index);
+                }
+            }
+        }
+        let mut keep = keep.into_iter();
+        tensors.retain(|_| keep.next().expect("one flag per tensor"));
+        for alias in &aliases {
+            if metadata.insert(alias.name.clone(), alias.kept.clone()).is_some() {
+                return Err(ErrorKind::Structure(format!(
+                    "tied tensor `{}` has the name of a metadata key",
+                    alias.name
+                )));
+            }
+        }
+    }
+
+    let mut expanded = 0u64;
+    for tensor in &tensors {
+        let bytes = tensor.view.check().map_err(|reason| ErrorKind::Tensor { tensor: tensor.name.clone(), reason })?;
+        if bytes > tensor.view.storage.len() as u64 {
+            expanded = expanded.saturating_add(bytes);
+            if expanded > options.limits.max_expanded_bytes {
+                return Err(ErrorKind::Limit {
+                    what: "bytes of expanded (stride-0 or overlapping) tensors",
+                    limit: options.limits.max_expanded_bytes,
+                });
+            }
+        }
+    }
+    let format = loaded.format.clone();
+    drop(loaded);
+    Ok(Converted { bytes, tensors, metadata, aliases, format })
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(map) => map,
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+impl Converted {
+    /// The tensors, in state-dict order (supporting arrays last).
+    pub fn tensors(&self) -> &[ConvertedTensor] {
+        &self.tensors
+    }
+
+    /// The bytes of tensor `index` (C order, little-endian): borrowed from the file when the
+    /// tensor is contiguous in its storage, else a copy. Panics if `index` is out of range.
+    pub fn data(&self, index: usize) -> Cow<'_, [u8]> {
+        self.tensors[index].view.materialise(self.bytes.as_slice())
+    }
+
+    /// Whether [`Converted::data`] borrows tensor `index` from the file (it is contiguous in
+    /// its storage and little-endian) rather than building a copy. Writers can take
+    /// borrowed tensors up front and materialise the others one at a time.
+    pub fn is_borrowed(&self, index: usize) -> bool {
+        let view = &self.tensors[index].view;
+        view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
+    }
+
+    /// The `__metadata__` to write.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// Names left out because they alias a kept tensor (empty with `keep_shared`).
+    pub fn aliases(&self) -> &[Alias] {
+        &self.aliases
+    }
+
+    /// The container format the checkpoint used.
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
+
+    /// Names, dtypes, shapes and metadata, as a safetensors header of the output would say.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            tensors: self
+                .tensors
+                .iter()
+                .map(|t| TensorInfo { name: t.name.clone(), dtype: t.dtype, shape: t.shape.clone() })
+                .collect(),
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zip::tests::build_zip;
+
+    /// One state-dict entry: name, storage class, storage key, storage numel, offset, size, stride.
+    type Entry<'a> = (&'a str, &'a str, &'a str, u64, u64, &'a [u64], &'a [u64]);
+
+    fn int(out: &mut Vec<u8>, value: u64) {
+        out.push(b'J');
+        out.extend_from_slice(&(value as i32).to_le_bytes());
+    }
+
+    fn text(out: &mut Vec<u8>, value: &str) {
+        out.push(b'X');
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+    }
+
+    fn tuple(out: &mut Vec<u8>, values: &[u64]) {
+        out.push(b'(');
+        for &value in values {
+            int(out, value);
+        }
+        out.push(b't');
+    }
+
+    /// A protocol 2 pickle of `{name: tensor, …}` as torch writes it.
+    fn state_dict_pickle(entries: &[Entry<'_>]) -> Vec<u8> {
+        let mut out = b"\x80\x02}(".to_vec();
+        for (name, class, key, numel, offset, size, stride) in entries {
+            text(&mut out, name);
+            out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+            text(&mut out, "storage");
+            out.extend_from_slice(format!("ctorch\n{class}\n").as_bytes());
+            text(&mut out, key);
+            text(&mut out, "cpu");
+            int(&mut out, *numel);
+            out.extend_from_slice(b"tQ");
+            int(&mut out, *offset);
+            tuple(&mut out, size);
+            tuple(&mut out, stride);
+            out.extend_from_slice(b"\x89)tR");
+        }
+        out.extend_from_slice(b"u.");
+        out
+    }
+
+    fn checkpoint(pickle: &[u8], byteorder: &[u8], storages: &[(&str, &[u8])]) -> Vec<u8> {
+        let names: Vec<String> = storages.iter().map(|(key, _)| format!("ck/data/{key}")).collect();
+        let mut members: Vec<(&str, &[u8])> = vec![("ck/data.pkl", pickle), ("ck/byteorder", byteorder)];
+        for ((_, bytes), name) in storages.iter().zip(&names) {
+            members.push((name, bytes));
+        }
+        build_zip(&members)
+    }
+
+    fn convert_bytes(bytes: Vec<u8>, options: &ConvertOptions) -> Result<Converted, ErrorKind> {
+        open_bytes("test.pt", bytes, options).map_err(|err| err.kind)
+    }
+
+    #[test]
+    fn big_endian_checkpoints_are_byte_swapped() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 2, 0, &[2], &[1])]);
+        let storage: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage)]), &ConvertOptions::default()).unwrap();
+        let expected: Vec<u8> = [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert_eq!(&*converted.data(0), expected.as_slice());
+        let err = convert_bytes(checkpoint(&pickle, b"middle", &[("0", &storage)]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::NotACheckpoint(_))));
+    }
+
+    #[test]
+    fn views_past_their_storage_are_refused() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 4, 2, &[2, 2], &[2, 1])]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 16])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Tensor { tensor, .. }) if tensor == "w"));
+    }
+
+    #[test]
+    fn expanded_tensors_are_bounded() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1 << 15, 1 << 15], &[0, 0])]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Limit { what, .. }) if what.contains("expanded")));
+    }
+
+    #[test]
+    fn two_dtypes_for_one_storage_are_refused() {
+        let pickle = state_dict_pickle(&[
+            ("a", "FloatStorage", "0", 2, 0, &[2], &[1]),
+            ("b", "IntStorage", "0", 2, 0, &[2], &[1]),
+        ]);
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 8])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Pickle { reason: crate::PickleError::BadValue(_), .. })));
+    }
+
+    #[test]
+    fn shared_structure_cannot_blow_up_the_metadata() {
+        // {'state_dict': {'w': tensor}, 'x': L30} where L(n) = [L(n-1), L(n-1)]: 2^30 nodes
+        // if walked naively.
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        let tensor = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        pickle.extend_from_slice(&tensor[2..tensor.len() - 1]);
+        text(&mut pickle, "x");
+        pickle.extend_from_slice(b"]q\x00");
+        for level in 1..=30u8 {
+            pickle.extend_from_slice(&[b'(', b'h', level - 1, b'h', level - 1, b'l', b'q', level]);
+        }
+        pickle.extend_from_slice(b"u.");
+        let start = std::time::Instant::now();
+        let err = convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default());
+        assert!(matches!(err, Err(ErrorKind::Limit { .. })), "{:?}", err.err());
+        assert!(start.elapsed().as_secs() < 10);
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        let tensor = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        pickle.extend_from_slice(&tensor[2..tensor.len() - 1]);
+        text(&mut pickle, "deep");
+        pickle.extend(std::iter::repeat_n(b']', 100_000));
+        pickle.extend(std::iter::repeat_n(b'a', 99_999));
+        pickle.extend_from_slice(b"u.");
+        // On a 1 MiB stack (half a test thread's), so the depth bound has a margin.
+        let zip = checkpoint(&pickle, b"little", &[("0", &[0; 4])]);
+        let run = move || convert_bytes(zip, &ConvertOptions::default()).err().map(|err| err.to_string());
+        let err = std::thread::Builder::new().stack_size(1 << 20).spawn(run).unwrap().join().unwrap();
+        assert!(err.as_deref().is_some_and(|err| err.contains("depth")), "{err:?}");
+    }
+
+    #[test]
+    fn anemoi_supporting_arrays_are_checked_against_their_members() {
+        let pickle = state_dict_pickle(&[("w", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        let with_metadata = |json: &str, array: &[u8]| {
+            build_zip(&[
+                ("ck/data.pkl", &pickle),
+                ("ck/data/0", &[0; 4]),
+                ("ck/anemoi-metadata/anemoi.json", json.as_bytes()),
+                ("ck/anemoi-metadata/lat.numpy", array),
+            ])
+        };
+        let entry = |shape: &str, dtype: &str| {
+            format!(
+                r#"{{"supporting_arrays_paths": {{"lat": {{"path": "ck/anemoi-metadata/lat.numpy", "shape": {shape}, "dtype": "{dtype}"}}}}}}"#
+            )
+        };
+        let ok = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &ConvertOptions::default()).unwrap();
+        assert_eq!(ok.tensors()[1].name, "anemoi.supporting_arrays.lat");
+        for (json, array) in [
+            (entry("[3]", "float32"), &[0u8; 8][..]),
+            (entry("[2]", "object"), &[0; 8]),
+            (entry("[-1]", "float32"), &[0; 8]),
+            ("not json".to_string(), &[0; 8]),
+            (
+                r#"{"supporting_arrays_paths": {"lat": {"path": "ck/missing", "shape": [2], "dtype": "float32"}}}"#
+                    .into(),
+                &[0; 8],
+            ),
+        ] {
+            let result = convert_bytes(with_metadata(&json, array), &ConvertOptions::default());
+            assert!(matches!(result, Err(ErrorKind::Anemoi(_))), "{json}: {:?}", result.err());
+        }
+        // An empty array whose other dims would overflow a stride product is still empty.
+        let empty = with_metadata(&entry("[0, 1099511627776, 1099511627776]", "float32"), &[]);
+        assert_eq!(convert_bytes(empty, &ConvertOptions::default()).unwrap().data(1).len(), 0);
+        let dropped = ConvertOptions { supporting_arrays: false, ..ConvertOptions::default() };
+        let converted = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &dropped).unwrap();
+        assert_eq!(converted.tensors().len(), 1);
+        assert!(converted.metadata().contains_key("anemoi"));
+    }
+
+    #[test]
+    fn a_checkpoint_without_tensors_is_an_error() {
+        let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
+        assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));
+    }
+
+    #[test]
+    fn non_checkpoints_are_named_as_such() {
+        for bytes in [&b"hello"[..], b"", b"PK\x03\x04garbage"] {
+            let err = convert_bytes(bytes.to_vec(), &ConvertOptions::default()).err().unwrap();
+            assert!(matches!(err, ErrorKind::NotACheckpoint(_) | ErrorKind::Zip(_)), "{err}");
+        }
+        let no_pickle = build_zip(&[("x/other", b"")]);
+        assert!(matches!(convert_bytes(no_pickle, &ConvertOptions::default()), Err(ErrorKind::NotACheckpoint(_))));
+    }
+}

@@ -1,0 +1,214 @@
+//! The non-tensor content of a checkpoint as JSON, for `__metadata__`.
+//!
+//! Encoding: tuples become arrays; dict keys are spelt as Python's `json.dumps` spells them
+//! (`0`, `true`, `null`); tensors become `{"__tensor__": "torch.float32", "shape": [..]}`
+//! placeholders; bytes `{"__bytes_latin1__": ".."}`; integers beyond i64 `{"__int__": "0x.."}`;
+//! non-finite floats `{"__float__": "nan"}`; sets `{"__set__": [..]}`; globals
+//! `{"__global__": "module.name"}`; opaque objects `{"__object__": "module.name", "state": ..}`.
+
+use serde_json::{json, Map, Value as Json};
+
+use safeshift_model::DType;
+
+use crate::error::ErrorKind;
+use crate::value::{Heap, Instance, Object, Value};
+use crate::Limits;
+
+/// Converts values to JSON within a node budget, a depth bound and a size bound.
+pub(crate) struct JsonWriter<'h> {
+    heap: &'h Heap,
+    limits: &'h Limits,
+    /// Nodes left to visit (shared structure is revisited, so this bounds the work).
+    budget: usize,
+    /// Approximate bytes produced so far.
+    size: usize,
+}
+
+impl<'h> JsonWriter<'h> {
+    pub fn new(heap: &'h Heap, limits: &'h Limits) -> JsonWriter<'h> {
+        JsonWriter { heap, limits, budget: walk_budget(heap), size: 0 }
+    }
+
+    pub fn convert(&mut self, value: &Value, depth: usize) -> Result<Json, ErrorKind> {
+        if depth > self.limits.max_depth {
+            return Err(ErrorKind::Limit {
+                what: "nesting depth of the metadata",
+                limit: self.limits.max_depth as u64,
+            });
+        }
+        if self.budget == 0 {
+            return Err(ErrorKind::Limit {
+                what: "objects visited for the metadata",
+                limit: walk_budget(self.heap) as u64,
+            });
+        }
+        self.budget -= 1;
+        self.size += 8;
+        let json = match value {
+            Value::None => Json::Null,
+            Value::Bool(flag) => Json::Bool(*flag),
+            Value::Int(int) => json!(int),
+            Value::BigInt(bytes) => {
+                self.size += bytes.len() * 2;
+                json!({ "__int__": big_int_hex(bytes) })
+            }
+            Value::Float(float) if float.is_finite() => json!(float),
+            Value::Float(float) => {
+                let text = if float.is_nan() {
+                    "nan"
+                } else if *float > 0.0 {
+                    "inf"
+                } else {
+                    "-inf"
+                };
+                json!({ "__float__": text })
+            }
+            Value::Str(text) => {
+                self.size += text.len();
+                Json::String(text.to_string())
+            }
+            Value::Bytes(bytes) => {
+                self.size += bytes.len() * 2;
+                json!({ "__bytes_latin1__": bytes.iter().map(|&b| char::from(b)).collect::<String>() })
+            }
+            Value::Global(global) => json!({ "__global__": global.dotted() }),
+            Value::Storage(storage) => json!({ "__storage__": &*storage.key }),
+            Value::Tensor(tensor) => json!({ "__tensor__": torch_dtype_name(tensor.dtype), "shape": tensor.shape }),
+            Value::Obj(id) => match self.heap.get(*id) {
+                Object::List(items) | Object::Tuple(items) => Json::Array(self.array(items, depth)?),
+                Object::Set { items, .. } => json!({ "__set__": self.array(items, depth)? }),
+                Object::Dict(dict) => {
+                    let mut map = Map::new();
+                    for (key, value) in &dict.entries {
+                        let key = key_string(self.heap, key);
+                        self.size += key.len();
+                        let value = self.convert(value, depth + 1)?;
+                        map.insert(key, value);
+                    }
+                    Json::Object(map)
+                }
+                Object::Instance(instance) => self.instance(instance, depth)?,
+            },
+        };
+        if self.size > self.limits.max_metadata_bytes {
+            return Err(ErrorKind::Limit { what: "JSON metadata", limit: self.limits.max_metadata_bytes as u64 });
+        }
+        Ok(json)
+    }
+
+    /// Kept out of `convert` so its locals do not weigh on every level of the recursion.
+    #[inline(never)]
+    fn instance(&mut self, instance: &Instance, depth: usize) -> Result<Json, ErrorKind> {
+        let mut map = Map::new();
+        let class = match &instance.class {
+            Value::Global(global) => global.dotted(),
+            _ => "?".into(),
+        };
+        map.insert("__object__".into(), Json::String(class));
+        if self.heap.sequence(&instance.args).is_none_or(|args| !args.is_empty()) {
+            map.insert("args".into(), self.convert(&instance.args, depth + 1)?);
+        }
+        if let Some(state) = &instance.state {
+            map.insert("state".into(), self.convert(state, depth + 1)?);
+        }
+        if !instance.items.is_empty() {
+            map.insert("items".into(), Json::Array(self.array(&instance.items, depth)?));
+        }
+        if !instance.entries.entries.is_empty() {
+            let mut entries = Map::new();
+            for (key, value) in &instance.entries.entries {
+                entries.insert(key_string(self.heap, key), self.convert(value, depth + 1)?);
+            }
+            map.insert("entries".into(), Json::Object(entries));
+        }
+        Ok(Json::Object(map))
+    }
+
+    fn array(&mut self, items: &[Value], depth: usize) -> Result<Vec<Json>, ErrorKind> {
+        items.iter().map(|item| self.convert(item, depth + 1)).collect()
+    }
+}
+
+/// How many nodes a walk may visit: a multiple of what the pickle built, so shared
+/// structure (a DAG revisited exponentially often) cannot make a walk run away.
+pub(crate) fn walk_budget(heap: &Heap) -> usize {
+    heap.len().saturating_mul(4).saturating_add(100_000)
+}
+
+/// A dict key as Python's `json.dumps` (and tensor names) spell it.
+pub(crate) fn key_string(heap: &Heap, key: &Value) -> String {
+    match key {
+        Value::Str(text) => text.to_string(),
+        Value::Int(int) => int.to_string(),
+        Value::Bool(true) => "true".into(),
+        Value::Bool(false) => "false".into(),
+        Value::None => "null".into(),
+        Value::Float(float) => format!("{float:?}"),
+        Value::BigInt(bytes) => big_int_hex(bytes),
+        Value::Global(global) => global.dotted(),
+        other => match heap.sequence(other) {
+            Some(items) if items.len() <= 16 => {
+                let parts: Vec<String> = items
+                    .iter()
+                    .map(|item| if heap.sequence(item).is_some() { "…".to_string() } else { key_string(heap, item) })
+                    .collect();
+                format!("({})", parts.join(", "))
+            }
+            _ => format!("<{}>", heap.type_name(other)),
+        },
+    }
+}
+
+/// `0x…` (or `-0x…`) for little-endian two's complement bytes.
+fn big_int_hex(bytes: &[u8]) -> String {
+    let negative = bytes.last().is_some_and(|&b| b & 0x80 != 0);
+    let mut magnitude = bytes.to_vec();
+    if negative {
+        let mut carry = 1u16;
+        for byte in magnitude.iter_mut() {
+            let value = u16::from(!*byte) + carry;
+            *byte = value as u8;
+            carry = value >> 8;
+        }
+    }
+    let digits: String = magnitude.iter().rev().map(|b| format!("{b:02x}")).collect();
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    format!("{}0x{digits}", if negative { "-" } else { "" })
+}
+
+/// The torch spelling of a dtype (`torch.float32`).
+pub(crate) fn torch_dtype_name(dtype: DType) -> &'static str {
+    // A table rather than a match, so new dtypes in `safeshift-model` need no change here.
+    const NAMES: &[(DType, &str)] = &[
+        (DType::Bool, "torch.bool"),
+        (DType::U8, "torch.uint8"),
+        (DType::I8, "torch.int8"),
+        (DType::I16, "torch.int16"),
+        (DType::U16, "torch.uint16"),
+        (DType::I32, "torch.int32"),
+        (DType::U32, "torch.uint32"),
+        (DType::I64, "torch.int64"),
+        (DType::U64, "torch.uint64"),
+        (DType::F16, "torch.float16"),
+        (DType::BF16, "torch.bfloat16"),
+        (DType::F32, "torch.float32"),
+        (DType::F64, "torch.float64"),
+        (DType::C64, "torch.complex64"),
+        (DType::F8E4M3, "torch.float8_e4m3fn"),
+        (DType::F8E5M2, "torch.float8_e5m2"),
+        (DType::F8E8M0, "torch.float8_e8m0fnu"),
+    ];
+    NAMES.iter().find(|(d, _)| *d == dtype).map_or("(no torch dtype)", |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_ints_print_as_hex() {
+        assert_eq!(big_int_hex(&[0, 0, 0, 0, 0, 0, 0, 0, 1]), "0x10000000000000000");
+        assert_eq!(big_int_hex(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff]), "-0x10000000000000000");
+    }
+}

@@ -1,0 +1,978 @@
+//! The restricted pickle machine: runs the opcodes of protocols 0 to 5 over a byte slice and
+//! builds a [`Value`] tree. It never imports or calls anything.
+//!
+//! Calls (REDUCE, NEWOBJ, INST, OBJ, NEWOBJ_EX, BUILD with a foreign `__setstate__`) are
+//! recorded as [`Use`]s. In [`Mode::Convert`] a call of an allow-listed global is turned into
+//! plain data by [`crate::rebuild`], the module pattern `NEWOBJ(cls, ())` + `BUILD(dict)`
+//! makes an opaque [`Instance`], and any other call stops the run with
+//! [`PickleError::Forbidden`]. In [`Mode::Scan`] nothing is interpreted: every call becomes an
+//! opaque instance and the run goes on, so the report lists every global.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::error::{Forbidden, PickleError};
+use crate::globals::{self, Known};
+use crate::literal;
+use crate::rebuild;
+use crate::value::{Dict, GlobalRef, Heap, Instance, Object, StorageRef, Value};
+use crate::Limits;
+
+/// How the machine treats calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Interpret allow-listed calls, refuse the rest.
+    Convert,
+    /// Interpret nothing, refuse nothing, record everything.
+    Scan,
+}
+
+/// How a pickle uses a global.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UseKind {
+    /// Named by GLOBAL, STACK_GLOBAL or INST: `torch.load` imports its module.
+    Named,
+    /// Instantiated without arguments by NEWOBJ and given a `__dict__` by BUILD: how
+    /// `torch.save(model)` stores module classes. `torch.load` imports the class and runs its
+    /// `__setstate__`; safeshift keeps the instance as opaque data.
+    Instantiated,
+    /// Called (REDUCE, INST, OBJ, NEWOBJ with arguments, BUILD with a non-dict state).
+    Called,
+}
+
+/// One use of a global (or of a non-global callee) at an opcode.
+#[derive(Clone, Debug)]
+pub(crate) struct Use {
+    pub global: Option<Rc<GlobalRef>>,
+    pub offset: u64,
+    pub opcode: &'static str,
+    pub kind: UseKind,
+}
+
+/// Runs pickles, sharing one heap (legacy files hold several pickles).
+pub(crate) struct Machine<'h> {
+    heap: &'h mut Heap,
+    limits: &'h Limits,
+    mode: Mode,
+    member: String,
+    /// Every use of a global, in stream order.
+    pub uses: Vec<Use>,
+    /// Every storage a persistent id named, first-seen order (convert mode).
+    pub storages: Vec<Rc<StorageRef>>,
+    storage_index: HashMap<Rc<str>, usize>,
+}
+
+/// Where a run stopped with an error.
+pub(crate) struct RunError {
+    pub offset: u64,
+    pub error: PickleError,
+}
+
+struct Frame<'i> {
+    input: &'i [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u64, Value>,
+}
+
+impl<'h> Machine<'h> {
+    pub fn new(heap: &'h mut Heap, limits: &'h Limits, mode: Mode) -> Machine<'h> {
+        Machine {
+            heap,
+            limits,
+            mode,
+            member: String::new(),
+            uses: Vec::new(),
+            storages: Vec::new(),
+            storage_index: HashMap::new(),
+        }
+    }
+
+    /// Runs one pickle from the start of `input` to its STOP; returns the value and the
+    /// number of bytes consumed. `member` names the pickle in errors.
+    pub fn run(&mut self, input: &[u8], member: &str) -> Result<(Value, usize), RunError> {
+        self.member = member.to_string();
+        let mut frame = Frame { input, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+        loop {
+            let at = frame.pos;
+            match self.step(&mut frame, at as u64) {
+                Ok(Some(value)) => return Ok((value, frame.pos)),
+                Ok(None) => {}
+                Err(error) => return Err(RunError { offset: at as u64, error }),
+            }
+        }
+    }
+
+    fn step(&mut self, f: &mut Frame<'_>, at: u64) -> Result<Option<Value>, PickleError> {
+        let opcode = f.byte()?;
+        match opcode {
+            // Framing and protocol.
+            0x80 => {
+                let version = f.byte()?;
+                if version > 5 {
+                    return Err(PickleError::BadValue(format!("unsupported pickle protocol {version}")));
+                }
+            }
+            0x95 => {
+                let len = f.u64()?;
+                if len > f.remaining() as u64 {
+                    return Err(PickleError::UnexpectedEnd);
+                }
+            }
+            b'.' => return self.pop(f, "STOP").map(Some),
+            // Stack manipulation.
+            b'(' => {
+                if f.marks.len() >= self.limits.max_marks {
+                    return Err(PickleError::Limit { what: "open MARKs", limit: self.limits.max_marks as u64 });
+                }
+                f.marks.push(f.stack.len());
+            }
+            b'0' => {
+                if f.stack.len() > f.marks.last().copied().unwrap_or(0) {
+                    f.stack.pop();
+                } else {
+                    self.pop_mark(f, "POP")?;
+                }
+            }
+            b'1' => {
+                self.pop_mark(f, "POP_MARK")?;
+            }
+            b'2' => {
+                let top = f.stack.last().cloned().ok_or(PickleError::StackUnderflow("DUP"))?;
+                self.push(f, top)?;
+            }
+            // Scalars.
+            b'N' => self.push(f, Value::None)?,
+            0x88 => self.push(f, Value::Bool(true))?,
+            0x89 => self.push(f, Value::Bool(false))?,
+            b'I' => {
+                let line = f.line()?;
+                let value = match line {
+                    b"00" => Value::Bool(false),
+                    b"01" => Value::Bool(true),
+                    _ => literal::decimal_int(line)?,
+                };
+                self.push(f, value)?;
+            }
+            b'J' => {
+                let value = i32::from_le_bytes(f.array()?);
+                self.push(f, Value::Int(i64::from(value)))?;
+            }
+            b'K' => {
+                let value = f.byte()?;
+                self.push(f, Value::Int(i64::from(value)))?;
+            }
+            b'M' => {
+                let value = u16::from_le_bytes(f.array()?);
+                self.push(f, Value::Int(i64::from(value)))?;
+            }
+            b'L' => {
+                let line = f.line()?;
+                let digits = line.strip_suffix(b"L").unwrap_or(line);
+                let value = literal::decimal_int(digits)?;
+                self.push(f, value)?;
+            }
+            0x8a => {
+                let len = f.byte()? as usize;
+                let bytes = f.take(len)?;
+                self.push(f, literal::long_from_le(bytes))?;
+            }
+            0x8b => {
+                let len = i32::from_le_bytes(f.array()?);
+                let len =
+                    usize::try_from(len).map_err(|_| PickleError::BadValue("LONG4 with a negative length".into()))?;
+                let bytes = f.take(len)?;
+                self.push(f, literal::long_from_le(bytes))?;
+            }
+            b'F' => {
+                let line = f.line()?;
+                let value = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<f64>().ok())
+                    .ok_or_else(|| PickleError::BadValue("FLOAT is not a number".into()))?;
+                self.push(f, Value::Float(value))?;
+            }
+            b'G' => {
+                let value = f64::from_be_bytes(f.array()?);
+                self.push(f, Value::Float(value))?;
+            }
+            // Strings and bytes.
+            b'S' => {
+                let line = f.line()?;
+                let bytes = literal::quoted_string(line)?;
+                self.push(f, literal::py2_str(bytes)?)?;
+            }
+            b'T' => {
+                let len = i32::from_le_bytes(f.array()?);
+                let len = usize::try_from(len)
+                    .map_err(|_| PickleError::BadValue("BINSTRING with a negative length".into()))?;
+                let bytes = f.take(len)?.to_vec();
+                self.push(f, literal::py2_str(bytes)?)?;
+            }
+            b'U' => {
+                let len = f.byte()? as usize;
+                let bytes = f.take(len)?.to_vec();
+                self.push(f, literal::py2_str(bytes)?)?;
+            }
+            b'V' => {
+                let line = f.line()?;
+                let text = literal::raw_unicode_escape(line)?;
+                self.push(f, Value::Str(text.into()))?;
+            }
+            b'X' => {
+                let len = u32::from_le_bytes(f.array()?) as usize;
+                let text = literal::utf8(f.take(len)?)?;
+                self.push(f, text)?;
+            }
+            0x8c => {
+                let len = f.byte()? as usize;
+                let text = literal::utf8(f.take(len)?)?;
+                self.push(f, text)?;
+            }
+            0x8d => {
+                let len = f.length_u64()?;
+                let text = literal::utf8(f.take(len)?)?;
+                self.push(f, text)?;
+            }
+            b'B' => {
+                let len = u32::from_le_bytes(f.array()?) as usize;
+                let bytes = f.take(len)?;
+                self.push(f, Value::Bytes(bytes.into()))?;
+            }
+            b'C' => {
+                let len = f.byte()? as usize;
+                let bytes = f.take(len)?;
+                self.push(f, Value::Bytes(bytes.into()))?;
+            }
+            0x8e | 0x96 => {
+                let len = f.length_u64()?;
+                let bytes = f.take(len)?;
+                self.push(f, Value::Bytes(bytes.into()))?;
+            }
+            0x97 => {
+                return Err(PickleError::Refused {
+                    opcode: "NEXT_BUFFER",
+                    why: "out-of-band buffers are not part of a checkpoint file",
+                })
+            }
+            0x98 => {
+                return Err(PickleError::Refused {
+                    opcode: "READONLY_BUFFER",
+                    why: "out-of-band buffers are not part of a checkpoint file",
+                })
+            }
+            // Containers.
+            b']' => {
+                let list = self.heap.alloc(Object::List(Vec::new()))?;
+                self.push(f, list)?;
+            }
+            b'}' => {
+                let dict = self.heap.alloc(Object::Dict(Dict::default()))?;
+                self.push(f, dict)?;
+            }
+            b')' => {
+                let tuple = self.heap.alloc(Object::Tuple(Vec::new()))?;
+                self.push(f, tuple)?;
+            }
+            0x8f => {
+                let set = self.heap.alloc(Object::Set { items: Vec::new(), frozen: false })?;
+                self.push(f, set)?;
+            }
+            b'l' => {
+                let items = self.pop_mark(f, "LIST")?;
+                let list = self.heap.alloc(Object::List(items))?;
+                self.push(f, list)?;
+            }
+            b't' => {
+                let items = self.pop_mark(f, "TUPLE")?;
+                let tuple = self.heap.alloc(Object::Tuple(items))?;
+                self.push(f, tuple)?;
+            }
+            0x85..=0x87 => {
+                let n = (opcode - 0x84) as usize;
+                let name = ["TUPLE1", "TUPLE2", "TUPLE3"][n - 1];
+                if f.stack.len() < f.marks.last().copied().unwrap_or(0) + n {
+                    return Err(PickleError::StackUnderflow(name));
+                }
+                let items = f.stack.split_off(f.stack.len() - n);
+                let tuple = self.heap.alloc(Object::Tuple(items))?;
+                self.push(f, tuple)?;
+            }
+            b'd' => {
+                let items = self.pop_mark(f, "DICT")?;
+                let mut dict = Dict::default();
+                self.fill_dict(&mut dict, items, "DICT")?;
+                let dict = self.heap.alloc(Object::Dict(dict))?;
+                self.push(f, dict)?;
+            }
+            0x91 => {
+                let items = self.pop_mark(f, "FROZENSET")?;
+                let set = self.heap.alloc(Object::Set { items, frozen: true })?;
+                self.push(f, set)?;
+            }
+            b'a' => {
+                let item = self.pop(f, "APPEND")?;
+                let target = self.peek(f, "APPEND")?;
+                self.extend(&target, vec![item], "APPEND")?;
+            }
+            b'e' => {
+                let items = self.pop_mark(f, "APPENDS")?;
+                let target = self.peek(f, "APPENDS")?;
+                self.extend(&target, items, "APPENDS")?;
+            }
+            b's' => {
+                let value = self.pop(f, "SETITEM")?;
+                let key = self.pop(f, "SETITEM")?;
+                let target = self.peek(f, "SETITEM")?;
+                self.set_items(&target, vec![key, value], "SETITEM")?;
+            }
+            b'u' => {
+                let items = self.pop_mark(f, "SETITEMS")?;
+                let target = self.peek(f, "SETITEMS")?;
+                self.set_items(&target, items, "SETITEMS")?;
+            }
+            0x90 => {
+                let items = self.pop_mark(f, "ADDITEMS")?;
+                let target = self.peek(f, "ADDITEMS")?;
+                match &target {
+                    Value::Obj(id) => match self.heap.get_mut(*id) {
+                        Object::Set { items: set, frozen: false } => set.extend(items),
+                        _ => return Err(self.bad_target("ADDITEMS", &target)),
+                    },
+                    _ => return Err(self.bad_target("ADDITEMS", &target)),
+                }
+            }
+            // Memo.
+            b'g' => {
+                let index = literal::decimal_u64(f.line()?)?;
+                self.get(f, index)?;
+            }
+            b'h' => {
+                let index = f.byte()?;
+                self.get(f, u64::from(index))?;
+            }
+            b'j' => {
+                let index = u32::from_le_bytes(f.array()?);
+                self.get(f, u64::from(index))?;
+            }
+            b'p' => {
+                let index = literal::decimal_u64(f.line()?)?;
+                self.put(f, index)?;
+            }
+            b'q' => {
+                let index = f.byte()?;
+                self.put(f, u64::from(index))?;
+            }
+            b'r' => {
+                let index = u32::from_le_bytes(f.array()?);
+                self.put(f, u64::from(index))?;
+            }
+            0x94 => {
+                let index = f.memo.len() as u64;
+                self.put(f, index)?;
+            }
+            // Globals and calls.
+            b'c' => {
+                let module = literal::ascii_name(f.line()?)?;
+                let name = literal::ascii_name(f.line()?)?;
+                let global = self.global(module, name, at, "GLOBAL");
+                self.push(f, global)?;
+            }
+            0x93 => {
+                let name = self.pop(f, "STACK_GLOBAL")?;
+                let module = self.pop(f, "STACK_GLOBAL")?;
+                let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                    return Err(PickleError::BadValue("STACK_GLOBAL needs two strings".into()));
+                };
+                let global = self.global(module.to_string(), name.to_string(), at, "STACK_GLOBAL");
+                self.push(f, global)?;
+            }
+            b'R' => {
+                let args = self.pop(f, "REDUCE")?;
+                let callee = self.pop(f, "REDUCE")?;
+                let result = self.call(at, "REDUCE", callee, args)?;
+                self.push(f, result)?;
+            }
+            0x81 => {
+                let args = self.pop(f, "NEWOBJ")?;
+                let class = self.pop(f, "NEWOBJ")?;
+                let result = self.new_object(at, "NEWOBJ", class, args)?;
+                self.push(f, result)?;
+            }
+            0x92 => {
+                let kwargs = self.pop(f, "NEWOBJ_EX")?;
+                let args = self.pop(f, "NEWOBJ_EX")?;
+                let class = self.pop(f, "NEWOBJ_EX")?;
+                let no_kwargs = self.heap.dict(&kwargs).is_some_and(|dict| dict.entries.is_empty());
+                let result = if no_kwargs {
+                    self.new_object(at, "NEWOBJ_EX", class, args)?
+                } else {
+                    self.call(at, "NEWOBJ_EX", class, args)?
+                };
+                self.push(f, result)?;
+            }
+            b'i' => {
+                let module = literal::ascii_name(f.line()?)?;
+                let name = literal::ascii_name(f.line()?)?;
+                let class = self.global(module, name, at, "INST");
+                let args = self.pop_mark(f, "INST")?;
+                let args = self.heap.alloc(Object::Tuple(args))?;
+                let result = self.call(at, "INST", class, args)?;
+                self.push(f, result)?;
+            }
+            b'o' => {
+                let mut items = self.pop_mark(f, "OBJ")?;
+                if items.is_empty() {
+                    return Err(PickleError::StackUnderflow("OBJ"));
+                }
+                let class = items.remove(0);
+                let args = self.heap.alloc(Object::Tuple(items))?;
+                let result = self.call(at, "OBJ", class, args)?;
+                self.push(f, result)?;
+            }
+            b'b' => {
+                let state = self.pop(f, "BUILD")?;
+                let target = self.peek(f, "BUILD")?;
+                self.build(at, &target, state)?;
+            }
+            b'P' => {
+                let line = f.line()?;
+                let pid = Value::Str(String::from_utf8_lossy(line).into());
+                let storage = self.persistent(pid)?;
+                self.push(f, storage)?;
+            }
+            b'Q' => {
+                let pid = self.pop(f, "BINPERSID")?;
+                let storage = self.persistent(pid)?;
+                self.push(f, storage)?;
+            }
+            0x82..=0x84 => {
+                return Err(PickleError::Refused {
+                    opcode: ["EXT1", "EXT2", "EXT4"][(opcode - 0x82) as usize],
+                    why: "extension registry codes can name any global",
+                })
+            }
+            other => return Err(PickleError::UnknownOpcode(other)),
+        }
+        Ok(None)
+    }
+
+    fn push(&mut self, f: &mut Frame<'_>, value: Value) -> Result<(), PickleError> {
+        if f.stack.len() >= self.limits.max_stack {
+            return Err(PickleError::Limit { what: "pickle stack", limit: self.limits.max_stack as u64 });
+        }
+        f.stack.push(value);
+        Ok(())
+    }
+
+    fn pop(&mut self, f: &mut Frame<'_>, opcode: &'static str) -> Result<Value, PickleError> {
+        if f.stack.len() <= f.marks.last().copied().unwrap_or(0) {
+            return Err(PickleError::StackUnderflow(opcode));
+        }
+        Ok(f.stack.pop().expect("checked above"))
+    }
+
+    fn peek(&mut self, f: &mut Frame<'_>, opcode: &'static str) -> Result<Value, PickleError> {
+        if f.stack.len() <= f.marks.last().copied().unwrap_or(0) {
+            return Err(PickleError::StackUnderflow(opcode));
+        }
+        Ok(f.stack.last().cloned().expect("checked above"))
+    }
+
+    fn pop_mark(&mut self, f: &mut Frame<'_>, opcode: &'static str) -> Result<Vec<Value>, PickleError> {
+        let mark = f.marks.pop().ok_or(PickleError::NoMark(opcode))?;
+        Ok(f.stack.split_off(mark))
+    }
+
+    fn get(&mut self, f: &mut Frame<'_>, index: u64) -> Result<(), PickleError> {
+        let value = f.memo.get(&index).cloned().ok_or(PickleError::MemoMissing(index))?;
+        self.push(f, value)
+    }
+
+    fn put(&mut self, f: &mut Frame<'_>, index: u64) -> Result<(), PickleError> {
+        let top = f.stack.last().cloned().ok_or(PickleError::StackUnderflow("PUT"))?;
+        if !f.memo.contains_key(&index) && f.memo.len() >= self.limits.max_memo {
+            return Err(PickleError::Limit { what: "memo entries", limit: self.limits.max_memo as u64 });
+        }
+        f.memo.insert(index, top);
+        Ok(())
+    }
+
+    fn global(&mut self, module: String, name: String, at: u64, opcode: &'static str) -> Value {
+        let global = Rc::new(GlobalRef { module, name, offset: at });
+        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Named });
+        Value::Global(global)
+    }
+
+    fn fill_dict(&mut self, dict: &mut Dict, items: Vec<Value>, opcode: &'static str) -> Result<(), PickleError> {
+        if items.len() % 2 != 0 {
+            return Err(PickleError::BadValue(format!("{opcode} with an odd number of items")));
+        }
+        let mut items = items.into_iter();
+        while let (Some(key), Some(value)) = (items.next(), items.next()) {
+            dict.insert(key, value);
+        }
+        Ok(())
+    }
+
+    fn extend(&mut self, target: &Value, items: Vec<Value>, opcode: &'static str) -> Result<(), PickleError> {
+        if let Value::Obj(id) = target {
+            match self.heap.get_mut(*id) {
+                Object::List(list) => {
+                    list.extend(items);
+                    return Ok(());
+                }
+                Object::Instance(instance) => {
+                    instance.items.extend(items);
+                    return Ok(());
+                }
+                _ => {}
+            }
+        }
+        Err(self.bad_target(opcode, target))
+    }
+
+    fn set_items(&mut self, target: &Value, items: Vec<Value>, opcode: &'static str) -> Result<(), PickleError> {
+        if let Value::Obj(id) = target {
+            let mut dict = match self.heap.get_mut(*id) {
+                Object::Dict(dict) => std::mem::take(dict),
+                Object::Instance(instance) => std::mem::take(&mut instance.entries),
+                _ => return Err(self.bad_target(opcode, target)),
+            };
+            let result = self.fill_dict(&mut dict, items, opcode);
+            match self.heap.get_mut(*id) {
+                Object::Dict(slot) => *slot = dict,
+                Object::Instance(instance) => instance.entries = dict,
+                _ => unreachable!("the object kind cannot change"),
+            }
+            return result;
+        }
+        Err(self.bad_target(opcode, target))
+    }
+
+    fn bad_target(&self, opcode: &'static str, target: &Value) -> PickleError {
+        PickleError::BadValue(format!("{opcode} on a {}", self.heap.type_name(target)))
+    }
+
+    /// A call of `callee(*args)`: interpreted when allow-listed (convert mode), else recorded
+    /// and, in convert mode, refused.
+    fn call(&mut self, at: u64, opcode: &'static str, callee: Value, args: Value) -> Result<Value, PickleError> {
+        let Value::Global(global) = &callee else {
+            self.uses.push(Use { global: None, offset: at, opcode, kind: UseKind::Called });
+            if self.mode == Mode::Convert {
+                return Err(self.forbidden(
+                    at,
+                    opcode,
+                    None,
+                    "calls a value that is not a global (the result of another call?)",
+                ));
+            }
+            return self.opaque(callee, args);
+        };
+        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Called });
+        match (self.mode, globals::lookup(&global.module, &global.name)) {
+            (Mode::Scan, _) => self.opaque(callee, args),
+            (Mode::Convert, None) => Err(self.forbidden(
+                at,
+                opcode,
+                Some(global),
+                "would call it when torch.load reads this file; it is not on the allow-list",
+            )),
+            (Mode::Convert, Some(Known::Data)) => self.opaque(callee, args),
+            (Mode::Convert, Some(known)) => rebuild::apply(self.heap, known, global, args),
+        }
+    }
+
+    /// NEWOBJ(cls, args): `cls.__new__(cls, *args)`. Without arguments this is how
+    /// `torch.save(model)` stores module objects; that pattern is kept as an opaque instance.
+    fn new_object(&mut self, at: u64, opcode: &'static str, class: Value, args: Value) -> Result<Value, PickleError> {
+        let no_args = self.heap.sequence(&args).is_some_and(<[Value]>::is_empty);
+        let Value::Global(global) = &class else {
+            return self.call(at, opcode, class, args);
+        };
+        if !no_args {
+            return self.call(at, opcode, class, args);
+        }
+        let known = globals::lookup(&global.module, &global.name);
+        if known.is_none() {
+            self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Instantiated });
+        }
+        match (self.mode, known) {
+            (Mode::Convert, Some(Known::OrderedDict | Known::Counter)) => {
+                self.heap.alloc(Object::Dict(Dict::default()))
+            }
+            (Mode::Convert, Some(Known::Set)) => self.heap.alloc(Object::Set { items: Vec::new(), frozen: false }),
+            (Mode::Convert, Some(Known::Data) | None) | (Mode::Scan, _) => self.opaque(class, args),
+            (Mode::Convert, Some(_)) => self.call(at, opcode, class, args),
+        }
+    }
+
+    fn opaque(&mut self, class: Value, args: Value) -> Result<Value, PickleError> {
+        self.heap.alloc(Object::Instance(Instance {
+            class,
+            args,
+            state: None,
+            items: Vec::new(),
+            entries: Dict::default(),
+        }))
+    }
+
+    /// BUILD: sets an instance's state. A dict (or `(dict, slots)`) state on an opaque
+    /// instance is data; any other state would go to the class's `__setstate__`, a call.
+    fn build(&mut self, at: u64, target: &Value, state: Value) -> Result<(), PickleError> {
+        let plain_state = self.heap.dict(&state).is_some()
+            || self.heap.sequence(&state).is_some_and(|parts| {
+                parts.len() == 2
+                    && parts.iter().all(|part| matches!(part, Value::None) || self.heap.dict(part).is_some())
+            });
+        let Value::Obj(id) = target else {
+            return match (self.mode, target) {
+                // Tensor subclasses carry their Python state this way; it is not tensor data.
+                (_, Value::Tensor(_)) | (Mode::Scan, _) => Ok(()),
+                _ => Err(self.bad_target("BUILD", target)),
+            };
+        };
+        let class = match self.heap.get(*id) {
+            Object::Instance(instance) => instance.class.clone(),
+            // `state_dict()` OrderedDicts carry `_metadata` this way; dropped.
+            Object::Dict(_) => return Ok(()),
+            _ if self.mode == Mode::Scan => return Ok(()),
+            _ => return Err(self.bad_target("BUILD", target)),
+        };
+        let allowed = matches!(&class, Value::Global(g) if globals::lookup(&g.module, &g.name).is_some());
+        if !plain_state && !allowed {
+            let global = match &class {
+                Value::Global(global) => Some(global.clone()),
+                _ => None,
+            };
+            self.uses.push(Use { global: global.clone(), offset: at, opcode: "BUILD", kind: UseKind::Called });
+            if self.mode == Mode::Convert {
+                return Err(self.forbidden(
+                    at,
+                    "BUILD",
+                    global.as_ref(),
+                    "would pass a non-dict state to the class's __setstate__",
+                ));
+            }
+        }
+        if let Object::Instance(instance) = self.heap.get_mut(*id) {
+            instance.state = Some(state);
+        }
+        Ok(())
+    }
+
+    /// A persistent id: in convert mode, a storage `('storage', torch.XStorage, key, location,
+    /// numel[, None])`; in scan mode, kept as given.
+    fn persistent(&mut self, pid: Value) -> Result<Value, PickleError> {
+        if self.mode == Mode::Scan {
+            return Ok(pid);
+        }
+        let bad = |why: &str| PickleError::BadValue(format!("persistent id is not a storage: {why}"));
+        let parts = self.heap.sequence(&pid).ok_or_else(|| bad("not a tuple"))?;
+        if !(parts.len() == 5 || parts.len() == 6) {
+            return Err(bad(&format!("{} elements", parts.len())));
+        }
+        if !matches!(&parts[0], Value::Str(tag) if &**tag == "storage") {
+            return Err(bad("first element is not 'storage'"));
+        }
+        let Value::Global(class) = &parts[1] else {
+            return Err(bad("second element is not a storage class"));
+        };
+        let dtype = match globals::lookup(&class.module, &class.name) {
+            Some(Known::Storage(dtype)) => dtype,
+            Some(Known::UnsupportedStorage) => {
+                return Err(PickleError::BadValue(format!(
+                    "storage class `{}` has no safetensors dtype",
+                    class.dotted()
+                )))
+            }
+            _ => return Err(bad(&format!("`{}` is not a storage class", class.dotted()))),
+        };
+        let key: Rc<str> = match &parts[2] {
+            Value::Str(key) => key.clone(),
+            Value::Int(key) => key.to_string().into(),
+            _ => return Err(bad("the key is not a string")),
+        };
+        let numel = match parts[4] {
+            Value::Int(numel) if numel >= 0 => numel as u64,
+            _ => return Err(bad("the element count is not a non-negative int")),
+        };
+        if parts.len() == 6 && !matches!(parts[5], Value::None) {
+            return Err(PickleError::BadValue(format!(
+                "storage `{key}` is a pre-1.0 storage view (view metadata); not supported"
+            )));
+        }
+        let storage = StorageRef { key: key.clone(), dtype, numel };
+        if let Some(&at) = self.storage_index.get(&key) {
+            let first = &self.storages[at];
+            if first.dtype != storage.dtype || first.numel != storage.numel {
+                return Err(PickleError::BadValue(format!(
+                    "storage `{key}` is named with two different element types or sizes"
+                )));
+            }
+            return Ok(Value::Storage(first.clone()));
+        }
+        let storage = Rc::new(storage);
+        self.storage_index.insert(key, self.storages.len());
+        self.storages.push(storage.clone());
+        Ok(Value::Storage(storage))
+    }
+
+    fn forbidden(&self, at: u64, opcode: &'static str, global: Option<&Rc<GlobalRef>>, why: &str) -> PickleError {
+        PickleError::Forbidden(Box::new(Forbidden {
+            member: self.member.clone(),
+            offset: at,
+            opcode,
+            global: global.map(|g| g.dotted()),
+            python3_name: global
+                .and_then(|g| globals::python3_name(&g.module, &g.name))
+                .map(|(module, name)| format!("{module}.{name}"))
+                .filter(|name| global.is_some_and(|g| *name != g.dotted())),
+            global_offset: global.map(|g| g.offset),
+            why: why.to_string(),
+        }))
+    }
+}
+
+impl<'i> Frame<'i> {
+    fn remaining(&self) -> usize {
+        self.input.len() - self.pos
+    }
+
+    fn byte(&mut self) -> Result<u8, PickleError> {
+        let byte = *self.input.get(self.pos).ok_or(PickleError::UnexpectedEnd)?;
+        self.pos += 1;
+        Ok(byte)
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'i [u8], PickleError> {
+        if len > self.remaining() {
+            return Err(PickleError::UnexpectedEnd);
+        }
+        let bytes = &self.input[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(bytes)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn u64(&mut self) -> Result<u64, PickleError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    /// An 8-byte length, checked against the remaining input before any use.
+    fn length_u64(&mut self) -> Result<usize, PickleError> {
+        let len = self.u64()?;
+        if len > self.remaining() as u64 {
+            return Err(PickleError::UnexpectedEnd);
+        }
+        Ok(len as usize)
+    }
+
+    fn line(&mut self) -> Result<&'i [u8], PickleError> {
+        let rest = &self.input[self.pos..];
+        let end = rest.iter().position(|&b| b == b'\n').ok_or(PickleError::UnexpectedEnd)?;
+        self.pos += end + 1;
+        Ok(&rest[..end])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(bytes: &[u8], mode: Mode, limits: &Limits) -> (Result<Value, PickleError>, Heap, Vec<Use>) {
+        let mut heap = Heap::new(limits.max_objects);
+        let mut machine = Machine::new(&mut heap, limits, mode);
+        let result = machine.run(bytes, "test.pkl").map(|(value, _)| value).map_err(|err| err.error);
+        let uses = std::mem::take(&mut machine.uses);
+        (result, heap, uses)
+    }
+
+    fn convert(bytes: &[u8]) -> Result<Value, PickleError> {
+        run(bytes, Mode::Convert, &Limits::default()).0
+    }
+
+    fn forbidden_global(bytes: &[u8]) -> Option<String> {
+        match convert(bytes) {
+            Err(PickleError::Forbidden(forbidden)) => Some(forbidden.global.unwrap_or_default()),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// `GLOBAL module name` then `(arg,)` then REDUCE.
+    fn reduce_of(module: &str, name: &str) -> Vec<u8> {
+        let mut bytes = b"\x80\x02c".to_vec();
+        bytes.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        bytes.extend_from_slice(b"X\x02\x00\x00\x00id\x85R.");
+        bytes
+    }
+
+    #[test]
+    fn calls_of_code_running_globals_are_refused() {
+        for (module, name) in [
+            ("os", "system"),
+            ("posix", "system"),
+            ("nt", "system"),
+            ("builtins", "eval"),
+            ("builtins", "exec"),
+            ("builtins", "getattr"),
+            ("__builtin__", "eval"),
+            ("commands", "Popen"),
+            ("subprocess", "Popen"),
+            ("torch", "load"),
+            ("pickle", "loads"),
+        ] {
+            assert_eq!(forbidden_global(&reduce_of(module, name)), Some(format!("{module}.{name}")));
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_the_python3_name_and_offsets() {
+        let Err(PickleError::Forbidden(forbidden)) = convert(&reduce_of("commands", "Popen")) else { panic!() };
+        assert_eq!(forbidden.python3_name.as_deref(), Some("subprocess.Popen"));
+        assert_eq!(forbidden.global_offset, Some(2));
+        assert_eq!(forbidden.opcode, "REDUCE");
+        assert_eq!(forbidden.offset, 26);
+        let text = forbidden.to_string();
+        assert!(
+            text.contains("`commands.Popen`") && text.contains("`subprocess.Popen`") && text.contains("byte 26"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn inst_obj_newobj_with_arguments_and_stack_global_are_calls_too() {
+        assert_eq!(forbidden_global(b"(X\x02\x00\x00\x00idios\nsystem\n."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"(cos\nsystem\nX\x02\x00\x00\x00ido."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"\x80\x02cos\nsystem\nX\x01\x00\x00\x00a\x85\x81."), Some("os.system".into()));
+        assert_eq!(forbidden_global(b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."), Some("os.system".into()));
+        // NEWOBJ_EX with keyword arguments.
+        assert_eq!(forbidden_global(b"\x80\x04cmain\nC\n)}X\x01\x00\x00\x00aK\x00s\x92."), Some("main.C".into()));
+    }
+
+    #[test]
+    fn calling_the_result_of_a_call_is_refused() {
+        // getattr-style chains: REDUCE on an opaque instance.
+        let bytes = b"\x80\x02cmain\nC\n)\x81)R.";
+        let Err(PickleError::Forbidden(forbidden)) = convert(bytes) else { panic!() };
+        assert_eq!(forbidden.global, None);
+    }
+
+    #[test]
+    fn module_objects_are_opaque_data_but_foreign_setstate_is_refused() {
+        // NEWOBJ(main.Net, ()) + BUILD({'a': 1}) is accepted.
+        let ok = b"\x80\x02cmain\nNet\n)\x81}X\x01\x00\x00\x00aK\x01sb.";
+        let (result, heap, uses) = run(ok, Mode::Convert, &Limits::default());
+        let Value::Obj(id) = result.unwrap() else { panic!() };
+        assert!(matches!(heap.get(id), Object::Instance(instance) if instance.state.is_some()));
+        assert!(uses.iter().any(|u| u.kind == UseKind::Instantiated));
+        // BUILD with a list state would call Net.__setstate__.
+        let bad = b"\x80\x02cmain\nNet\n)\x81]b.";
+        assert_eq!(forbidden_global(bad), Some("main.Net".into()));
+    }
+
+    #[test]
+    fn opcodes_that_can_name_any_global_are_refused() {
+        for (bytes, opcode) in
+            [(&b"\x80\x02\x82\x01."[..], "EXT1"), (b"\x80\x02\x83\x01\x00.", "EXT2"), (b"\x80\x05\x97.", "NEXT_BUFFER")]
+        {
+            assert!(matches!(convert(bytes), Err(PickleError::Refused { opcode: o, .. }) if o == opcode), "{opcode}");
+        }
+    }
+
+    #[test]
+    fn scan_mode_records_every_global_and_goes_on() {
+        let mut bytes = b"\x80\x02]q\x00(".to_vec();
+        bytes.extend_from_slice(&reduce_of("os", "system")[2..reduce_of("os", "system").len() - 1]);
+        bytes.extend_from_slice(&reduce_of("builtins", "eval")[2..reduce_of("builtins", "eval").len() - 1]);
+        bytes.extend_from_slice(b"e.");
+        let (result, _, uses) = run(&bytes, Mode::Scan, &Limits::default());
+        assert!(result.is_ok());
+        let called: Vec<String> =
+            uses.iter().filter(|u| u.kind == UseKind::Called).map(|u| u.global.as_ref().unwrap().dotted()).collect();
+        assert_eq!(called, ["os.system", "builtins.eval"]);
+    }
+
+    #[test]
+    fn data_opcodes_build_plain_values() {
+        // Protocol 0 text forms: INT, LONG, FLOAT, STRING, UNICODE, DICT, LIST, TUPLE, PUT/GET.
+        let bytes = b"(dp0\nS'a'\np1\n(I01\nL12345678901234567890L\nF1.5\nVcaf\\u00e9\nlp2\ns.";
+        let (result, heap, _) = run(bytes, Mode::Convert, &Limits::default());
+        let value = result.unwrap();
+        let dict = heap.dict(&value).unwrap();
+        assert_eq!(dict.entries.len(), 1);
+        let Value::Str(key) = &dict.entries[0].0 else { panic!() };
+        assert_eq!(&**key, "a");
+        let items = heap.sequence(&dict.entries[0].1).unwrap();
+        assert!(matches!(items[0], Value::Bool(true)));
+        assert!(matches!(items[1], Value::BigInt(_)));
+        assert!(matches!(items[2], Value::Float(f) if f == 1.5));
+        assert!(matches!(&items[3], Value::Str(s) if &**s == "caf\u{e9}"));
+        // Protocol 4: frames, memoize, bytes, sets.
+        let bytes = b"\x80\x04\x95\x0f\x00\x00\x00\x00\x00\x00\x00\x8f\x94(C\x02hiK\x07\x90(h\x00\x91.";
+        let (result, heap, _) = run(bytes, Mode::Convert, &Limits::default());
+        let Value::Obj(id) = result.unwrap() else { panic!() };
+        assert!(matches!(heap.get(id), Object::Set { items, frozen: true } if items.len() == 1));
+    }
+
+    #[test]
+    fn limits_stop_runaway_pickles() {
+        let limits = Limits { max_memo: 2, max_stack: 4, max_marks: 2, max_objects: 3, ..Limits::default() };
+        let too_deep_stack = b"NNNNN.";
+        assert!(matches!(
+            run(too_deep_stack, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "pickle stack", .. })
+        ));
+        let too_many_marks = b"(((.";
+        assert!(matches!(
+            run(too_many_marks, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "open MARKs", .. })
+        ));
+        let too_much_memo = b"Nq\x00q\x01q\x02.";
+        assert!(matches!(
+            run(too_much_memo, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "memo entries", .. })
+        ));
+        let too_many_objects = b"]]]].";
+        assert!(matches!(
+            run(too_many_objects, Mode::Convert, &limits).0,
+            Err(PickleError::Limit { what: "objects", .. })
+        ));
+        // A huge memo index costs nothing: the memo is a map.
+        assert!(run(b"Nr\xff\xff\xff\xffj\xff\xff\xff\xff.", Mode::Convert, &limits).0.is_ok());
+    }
+
+    #[test]
+    fn lengths_beyond_the_input_are_refused_before_allocating() {
+        for bytes in [
+            &b"\x80\x04\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"[..],
+            b"X\xff\xff\xff\xff",
+            b"\x8b\xff\xff\xff\x7f",
+            b"\x95\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert_eq!(convert(bytes).unwrap_err(), PickleError::UnexpectedEnd);
+        }
+        assert_eq!(
+            convert(b"\x8b\xff\xff\xff\xff").unwrap_err(),
+            PickleError::BadValue("LONG4 with a negative length".into())
+        );
+    }
+
+    #[test]
+    fn malformed_streams_are_errors() {
+        assert_eq!(convert(b"").unwrap_err(), PickleError::UnexpectedEnd);
+        assert_eq!(convert(b"N").unwrap_err(), PickleError::UnexpectedEnd);
+        assert_eq!(convert(b"\xff").unwrap_err(), PickleError::UnknownOpcode(0xff));
+        assert_eq!(convert(b"R").unwrap_err(), PickleError::StackUnderflow("REDUCE"));
+        assert_eq!(convert(b"t").unwrap_err(), PickleError::NoMark("TUPLE"));
+        assert_eq!(convert(b"h\x05").unwrap_err(), PickleError::MemoMissing(5));
+        // Items under a MARK are not reachable by a plain pop.
+        assert_eq!(convert(b"N(.").unwrap_err(), PickleError::StackUnderflow("STOP"));
+        assert!(matches!(convert(b"Na."), Err(PickleError::StackUnderflow("APPEND"))));
+        assert!(matches!(convert(b"NNa."), Err(PickleError::BadValue(_))));
+    }
+}

@@ -1,0 +1,158 @@
+//! `scan`: a security report of a checkpoint, without executing or converting anything.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{ErrorKind, TorchError};
+use crate::globals;
+use crate::load::{self, Format};
+use crate::machine::{Mode, UseKind};
+use crate::Limits;
+
+/// Every global a checkpoint's pickles name, and what `torch.load` would do with each.
+#[derive(Clone, Debug)]
+pub struct ScanReport {
+    /// The container format, when the file could be opened.
+    pub format: Format,
+    /// One entry per distinct global, in first-use order.
+    pub findings: Vec<GlobalFinding>,
+    /// Calls of values that are not globals (the result of another call), which
+    /// `torch.load(weights_only=False)` would also perform.
+    pub non_global_calls: Vec<UseSite>,
+    /// Why the scan stopped early (a malformed pickle); findings up to there are listed.
+    pub problem: Option<String>,
+}
+
+/// One global and every place it is used.
+#[derive(Clone, Debug)]
+pub struct GlobalFinding {
+    /// `module.name` as written in the pickle (`commands.Popen`).
+    pub global: String,
+    /// The Python 3 name `pickle` maps it to, when it differs (`subprocess.Popen`).
+    pub python3_name: Option<String>,
+    /// What loading it entails.
+    pub status: GlobalStatus,
+    /// Where it is named, instantiated or called.
+    pub uses: Vec<UseSite>,
+}
+
+/// What `torch.load` would do with a global, from least to most dangerous.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GlobalStatus {
+    /// On the allow-list (what `torch.load(weights_only=True)` accepts): torch's own
+    /// rebuild functions, storage types, `OrderedDict`… No foreign code runs.
+    Allowed,
+    /// Only named: `torch.load(weights_only=False)` imports its module, which runs that
+    /// module's top-level code.
+    Imported,
+    /// A class instantiated by `NEWOBJ(cls, ())` and given its `__dict__` by BUILD, as
+    /// `torch.save(model)` stores modules: `torch.load` imports the class and runs its
+    /// `__setstate__`. `convert` keeps such objects as opaque data.
+    Instantiated,
+    /// Called: `torch.load(weights_only=False)` runs it. `convert` refuses the file.
+    Called,
+}
+
+/// One use of a global.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UseSite {
+    /// The pickle member (`archive/data.pkl`, `pickle 4 (object)`).
+    pub member: String,
+    /// Byte offset of the opcode in that pickle.
+    pub offset: u64,
+    /// The opcode (`GLOBAL`, `REDUCE`, `NEWOBJ`, `BUILD`…).
+    pub opcode: &'static str,
+    /// How the global is used there.
+    pub kind: UseKind,
+}
+
+impl ScanReport {
+    /// Whether `torch.load(weights_only=False)` would import or run code that is not torch's
+    /// own rebuild machinery.
+    pub fn executes_code(&self) -> bool {
+        !self.non_global_calls.is_empty() || self.findings.iter().any(|f| f.status != GlobalStatus::Allowed)
+    }
+
+    /// Whether `torch.load(weights_only=True)` accepts every global (it also checks
+    /// argument types, which we do not replicate).
+    pub fn weights_only_accepts(&self) -> bool {
+        !self.executes_code()
+    }
+
+    /// Whether `safeshift convert` accepts the globals (it may still refuse the file for
+    /// structural reasons: missing storages, bad sizes).
+    pub fn convertible(&self) -> bool {
+        self.problem.is_none()
+            && self.non_global_calls.is_empty()
+            && self.findings.iter().all(|f| f.status != GlobalStatus::Called)
+    }
+}
+
+/// Scans the checkpoint at `path`. Fails only when the file cannot be read or is not a
+/// checkpoint at all; a malformed pickle gives a report with [`ScanReport::problem`].
+pub fn scan(path: &Path) -> Result<ScanReport, TorchError> {
+    let fail = |kind| TorchError::new(path, kind);
+    let file = std::fs::File::open(path).map_err(|err| fail(ErrorKind::Io(err)))?;
+    let len = file.metadata().map_err(|err| fail(ErrorKind::Io(err)))?.len();
+    if len == 0 {
+        return Err(fail(ErrorKind::NotACheckpoint("the file is empty".into())));
+    }
+    // SAFETY: read-only map; see `open` for the contract on files changing underneath.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|err| fail(ErrorKind::Io(err)))?;
+    scan_data(&map).map_err(fail)
+}
+
+/// Scans a checkpoint held in memory; `name` is used in errors.
+pub fn scan_bytes(name: &str, data: &[u8]) -> Result<ScanReport, TorchError> {
+    scan_data(data).map_err(|kind| TorchError::new(name, kind))
+}
+
+fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
+    let mut uses = Vec::new();
+    let limits = Limits::default();
+    let (format, problem) = match load::load(data, Mode::Scan, &limits, false, &mut uses) {
+        Ok(loaded) => (loaded.format.clone(), None),
+        Err(ErrorKind::Pickle { member, offset, reason }) => {
+            let format = match crate::zip::looks_like_zip(data) {
+                true => Format::Zip { dir: member.trim_end_matches("/data.pkl").to_string() },
+                false => Format::Legacy,
+            };
+            (format, Some(ErrorKind::Pickle { member, offset, reason }.to_string()))
+        }
+        Err(other) => return Err(other),
+    };
+    let mut findings: Vec<GlobalFinding> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut non_global_calls = Vec::new();
+    for (member, u) in uses {
+        let site = UseSite { member, offset: u.offset, opcode: u.opcode, kind: u.kind };
+        let Some(global) = u.global else {
+            non_global_calls.push(site);
+            continue;
+        };
+        let dotted = global.dotted();
+        let at = *index.entry(dotted.clone()).or_insert_with(|| {
+            let allowed = globals::lookup(&global.module, &global.name).is_some();
+            findings.push(GlobalFinding {
+                global: dotted.clone(),
+                python3_name: globals::python3_name(&global.module, &global.name)
+                    .map(|(module, name)| format!("{module}.{name}"))
+                    .filter(|name| *name != dotted),
+                status: if allowed { GlobalStatus::Allowed } else { GlobalStatus::Imported },
+                uses: Vec::new(),
+            });
+            findings.len() - 1
+        });
+        let finding = &mut findings[at];
+        if finding.status != GlobalStatus::Allowed {
+            let status = match site.kind {
+                UseKind::Named => GlobalStatus::Imported,
+                UseKind::Instantiated => GlobalStatus::Instantiated,
+                UseKind::Called => GlobalStatus::Called,
+            };
+            finding.status = finding.status.max(status);
+        }
+        finding.uses.push(site);
+    }
+    Ok(ScanReport { format, findings, non_global_calls, problem })
+}
