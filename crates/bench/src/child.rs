@@ -4,15 +4,18 @@
 
 use std::path::Path;
 
-use safeshift_engine::{write, Checkpoint, OutputTensor, TensorOrder, TensorSource, WriteOptions};
+use safeshift_engine::{Checkpoint, MigratedView};
 
-use crate::synth;
+use crate::pipeline::{self, Migration};
+use crate::synth::ModelShape;
 
 /// A step a child runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ChildStep {
-    /// Read every tensor once through the view, touching every page.
-    ReadView,
+    /// Read every tensor of the light migration's view once, touching every page.
+    ViewLight,
+    /// Read every tensor of the heavy migration's view once (computing them).
+    ViewHeavy,
     /// Rewrite with the light (rename and reshape) migration.
     RewriteLight,
     /// Rewrite with the heavy (split-heads, transpose, cast) migration.
@@ -20,50 +23,34 @@ pub enum ChildStep {
 }
 
 /// Runs `step` on `input` (writing `output` for rewrites) and prints the memory line.
-pub fn run(step: ChildStep, input: &Path, output: Option<&Path>) -> Result<(), Box<dyn std::error::Error>> {
+pub fn run(
+    step: ChildStep,
+    input: &Path,
+    output: Option<&Path>,
+    shape: &ModelShape,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let output = || output.ok_or("a rewrite needs an output path");
     match step {
-        ChildStep::ReadView => {
-            let checksum = read_view(input)?;
-            println!("checksum {checksum}");
-        }
-        ChildStep::RewriteLight => rewrite_light(input, output.ok_or("a rewrite needs an output path")?)?,
-        ChildStep::RewriteHeavy => return Err("the heavy migration needs the ops crate, not yet on main".into()),
+        ChildStep::ViewLight => println!("checksum {}", read_view(input, Migration::Light, shape)?),
+        ChildStep::ViewHeavy => println!("checksum {}", read_view(input, Migration::Heavy, shape)?),
+        ChildStep::RewriteLight => pipeline::rewrite(input, output()?, Migration::Light, shape)?,
+        ChildStep::RewriteHeavy => pipeline::rewrite(input, output()?, Migration::Heavy, shape)?,
     }
     println!("{}", crate::measure::own_memory_line());
     Ok(())
 }
 
-/// Reads every tensor once, one byte per page, and returns the wrapping sum of them
-/// (printed, so the reads cannot be optimised away).
-fn read_view(input: &Path) -> Result<u64, Box<dyn std::error::Error>> {
+/// Reads every tensor of the migrated view once, one byte per page, and returns the
+/// wrapping sum of them (printed, so the reads cannot be optimised away).
+fn read_view(input: &Path, migration: Migration, shape: &ModelShape) -> Result<u64, Box<dyn std::error::Error>> {
     let checkpoint = Checkpoint::open(input)?;
+    let planned = pipeline::plan(&checkpoint, migration, shape)?;
+    let metadata = checkpoint.layout().metadata.clone();
+    let view = MigratedView::new(checkpoint, Default::default(), planned, metadata)?;
     let mut sum = 0u64;
-    for info in &checkpoint.layout().tensors {
-        let bytes = checkpoint.tensor_bytes(&info.name)?;
+    for name in view.names() {
+        let bytes = view.tensor(name)?;
         sum = bytes.iter().step_by(4096).fold(sum, |acc, &byte| acc.wrapping_add(u64::from(byte)));
     }
     Ok(std::hint::black_box(sum))
-}
-
-/// The light migration: every output tensor is an input's byte range under a new name
-/// and shape, copied by the engine with `copy_file_range`.
-fn rewrite_light(input: &Path, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let checkpoint = Checkpoint::open(input)?;
-    let mut tensors = Vec::with_capacity(checkpoint.layout().tensors.len());
-    for info in &checkpoint.layout().tensors {
-        let location = checkpoint.tensor_location(&info.name).ok_or("a listed tensor has a location")?;
-        tensors.push(OutputTensor {
-            name: synth::light_name(&info.name),
-            dtype: info.dtype,
-            shape: synth::light_shape(info),
-            source: TensorSource::File(location),
-        });
-    }
-    let options = WriteOptions {
-        metadata: checkpoint.layout().metadata.clone(),
-        order: TensorOrder::AsGiven,
-        ..Default::default()
-    };
-    write(output, tensors, &options)?;
-    Ok(())
 }

@@ -15,6 +15,7 @@ mod bench;
 mod child;
 mod machine;
 mod measure;
+mod pipeline;
 mod python;
 mod report;
 mod size;
@@ -65,13 +66,20 @@ enum Hidden {
         step: child::ChildStep,
         input: PathBuf,
         output: Option<PathBuf>,
+        #[arg(long)]
+        hidden: u64,
+        #[arg(long)]
+        heads: u64,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.child {
-        Some(Hidden::Child { step, ref input, ref output }) => child::run(step, input, output.as_deref()),
+        Some(Hidden::Child { step, ref input, ref output, hidden, heads }) => {
+            let shape = synth::ModelShape { hidden, heads, layers: 0 };
+            child::run(step, input, output.as_deref(), &shape)
+        }
         None => bench::run(&bench::Config {
             size: cli.size,
             runs: cli.runs as usize,

@@ -20,9 +20,7 @@ use safeshift_engine::{write, GenerateError, OutputTensor, TensorOrder, TensorSo
 use safeshift_model::{DType, TensorInfo};
 
 /// Where the transformer blocks are in the input.
-pub const BLOCK_PREFIX: &str = "model.model.processor.proc.";
-/// Where the light migration moves them.
-pub const RENAMED_BLOCK_PREFIX: &str = "model.processor.layers.";
+const BLOCK_PREFIX: &str = "model.model.processor.proc.";
 
 /// The dimensions of a synthetic model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,23 +140,6 @@ fn fill_weights(buf: &mut [u8], dtype: DType, seed: u64) {
     }
 }
 
-/// The light migration's name for an input tensor.
-pub fn light_name(name: &str) -> String {
-    match name.strip_prefix(BLOCK_PREFIX) {
-        Some(rest) => format!("{RENAMED_BLOCK_PREFIX}{rest}"),
-        None => name.to_owned(),
-    }
-}
-
-/// The light migration's shape for an input tensor.
-pub fn light_shape(info: &TensorInfo) -> Vec<u64> {
-    if info.name.ends_with(".attention.lin_qkv.bias") {
-        let rows = info.shape[0];
-        return vec![3, rows / 3];
-    }
-    info.shape.clone()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,14 +153,6 @@ mod tests {
             assert!(tensor_range.contains(&shape.tensors().len()), "{}", shape.tensors().len());
         }
         assert_eq!(ModelShape::for_size(1).layers, 1);
-    }
-
-    #[test]
-    fn light_plan_renames_blocks_and_reshapes_the_qkv_bias() {
-        assert_eq!(light_name("model.model.processor.proc.3.mlp.0.weight"), "model.processor.layers.3.mlp.0.weight");
-        assert_eq!(light_name("model.model.encoder.proj.bias"), "model.model.encoder.proj.bias");
-        let bias = TensorInfo { name: "x.attention.lin_qkv.bias".into(), dtype: DType::F32, shape: vec![24] };
-        assert_eq!(light_shape(&bias), vec![3, 8]);
     }
 
     #[test]
