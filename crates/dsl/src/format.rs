@@ -457,6 +457,13 @@ mod tests {
     }
 
     #[test]
+    fn trailing_commas_are_accepted_and_dropped() {
+        let text = "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\", axis 0 into \"c\",\n    rename \"x\" -> \"y\",\n}\n";
+        let expected = "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\" axis 0 into \"c\"\n    rename \"x\" -> \"y\"\n}\n";
+        assert_eq!(reformat(text), expected);
+    }
+
+    #[test]
     fn long_operations_break_before_targets() {
         let text = "migration a 1.0.0 -> 2.0.0 {\n    split \"{p..}.attention.lin_qkv.{w}\" axis 0 into \
                     \"{p}.attention.lin_q.{w}\", \"{p}.attention.lin_k.{w}\", \"{p}.attention.lin_v.{w}\" layout chunked\n}\n";
