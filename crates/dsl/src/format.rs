@@ -459,7 +459,8 @@ mod tests {
     #[test]
     fn trailing_commas_are_accepted_and_dropped() {
         let text = "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\", axis 0 into \"c\",\n    rename \"x\" -> \"y\",\n}\n";
-        let expected = "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\" axis 0 into \"c\"\n    rename \"x\" -> \"y\"\n}\n";
+        let expected =
+            "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\" axis 0 into \"c\"\n    rename \"x\" -> \"y\"\n}\n";
         assert_eq!(reformat(text), expected);
     }
 
