@@ -445,6 +445,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_called_model_is_not_taken_for_the_state_dict() {
+        // {'model': tensor, 'epoch': 3}
+        let tensor = state_dict_pickle(&[("model", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        let mut pickle = tensor[..tensor.len() - 2].to_vec();
+        text(&mut pickle, "epoch");
+        int(&mut pickle, 3);
+        pickle.extend_from_slice(b"u.");
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].name, "model");
+        // torch.save(tensor): one tensor, named `tensor`.
+        let bare = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQK\x00)))\x89)tR.";
+        let converted =
+            convert_bytes(checkpoint(bare, b"little", &[("0", &[0; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].name, "tensor");
+    }
+
+    #[test]
     fn a_checkpoint_without_tensors_is_an_error() {
         let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
         assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));
