@@ -1,5 +1,10 @@
 //! Rendering errors and diagnostics for people.
 
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use safeshift::dsl::{Diagnostic, Severity, SourceId, SourceMap};
+
 use crate::printer::anyhow_like::Error;
 
 /// `error: message` followed by `  caused by: …` lines, control characters stripped.
@@ -18,4 +23,239 @@ pub fn render_error(err: &Error, color: bool) -> String {
 /// tensor name could use to rewrite the terminal.
 pub fn sanitize(text: &str) -> String {
     text.chars().map(|ch| if ch.is_control() && ch != '\n' && ch != '\t' { '\u{FFFD}' } else { ch }).collect()
+}
+
+/// Renders diagnostics as source snippets: `file:line:col`, the line with the span
+/// underlined and its label, secondary places (in their own snippet when they are in
+/// another file), and hints as `help:` lines. Diagnostics are separated by a blank line.
+pub fn render_diagnostics(diagnostics: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        let report = Report::new(diagnostic, sources);
+        let mut rendered = String::new();
+        if handler.render_report(&mut rendered, &report).is_err() {
+            // Rendering into a String cannot fail; keep the message if it somehow does.
+            rendered = format!("{}: {}\n", severity_word(diagnostic.severity), diagnostic.message);
+        }
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&rendered);
+    }
+    out
+}
+
+fn severity_word(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    }
+}
+
+/// One diagnostic as miette sees it: the primary source with the labels in it, and one
+/// related report per other source.
+struct Report {
+    message: String,
+    code: &'static str,
+    severity: miette::Severity,
+    source: NamedSource<String>,
+    labels: Vec<LabeledSpan>,
+    help: Option<String>,
+    related: Vec<Report>,
+}
+
+impl Report {
+    fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Report {
+        let primary = diagnostic.primary.source;
+        let mut labels = vec![labeled(&diagnostic.primary.message, diagnostic.primary.span, true)];
+        let mut related: Vec<Report> = Vec::new();
+        for secondary in &diagnostic.secondary {
+            if secondary.source == primary {
+                labels.push(labeled(&secondary.message, secondary.span, false));
+                continue;
+            }
+            // Group secondary labels per other source, in order of appearance.
+            match related.iter_mut().find(|report| report.source.name() == sources.name(secondary.source)) {
+                Some(report) => report.labels.push(labeled(&secondary.message, secondary.span, false)),
+                None => related.push(Report {
+                    message: format!("see also `{}`", sanitize(sources.name(secondary.source))),
+                    code: "",
+                    severity: miette::Severity::Advice,
+                    source: named(sources, secondary.source),
+                    labels: vec![labeled(&secondary.message, secondary.span, false)],
+                    help: None,
+                    related: Vec::new(),
+                }),
+            }
+        }
+        let help = (!diagnostic.hints.is_empty())
+            .then(|| diagnostic.hints.iter().map(|hint| sanitize(hint)).collect::<Vec<_>>().join("\n"));
+        Report {
+            message: sanitize(&diagnostic.message),
+            code: diagnostic.code,
+            severity: match diagnostic.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            source: named(sources, primary),
+            labels,
+            help,
+            related,
+        }
+    }
+}
+
+/// The source with control characters (an escape sequence in a comment) replaced by
+/// as many `?` as they have bytes, so spans still point at the same text.
+fn named(sources: &SourceMap, id: SourceId) -> NamedSource<String> {
+    let text: String = sources
+        .text(id)
+        .chars()
+        .map(|ch| {
+            if ch.is_control() && !matches!(ch, '\n' | '\t' | '\r') {
+                "?".repeat(ch.len_utf8())
+            } else {
+                ch.to_string()
+            }
+        })
+        .collect();
+    NamedSource::new(sanitize(sources.name(id)), text)
+}
+
+fn labeled(message: &str, span: safeshift::dsl::ast::Span, primary: bool) -> LabeledSpan {
+    let text = (!message.is_empty()).then(|| sanitize(message));
+    let span = SourceSpan::new(span.start.into(), span.end.saturating_sub(span.start));
+    if primary {
+        LabeledSpan::new_primary_with_span(text, span)
+    } else {
+        LabeledSpan::new_with_span(text, span)
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        (!self.code.is_empty()).then(|| Box::new(self.code) as Box<dyn fmt::Display>)
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|help| Box::new(help) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.related.iter().map(|report| report as &dyn miette::Diagnostic)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Diagnostics as data: every folder of `tests/data/diagnostics/` holds an `input.ss`
+    //! and the rendered diagnostics of parsing and checking it (`expected.snap`).
+
+    use std::path::Path;
+
+    use safeshift::dsl::{ast::Span, check, parse};
+
+    use super::*;
+
+    #[test]
+    fn diagnostics_render_as_in_the_snapshots() {
+        let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/diagnostics"));
+        let mut cases: Vec<_> = std::fs::read_dir(root).unwrap().map(|entry| entry.unwrap().path()).collect();
+        cases.sort();
+        assert!(cases.len() >= 25, "only {} diagnostic cases", cases.len());
+        for case in cases {
+            let name = case.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(case.join("input.ss")).unwrap();
+            let mut sources = SourceMap::new();
+            let id = sources.add(format!("{name}/input.ss"), text.clone());
+            let diagnostics = match parse(id, &text) {
+                Ok(file) => check(id, &file),
+                Err(diagnostics) => diagnostics,
+            };
+            assert!(!diagnostics.is_empty(), "case `{name}` has no diagnostic");
+            let rendered = render_diagnostics(&diagnostics, &sources, false);
+            let mut settings = insta::Settings::clone_current();
+            settings.set_snapshot_path(&case);
+            settings.set_prepend_module_to_snapshot(false);
+            settings.set_input_file(case.join("input.ss"));
+            settings.bind(|| insta::assert_snapshot!("expected", rendered));
+        }
+    }
+
+    #[test]
+    fn secondary_labels_in_another_file_get_their_own_snippet() {
+        let mut sources = SourceMap::new();
+        let migration =
+            sources.add("migrations/a.ss".to_owned(), "migration a 1.0.0 -> 2.0.0 {\n    drop \"x\"\n}\n".to_owned());
+        let schema =
+            sources.add("schemas/a.ss".to_owned(), "schema a @ 2.0.0 {\n    tensor \"x\" : f32[]\n}\n".to_owned());
+        let diagnostic =
+            Diagnostic::error("example", "`x` is still in the target schema", migration, Span::new(38, 41))
+                .with_label("dropped here")
+                .with_secondary(schema, Span::new(30, 33), "declared here")
+                .with_hint("keep it, or remove it from the schema");
+        insta::assert_snapshot!(render_diagnostics(&[diagnostic], &sources, false), @r#"
+        example
+
+          × `x` is still in the target schema
+           ╭─[migrations/a.ss:2:10]
+         1 │ migration a 1.0.0 -> 2.0.0 {
+         2 │     drop "x"
+           ·          ─┬─
+           ·           ╰── dropped here
+         3 │ }
+           ╰────
+          help: keep it, or remove it from the schema
+
+        Advice: 
+          ☞ see also `schemas/a.ss`
+           ╭─[schemas/a.ss:2:12]
+         1 │ schema a @ 2.0.0 {
+         2 │     tensor "x" : f32[]
+           ·            ─┬─
+           ·             ╰── declared here
+         3 │ }
+           ╰────
+        "#);
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let mut sources = SourceMap::new();
+        let id = sources.add("evil\u{1b}[2J.ss".to_owned(), "x".to_owned());
+        let diagnostic = Diagnostic::error("example", "bad \u{1b}[31m", id, Span::new(0, 1));
+        let rendered = render_diagnostics(&[diagnostic], &sources, false);
+        assert!(!rendered.contains('\u{1b}'), "{rendered}");
+    }
 }

@@ -11,6 +11,22 @@
 #![deny(missing_docs)]
 
 pub mod ast;
+mod check;
 mod diagnostic;
+mod expr;
+mod format;
+mod nesting;
+mod normalize;
+mod overlap;
+mod parser;
+mod source_map;
+mod strings;
+mod syntax_error;
+mod trivia;
 
+pub use check::check;
 pub use diagnostic::{similar, Diagnostic, Label, Severity, SourceId};
+pub use format::{format, MAX_WIDTH};
+pub use normalize::normalize;
+pub use parser::parse;
+pub use source_map::SourceMap;

@@ -1,10 +1,9 @@
 //! An open checkpoint: one safetensors file or a sharded set, mapped, header validated.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-use std::collections::BTreeMap;
 
 use memmap2::Mmap;
 use safeshift_model::{Layout, TensorInfo};
@@ -188,6 +187,10 @@ impl Checkpoint {
                 ReadErrorKind::BadNarrow { tensor: name.to_owned(), axis, start, len, shape: info.shape.clone() };
             return Err(ReadError::new(self.file_of(name).unwrap_or(&self.path), kind));
         }
+        // An empty result is trivially one (empty) range.
+        if len == 0 || info.numel() == Some(0) {
+            return Ok(Some(&[]));
+        }
         if info.shape[..axis].iter().any(|&dim| dim != 1) {
             return Ok(None);
         }
@@ -343,4 +346,23 @@ fn merge_json_objects(first: &str, second: &str) -> Option<String> {
     let more: serde_json::Map<String, serde_json::Value> = serde_json::from_str(second).ok()?;
     merged.extend(more);
     serde_json::to_string(&merged).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers share one open checkpoint (`&Checkpoint` across threads, e.g. with rayon).
+    #[test]
+    fn checkpoints_can_be_shared_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Checkpoint>();
+        assert_send_sync::<TensorLocation<'_>>();
+    }
+
+    #[test]
+    fn checksum_records_merge_across_shards() {
+        assert_eq!(merge_json_objects(r#"{"a":"1"}"#, r#"{"b":"2"}"#).as_deref(), Some(r#"{"a":"1","b":"2"}"#));
+        assert_eq!(merge_json_objects("[]", r#"{"b":"2"}"#), None);
+    }
 }

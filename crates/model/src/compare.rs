@@ -122,7 +122,7 @@ pub fn compare_symbolic(target: &Schema, tensors: &[SymTensor], counts: &BTreeMa
     };
     let expected_names: HashSet<&str> = expected.iter().map(|t| t.name.as_str()).collect();
 
-    for (tensor_idx, def_idx) in assigned {
+    for &(tensor_idx, def_idx) in &assigned {
         let tensor = &tensors[tensor_idx];
         let Some(def_idx) = def_idx else {
             let allowed = target.allows.iter().any(|pattern| match_name(pattern, &tensor.name).is_some());
@@ -179,13 +179,8 @@ pub fn compare_symbolic(target: &Schema, tensors: &[SymTensor], counts: &BTreeMa
             continue;
         }
         let has_free_capture = def.pattern.parts.iter().any(|part| matches!(part, PatternPart::Capture { .. }));
-        if has_free_capture {
-            let matched = tensors.iter().any(|tensor| {
-                target.tensors.iter().position(|d| match_name(&d.pattern, &tensor.name).is_some()) == Some(def_idx)
-            });
-            if !matched {
-                problems.push(SymProblem::Missing { name: pattern_text(&def.pattern) });
-            }
+        if has_free_capture && !assigned.iter().any(|(_, assigned_def)| *assigned_def == Some(def_idx)) {
+            problems.push(SymProblem::Missing { name: pattern_text(&def.pattern) });
         }
     }
     for tensor in &expected {

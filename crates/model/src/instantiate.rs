@@ -10,7 +10,8 @@
 //! pattern with a capture in that place matches again.
 //!
 //! Dtypes: a class picks a canonical member: `float` → `f32`, `int` → `i64`, `any` → `f32`.
-//! Optional tensors are included.
+//! Optional tensors are included. Metadata: every key the schema expects (its value, or
+//! an empty string), and every metadata dim written at its path.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -18,7 +19,7 @@ use safeshift_dsl::ast::PatternPart;
 
 use crate::pattern::{fill, Captures};
 use crate::schema::{pattern_text, substitute_all};
-use crate::{DType, DTypeClass, Layout, Schema, Sym, TensorDef, TensorInfo};
+use crate::{DType, DTypeClass, DimKind, Layout, Schema, Sym, TensorDef, TensorInfo};
 
 /// A tensor with a concrete name and a symbolic shape.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -91,6 +92,15 @@ pub enum InstantiateError {
         pattern: String,
         /// The bound.
         bound: Sym,
+    },
+    /// A metadata dim's path runs through a value that is not a JSON object, or two
+    /// dims write different values at one path.
+    #[error("dim `{dim}` cannot be written to metadata at `{path}`")]
+    MetaConflict {
+        /// The dim.
+        dim: String,
+        /// Its metadata path.
+        path: String,
     },
     /// Two tensors get the same name.
     #[error("two tensors are named `{name}`")]
@@ -166,7 +176,52 @@ pub fn instantiate_with_captures(
             tensors.push(TensorInfo { name, dtype: canonical_dtype(def.dtype), shape: sizes });
         }
     }
-    Ok(Layout { tensors, metadata: BTreeMap::new() })
+    Ok(Layout { tensors, metadata: instantiate_metadata(schema, &values)? })
+}
+
+/// The metadata a checkpoint of the schema records: each expected key (with its value,
+/// or an empty string when the schema names none) and each metadata dim's value at its
+/// path, so that unifying the instance reads the same dims back.
+fn instantiate_metadata(
+    schema: &Schema,
+    values: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, String>, InstantiateError> {
+    use serde_json::Value;
+    let mut json: BTreeMap<String, Value> = BTreeMap::new();
+    for meta in &schema.meta {
+        json.insert(meta.key.clone(), meta.value.clone().unwrap_or_else(|| Value::String(String::new())));
+    }
+    for dim in &schema.dims {
+        let (DimKind::Meta(path), Some(&value)) = (&dim.kind, values.get(&dim.name)) else { continue };
+        let conflict = || InstantiateError::MetaConflict { dim: dim.name.clone(), path: path.clone() };
+        let mut segments = path.split('.');
+        let key = segments.next().unwrap_or_default();
+        let rest: Vec<&str> = segments.collect();
+        let Some((last, inner)) = rest.split_last() else {
+            // The whole value is the dim.
+            if json.insert(key.to_owned(), Value::from(value)).is_some_and(|old| old != value) {
+                return Err(conflict());
+            }
+            continue;
+        };
+        let mut node = json.entry(key.to_owned()).or_insert_with(|| Value::Object(Default::default()));
+        for segment in inner {
+            let Value::Object(map) = node else { return Err(conflict()) };
+            node = map.entry((*segment).to_owned()).or_insert_with(|| Value::Object(Default::default()));
+        }
+        let Value::Object(map) = node else { return Err(conflict()) };
+        if map.insert((*last).to_owned(), Value::from(value)).is_some_and(|old| old != value) {
+            return Err(conflict());
+        }
+    }
+    Ok(json
+        .into_iter()
+        .map(|(key, value)| match value {
+            // Plain strings are stored as they are, the way checkpoints record them.
+            Value::String(text) => (key, text),
+            other => (key, other.to_string()),
+        })
+        .collect())
 }
 
 /// The schema's tensors with concrete names (counted dims take `counts`) and symbolic
@@ -368,6 +423,51 @@ mod tests {
         );
         let matched = unify(&schema, &layout, &BTreeMap::new()).unwrap();
         assert_eq!(matched.dims["head_dim"], 4);
+    }
+
+    #[test]
+    fn metadata_carries_expected_keys_and_meta_dims() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim hidden
+                dim heads = meta("config.model.heads")
+                dim kv = meta("config.model.kv")
+                dim layers = meta("layers")
+                dim head_dim = hidden / heads
+                tensor "l.{i < layers}.q" : f32[hidden, hidden]
+                tensor "l.{i < layers}.norm" : f32[head_dim] optional
+                meta "format" = "pt"
+                meta "sizes" = [1, 2]
+                meta "origin"
+            }
+        "#,
+        );
+        let given = dims(&[("hidden", 8), ("heads", 2), ("kv", 1), ("layers", 2)]);
+        let layout = instantiate(&schema, &given).unwrap();
+        let metadata: Vec<(&str, &str)> = layout.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            metadata,
+            vec![
+                ("config", r#"{"model":{"heads":2,"kv":1}}"#),
+                ("format", "pt"),
+                ("layers", "2"),
+                ("origin", ""),
+                ("sizes", "[1,2]"),
+            ]
+        );
+        let mut expected = given.clone();
+        expected.insert("head_dim".into(), 4);
+        assert_eq!(unify(&schema, &layout, &BTreeMap::new()).unwrap().dims, expected);
+        let clash = schema_with_meta_clash();
+        assert!(matches!(
+            instantiate(&clash, &dims(&[("a", 1)])),
+            Err(InstantiateError::MetaConflict { dim, .. }) if dim == "a"
+        ));
+    }
+
+    fn schema_with_meta_clash() -> Schema {
+        schema("schema t @ 1.0.0 {\n dim a = meta(\"config.x\")\n meta \"config\" = \"text\"\n}")
     }
 
     #[test]

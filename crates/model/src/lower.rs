@@ -8,6 +8,13 @@
 //!   metadata dim may also be a bound, and then counting must agree with it;
 //! * members of a cycle of derived dims are reported (`dim-cycle`) and lowered as free
 //!   dims, so later passes always terminate.
+//!
+//! The language crate's file-local `check` reports several of the same problems with the
+//! same codes and spans (`bad-version`, `unknown-dtype`, `unknown-dim`, `duplicate-dim`,
+//! `dim-cycle`, `pattern-arithmetic`, `duplicate-pattern`, `duplicate-meta`): lowering
+//! repeats them so that it is safe on its own, and a caller running both drops the
+//! duplicates by `(code, primary span)`. Lowering alone reports `int-too-large`,
+//! `division-by-zero`, `bad-meta-path` and `bad-json-number`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -87,9 +94,9 @@ pub fn lower_schema(source: SourceId, schema: &ast::Schema) -> (Schema, Vec<Diag
                 let text = pattern_text(&decl.pattern);
                 if let Some(first) = tensors.iter().find(|t: &&TensorDef| pattern_text(&t.pattern) == text) {
                     diagnostics.push(
-                        Diagnostic::warning(
-                            "duplicate-tensor",
-                            format!("tensor \"{text}\" is declared twice; the second never matches"),
+                        Diagnostic::error(
+                            "duplicate-pattern",
+                            format!("tensor pattern \"{text}\" is declared twice; the second never matches"),
                             source,
                             decl.pattern.span,
                         )
@@ -245,7 +252,7 @@ fn check_pattern(
         match part {
             PatternPart::Expr(expr) => diagnostics.push(
                 Diagnostic::error(
-                    "expr-in-schema-pattern",
+                    "pattern-arithmetic",
                     "index arithmetic cannot match names; it belongs in migration targets",
                     source,
                     expr.span,
@@ -431,13 +438,13 @@ mod tests {
             ("schema a @ 1.0.0 {\n dim a = b * 2\n}", &["unknown-dim"]),
             ("schema a @ 1.0.0 {\n dim a\n dim a\n}", &["duplicate-dim"]),
             ("schema a @ 1.0.0 {\n dim a = b\n dim b = c + 1\n dim c = a\n dim d = d\n}", &["dim-cycle", "dim-cycle"]),
-            ("schema a @ 1.0.0 {\n dim n\n tensor \"l.{n + 1}.w\" : f32[]\n}", &["expr-in-schema-pattern"]),
+            ("schema a @ 1.0.0 {\n dim n\n tensor \"l.{n + 1}.w\" : f32[]\n}", &["pattern-arithmetic"]),
             ("schema a @ 1.0.0 {\n dim n = 4 / 0\n}", &["division-by-zero"]),
             ("schema a @ 1.0.0 {\n tensor \"x\" : f32[99999999999999999]\n}", &["int-too-large"]),
             ("schema a @ 1.0.0 {\n dim n = meta(\"a..b\")\n}", &["bad-meta-path"]),
             ("schema a @ 1.0.0 {\n meta \"k\" = 1\n meta \"k\"\n}", &["duplicate-meta"]),
-            ("schema a @ 1.0.0 {\n meta \"k\" = 0x10\n}", &["bad-json-number"]),
-            ("schema a @ 1.0.0 {\n tensor \"x\" : f32[]\n tensor \"x\" : f32[]\n}", &["duplicate-tensor"]),
+            ("schema a @ 1.0.0 {\n meta \"k\" = 1e999\n}", &["bad-json-number"]),
+            ("schema a @ 1.0.0 {\n tensor \"x\" : f32[]\n tensor \"x\" : f32[]\n}", &["duplicate-pattern"]),
         ];
         for (text, expected) in cases {
             assert_eq!(&codes(text), expected, "{text}");

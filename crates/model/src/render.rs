@@ -48,18 +48,9 @@ pub fn render_schema(schema: &Schema) -> String {
     out
 }
 
-/// A string literal: quotes, with `"` and `\` escaped.
+/// A string literal with the language's escapes, which are JSON's (so no raw line break).
 fn quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push('"');
-    for ch in text.chars() {
-        if matches!(ch, '"' | '\\') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out.push('"');
-    out
+    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 /// An expression as written, with the parentheses precedence needs.

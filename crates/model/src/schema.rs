@@ -174,3 +174,31 @@ pub fn pattern_text(pattern: &ast::Pattern) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::schema;
+
+    #[test]
+    fn derived_dims_expand_through_chains() {
+        let schema = schema(
+            "schema t @ 1.0.0 {\n dim b\n dim c = a + 1\n dim a = b * 2\n dim d = c * a\n tensor \"x\" : f32[d]\n}",
+        );
+        let definitions = schema.derived_definitions();
+        let b = Sym::dim("b");
+        let a = b.mul(&Sym::int(2));
+        let c = a.add(&Sym::int(1));
+        assert_eq!(definitions["c"], c);
+        assert_eq!(definitions["d"], c.mul(&a));
+        assert_eq!(schema.expand_derived(&schema.tensors[0].shape[0]), c.mul(&a));
+        assert_eq!(schema.dim("a").map(|dim| &dim.kind), Some(&DimKind::Derived(b.mul(&Sym::int(2)))));
+    }
+
+    #[test]
+    fn pattern_text_escapes_braces() {
+        let schema = schema("schema t @ 1.0.0 {\n dim n\n tensor \"a{{b}}.{i < n}.{x}.{rest..}\" : f32[]\n}");
+        assert_eq!(pattern_text(&schema.tensors[0].pattern), "a{{b}}.{i < n}.{x}.{rest..}");
+        assert_eq!(schema.id(), "t@1.0.0");
+    }
+}

@@ -16,7 +16,7 @@
 //!    evaluate exactly (`head_dim = hidden / heads` with `hidden = 24, heads = 5` is a
 //!    conflict naming both).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use safeshift_dsl::ast::{self, PatternPart};
 
@@ -34,6 +34,8 @@ pub struct Match {
     pub dims: BTreeMap<String, i64>,
     /// For each layout tensor, in layout order, what it belongs to.
     pub assignment: Vec<Assigned>,
+    /// Where each non-derived dim's value came from (`hidden` from a tensor's shape).
+    pub sources: BTreeMap<String, DimSource>,
 }
 
 /// What a layout tensor belongs to.
@@ -174,8 +176,10 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
     }
 
     // 3. Solve.
+    // Many tensors share an equation (every block's `3 * hidden == 72`): solve each once.
+    let groups = group_equations(&equations);
     let mut solver = Solver::default();
-    solver.run(&equations, layout);
+    solver.run(&equations, &groups, layout);
     let mut defaulted = false;
     for count in counts.values() {
         if let (None, true, [dim]) = (count.seen, count.all_optional, count.bound.dims().as_slice()) {
@@ -186,12 +190,13 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         }
     }
     if defaulted {
-        solver.run(&equations, layout);
+        solver.run(&equations, &groups, layout);
     }
     let mut unresolved: BTreeSet<String> = BTreeSet::new();
-    for equation in &equations {
-        match equation.sym.solve(equation.value, &|name| solver.value(name)) {
-            Solution::Known(Some(value)) if value == equation.value => {}
+    for group in &groups {
+        let representative = &equations[group[0]];
+        match representative.sym.solve(representative.value, &|name| solver.value(name)) {
+            Solution::Known(Some(value)) if value == representative.value => {}
             Solution::Stuck(dims) => unresolved.extend(dims),
             Solution::Solved { value: Some(_), dim } => {
                 unresolved.insert(dim);
@@ -201,7 +206,9 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
                     Solution::Known(value) => value,
                     _ => None,
                 };
-                report_failure(schema, equation, value, &solver, &mut shape_failures, &mut mismatch);
+                for &eq_idx in group {
+                    report_failure(schema, &equations[eq_idx], value, &solver, &mut shape_failures, &mut mismatch);
+                }
             }
         }
     }
@@ -212,11 +219,12 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         }
     }
     for (tensor_idx, failed_dims) in shape_failures {
-        let hit = matched.iter().find(|hit| hit.tensor_idx == tensor_idx).expect("failures come from matched tensors");
+        // Shape failures come from tensors assigned to schema tensors.
+        let Some(Assigned::Tensor(def_idx)) = assignment[tensor_idx] else { continue };
         let tensor = &layout.tensors[tensor_idx];
         mismatch.shape_mismatches.push(ShapeMismatch {
             tensor: tensor.name.clone(),
-            expected: schema.tensors[hit.def_idx].shape.clone(),
+            expected: schema.tensors[def_idx].shape.clone(),
             found: tensor.shape.clone(),
             failed_dims: failed_dims.into_iter().collect(),
         });
@@ -257,7 +265,8 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         matched.iter().filter(|hit| !misfits.contains(layout.tensors[hit.tensor_idx].name.as_str())).count();
     if mismatch.is_empty() {
         let assignment = assignment.into_iter().map(|assigned| assigned.expect("no unexpected tensors")).collect();
-        return Ok(Match { dims, assignment });
+        let sources = solver.known.into_iter().map(|(name, (_, source))| (name, source)).collect();
+        return Ok(Match { dims, assignment, sources });
     }
     mismatch.dims = dims;
     Err(mismatch)
@@ -379,18 +388,24 @@ impl Solver {
     }
 
     /// Binds dims until no equation determines a new one.
-    fn run(&mut self, equations: &[Equation], layout: &Layout) {
-        let mut open: Vec<usize> = (0..equations.len()).collect();
+    fn run(&mut self, equations: &[Equation], groups: &[Vec<usize>], layout: &Layout) {
+        let mut open: Vec<&Vec<usize>> = groups.iter().collect();
         loop {
-            // Candidate values per dim: (value, authoritative, equation index).
-            let mut candidates: BTreeMap<String, Vec<(i64, bool, usize)>> = BTreeMap::new();
-            open.retain(|&eq_idx| {
-                let equation = &equations[eq_idx];
-                match equation.sym.solve(equation.value, &|name| self.value(name)) {
+            // Candidate values per dim, in equation order.
+            let mut candidates: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+            open.retain(|group| {
+                let representative = &equations[group[0]];
+                match representative.sym.solve(representative.value, &|name| self.value(name)) {
                     Solution::Known(_) => false,
                     Solution::Solved { dim, value: Some(value) } => {
-                        let authoritative = !matches!(equation.origin, Origin::Shape { .. });
-                        candidates.entry(dim).or_default().push((value, authoritative, eq_idx));
+                        let authoritative =
+                            group.iter().copied().find(|&i| !matches!(equations[i].origin, Origin::Shape { .. }));
+                        candidates.entry(dim).or_default().push(Candidate {
+                            value,
+                            authoritative,
+                            votes: group.len(),
+                            first: group[0],
+                        });
                         true
                     }
                     Solution::Solved { value: None, .. } | Solution::Stuck(_) => true,
@@ -400,26 +415,56 @@ impl Solver {
                 return;
             }
             for (dim, options) in candidates {
-                let chosen =
-                    options.iter().find(|(_, authoritative, _)| *authoritative).copied().unwrap_or_else(|| {
+                let (value, eq_idx) = match options
+                    .iter()
+                    .filter_map(|c| c.authoritative.map(|i| (c.value, i)))
+                    .min_by_key(|(_, i)| *i)
+                {
+                    Some(authoritative) => authoritative,
+                    None => {
                         // Majority vote among shapes; ties go to the first in layout order.
                         let mut votes: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
-                        for (order, (value, _, _)) in options.iter().enumerate() {
-                            let entry = votes.entry(*value).or_insert((0, order));
-                            entry.0 += 1;
+                        for option in &options {
+                            let entry = votes.entry(option.value).or_insert((0, option.first));
+                            entry.0 += option.votes;
+                            entry.1 = entry.1.min(option.first);
                         }
-                        let (best, _) = votes
-                            .iter()
+                        votes
+                            .into_iter()
                             .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
-                            .map(|(value, stats)| (*value, *stats))
-                            .expect("at least one candidate");
-                        *options.iter().find(|(value, _, _)| *value == best).expect("the winner is a candidate")
-                    });
-                let (value, _, eq_idx) = chosen;
+                            .map(|(value, (_, first))| (value, first))
+                            .expect("at least one candidate")
+                    }
+                };
                 self.bind(&dim, value, equations[eq_idx].origin.source(layout));
             }
         }
     }
+}
+
+/// One value an equation group proposes for a dim.
+struct Candidate {
+    value: i64,
+    /// The first non-shape equation of the group, if any: it wins over shapes.
+    authoritative: Option<usize>,
+    /// How many equations agree.
+    votes: usize,
+    /// The group's first equation (to order ties and to name the source).
+    first: usize,
+}
+
+/// Indices of equal equations (same expression and value), grouped in first-seen order.
+fn group_equations(equations: &[Equation]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<(&Sym, i64), usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (eq_idx, equation) in equations.iter().enumerate() {
+        let slot = *index.entry((&equation.sym, equation.value)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(eq_idx);
+    }
+    groups
 }
 
 impl Origin {
@@ -657,6 +702,15 @@ mod tests {
         assert_eq!(found.assignment[0], Assigned::Tensor(0));
         assert_eq!(found.assignment[1], Assigned::Tensor(1));
         assert_eq!(found.assignment.last(), Some(&Assigned::Allowed(0)));
+        assert_eq!(found.sources["heads"], DimSource::Meta("config.model.processor.num_heads".into()));
+        assert_eq!(
+            found.sources["chunks"],
+            DimSource::Count(format!("{PROC}.{{c < chunks}}.blocks.{{j < blocks_per_chunk}}.attention.lin_qkv.weight"))
+        );
+        assert_eq!(
+            found.sources["hidden"],
+            DimSource::Shape { tensor: format!("{PROC}.0.blocks.0.attention.lin_qkv.weight"), axis: 0 }
+        );
     }
 
     #[test]
@@ -957,6 +1011,7 @@ mod tests {
         let start = std::time::Instant::now();
         let fits = schemas.iter().filter(|schema| unify(schema, &layout, &BTreeMap::new()).is_ok()).count();
         assert_eq!(fits, 12);
+        eprintln!("unify: {} tensors x {} schemas in {:?}", layout.tensors.len(), schemas.len(), start.elapsed());
         // Generous bound for a debug build on a busy machine; release takes milliseconds.
         assert!(start.elapsed().as_secs() < 30, "{:?}", start.elapsed());
     }

@@ -7,11 +7,12 @@ use safeshift_engine::{Checkpoint, ReadErrorKind};
 use crate::util::raw_file;
 
 /// Bytes this thread has read through `read`-family syscalls (`rchar`), from
-/// `/proc/thread-self/io`: page faults on a map are not counted, `pread` is.
-fn thread_bytes_read() -> u64 {
-    let text = std::fs::read_to_string("/proc/thread-self/io").unwrap();
-    let line = text.lines().find(|line| line.starts_with("rchar:")).unwrap();
-    line["rchar:".len()..].trim().parse().unwrap()
+/// `/proc/thread-self/io`: page faults on a map are not counted, `pread` is. `None` on a
+/// kernel without I/O accounting.
+fn thread_bytes_read() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/io").ok()?;
+    let line = text.lines().find(|line| line.starts_with("rchar:"))?;
+    line["rchar:".len()..].trim().parse().ok()
 }
 
 #[test]
@@ -30,16 +31,23 @@ fn open_reads_only_the_header_of_a_sparse_gibibyte() {
 
     // Reading the counters is itself a read: measure what one costs.
     let probe = thread_bytes_read();
-    let counter_cost = thread_bytes_read() - probe;
+    let counter_cost = thread_bytes_read().zip(probe).map(|(after, before)| after - before);
     let before = thread_bytes_read();
     let started = Instant::now();
     let checkpoint = Checkpoint::open(&path).unwrap();
     let elapsed = started.elapsed();
-    let read = thread_bytes_read() - before - counter_cost;
+    let after = thread_bytes_read();
 
-    // The counter text may grow by a digit or two between reads.
-    let header_len = image.len() as u64;
-    assert!((header_len..header_len + 4).contains(&read), "open read {read} bytes; the header is {header_len} bytes");
+    match (before, after, counter_cost) {
+        (Some(before), Some(after), Some(cost)) => {
+            let read = after - before - cost;
+            // The counter text may grow by a digit or two between reads.
+            let header_len = image.len() as u64;
+            assert!((header_len..header_len + 4).contains(&read), "open read {read} bytes; the header is {header_len}");
+        }
+        // Without I/O accounting only the time bound below shows the hole was not read.
+        _ => eprintln!("note: /proc/thread-self/io is unavailable; byte count not checked"),
+    }
     assert!(elapsed.as_millis() < 1000, "open took {elapsed:?}");
     let info = checkpoint.layout().tensor("big").unwrap();
     assert_eq!(info.shape, vec![GIB / 4096, 1024]);

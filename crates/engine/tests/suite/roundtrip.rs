@@ -146,6 +146,7 @@ fn narrow_borrows_contiguous_slices_only() {
     assert_eq!(checkpoint.narrow("b", 2, 0, 1).unwrap(), None);
     assert_eq!(checkpoint.narrow("p", 0, 1, 1).unwrap(), None, "row 1 of F4 [2, 3] starts mid-byte");
     assert_eq!(checkpoint.narrow("a", 0, 2, 0).unwrap(), Some(&[][..]));
+    assert_eq!(checkpoint.narrow("a", 1, 3, 0).unwrap(), Some(&[][..]), "an empty range is contiguous");
     let err = checkpoint.narrow("a", 0, 1, 2).unwrap_err();
     assert!(err.to_string().contains("cannot take 2 elements from 1 along axis 0"), "{err}");
     assert!(checkpoint.narrow("a", 2, 0, 1).is_err());

@@ -259,3 +259,68 @@ fn killed_writer_leaves_no_target() {
     assert!(!target.exists(), "a partial file appeared at the target");
     assert!(temp.starts_with(".slow.safetensors.safeshift-tmp-"), "{temp}");
 }
+
+#[test]
+fn verify_reports_bad_checksum_records_and_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |record: &str| {
+        let target = dir.path().join("r.safetensors");
+        let tensor = OutputTensor {
+            name: "x".into(),
+            dtype: DType::U8,
+            shape: vec![2],
+            source: TensorSource::Bytes(Cow::Borrowed(b"ab")),
+        };
+        let metadata = [(safeshift_engine::SHA256_METADATA_KEY.to_owned(), record.to_owned())].into();
+        write(&target, vec![tensor], &WriteOptions { metadata, ..WriteOptions::default() }).unwrap();
+        let report = verify(&Checkpoint::open(&target).unwrap()).unwrap();
+        report.problems.into_iter().map(|problem| problem.kind).collect::<Vec<_>>()
+    };
+    let ghost = format!(r#"{{"ghost":"{}"}}"#, "0".repeat(64));
+    assert!(matches!(check(&ghost)[..], [ProblemKind::ChecksumOfUnknownTensor]));
+    assert!(matches!(check("not json")[..], [ProblemKind::BadChecksumRecord { .. }]));
+    assert!(matches!(check(r#"{"x":"ABC"}"#)[..], [ProblemKind::BadChecksumRecord { .. }]));
+
+    let input = input(dir.path());
+    let index = dir.path().join("m.safetensors.index.json");
+    write(&index, mixed(&input, false), &WriteOptions { max_shard_size: Some(1), ..WriteOptions::default() }).unwrap();
+    let text = std::fs::read_to_string(&index).unwrap().replace("5196", "5197");
+    std::fs::write(&index, text).unwrap();
+    let report = verify(&Checkpoint::open(&index).unwrap()).unwrap();
+    assert!(
+        matches!(
+            report.problems[..],
+            [safeshift_engine::Problem { kind: ProblemKind::TotalSizeMismatch { recorded: 5197, actual: 5196 }, .. }]
+        ),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn a_fault_in_a_later_shard_leaves_no_shard_and_no_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = input(dir.path());
+    let index = dir.path().join("m.safetensors.index.json");
+    // The first shard (300 bytes of data) is complete before the fault.
+    let options = WriteOptions { max_shard_size: Some(1), fail_after_bytes: Some(2000), ..WriteOptions::default() };
+    let err = write(&index, mixed(&input, false), &options).unwrap_err();
+    assert!(matches!(err.kind, WriteErrorKind::InjectedFault { .. }), "{err}");
+    assert!(err.path.to_string_lossy().ends_with("-00002-of-00003.safetensors"), "{err}");
+    assert_eq!(listing(dir.path()), vec!["in.safetensors"]);
+}
+
+/// `copy_file_range` between file systems fails with `EXDEV` on current kernels; the
+/// writer then copies through a buffer. `/dev/shm` (tmpfs) is another file system than the
+/// temporary directory on most machines; where it is not, this checks the fast path again.
+#[test]
+fn file_ranges_copy_across_file_systems() {
+    let shm = Path::new("/dev/shm");
+    let source_dir = if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() };
+    let input = input(source_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("out.safetensors");
+    write(&target, mixed(&input, false), &WriteOptions::default()).unwrap();
+    let out = Checkpoint::open(&target).unwrap();
+    assert_eq!(out.tensor_bytes("copied").unwrap(), input.tensor_bytes("w").unwrap());
+}

@@ -1,0 +1,579 @@
+//! Pure kernels: computing the bytes of an expression from the bytes of its sources.
+//!
+//! Reshape, permute and narrow chains are views (offset, shape, strides) over one buffer,
+//! copied once by a strided copy whose innermost run is a `memcpy` (or a fixed-size
+//! element loop when the innermost axis is strided). The other nodes materialise their
+//! inputs and compute with tight loops per dtype; nothing dispatches per element.
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::ops::Range;
+
+use safeshift_model::{DType, DTypeClass, Sym};
+
+use crate::byte_range::byte_range;
+use crate::cast::{cast_bytes, restore_bytes, scalar_bytes, CastError, CastMode};
+use crate::expr::{dtype_of, shape_of, Expr, Init, Leaf, ShapeError};
+use crate::simplify::simplify;
+
+/// A boxed error from the caller's source callback.
+pub type SourceError = Box<dyn StdError + Send + Sync>;
+
+/// The caller's source callback: the stored bytes of a leaf (borrowed when possible).
+pub type SourceFn<'a, E> = dyn Fn(&Leaf) -> Result<Cow<'a, [u8]>, E> + 'a;
+
+/// Why an expression could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The expression is ill-formed.
+    #[error(transparent)]
+    Shape(#[from] ShapeError),
+    /// A shape that is not concrete.
+    #[error("shape [{shape}] is not concrete")]
+    Symbolic {
+        /// The shape.
+        shape: String,
+    },
+    /// A dtype class where an exact dtype is needed.
+    #[error("dtype `{dtype}` is not exact")]
+    InexactDtype {
+        /// The class.
+        dtype: DTypeClass,
+    },
+    /// A dtype the kernels cannot compute with (only byte ranges of it can be read).
+    #[error("tensors of dtype `{dtype}` can only be passed through, not computed")]
+    Unsupported {
+        /// The dtype.
+        dtype: DType,
+    },
+    /// A conversion failed.
+    #[error(transparent)]
+    Cast(#[from] CastError),
+    /// The caller could not provide a source.
+    #[error("cannot read `{name}`")]
+    Source {
+        /// The source tensor.
+        name: String,
+        /// Why.
+        #[source]
+        source: SourceError,
+    },
+    /// The caller provided a buffer of the wrong size.
+    #[error("`{name}` has {actual} bytes, expected {expected}")]
+    SourceLength {
+        /// The source tensor.
+        name: String,
+        /// The size its dtype and shape imply.
+        expected: u64,
+        /// The size given.
+        actual: u64,
+    },
+    /// An index tensor holds an index outside the axis.
+    #[error("index {index} is out of range for an axis of size {size}")]
+    Index {
+        /// The index.
+        index: i64,
+        /// The axis size.
+        size: u64,
+    },
+    /// An index tensor that should be a permutation is not one.
+    #[error("the index tensor is not a permutation of 0..{size}")]
+    NotPermutation {
+        /// Its length.
+        size: u64,
+    },
+    /// A row range outside the tensor.
+    #[error("rows {start}..{end} are out of range for a first axis of size {rows}")]
+    Rows {
+        /// First row asked for.
+        start: u64,
+        /// One past the last.
+        end: u64,
+        /// Rows the tensor has.
+        rows: u64,
+    },
+    /// A 0-d tensor has no rows to slice.
+    #[error("a 0-d tensor has no rows")]
+    Scalar,
+    /// A size that does not fit in memory addressing.
+    #[error("tensor too large")]
+    TooLarge,
+}
+
+/// Computes the bytes of `expr` (little-endian, row-major). `sources` gives the bytes of
+/// each leaf as stored; they are borrowed when possible. The expression is simplified
+/// first; when it is a byte range of one source, that range is copied directly.
+pub fn evaluate<'a, E>(expr: &Expr, sources: &SourceFn<'a, E>) -> Result<Vec<u8>, EvalError>
+where
+    E: Into<SourceError>,
+{
+    shape_of(expr)?;
+    let simplified = simplify(expr.clone());
+    let fetch = |leaf: &Leaf| fetch(leaf, sources);
+    if let Some(range) = byte_range(&simplified) {
+        let leaf = find_leaf(&simplified, &range.source, range.aux.as_deref())
+            .expect("a byte range names a leaf of its expression");
+        let bytes = fetch(leaf)?;
+        let range = usize::try_from(range.start).map_err(|_| EvalError::TooLarge)?
+            ..usize::try_from(range.end).map_err(|_| EvalError::TooLarge)?;
+        return Ok(bytes[range].to_vec());
+    }
+    Evaluator { fetch: &fetch }.materialize(&simplified)
+}
+
+/// Computes only rows `rows` (indices along the first axis) of `expr`; the slice is
+/// pushed down towards the sources before anything is computed.
+pub fn evaluate_slice<'a, E>(expr: &Expr, rows: Range<u64>, sources: &SourceFn<'a, E>) -> Result<Vec<u8>, EvalError>
+where
+    E: Into<SourceError>,
+{
+    evaluate(&narrow_rows(expr, rows)?, sources)
+}
+
+/// `expr` restricted to rows `rows` of its first axis, simplified (so that
+/// [`byte_range`] of the result finds slices of sources).
+pub fn narrow_rows(expr: &Expr, rows: Range<u64>) -> Result<Expr, EvalError> {
+    let shape = shape_of(expr)?;
+    let first = shape.first().ok_or(EvalError::Scalar)?;
+    let count = concrete(first, &shape)?;
+    if rows.start > rows.end || rows.end > count {
+        return Err(EvalError::Rows { start: rows.start, end: rows.end, rows: count });
+    }
+    let start = i64::try_from(rows.start).map_err(|_| EvalError::TooLarge)?;
+    let len = i64::try_from(rows.end - rows.start).map_err(|_| EvalError::TooLarge)?;
+    Ok(crate::simplify::narrow(simplify(expr.clone()), 0, Sym::int(start), Sym::int(len)))
+}
+
+/// Evaluates without simplifying first: the reference the property tests hold
+/// [`evaluate`] to.
+#[cfg(test)]
+pub(crate) fn evaluate_unsimplified<'a, E>(expr: &Expr, sources: &SourceFn<'a, E>) -> Result<Vec<u8>, EvalError>
+where
+    E: Into<SourceError>,
+{
+    shape_of(expr)?;
+    let fetch = |leaf: &Leaf| fetch(leaf, sources);
+    Evaluator { fetch: &fetch }.materialize(expr)
+}
+
+/// The leaf called `name` (in `aux`) somewhere in `expr`.
+fn find_leaf<'e>(expr: &'e Expr, name: &str, aux: Option<&str>) -> Option<&'e Leaf> {
+    match expr {
+        Expr::Source(leaf) => (leaf.name == name && leaf.aux.as_deref() == aux).then_some(leaf),
+        Expr::Reshape { input, .. }
+        | Expr::Permute { input, .. }
+        | Expr::Narrow { input, .. }
+        | Expr::Cast { input, .. }
+        | Expr::Pad { input, .. } => find_leaf(input, name, aux),
+        Expr::Concat { inputs, .. } => inputs.iter().find_map(|input| find_leaf(input, name, aux)),
+        Expr::Fill { .. } => None,
+        Expr::Gather { input, index, .. } => find_leaf(input, name, aux).or_else(|| find_leaf(index, name, aux)),
+        Expr::InversePermutation { index } => find_leaf(index, name, aux),
+    }
+}
+
+fn fetch<'a, E>(leaf: &Leaf, sources: &SourceFn<'a, E>) -> Result<Cow<'a, [u8]>, EvalError>
+where
+    E: Into<SourceError>,
+{
+    let bytes = sources(leaf).map_err(|err| EvalError::Source { name: leaf.name.clone(), source: err.into() })?;
+    let dtype = exact(leaf.dtype)?;
+    let count = concrete_numel(&leaf.shape)?;
+    let expected = dtype.byte_len(count).ok_or(EvalError::TooLarge)?;
+    if bytes.len() as u64 != expected {
+        return Err(EvalError::SourceLength { name: leaf.name.clone(), expected, actual: bytes.len() as u64 });
+    }
+    Ok(bytes)
+}
+
+fn exact(dtype: DTypeClass) -> Result<DType, EvalError> {
+    match dtype {
+        DTypeClass::Exact(dtype) => Ok(dtype),
+        other => Err(EvalError::InexactDtype { dtype: other }),
+    }
+}
+
+fn concrete(sym: &Sym, shape: &[Sym]) -> Result<u64, EvalError> {
+    sym.as_int()
+        .and_then(|value| u64::try_from(value).ok())
+        .ok_or_else(|| EvalError::Symbolic { shape: crate::expr::shape_text(shape) })
+}
+
+fn concrete_shape(shape: &[Sym]) -> Result<Vec<usize>, EvalError> {
+    shape
+        .iter()
+        .map(|dim| concrete(dim, shape).and_then(|value| usize::try_from(value).map_err(|_| EvalError::TooLarge)))
+        .collect()
+}
+
+fn concrete_numel(shape: &[Sym]) -> Result<u64, EvalError> {
+    let mut total = 1u64;
+    for dim in shape {
+        total = total.checked_mul(concrete(dim, shape)?).ok_or(EvalError::TooLarge)?;
+    }
+    Ok(total)
+}
+
+fn product(shape: &[usize]) -> Result<usize, EvalError> {
+    shape.iter().try_fold(1usize, |acc, &dim| acc.checked_mul(dim)).ok_or(EvalError::TooLarge)
+}
+
+fn element_size(dtype: DTypeClass) -> Result<(DType, usize), EvalError> {
+    let dtype = exact(dtype)?;
+    match dtype.size() {
+        Some(size) => Ok((dtype, size)),
+        None => Err(EvalError::Unsupported { dtype }),
+    }
+}
+
+/// An empty buffer with room for `count` elements of `elem` bytes; an impossible size is
+/// an error, not an abort (shapes can come from registry text).
+fn buffer(count: usize, elem: usize) -> Result<Vec<u8>, EvalError> {
+    let total = count.checked_mul(elem).ok_or(EvalError::TooLarge)?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(total).map_err(|_| EvalError::TooLarge)?;
+    Ok(out)
+}
+
+/// `total` zero bytes.
+fn zeroed(total: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(total, 1)?;
+    out.resize(total, 0);
+    Ok(out)
+}
+
+/// `element` repeated `count` times.
+fn repeated(element: &[u8], count: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(count, element.len())?;
+    for _ in 0..count {
+        out.extend_from_slice(element);
+    }
+    Ok(out)
+}
+
+fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * shape[axis + 1];
+    }
+    strides
+}
+
+/// A strided view over a buffer, in elements.
+struct View<'a> {
+    data: Cow<'a, [u8]>,
+    elem: usize,
+    offset: usize,
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+}
+
+impl View<'_> {
+    fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for (&size, &stride) in self.shape.iter().zip(&self.strides).rev() {
+            if size != 1 && stride != expected {
+                return false;
+            }
+            expected *= size;
+        }
+        true
+    }
+
+    /// The viewed elements, row-major, in a new (or the same) buffer.
+    fn into_bytes(self) -> Result<Vec<u8>, EvalError> {
+        let count = product(&self.shape)?;
+        let total = count.checked_mul(self.elem).ok_or(EvalError::TooLarge)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        if self.is_contiguous() {
+            let start = self.offset * self.elem;
+            return Ok(match self.data {
+                Cow::Owned(mut data) if start == 0 && data.len() == total => {
+                    data.truncate(total);
+                    data
+                }
+                data => data[start..start + total].to_vec(),
+            });
+        }
+        let mut out = zeroed(total)?;
+        copy_strided(&self.data, self.elem, self.offset, &self.shape, &self.strides, &mut out);
+        Ok(out)
+    }
+}
+
+/// Copies the view (`offset`, `shape`, `strides` in elements of `elem` bytes) of `data`
+/// into `out`, row-major. Axes are coalesced first so the innermost run is as long as
+/// possible.
+fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], strides: &[usize], out: &mut [u8]) {
+    let mut dims: Vec<(usize, usize)> = Vec::with_capacity(shape.len());
+    for (&size, &stride) in shape.iter().zip(strides) {
+        if size == 1 {
+            continue;
+        }
+        match dims.last_mut() {
+            Some(outer) if outer.1 == size * stride => *outer = (outer.0 * size, stride),
+            _ => dims.push((size, stride)),
+        }
+    }
+    let Some((inner_size, inner_stride)) = dims.pop() else {
+        out.copy_from_slice(&data[offset * elem..(offset + 1) * elem]);
+        return;
+    };
+    // A transpose of the two innermost axes (the source is contiguous along the other
+    // one): copy in tiles, so that both sides stay in cache.
+    let tile = match dims.last() {
+        Some(&(rows, 1)) if inner_stride != 1 => {
+            dims.pop();
+            Some(rows)
+        }
+        _ => None,
+    };
+    let chunk = inner_size * elem * tile.unwrap_or(1);
+    let mut index = vec![0usize; dims.len()];
+    let mut base = offset;
+    for out_chunk in out.chunks_exact_mut(chunk) {
+        match tile {
+            Some(rows) => copy_transposed(data, elem, base, rows, inner_size, inner_stride, out_chunk),
+            None => copy_run(data, elem, base, inner_size, inner_stride, out_chunk),
+        }
+        for axis in (0..dims.len()).rev() {
+            index[axis] += 1;
+            base += dims[axis].1;
+            if index[axis] < dims[axis].0 {
+                break;
+            }
+            base -= dims[axis].1 * dims[axis].0;
+            index[axis] = 0;
+        }
+    }
+}
+
+fn copy_run(data: &[u8], elem: usize, base: usize, count: usize, stride: usize, out: &mut [u8]) {
+    if stride == 1 {
+        out.copy_from_slice(&data[base * elem..(base + count) * elem]);
+        return;
+    }
+    match elem {
+        1 => gather_elements::<1>(data, base, stride, out),
+        2 => gather_elements::<2>(data, base, stride, out),
+        4 => gather_elements::<4>(data, base, stride, out),
+        8 => gather_elements::<8>(data, base, stride, out),
+        _ => {
+            for (k, dst) in out.chunks_exact_mut(elem).enumerate() {
+                let at = (base + k * stride) * elem;
+                dst.copy_from_slice(&data[at..at + elem]);
+            }
+        }
+    }
+}
+
+/// `out[a][b] = data[base + a + b·stride]` for `a < rows`, `b < cols`, in square tiles.
+fn copy_transposed(data: &[u8], elem: usize, base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    match elem {
+        1 => transpose_tiles::<1>(data, base, rows, cols, stride, out),
+        2 => transpose_tiles::<2>(data, base, rows, cols, stride, out),
+        4 => transpose_tiles::<4>(data, base, rows, cols, stride, out),
+        8 => transpose_tiles::<8>(data, base, rows, cols, stride, out),
+        _ => {
+            for row in 0..rows {
+                copy_run(data, elem, base + row, cols, stride, &mut out[row * cols * elem..(row + 1) * cols * elem]);
+            }
+        }
+    }
+}
+
+fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    const TILE: usize = 32;
+    for row_start in (0..rows).step_by(TILE) {
+        let row_end = (row_start + TILE).min(rows);
+        for col_start in (0..cols).step_by(TILE) {
+            let col_end = (col_start + TILE).min(cols);
+            for row in row_start..row_end {
+                let out_row = &mut out[(row * cols + col_start) * N..(row * cols + col_end) * N];
+                gather_elements::<N>(data, base + row + col_start * stride, stride, out_row);
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn gather_elements<const N: usize>(data: &[u8], base: usize, stride: usize, out: &mut [u8]) {
+    for (k, dst) in out.chunks_exact_mut(N).enumerate() {
+        let at = (base + k * stride) * N;
+        let src: &[u8; N] = data[at..at + N].try_into().expect("N bytes");
+        dst.copy_from_slice(src);
+    }
+}
+
+type Fetch<'f, 'a> = &'f dyn Fn(&Leaf) -> Result<Cow<'a, [u8]>, EvalError>;
+
+struct Evaluator<'f, 'a> {
+    fetch: Fetch<'f, 'a>,
+}
+
+impl<'a> Evaluator<'_, 'a> {
+    fn materialize(&self, expr: &Expr) -> Result<Vec<u8>, EvalError> {
+        self.view(expr)?.into_bytes()
+    }
+
+    /// A view of `expr`: free for reshape (of a contiguous view), permute and narrow.
+    fn view(&self, expr: &Expr) -> Result<View<'a>, EvalError> {
+        match expr {
+            Expr::Source(leaf) => {
+                let (_, elem) = element_size(leaf.dtype)?;
+                let data = (self.fetch)(leaf)?;
+                let shape = concrete_shape(&leaf.shape)?;
+                Ok(View { data, elem, offset: 0, strides: contiguous_strides(&shape), shape })
+            }
+            Expr::Reshape { input, shape } => {
+                let view = self.view(input)?;
+                let shape = concrete_shape(shape)?;
+                let (data, offset, elem) = if view.is_contiguous() {
+                    (view.data, view.offset, view.elem)
+                } else {
+                    let elem = view.elem;
+                    (Cow::Owned(view.into_bytes()?), 0, elem)
+                };
+                Ok(View { data, elem, offset, strides: contiguous_strides(&shape), shape })
+            }
+            Expr::Permute { input, axes } => {
+                let view = self.view(input)?;
+                let shape = axes.iter().map(|&axis| view.shape[axis]).collect();
+                let strides = axes.iter().map(|&axis| view.strides[axis]).collect();
+                Ok(View { shape, strides, ..view })
+            }
+            Expr::Narrow { input, axis, start, len } => {
+                let mut view = self.view(input)?;
+                let shape = [start.clone(), len.clone()];
+                let start = usize::try_from(concrete(start, &shape)?).map_err(|_| EvalError::TooLarge)?;
+                let len = usize::try_from(concrete(len, &shape)?).map_err(|_| EvalError::TooLarge)?;
+                view.offset += start * view.strides[*axis];
+                view.shape[*axis] = len;
+                Ok(view)
+            }
+            other => {
+                let shape = concrete_shape(&shape_of(other)?)?;
+                let (_, elem) = element_size(dtype_of(other))?;
+                let data = Cow::Owned(self.compute(other, &shape, elem)?);
+                Ok(View { data, elem, offset: 0, strides: contiguous_strides(&shape), shape })
+            }
+        }
+    }
+
+    /// Nodes that are not views; `shape` is the node's concrete shape.
+    fn compute(&self, expr: &Expr, shape: &[usize], elem: usize) -> Result<Vec<u8>, EvalError> {
+        match expr {
+            Expr::Concat { inputs, axis } => {
+                let outer = product(&shape[..*axis])?;
+                let inner = product(&shape[axis + 1..])? * elem;
+                let parts: Vec<(Vec<u8>, usize)> = inputs
+                    .iter()
+                    .map(|part| {
+                        let rows = concrete_shape(&shape_of(part)?)?[*axis];
+                        Ok((self.materialize(part)?, rows * inner))
+                    })
+                    .collect::<Result<_, EvalError>>()?;
+                let mut out = buffer(product(shape)?, elem)?;
+                for block in 0..outer {
+                    for (bytes, chunk) in &parts {
+                        out.extend_from_slice(&bytes[block * chunk..(block + 1) * chunk]);
+                    }
+                }
+                Ok(out)
+            }
+            Expr::Cast { input, dtype, mode } => {
+                let (from, _) = element_size(dtype_of(input))?;
+                let bytes = self.materialize(input)?;
+                Ok(match mode {
+                    CastMode::Torch => cast_bytes(&bytes, from, *dtype)?,
+                    CastMode::Restore => restore_bytes(&bytes, from, *dtype)?,
+                })
+            }
+            Expr::Pad { input, axis, value, .. } => {
+                let (dtype, _) = element_size(dtype_of(input))?;
+                let in_shape = concrete_shape(&shape_of(input)?)?;
+                let bytes = self.materialize(input)?;
+                let outer = product(&shape[..*axis])?;
+                let inner = product(&shape[axis + 1..])? * elem;
+                let (in_chunk, pad_chunk) = (in_shape[*axis] * inner, (shape[*axis] - in_shape[*axis]) * inner);
+                let pad = repeated(&scalar_bytes(*value, dtype)?, pad_chunk / elem)?;
+                let mut out = buffer(product(shape)?, elem)?;
+                for block in 0..outer {
+                    out.extend_from_slice(&bytes[block * in_chunk..(block + 1) * in_chunk]);
+                    out.extend_from_slice(&pad);
+                }
+                Ok(out)
+            }
+            Expr::Fill { dtype, init, .. } => {
+                let (dtype, _) = element_size(*dtype)?;
+                let count = product(shape)?;
+                match init {
+                    Init::Zeros => zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?),
+                    Init::Ones => repeated(&scalar_bytes(1.0, dtype)?, count),
+                    Init::Value(value) => repeated(&scalar_bytes(*value, dtype)?, count),
+                    Init::Eye => {
+                        let mut out = zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
+                        let one = scalar_bytes(1.0, dtype)?;
+                        for diagonal in 0..shape[0].min(shape[1]) {
+                            let at = (diagonal * shape[1] + diagonal) * elem;
+                            out[at..at + elem].copy_from_slice(&one);
+                        }
+                        Ok(out)
+                    }
+                }
+            }
+            Expr::Gather { input, axis, index } => {
+                let in_shape = concrete_shape(&shape_of(input)?)?;
+                let size = in_shape[*axis];
+                let indices = self.indices(index, size as u64)?;
+                let bytes = self.materialize(input)?;
+                let outer = product(&shape[..*axis])?;
+                let inner = product(&shape[axis + 1..])? * elem;
+                let mut out = buffer(product(shape)?, elem)?;
+                for block in 0..outer {
+                    let base = block * size * inner;
+                    for &row in &indices {
+                        out.extend_from_slice(&bytes[base + row * inner..base + (row + 1) * inner]);
+                    }
+                }
+                Ok(out)
+            }
+            Expr::InversePermutation { index } => {
+                let size = shape[0];
+                let indices = self.indices(index, size as u64)?;
+                let mut inverse = vec![usize::MAX; size];
+                for (position, &row) in indices.iter().enumerate() {
+                    if inverse[row] != usize::MAX {
+                        return Err(EvalError::NotPermutation { size: size as u64 });
+                    }
+                    inverse[row] = position;
+                }
+                Ok(inverse.iter().flat_map(|&position| (position as i64).to_le_bytes()).collect())
+            }
+            Expr::Source(_) | Expr::Reshape { .. } | Expr::Permute { .. } | Expr::Narrow { .. } => {
+                self.materialize(expr)
+            }
+        }
+    }
+
+    /// The values of a 1-d integer index tensor, each checked against `size`.
+    fn indices(&self, index: &Expr, size: u64) -> Result<Vec<usize>, EvalError> {
+        let (dtype, _) = element_size(dtype_of(index))?;
+        if !dtype.is_int() {
+            return Err(EvalError::Unsupported { dtype });
+        }
+        let wide = cast_bytes(&self.materialize(index)?, dtype, DType::I64)?;
+        wide.chunks_exact(8)
+            .map(|chunk| {
+                let value = i64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+                match u64::try_from(value) {
+                    Ok(row) if row < size => Ok(row as usize),
+                    _ => Err(EvalError::Index { index: value, size }),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,172 @@
+//! The interface every operation implements, and its errors.
+
+use std::fmt;
+
+use safeshift_dsl::ast::Span;
+use safeshift_dsl::SourceId;
+
+use crate::expr::ShapeError;
+use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+
+/// One lowered operation of a migration.
+///
+/// [`apply`](Operation::apply) is both the shape rule (over symbolic sets, for the static
+/// checker) and the lazy plan (it builds [`Expr`](crate::Expr)s); [`eager`](Operation::eager)
+/// is an independent reference implementation over materialised tensors, used to prove the
+/// lazy plan right.
+pub trait Operation: fmt::Debug + Send + Sync {
+    /// The op name as written (`split-heads`).
+    fn name(&self) -> &'static str;
+
+    /// The statement in the registry file.
+    fn span(&self) -> Span;
+
+    /// Whether the operation loses information (and must be marked `lossy`).
+    fn lossy(&self) -> bool;
+
+    /// Transforms the set: matched tensors are replaced by their lazy results.
+    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError>;
+
+    /// The reference implementation over materialised tensors: plain index loops, for
+    /// tests and small tensors (it favours obviousness over speed and memory).
+    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError>;
+
+    /// The operations that undo this one, given the set it was applied to (`before`):
+    /// applying `self` then the inverse gives `before` back, bytes included.
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+}
+
+/// Why an operation could not be applied.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`{op}`{}: {kind}", tensor.as_ref().map(|name| format!(" on `{name}`")).unwrap_or_default())]
+pub struct OpError {
+    /// The op name.
+    pub op: &'static str,
+    /// The registry file.
+    pub file: SourceId,
+    /// The statement.
+    pub span: Span,
+    /// The tensor (or metadata key) at fault, when there is one.
+    pub tensor: Option<String>,
+    /// What went wrong.
+    pub kind: OpErrorKind,
+}
+
+/// The kinds of [`OpError`].
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpErrorKind {
+    /// A pattern that must match matched no tensor.
+    #[error("no tensor matches `{pattern}`")]
+    NoMatch {
+        /// The pattern, as written.
+        pattern: String,
+    },
+    /// Two tensors would end up with one name.
+    #[error("two tensors would be named `{name}`")]
+    Collision {
+        /// The name.
+        name: String,
+    },
+    /// A tensor the operation needs is missing.
+    #[error("tensor `{name}` does not exist")]
+    MissingTensor {
+        /// Its name.
+        name: String,
+    },
+    /// A dim not in scope.
+    #[error("unknown dim `{name}`")]
+    UnknownDim {
+        /// Its name.
+        name: String,
+    },
+    /// A target name could not be built.
+    #[error("cannot build the target name: {message}")]
+    Name {
+        /// Why.
+        message: String,
+    },
+    /// An ill-formed result shape.
+    #[error(transparent)]
+    Shape(Box<ShapeError>),
+    /// An operand that does not fit the tensor (axis out of range, size not divisible).
+    #[error("{message}")]
+    Invalid {
+        /// Why.
+        message: String,
+    },
+    /// A narrowing the statement did not mark `lossy`.
+    #[error("{message}; mark the operation `lossy` if that is intended")]
+    MissingLossy {
+        /// What is lost.
+        message: String,
+    },
+    /// A metadata edit that cannot be made.
+    #[error("{message}")]
+    Metadata {
+        /// Why.
+        message: String,
+    },
+    /// An aux tensor that is not available.
+    #[error("aux tensor `{input}[\"{tensor}\"]` is not available")]
+    Aux {
+        /// The aux input.
+        input: String,
+        /// The tensor.
+        tensor: String,
+    },
+    /// The reference implementation failed on data.
+    #[error("{message}")]
+    Data {
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<ShapeError> for OpErrorKind {
+    fn from(err: ShapeError) -> OpErrorKind {
+        OpErrorKind::Shape(Box::new(err))
+    }
+}
+
+impl OpErrorKind {
+    /// An [`OpErrorKind::Invalid`] with `message`.
+    pub(crate) fn invalid(message: impl Into<String>) -> OpErrorKind {
+        OpErrorKind::Invalid { message: message.into() }
+    }
+}
+
+/// Why an operation has no automatic inverse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{op}` has no inverse: {reason}")]
+pub struct NoInverse {
+    /// The op name.
+    pub op: &'static str,
+    /// The statement.
+    pub span: Span,
+    /// Why (`it drops data`, `index arithmetic in the target`).
+    pub reason: String,
+}
+
+/// What every operation records about where it was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct OpBase {
+    pub name: &'static str,
+    pub file: SourceId,
+    pub span: Span,
+}
+
+impl OpBase {
+    pub fn error(&self, tensor: Option<&str>, kind: OpErrorKind) -> OpError {
+        OpError { op: self.name, file: self.file, span: self.span, tensor: tensor.map(str::to_owned), kind }
+    }
+
+    pub fn no_inverse(&self, reason: impl Into<String>) -> NoInverse {
+        NoInverse { op: self.name, span: self.span, reason: reason.into() }
+    }
+
+    /// The same base for an inverse op named `name`.
+    pub fn renamed(&self, name: &'static str) -> OpBase {
+        OpBase { name, ..*self }
+    }
+}

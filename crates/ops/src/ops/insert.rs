@@ -1,0 +1,264 @@
+//! ## `insert`
+//!
+//! ```safeshift
+//! insert DST : TYPE = (zeros | ones | eye | fill(X)) [optional]
+//! ```
+//!
+//! Adds a new tensor, so that a feature the old checkpoint lacks starts as a no-op (a
+//! norm scale of ones, a gate of zeros, an identity projection). `DST` is a literal name
+//! or uses counted captures `{i < n}`, which insert one tensor per index `0..n`. `TYPE` is
+//! an exact dtype and a shape over dims; `eye` needs a 2-d shape.
+//!
+//! * **Shape rule:** `TYPE`; inserting a name that exists is an error (with `optional`,
+//!   existing names are left alone).
+//! * **Inverse:** drop the inserted tensors (not lossy: they hold no information).
+//! * **Lossy:** no.
+//!
+//! ```safeshift
+//! insert "model.layers.{i < layers}.q_norm.weight" : f32[head_dim] = ones
+//! ```
+
+use safeshift_dsl::ast::{Pattern, PatternPart, Span, Value};
+use safeshift_model::{DType, DTypeClass, Sym};
+
+use super::drop::Drop;
+use crate::eager::{self, concrete, resolve};
+use crate::expr::{Expr, Init};
+use crate::lower::{number_of, word_of, Operands};
+use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{literal, pattern_text, Rewrite};
+use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
+
+/// `insert DST : TYPE = INIT`.
+#[derive(Clone, Debug)]
+pub(crate) struct Insert {
+    base: OpBase,
+    target: Pattern,
+    dtype: DType,
+    shape: Vec<Sym>,
+    init: Init,
+    optional: bool,
+}
+
+pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
+    let target = operands.pattern("the name of the new tensor");
+    if let Some(part) = target.and_then(|target| {
+        target.parts.iter().find(|part| matches!(part, PatternPart::Capture { .. } | PatternPart::Expr(_)))
+    }) {
+        let span = match part {
+            PatternPart::Capture { name, .. } => name.span,
+            _ => target.map_or(Span::DUMMY, |target| target.span),
+        };
+        operands.error_with_hint(
+            "bad-value",
+            "`insert` can only expand counted captures",
+            span,
+            "write `{i < layers}` to insert one tensor per layer",
+        );
+    }
+    let ty = operands.ty();
+    let dtype = match ty {
+        Some(ty) => match DType::from_language_name(&ty.dtype.node) {
+            Some(dtype) if crate::cast::supported(dtype) => Some(dtype),
+            _ => {
+                operands.error(
+                    "bad-value",
+                    format!("`insert` needs an exact computable dtype, not `{}`", ty.dtype.node),
+                    ty.dtype.span,
+                );
+                None
+            }
+        },
+        None => {
+            let span = operands.base("insert").span;
+            operands.error_with_hint("missing-operand", "`insert` needs a type", span, "write `: f32[hidden]`");
+            None
+        }
+    };
+    let shape: Option<Vec<Sym>> = ty.map(|ty| ty.shape.iter().map(Sym::from_expr).collect());
+    let init = match operands.assign() {
+        Some((value, span)) => {
+            let init = match value {
+                Value::Call { name, args } if name.node == "fill" && args.len() == 1 => {
+                    number_of(&args[0]).map(Init::Value)
+                }
+                other => match word_of(other) {
+                    Some("zeros") => Some(Init::Zeros),
+                    Some("ones") => Some(Init::Ones),
+                    Some("eye") => Some(Init::Eye),
+                    _ => None,
+                },
+            };
+            if init.is_none() {
+                operands.error_with_hint(
+                    "bad-value",
+                    "unknown initial value",
+                    span,
+                    "write `zeros`, `ones`, `eye` or `fill(0.5)`",
+                );
+            }
+            if init == Some(Init::Eye) && shape.as_ref().is_some_and(|shape| shape.len() != 2) {
+                operands.error("bad-value", "`eye` needs a 2-d shape", span);
+                return None;
+            }
+            init
+        }
+        None => {
+            let span = operands.base("insert").span;
+            operands.error_with_hint("missing-operand", "`insert` needs an initial value", span, "write `= zeros`");
+            None
+        }
+    };
+    let optional = operands.flag("optional").is_some();
+    let base = operands.base("insert");
+    Some(Box::new(Insert { base, target: target?.clone(), dtype: dtype?, shape: shape?, init: init?, optional }))
+}
+
+impl Insert {
+    /// The names to insert: counted captures expanded over `0..n`.
+    fn names(&self, ctx: &OpContext) -> Result<Vec<String>, OpError> {
+        let mut names = vec![String::new()];
+        for part in &self.target.parts {
+            match part {
+                PatternPart::Literal(text) => names.iter_mut().for_each(|name| name.push_str(text)),
+                PatternPart::Counted { bound, .. } => {
+                    let count = concrete(ctx, &Sym::from_expr(bound)).map_err(|kind| self.base.error(None, kind))?;
+                    names =
+                        names.iter().flat_map(|name| (0..count).map(move |index| format!("{name}{index}"))).collect();
+                }
+                _ => {
+                    let message = format!("cannot expand `{}`", pattern_text(&self.target));
+                    return Err(self.base.error(None, OpErrorKind::Name { message }));
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    fn run<V>(
+        &self,
+        tensors: &mut Vec<(String, V)>,
+        ctx: &OpContext,
+        value: impl Fn() -> Result<V, OpErrorKind>,
+    ) -> Result<(), OpError> {
+        let mut rewrite = Rewrite::new();
+        for name in self.names(ctx)? {
+            if self.optional && tensors.iter().any(|(existing, _)| *existing == name) {
+                continue;
+            }
+            rewrite.add(None, name.clone(), value().map_err(|kind| self.base.error(Some(&name), kind))?);
+        }
+        rewrite.commit(&self.base, tensors)
+    }
+}
+
+impl Operation for Insert {
+    fn name(&self) -> &'static str {
+        self.base.name
+    }
+
+    fn span(&self) -> Span {
+        self.base.span
+    }
+
+    fn lossy(&self) -> bool {
+        false
+    }
+
+    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
+        let shape: Vec<Sym> = self
+            .shape
+            .iter()
+            .map(|dim| resolve(ctx, dim))
+            .collect::<Result<_, _>>()
+            .map_err(|kind| self.base.error(None, kind))?;
+        self.run(&mut set.tensors, ctx, || {
+            Ok(TensorValue::new(Expr::Fill {
+                dtype: DTypeClass::Exact(self.dtype),
+                shape: shape.clone(),
+                init: self.init,
+            })?)
+        })
+    }
+
+    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
+        let shape: Vec<u64> = self
+            .shape
+            .iter()
+            .map(|dim| concrete(ctx, dim))
+            .collect::<Result<_, _>>()
+            .map_err(|kind| self.base.error(None, kind))?;
+        self.run(&mut set.tensors, ctx, || eager::fill(self.dtype, &shape, self.init))
+    }
+
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
+        let names = self.names(ctx).map_err(|err| self.base.no_inverse(err.kind.to_string()))?;
+        let patterns =
+            names.iter().filter(|name| before.get(name).is_none()).map(|name| literal(name, &self.target)).collect();
+        Ok(vec![Box::new(Drop { base: self.base.renamed("drop"), patterns, lossy: false, optional: false })])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::*;
+    use safeshift_dsl::ast::{Name, Spanned};
+
+    fn insert(target: &str, dtype: &str, shape: Vec<safeshift_dsl::ast::Expr>, init: Value) -> Box<dyn Operation> {
+        lower_ok(op("insert", vec![pats(&[target]), type_spec(dtype, shape), assign(init)]))
+    }
+
+    #[test]
+    fn inserts_per_layer_and_drops_back() {
+        let op = insert("l.{i < layers}.norm", "bf16", vec![ident("d")], Value::Expr(ident("ones")));
+        let set = eager_set(&[("x", iota(&[1]))]);
+        let ctx = ctx_with(&[("layers", 2), ("d", 3)]);
+        let out = check_lazy_eager(&*op, &set, &ctx);
+        assert_eq!(names(&out), ["x", "l.0.norm", "l.1.norm"]);
+        assert_eq!(out.get("l.1.norm").unwrap().data, [0x80, 0x3F].repeat(3));
+        check_round_trip(&*op, &set, &ctx);
+    }
+
+    #[test]
+    fn eye_and_fill() {
+        let set = EagerSet::new();
+        let eye = insert("e", "i32", vec![int(2), int(3)], Value::Expr(ident("eye")));
+        let out = check_lazy_eager(&*eye, &set, &OpContext::default());
+        assert_eq!(i32_values(out.get("e").unwrap()), [1, 0, 0, 0, 1, 0]);
+        let call = Value::Call { name: Name::new("fill".into(), Span::DUMMY), args: vec![Value::Expr(int(-7))] };
+        let out = check_lazy_eager(&*insert("f", "i32", vec![int(2)], call), &set, &OpContext::default());
+        assert_eq!(i32_values(out.get("f").unwrap()), [-7, -7]);
+        let _ = Spanned::new((), Span::DUMMY);
+    }
+
+    #[test]
+    fn scalar_fill_as_the_anemoi_registry_writes_it() {
+        let op = lower_text(r#"insert "p.trainable_layout_version" : i64[] = fill(1)"#);
+        let out = check_lazy_eager(&*op, &EagerSet::new(), &OpContext::default());
+        let inserted = out.get("p.trainable_layout_version").unwrap();
+        assert_eq!((inserted.shape.as_slice(), inserted.data.as_slice()), (&[][..], &1i64.to_le_bytes()[..]));
+    }
+
+    #[test]
+    fn existing_name_is_a_collision() {
+        let op = insert("x", "f32", vec![int(1)], Value::Expr(ident("zeros")));
+        let mut set = eager_set(&[("x", iota(&[1]))]);
+        let err = op.eager(&mut set, &OpContext::default()).unwrap_err();
+        assert!(matches!(err.kind, OpErrorKind::Collision { .. }));
+    }
+
+    #[test]
+    fn bad_init_and_free_capture_are_diagnostics() {
+        let diagnostics = lower_err(op(
+            "insert",
+            vec![pats(&["{p..}.x"]), type_spec("f32", vec![int(1)]), assign(Value::Expr(ident("twos")))],
+        ));
+        assert_eq!(codes(&diagnostics), ["bad-value", "bad-value"]);
+        let diagnostics = lower_err(op(
+            "insert",
+            vec![pats(&["x"]), type_spec("f32", vec![int(3)]), assign(Value::Expr(ident("eye")))],
+        ));
+        assert_eq!(codes(&diagnostics), ["bad-value"]);
+    }
+}

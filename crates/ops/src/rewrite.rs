@@ -1,0 +1,248 @@
+//! Matching name patterns against a set and replacing what matched: the plumbing shared
+//! by every tensor operation, for lazy and eager sets alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use safeshift_dsl::ast::{Pattern, PatternPart};
+use safeshift_model::pattern::{fill, match_name, Captures, FillError};
+use safeshift_model::Sym;
+
+use crate::operation::{OpBase, OpError, OpErrorKind};
+use crate::tensor_set::OpContext;
+
+/// A pattern as written in the language: `"{p..}.attention.{w}"`.
+pub(crate) fn pattern_text(pattern: &Pattern) -> String {
+    let mut out = String::new();
+    for part in &pattern.parts {
+        match part {
+            PatternPart::Literal(text) => out.push_str(&text.replace('{', "{{").replace('}', "}}")),
+            PatternPart::Capture { name, multi } => {
+                out.push('{');
+                out.push_str(&name.node);
+                if *multi {
+                    out.push_str("..");
+                }
+                out.push('}');
+            }
+            PatternPart::Counted { name, bound } => {
+                out.push_str(&format!("{{{} < {}}}", name.node, Sym::from_expr(bound)));
+            }
+            PatternPart::Expr(expr) => out.push_str(&format!("{{{}}}", Sym::from_expr(expr))),
+        }
+    }
+    out
+}
+
+/// A literal pattern (no captures) for the exact name `name`.
+pub(crate) fn literal(name: &str, like: &Pattern) -> Pattern {
+    Pattern { parts: vec![PatternPart::Literal(name.to_owned())], span: like.span }
+}
+
+/// `target` turned into a source pattern: each capture takes the kind (one segment, many
+/// segments, counted) it has in `source`. `None` when `target` holds index arithmetic,
+/// which cannot be matched.
+pub(crate) fn as_source(target: &Pattern, source: &Pattern) -> Option<Pattern> {
+    let kinds: BTreeMap<&str, &PatternPart> = source
+        .parts
+        .iter()
+        .filter_map(|part| match part {
+            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => Some((name.node.as_str(), part)),
+            _ => None,
+        })
+        .collect();
+    let parts = target
+        .parts
+        .iter()
+        .map(|part| match part {
+            PatternPart::Literal(_) => Some(part.clone()),
+            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => {
+                Some(kinds.get(name.node.as_str()).map_or_else(|| part.clone(), |kind| (*kind).clone()))
+            }
+            PatternPart::Expr(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(Pattern { parts, span: target.span })
+}
+
+/// Names of the set matching `pattern`, in set order, with their captures.
+pub(crate) fn matches<V>(tensors: &[(String, V)], pattern: &Pattern) -> Vec<(usize, Captures)> {
+    tensors
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (name, _))| match_name(pattern, name).map(|captures| (index, captures)))
+        .collect()
+}
+
+/// Fills a target pattern, with dims from `ctx`.
+pub(crate) fn fill_name(
+    base: &OpBase,
+    source_name: &str,
+    target: &Pattern,
+    captures: &Captures,
+    ctx: &OpContext,
+) -> Result<String, OpError> {
+    fill(target, captures, &|name| ctx.dim_value(name)).map_err(|err| {
+        let message = match err {
+            FillError::Unbound { name, .. } => format!("`{name}` in `{}` has no value", pattern_text(target)),
+            FillError::Eval(err) => format!("`{}`: {err}", pattern_text(target)),
+        };
+        base.error(Some(source_name), OpErrorKind::Name { message })
+    })
+}
+
+/// Tensors removed and added by one operation. Added tensors take the place of their
+/// anchor (the first source they came from), in order; without an anchor they go last.
+pub(crate) struct Rewrite<V> {
+    removed: BTreeSet<String>,
+    added: Vec<(Option<String>, String, V)>,
+}
+
+impl<V> Rewrite<V> {
+    pub fn new() -> Rewrite<V> {
+        Rewrite { removed: BTreeSet::new(), added: Vec::new() }
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.removed.insert(name.to_owned());
+    }
+
+    pub fn add(&mut self, anchor: Option<&str>, name: String, value: V) {
+        self.added.push((anchor.map(str::to_owned), name, value));
+    }
+
+    /// Applies the rewrite; two tensors with one name is an error.
+    pub fn commit(self, base: &OpBase, tensors: &mut Vec<(String, V)>) -> Result<(), OpError> {
+        let Rewrite { removed, added } = self;
+        let mut by_anchor: BTreeMap<String, Vec<(String, V)>> = BTreeMap::new();
+        let mut unanchored = Vec::new();
+        for (anchor, name, value) in added {
+            match anchor {
+                Some(anchor) => by_anchor.entry(anchor).or_default().push((name, value)),
+                None => unanchored.push((name, value)),
+            }
+        }
+        let old = std::mem::take(tensors);
+        let mut out = Vec::with_capacity(old.len() + unanchored.len());
+        for (name, value) in old {
+            let outputs = by_anchor.remove(&name);
+            if !removed.contains(&name) {
+                out.push((name, value));
+            }
+            out.extend(outputs.into_iter().flatten());
+        }
+        out.extend(by_anchor.into_values().flatten());
+        out.extend(unanchored);
+        let mut seen = BTreeSet::new();
+        for (name, _) in &out {
+            if !seen.insert(name.as_str()) {
+                let name = name.clone();
+                return Err(base.error(Some(&name), OpErrorKind::Collision { name: name.clone() }));
+            }
+        }
+        *tensors = out;
+        Ok(())
+    }
+}
+
+/// The error for a required pattern that matched nothing.
+pub(crate) fn no_match(base: &OpBase, pattern: &Pattern) -> OpError {
+    base.error(None, OpErrorKind::NoMatch { pattern: pattern_text(pattern) })
+}
+
+/// Replaces every tensor matching `pattern` by `f(name, value)`, in place.
+pub(crate) fn map_each<V>(
+    base: &OpBase,
+    tensors: &mut [(String, V)],
+    pattern: &Pattern,
+    optional: bool,
+    mut f: impl FnMut(&str, &V) -> Result<V, OpErrorKind>,
+) -> Result<(), OpError> {
+    let found = matches(tensors, pattern);
+    if found.is_empty() && !optional {
+        return Err(no_match(base, pattern));
+    }
+    for (index, _) in found {
+        let (name, value) = &tensors[index];
+        let new = f(name, value).map_err(|kind| base.error(Some(name), kind))?;
+        tensors[index].1 = new;
+    }
+    Ok(())
+}
+
+/// For every tensor matching `source`: `f` computes one value per target pattern, which
+/// are added under the filled target names in place of the source (kept if `keep_source`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fan_out<V>(
+    base: &OpBase,
+    tensors: &mut Vec<(String, V)>,
+    source: &Pattern,
+    targets: &[Pattern],
+    optional: bool,
+    keep_source: bool,
+    ctx: &OpContext,
+    mut f: impl FnMut(&str, &V) -> Result<Vec<V>, OpErrorKind>,
+) -> Result<(), OpError> {
+    let found = matches(tensors, source);
+    if found.is_empty() && !optional {
+        return Err(no_match(base, source));
+    }
+    let mut rewrite = Rewrite::new();
+    for (index, captures) in found {
+        let (name, value) = &tensors[index];
+        let outputs = f(name, value).map_err(|kind| base.error(Some(name), kind))?;
+        debug_assert_eq!(outputs.len(), targets.len());
+        if !keep_source {
+            rewrite.remove(name);
+        }
+        for (target, output) in targets.iter().zip(outputs) {
+            let new_name = fill_name(base, name, target, &captures, ctx)?;
+            rewrite.add(Some(name), new_name, output);
+        }
+    }
+    rewrite.commit(base, tensors)
+}
+
+/// For every tensor matching `parts[0]`: the other parts are found by filling their
+/// patterns with its captures; `f` combines them into one value named by `target`, which
+/// replaces them all (at the first part's place).
+pub(crate) fn fan_in<V: Clone>(
+    base: &OpBase,
+    tensors: &mut Vec<(String, V)>,
+    parts: &[Pattern],
+    target: &Pattern,
+    optional: bool,
+    ctx: &OpContext,
+    mut f: impl FnMut(&[&V]) -> Result<V, OpErrorKind>,
+) -> Result<(), OpError> {
+    let found = matches(tensors, &parts[0]);
+    if found.is_empty() && !optional {
+        return Err(no_match(base, &parts[0]));
+    }
+    let mut rewrite = Rewrite::new();
+    for (index, captures) in found {
+        let first = tensors[index].0.clone();
+        let mut values: Vec<V> = Vec::with_capacity(parts.len());
+        for part in parts {
+            let name = fill_name(base, &first, part, &captures, ctx)?;
+            let Some((_, value)) = tensors.iter().find(|(existing, _)| *existing == name) else {
+                return Err(base.error(Some(&first), OpErrorKind::MissingTensor { name }));
+            };
+            values.push(value.clone());
+            rewrite.remove(&name);
+        }
+        let refs: Vec<&V> = values.iter().collect();
+        let output = f(&refs).map_err(|kind| base.error(Some(&first), kind))?;
+        let new_name = fill_name(base, &first, target, &captures, ctx)?;
+        rewrite.add(Some(&first), new_name, output);
+    }
+    rewrite.commit(base, tensors)
+}
+
+/// Resolves an axis (negative counts from the end) against a rank.
+pub(crate) fn resolve_axis(axis: i64, rank: usize) -> Result<usize, OpErrorKind> {
+    let resolved = if axis < 0 { axis + rank as i64 } else { axis };
+    if resolved < 0 || resolved >= rank as i64 {
+        return Err(OpErrorKind::invalid(format!("axis {axis} is out of range for a tensor of rank {rank}")));
+    }
+    Ok(resolved as usize)
+}

@@ -1,0 +1,7 @@
+schema llama.hf @ 1.0.0 {
+    dim hidden
+    dim layers
+
+    tensor "model.layers.{i < layers}.input_layernorm.weight" : bf16[hidden]
+    tensor "model.{rest..}.weight" : bf16[hidden, hidden]
+}

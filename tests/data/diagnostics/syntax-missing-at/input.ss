@@ -1,0 +1,3 @@
+schema llama.hf 1.0.0 {
+    dim hidden
+}

@@ -1,0 +1,4 @@
+schema llama.hf @ 1.0.0 {
+    dim hidden
+    tenser "model.norm.weight" : f32[hidden]
+}

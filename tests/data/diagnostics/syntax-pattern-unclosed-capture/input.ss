@@ -1,0 +1,3 @@
+migration llama.hf 1.0.0 -> 1.1.0 {
+    rename "model.{x.weight" -> "model.{x}.w"
+}

@@ -1,0 +1,5 @@
+schema llama.hf @ 1.0.0 {
+    dim hidden
+    tensor "model.norm.weight" : f32[hidden, hidden
+    tensor "model.norm.bias" : f32[hidden]
+}

@@ -1,0 +1,3 @@
+schemas llama.hf @ 1.0.0 {
+    dim hidden
+}
