@@ -463,6 +463,33 @@ mod tests {
     }
 
     #[test]
+    fn float8_tensors_come_from_untyped_storages() {
+        // _rebuild_tensor_v3(UntypedStorage pid (numel in bytes), 0, (4,), (1,), False, (), torch.float8_e4m3fn)
+        let mut pickle = b"\x80\x02}(".to_vec();
+        for (name, key, dtype) in [("a", "0", "float8_e4m3fn"), ("b", "1", "float8_e5m2fnuz")] {
+            text(&mut pickle, name);
+            pickle.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v3\n((");
+            text(&mut pickle, "storage");
+            pickle.extend_from_slice(b"ctorch.storage\nUntypedStorage\n");
+            text(&mut pickle, key);
+            text(&mut pickle, "cpu");
+            int(&mut pickle, 4);
+            pickle.extend_from_slice(b"tQ");
+            int(&mut pickle, 0);
+            tuple(&mut pickle, &[4]);
+            tuple(&mut pickle, &[1]);
+            pickle.extend_from_slice(b"\x89)");
+            pickle.extend_from_slice(format!("ctorch\n{dtype}\ntR").as_bytes());
+        }
+        pickle.extend_from_slice(b"u.");
+        let zip = checkpoint(&pickle, b"little", &[("0", &[1, 2, 3, 4]), ("1", &[5, 6, 7, 8])]);
+        let converted = convert_bytes(zip, &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].dtype, DType::F8E4M3);
+        assert_eq!(converted.tensors()[1].dtype, DType::F8E5M2Fnuz);
+        assert_eq!(&*converted.data(1), &[5, 6, 7, 8]);
+    }
+
+    #[test]
     fn a_checkpoint_without_tensors_is_an_error() {
         let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
         assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));
