@@ -7,3 +7,7 @@ pub use safeshift_graph as graph;
 pub use safeshift_model as model;
 pub use safeshift_ops as ops;
 pub use safeshift_torch as torch;
+
+pub mod open;
+
+pub use open::{Migrated, OpenError, OpenOptions, Registry, RegistryError};

@@ -140,7 +140,9 @@ impl Registry {
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
         match safeshift_graph::Registry::load(dir) {
             Ok((inner, diagnostics)) => Registry::checked(inner, diagnostics),
-            Err(load) => Err(RegistryError { diagnostics: Vec::new(), sources: SourceMap::default(), load: Some(load) }),
+            Err(load) => {
+                Err(RegistryError { diagnostics: Vec::new(), sources: SourceMap::default(), load: Some(load) })
+            }
         }
     }
 
@@ -197,8 +199,12 @@ impl Registry {
         let plan = plan(self.inner.graph(), &detection.version, &target)
             .map_err(|source| OpenError::Plan { path: path.to_owned(), source })?;
         if plan.lossy() && !options.allow_lossy {
-            let steps: Vec<String> =
-                plan.steps.iter().filter(|step| step.lossy).map(|step| format!("{} -> {}", step.from, step.to)).collect();
+            let steps: Vec<String> = plan
+                .steps
+                .iter()
+                .filter(|step| step.lossy)
+                .map(|step| format!("{} -> {}", step.from, step.to))
+                .collect();
             return Err(OpenError::Lossy {
                 path: path.to_owned(),
                 from: plan.from.clone(),

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-// Declared once `upgrade` and `downgrade` are in the binary (see the module docs).
-// mod upgrade;
+mod upgrade;
 
 /// The fixture versions, oldest first.
 const VERSIONS: [&str; 9] = ["0.4.0", "0.4.2", "0.6.0", "0.10.0", "0.11.2", "0.11.3", "0.12.1", "0.15.1", "0.17.0"];

@@ -113,7 +113,9 @@ pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Resul
     let inputs: Vec<Input> = inputs.into_iter().filter(|input| shard.is_none_or(|shard| shard.owns(input))).collect();
     if let Destination::File(_) = batch.destination {
         if inputs.len() != 1 {
-            return Err(format!("-o names one output file, but there are {} inputs; use --out-dir", inputs.len()).into());
+            return Err(
+                format!("-o names one output file, but there are {} inputs; use --out-dir", inputs.len()).into()
+            );
         }
     }
     let progress = progress_bar(batch, inputs.len());
@@ -170,8 +172,14 @@ fn render_failure(error: &str, color: bool) -> String {
 
 fn process(batch: &Batch<'_>, input: &Input) -> Record {
     let started = Instant::now();
-    let mut record =
-        Record { input: input.path.clone(), from: None, to: None, steps: Vec::new(), outcome: Outcome::Planned, seconds: 0.0 };
+    let mut record = Record {
+        input: input.path.clone(),
+        from: None,
+        to: None,
+        steps: Vec::new(),
+        outcome: Outcome::Planned,
+        seconds: 0.0,
+    };
     record.outcome = match process_inner(batch, input, &mut record) {
         Ok(outcome) => outcome,
         Err(err) => Outcome::Failed { error: error_chain(err.as_ref()) },
@@ -223,8 +231,10 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
             if input_kind_is_single_safetensors(&input.path) {
                 input.path.clone()
             } else {
-                return Err("--in-place replaces single .safetensors files only; use --out-dir for pickles and sharded sets"
-                    .into());
+                return Err(
+                    "--in-place replaces single .safetensors files only; use --out-dir for pickles and sharded sets"
+                        .into(),
+                );
             }
         }
     };
@@ -270,7 +280,8 @@ fn convert_pickle(path: &Path, dir: &Path) -> Result<tempfile::TempPath, Error> 
     let temp = temp.into_temp_path();
     let converted = safeshift_torch::open(path, &safeshift_torch::ConvertOptions::default())?;
     let tensors = crate::commands::convert::output_tensors(&converted);
-    let options = WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    let options =
+        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
     safeshift_engine::write(&temp, tensors, &options)?;
     Ok(temp)
 }
@@ -316,10 +327,8 @@ fn source_stamp(path: &Path) -> Result<serde_json::Value, Error> {
 fn up_to_date(output: &Path, stamp: &serde_json::Value, target: &str) -> bool {
     let Ok(checkpoint) = Checkpoint::open(output) else { return false };
     let metadata = &checkpoint.layout().metadata;
-    let recorded: Option<serde_json::Value> =
-        metadata.get(SOURCE_KEY).and_then(|text| serde_json::from_str(text).ok());
-    recorded.as_ref() == Some(stamp)
-        && metadata.get(safeshift_graph::SCHEMA_KEY).map(String::as_str) == Some(target)
+    let recorded: Option<serde_json::Value> = metadata.get(SOURCE_KEY).and_then(|text| serde_json::from_str(text).ok());
+    recorded.as_ref() == Some(stamp) && metadata.get(safeshift_graph::SCHEMA_KEY).map(String::as_str) == Some(target)
 }
 
 fn json_record(record: &Record) -> serde_json::Value {

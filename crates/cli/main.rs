@@ -2,9 +2,9 @@
 //!
 //! Exit codes live in [`exit_codes`]; every subcommand is one file in `commands/`.
 
+mod batch;
 mod commands;
 mod exit_codes;
-#[allow(dead_code)] // used by `upgrade`, which lands with the lazy view
 mod inputs;
 mod printer;
 mod registry;

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use crate::commands::GlobalArgs;
 
 /// Where output goes and how it looks.
-#[allow(dead_code)] // progress and quiet are read by the batch commands
 pub struct Printer {
     /// Whether stderr may show colour.
     pub color: bool,

@@ -48,7 +48,13 @@ pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> 
         aux: args.aux.into_iter().collect(),
         allow_lossy: false,
     };
-    let batch =
-        Batch { registry: &registry, options, destination: Destination::File(args.output), json: args.json, jobs: 1, printer };
+    let batch = Batch {
+        registry: &registry,
+        options,
+        destination: Destination::File(args.output),
+        json: args.json,
+        jobs: 1,
+        printer,
+    };
     batch::run(&batch, inputs::collect(&[args.input])?, None)
 }

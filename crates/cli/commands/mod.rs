@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod check;
 pub mod convert;
 pub mod detect;
+pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
@@ -12,6 +13,7 @@ pub mod plan;
 pub mod scan;
 pub mod schema;
 pub mod synth;
+pub mod upgrade;
 pub mod verify;
 
 use crate::exit_codes::ExitStatus;
@@ -47,6 +49,10 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Find a checkpoint's family and version from its header.
     Detect(detect::DetectArgs),
+    /// Take a checkpoint back to an older layout, through the inverses of its migrations.
+    Downgrade(downgrade::DowngradeArgs),
+    /// Format schema and migration files (`*.ss`) in the canonical layout.
+    Fmt(fmt::FmtArgs),
     /// Print the version graph (text, Graphviz DOT or Mermaid).
     Graph(graph::GraphArgs),
     /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
@@ -59,10 +65,10 @@ pub enum Command {
     Schema(schema::SchemaArgs),
     /// Write a small synthetic checkpoint that fits a schema exactly.
     Synth(synth::SynthArgs),
+    /// Upgrade checkpoints to the layout today's model code expects.
+    Upgrade(upgrade::UpgradeArgs),
     /// Check a checkpoint completely, reading every byte; exit 1 if it is unsound.
     Verify(verify::VerifyArgs),
-    /// Format schema and migration files (`*.ss`) in the canonical layout.
-    Fmt(fmt::FmtArgs),
     /// Print the version of safeshift.
     Version,
 }
@@ -73,14 +79,16 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Check(args) => check::run(args, printer),
         Command::Convert(args) => convert::run(args, printer),
         Command::Detect(args) => detect::run(args, printer),
+        Command::Downgrade(args) => downgrade::run(args, printer),
+        Command::Fmt(args) => fmt::run(args, printer),
         Command::Graph(args) => graph::run(args, printer),
         Command::Inspect(args) => inspect::run(args, printer),
         Command::Plan(args) => plan::run(args, printer),
         Command::Scan(args) => scan::run(args, printer),
         Command::Schema(args) => schema::run(args, printer),
         Command::Synth(args) => synth::run(args, printer),
+        Command::Upgrade(args) => upgrade::run(args, printer),
         Command::Verify(args) => verify::run(args, printer),
-        Command::Fmt(args) => fmt::run(args, printer),
         Command::Version => {
             println!("safeshift {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitStatus::Success)
