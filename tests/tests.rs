@@ -1,3 +1,4 @@
 mod engine;
+mod graph;
 mod fmt;
 mod torch;
