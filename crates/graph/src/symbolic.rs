@@ -173,7 +173,10 @@ pub(crate) fn symbolic_context(
             ctx.dims.insert(dim.name.node.clone(), value);
         }
     }
-    ctx.aux = symbolic_aux(migration, tensors);
+    let shape_of = |pattern: &ast::Pattern| {
+        tensors.iter().find(|tensor| match_name(pattern, &tensor.name).is_some()).map(|tensor| tensor.shape.clone())
+    };
+    ctx.aux = symbolic_aux(migration, &shape_of);
     ctx
 }
 
@@ -225,12 +228,12 @@ pub(crate) fn aux_lengths(
 }
 
 /// Aux tensors for symbolic checks: integer indices of the length [`aux_lengths`] infers
-/// from `tensors` (an opaque dim when it cannot).
-fn symbolic_aux(migration: &MigrationDef, tensors: &[SymTensor]) -> BTreeMap<(String, String), AuxInfo> {
-    let shape_of = |pattern: &ast::Pattern| {
-        tensors.iter().find(|tensor| match_name(pattern, &tensor.name).is_some()).map(|tensor| tensor.shape.clone())
-    };
-    aux_lengths(migration, &shape_of)
+/// (an opaque dim when it cannot).
+pub(crate) fn symbolic_aux(
+    migration: &MigrationDef,
+    shape_of: &dyn Fn(&ast::Pattern) -> Option<Vec<Sym>>,
+) -> BTreeMap<(String, String), AuxInfo> {
+    aux_lengths(migration, shape_of)
         .into_iter()
         .map(|((input, tensor), length)| {
             let length = length.unwrap_or_else(|| Sym::dim(&format!("{input}[{tensor}]")));
