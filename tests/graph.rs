@@ -346,3 +346,20 @@ fn schema_prints_derived_schemas() {
     let output = safeshift(&["schema", "toy@1.1.0", "--registry", data("evolution").to_str().unwrap()]);
     insta::assert_snapshot!("schema_derived", transcript(&output));
 }
+
+/// The recipe of the book's "Schema evolution in CI" chapter, as written there.
+#[test]
+fn the_ci_recipe_of_the_book_works() {
+    let (registry, mut diagnostics) = safeshift::graph::Registry::load(&data("evolution")).unwrap();
+    diagnostics.extend(safeshift::graph::check(&registry));
+    diagnostics.extend(safeshift::graph::check_synth(&registry));
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .map(|diagnostic| format!("{}: {}", diagnostic.code, diagnostic.message))
+        .collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    let (broken, mut diagnostics) = safeshift::graph::Registry::load(&data("registries/shape-mismatch")).unwrap();
+    diagnostics.extend(safeshift::graph::check(&broken));
+    assert!(diagnostics.iter().any(|diagnostic| diagnostic.is_error()));
+}
