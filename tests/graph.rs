@@ -364,3 +364,19 @@ fn the_ci_recipe_of_the_book_works() {
     diagnostics.extend(safeshift::graph::check(&broken));
     assert!(diagnostics.iter().any(|diagnostic| diagnostic.is_error()));
 }
+
+#[test]
+fn plan_starts_from_a_detected_checkpoint() {
+    let registry = data("evolution");
+    let dir = tempfile::tempdir().unwrap();
+    let path = synth_file(&registry, "toy@2.0.0", dir.path());
+    let output = safeshift(&["plan", path.to_str().unwrap(), "--registry", registry.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", transcript(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("toy@2.0.0 -> toy@3.0.0: 2 steps\n"),
+        "{}",
+        transcript(&output)
+    );
+    let neither = safeshift(&["plan", "--registry", registry.to_str().unwrap()]);
+    assert_eq!(neither.status.code(), Some(2), "{}", transcript(&neither));
+}
