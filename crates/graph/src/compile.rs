@@ -124,6 +124,14 @@ pub enum CompileError {
         #[source]
         source: NoInverse,
     },
+    /// A schema could not be instantiated with the checkpoint's dims (to undo a migration).
+    #[error("cannot instantiate `{version}` with the checkpoint's dims: {message}")]
+    Instantiate {
+        /// The version.
+        version: VersionId,
+        /// Why.
+        message: String,
+    },
     /// An output's dtype or shape is not concrete.
     #[error("output `{name}` is not concrete: {message}")]
     NotConcrete {
@@ -191,9 +199,8 @@ pub fn compile(
                 // source schema instantiated with the checkpoint's dims.
                 let source = schema_of(&migration.from)?;
                 let mut values = known.clone();
-                let before = instantiate(source, &mut values, 0).map_err(|err| CompileError::BadDim {
-                    migration: name(migration),
-                    dim: String::new(),
+                let before = instantiate(source, &mut values, None).map_err(|err| CompileError::Instantiate {
+                    version: migration.from.clone(),
                     message: err.to_string(),
                 })?;
                 let applied = apply_ops(&ops.ops, set_of(&before, source), &ctx).map_err(op_error)?;
@@ -261,7 +268,7 @@ pub fn compile(
 }
 
 fn shape_text(shape: &[Sym]) -> String {
-    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    format!("[{}]", safeshift_ops::shape_text(shape))
 }
 
 fn previous_history(metadata: &BTreeMap<String, String>) -> Vec<serde_json::Value> {
@@ -351,7 +358,7 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
     let start = &first.first()?.from;
     let schema: &Schema = registry.schema_of(start)?;
     let mut counts = counts(schema, 2);
-    let tensors = instantiate(schema, &mut counts, 2).ok()?;
+    let tensors = instantiate(schema, &mut counts, Some(2)).ok()?;
     let run = |steps: &[Step]| -> Option<TensorSet> {
         let mut set = set_of(&tensors, schema);
         for step in steps {
@@ -359,7 +366,7 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
             let ops = registry.lowered(step.migration)?;
             let from = registry.schema_of(&migration.from)?;
             let mut from_counts = counts.clone();
-            let from_tensors = instantiate(from, &mut from_counts, 2).ok()?;
+            let from_tensors = instantiate(from, &mut from_counts, Some(2)).ok()?;
             let ctx = symbolic_context(migration, from, registry.schema_of(&migration.to), &counts, &from_tensors);
             match (step.inverse, &ops.down) {
                 (false, _) => apply_plain(&ops.ops, &mut set, &ctx).ok()?,

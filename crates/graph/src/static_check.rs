@@ -43,7 +43,7 @@ fn check_migration(migration: &MigrationDef, from: &Schema, to: &Schema, ops: &L
     let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
     for count in COUNTS {
         let mut counts = counts(from, count);
-        let tensors = match instantiate(from, &mut counts, count) {
+        let tensors = match instantiate(from, &mut counts, Some(count)) {
             Ok(tensors) => tensors,
             Err(err) => {
                 let (source, span) = (migration.source, migration.ast.from.span);
@@ -131,7 +131,7 @@ fn generic_name(name: &str) -> String {
 }
 
 fn shape_text(shape: &[Sym]) -> String {
-    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    format!("[{}]", safeshift_ops::shape_text(shape))
 }
 
 fn problem_diagnostic(

@@ -94,19 +94,21 @@ pub(crate) fn counts(schema: &Schema, count: i64) -> BTreeMap<String, i64> {
 }
 
 /// The symbolic tensors of `schema` with counted dims from `counts`; a count the names
-/// need beyond those (a derived bound) is added with `default_count`.
+/// need beyond those (a derived bound) is added with `default_count`, if given.
 pub(crate) fn instantiate(
     schema: &Schema,
     counts: &mut BTreeMap<String, i64>,
-    default_count: i64,
+    default_count: Option<i64>,
 ) -> Result<Vec<SymTensor>, safeshift_model::InstantiateError> {
     // Each retry binds one more dim, so this ends within the number of dims.
     for _ in 0..=schema.dims.len() {
-        match safeshift_model::instantiate_symbolic(schema, counts) {
-            Err(safeshift_model::InstantiateError::MissingDim { dim, .. }) if !counts.contains_key(&dim) => {
-                counts.insert(dim, default_count);
+        match (safeshift_model::instantiate_symbolic(schema, counts), default_count) {
+            (Err(safeshift_model::InstantiateError::MissingDim { dim, .. }), Some(count))
+                if !counts.contains_key(&dim) =>
+            {
+                counts.insert(dim, count);
             }
-            other => return other,
+            (other, _) => return other,
         }
     }
     safeshift_model::instantiate_symbolic(schema, counts)
