@@ -1,4 +1,4 @@
 mod engine;
-mod graph;
 mod fmt;
+mod graph;
 mod torch;
