@@ -1,4 +1,5 @@
 mod engine;
 mod fmt;
+mod graph;
 mod registry;
 mod torch;

@@ -1,21 +1,31 @@
 //! `safeshift plan`: the migrations that take a checkpoint from its version to a target.
 
-use clap::Args;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args};
 use safeshift_graph::{Plan, Registry, VersionId};
 use serde::Serialize;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::registry::{parse_target, RegistryArgs};
+use crate::registry::{parse_dim, parse_target, RegistryArgs};
 
-/// Show the plan from a version to a target: fewest lossy steps first, then fewest steps.
+/// Show the plan from a checkpoint's version (detected from its header, or given with
+/// `--from`) to a target: fewest lossy steps first, then fewest steps.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("start").required(true).args(["path", "from"])))]
 pub struct PlanArgs {
+    /// The checkpoint whose version to start from.
+    pub path: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// The version to start from (`family@version`).
+    /// The version to start from (`family@version`) instead of a checkpoint's.
     #[arg(long, value_name = "FAMILY@VERSION")]
-    pub from: String,
+    pub from: Option<String>,
+    /// A dim no shape or metadata tells, for detection (repeatable).
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+    pub dims: Vec<(String, i64)>,
     /// The target: `VERSION` of the same family or `FAMILY@VERSION` (default: the
     /// manifest's target for the family, else the family's head).
     #[arg(long, value_name = "VERSION")]
@@ -60,7 +70,21 @@ pub struct StepJson {
 /// Runs `safeshift plan`.
 pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let registry = args.registry.load_usable(printer.color)?;
-    let from = VersionId::parse(&args.from)?;
+    let from = match (&args.from, &args.path) {
+        (Some(text), _) => VersionId::parse(text)?,
+        (None, Some(path)) => {
+            let checkpoint = safeshift_engine::Checkpoint::open(path)?;
+            let dims: BTreeMap<String, i64> = args.dims.iter().cloned().collect();
+            match safeshift_graph::detect(&registry, checkpoint.layout(), &dims) {
+                Ok(detection) => detection.version,
+                Err(err) => {
+                    eprint!("{}", super::detect::explain(&err));
+                    return Ok(ExitStatus::No);
+                }
+            }
+        }
+        (None, None) => unreachable!("clap requires a checkpoint or --from"),
+    };
     let to = match &args.to {
         Some(text) => parse_target(text, &from.family)?,
         None => registry.default_target(&from.family).ok_or_else(|| safeshift_graph::PlanError::NoDefaultTarget {

@@ -124,6 +124,14 @@ pub enum CompileError {
         #[source]
         source: NoInverse,
     },
+    /// A schema could not be instantiated with the checkpoint's dims (to undo a migration).
+    #[error("cannot instantiate `{version}` with the checkpoint's dims: {message}")]
+    Instantiate {
+        /// The version.
+        version: VersionId,
+        /// Why.
+        message: String,
+    },
     /// An output's dtype or shape is not concrete.
     #[error("output `{name}` is not concrete: {message}")]
     NotConcrete {
@@ -191,9 +199,8 @@ pub fn compile(
                 // source schema instantiated with the checkpoint's dims.
                 let source = schema_of(&migration.from)?;
                 let mut values = known.clone();
-                let before = instantiate(source, &mut values, 0).map_err(|err| CompileError::BadDim {
-                    migration: name(migration),
-                    dim: String::new(),
+                let before = instantiate(source, &mut values, None).map_err(|err| CompileError::Instantiate {
+                    version: migration.from.clone(),
                     message: err.to_string(),
                 })?;
                 let applied = apply_ops(&ops.ops, set_of(&before, source), &ctx).map_err(op_error)?;
@@ -261,7 +268,7 @@ pub fn compile(
 }
 
 fn shape_text(shape: &[Sym]) -> String {
-    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    format!("[{}]", safeshift_ops::shape_text(shape))
 }
 
 fn previous_history(metadata: &BTreeMap<String, String>) -> Vec<serde_json::Value> {
@@ -351,7 +358,7 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
     let start = &first.first()?.from;
     let schema: &Schema = registry.schema_of(start)?;
     let mut counts = counts(schema, 2);
-    let tensors = instantiate(schema, &mut counts, 2).ok()?;
+    let tensors = instantiate(schema, &mut counts, Some(2)).ok()?;
     let run = |steps: &[Step]| -> Option<TensorSet> {
         let mut set = set_of(&tensors, schema);
         for step in steps {
@@ -359,7 +366,7 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
             let ops = registry.lowered(step.migration)?;
             let from = registry.schema_of(&migration.from)?;
             let mut from_counts = counts.clone();
-            let from_tensors = instantiate(from, &mut from_counts, 2).ok()?;
+            let from_tensors = instantiate(from, &mut from_counts, Some(2)).ok()?;
             let ctx = symbolic_context(migration, from, registry.schema_of(&migration.to), &counts, &from_tensors);
             match (step.inverse, &ops.down) {
                 (false, _) => apply_plain(&ops.ops, &mut set, &ctx).ok()?,
@@ -377,4 +384,161 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
         set.iter().map(|(name, value)| (name.to_owned(), safeshift_ops::simplify(value.expr().clone()))).collect()
     };
     Some(simplified(&a) == simplified(&b) && a.metadata == b.metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::registry;
+    use safeshift_model::TensorInfo;
+
+    const SPLIT: &str = r#"
+schema toy @ 1.0.0 {
+    dim h
+    tensor "qkv" : f32[3 * h, h]
+    tensor "norm" : f32[h]
+}
+schema toy @ 2.0.0 {
+    dim h
+    tensor "q" : f32[h, h]
+    tensor "k" : f32[h, h]
+    tensor "v" : f32[h, h]
+    tensor "norm" : f32[h]
+}
+migration toy 1.0.0 -> 2.0.0 "split" {
+    split "qkv" axis 0 into "q", "k", "v"
+}
+migration toy 2.0.0 -> 3.0.0 "rename the norm" {
+    rename "norm" -> "final_norm"
+}
+"#;
+
+    fn id(text: &str) -> VersionId {
+        VersionId::parse(text).unwrap()
+    }
+
+    fn layout(tensors: &[(&str, Vec<u64>)]) -> Layout {
+        Layout {
+            tensors: tensors
+                .iter()
+                .map(|(name, shape)| TensorInfo { name: (*name).to_owned(), dtype: DType::F32, shape: shape.clone() })
+                .collect(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn compiles_outputs_metadata_and_history() {
+        let (registry, diagnostics) = registry(vec![SPLIT.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let path = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@3.0.0")).unwrap();
+        let input = layout(&[("qkv", vec![6, 2]), ("norm", vec![2])]);
+        let compiled = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let outputs: BTreeMap<&str, &[u64]> =
+            compiled.outputs.iter().map(|output| (output.name.as_str(), output.shape.as_slice())).collect();
+        let expected: BTreeMap<&str, &[u64]> =
+            BTreeMap::from([("q", &[2, 2][..]), ("k", &[2, 2][..]), ("v", &[2, 2][..]), ("final_norm", &[2][..])]);
+        assert_eq!(outputs, expected);
+        assert!(compiled.outputs.iter().all(|output| output.dtype == DType::F32));
+        assert!(!compiled.lossy);
+        assert_eq!(compiled.dims.get("h"), Some(&2));
+        assert_eq!(compiled.metadata[crate::SCHEMA_KEY], "toy@3.0.0");
+        let history: serde_json::Value = serde_json::from_str(&compiled.metadata[HISTORY_KEY]).unwrap();
+        assert_eq!(history.as_array().unwrap().len(), 2);
+        assert_eq!(history[0]["from"], "toy@1.0.0");
+        assert_eq!(history[0]["sha256"], registry.migrations()[0].hash.as_str());
+        assert_eq!(registry.migrations()[0].hash.len(), 64);
+        assert!(compiled.metadata[TOOL_KEY].starts_with("safeshift "));
+    }
+
+    #[test]
+    fn history_is_appended_to() {
+        let (registry, _) = registry(vec![SPLIT.to_owned()]);
+        let first = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@2.0.0")).unwrap();
+        let input = layout(&[("qkv", vec![6, 2]), ("norm", vec![2])]);
+        let compiled = compile(&registry, &first, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let mut middle = layout(&[("q", vec![2, 2]), ("k", vec![2, 2]), ("v", vec![2, 2]), ("norm", vec![2])]);
+        middle.metadata = compiled.metadata.clone();
+        let second = crate::plan(registry.graph(), &id("toy@2.0.0"), &id("toy@3.0.0")).unwrap();
+        let compiled = compile(&registry, &second, &middle, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let history: serde_json::Value = serde_json::from_str(&compiled.metadata[HISTORY_KEY]).unwrap();
+        let steps: Vec<&str> = history.as_array().unwrap().iter().map(|entry| entry["to"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["toy@2.0.0", "toy@3.0.0"]);
+    }
+
+    #[test]
+    fn a_layout_that_does_not_fit_the_start_is_refused() {
+        let (registry, _) = registry(vec![SPLIT.to_owned()]);
+        let path = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@2.0.0")).unwrap();
+        let wrong = layout(&[("qkv", vec![5, 2]), ("norm", vec![2])]);
+        let err = compile(&registry, &path, &wrong, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, CompileError::SourceMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn missing_aux_inputs_and_dims_are_named() {
+        let text = r#"
+schema g @ 1.0.0 {
+    dim n
+    tensor "w" : f32[n]
+}
+migration g 1.0.0 -> 2.0.0 "reorder" {
+    aux graph "the training graph, as safetensors"
+    gather "w" axis 0 index graph["perm"]
+}
+migration g 2.0.0 -> 3.0.0 "heads" {
+    dim heads
+    reshape "w" to [heads, n / heads]
+}
+"#;
+        let (registry, diagnostics) = registry(vec![text.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let input = layout(&[("w", vec![4])]);
+        let path = crate::plan(registry.graph(), &id("g@1.0.0"), &id("g@2.0.0")).unwrap();
+        let err = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(
+            err,
+            CompileError::MissingAux {
+                migration: "g@1.0.0 -> g@2.0.0".into(),
+                name: "graph".into(),
+                description: "the training graph, as safetensors".into()
+            }
+        );
+        let perm = Layout {
+            tensors: vec![TensorInfo { name: "perm".into(), dtype: DType::I64, shape: vec![4] }],
+            metadata: BTreeMap::new(),
+        };
+        let aux = BTreeMap::from([("graph".to_owned(), perm)]);
+        assert!(compile(&registry, &path, &input, &BTreeMap::new(), &aux).is_ok());
+
+        let path = crate::plan(registry.graph(), &id("g@2.0.0"), &id("g@3.0.0")).unwrap();
+        let err = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert_eq!(err, CompileError::MissingDim { migration: "g@2.0.0 -> g@3.0.0".into(), dim: "heads".into() });
+        let dims = BTreeMap::from([("heads".to_owned(), 2)]);
+        let compiled = compile(&registry, &path, &input, &dims, &BTreeMap::new()).unwrap();
+        assert_eq!(compiled.outputs[0].shape, [2, 2]);
+    }
+
+    #[test]
+    fn equal_paths_are_told_apart_by_their_results() {
+        let text = r#"
+schema t @ 1.0.0 {
+    dim n
+    tensor "a" : f32[n]
+    tensor "b" : f32[n]
+}
+migration t 1.0.0 -> 1.1.0 { rename "a" -> "x" }
+migration t 1.1.0 -> 2.0.0 { rename "b" -> "y" }
+migration t 1.0.0 -> 1.2.0 { rename "b" -> "y" }
+migration t 1.2.0 -> 2.0.0 { rename "a" -> "x" }
+migration t 1.0.0 -> 1.3.0 { rename "a" -> "y" }
+migration t 1.3.0 -> 2.0.0 { rename "b" -> "x" }
+"#;
+        let (registry, diagnostics) = registry(vec![text.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let paths = crate::plan::shortest_paths(registry.graph(), &id("t@1.0.0"), &id("t@2.0.0"), 3).unwrap();
+        assert_eq!(paths.len(), 3);
+        assert_eq!(same_result(&registry, &paths[0], &paths[1]), Some(true));
+        assert_eq!(same_result(&registry, &paths[0], &paths[2]), Some(false));
+    }
 }

@@ -16,10 +16,18 @@ use safeshift_model::{MetaDef, Schema, TensorDef};
 use safeshift_ops::{OpContext, TensorSet, TensorValue};
 
 use crate::registry::MigrationDef;
-use crate::symbolic::{apply_plain, schema_metadata, source_names, LoweredOps, UNKNOWN_META};
+use safeshift_model::pattern::match_name;
 
-/// Markers are this number plus an index: ten digits, unlikely in real names.
+use crate::symbolic::{apply_plain, schema_metadata, source_names, symbolic_aux, LoweredOps, UNKNOWN_META};
+
+/// Marker `k` is `MARKER_BASE + k * MARKER_STEP`: ten digits or more, unlikely in real
+/// names, and spaced so that arithmetic on one (`{i + 1}`) does not give another.
 const MARKER_BASE: u64 = 7_300_000_000;
+const MARKER_STEP: u64 = 100_003;
+
+fn marker(index: usize) -> String {
+    (MARKER_BASE + index as u64 * MARKER_STEP).to_string()
+}
 
 /// The schema of `migration.to`, from `from` (the source schema) and the lowered operations.
 pub(crate) fn derive(migration: &MigrationDef, from: &Schema, lowered: &LoweredOps) -> Result<Schema, Diagnostic> {
@@ -46,7 +54,7 @@ pub(crate) fn derive(migration: &MigrationDef, from: &Schema, lowered: &LoweredO
                 PatternPart::Capture { name: capture, .. } | PatternPart::Counted { name: capture, .. } => {
                     let marker = local.entry(capture.node.clone()).or_insert_with(|| {
                         markers.push(part.clone());
-                        (MARKER_BASE + markers.len() as u64 - 1).to_string()
+                        marker(markers.len() - 1)
                     });
                     name.push_str(marker);
                 }
@@ -87,6 +95,10 @@ pub(crate) fn derive(migration: &MigrationDef, from: &Schema, lowered: &LoweredO
             extra_dims.push(lowered_dim);
         }
     }
+    let shape_of = |pattern: &ast::Pattern| {
+        set.iter().find(|(name, _)| match_name(pattern, name).is_some()).map(|(_, value)| value.shape().to_vec())
+    };
+    ctx.aux = symbolic_aux(migration, &shape_of);
     apply_plain(&lowered.ops, &mut set, &ctx).map_err(|err| fail(err.to_string()))?;
 
     let mut tensors = Vec::new();
@@ -152,15 +164,20 @@ fn unmark(name: &str, markers: &[PatternPart]) -> Option<ast::Pattern> {
         }
         let number = &rest[..digits];
         rest = &rest[digits..];
-        let marker = number.parse::<u64>().ok().and_then(|value| value.checked_sub(MARKER_BASE));
-        match marker.and_then(|index| markers.get(usize::try_from(index).ok()?)) {
-            Some(part) if digits == 10 => {
+        let index = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|value| value.checked_sub(MARKER_BASE))
+            .filter(|offset| offset % MARKER_STEP == 0)
+            .and_then(|offset| usize::try_from(offset / MARKER_STEP).ok());
+        match index.and_then(|index| markers.get(index)).filter(|_| !number.starts_with('0')) {
+            Some(part) => {
                 if !literal.is_empty() {
                     parts.push(PatternPart::Literal(std::mem::take(&mut literal)));
                 }
                 parts.push(part.clone());
             }
-            // Ten digits near the markers but not one: computed from a marker.
+            // Ten digits or more but not a marker: computed from one.
             _ if digits >= 10 => return None,
             _ => literal.push_str(number),
         }
@@ -179,7 +196,67 @@ fn name_for_humans(name: &str, markers: &[PatternPart]) -> String {
             PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => format!("{{{}}}", name.node),
             _ => continue,
         };
-        out = out.replace(&(MARKER_BASE + index as u64).to_string(), &text);
+        out = out.replace(&marker(index), &text);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testutil::{codes, registry};
+    use crate::VersionId;
+
+    const BASE: &str = r#"
+schema m @ 1.0.0 {
+    dim hidden
+    dim layers
+    tensor "blocks.{i < layers}.qkv.{w}" : f32[3 * hidden, hidden]
+    tensor "extra.{name..}" : f32[hidden] optional
+    meta "format" = "pt"
+}
+"#;
+
+    #[test]
+    fn derived_schemas_keep_captures_counts_and_optional_tensors() {
+        let text = format!(
+            "{BASE}{}",
+            r#"
+migration m 1.0.0 -> 1.1.0 "split and move" {
+    split "blocks.{i}.qkv.{w}" axis 0 into "layers.{i}.q.{w}", "layers.{i}.k.{w}", "layers.{i}.v.{w}"
+    rename "extra.{name..}" -> "aux.{name}"
+    meta-set "format" = "st"
+}
+"#
+        );
+        let (registry, diagnostics) = registry(vec![text]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let schema = registry.schema_of(&VersionId::parse("m@1.1.0").unwrap()).expect("derived");
+        insta::assert_snapshot!(safeshift_model::render_schema(schema), @r#"
+        schema m @ 1.1.0 "m@1.0.0 + split and move" {
+            dim hidden
+            dim layers
+            tensor "layers.{i < layers}.q.{w}" : f32[hidden, hidden]
+            tensor "layers.{i < layers}.k.{w}" : f32[hidden, hidden]
+            tensor "layers.{i < layers}.v.{w}" : f32[hidden, hidden]
+            tensor "aux.{name..}" : f32[hidden] optional
+            meta "format" = "st"
+        }
+        "#);
+    }
+
+    #[test]
+    fn index_arithmetic_cannot_be_derived() {
+        let text = format!(
+            "{BASE}{}",
+            r#"
+migration m 1.0.0 -> 2.0.0 "shift" {
+    rename "blocks.{i}.qkv.{w}" -> "blocks.{i + 1}.qkv.{w}"
+}
+"#
+        );
+        let (registry, diagnostics) = registry(vec![text]);
+        assert_eq!(codes(&diagnostics), ["underivable-version"]);
+        assert!(diagnostics[0].message.contains("computes with a captured index"), "{}", diagnostics[0].message);
+        assert!(registry.schema_of(&VersionId::parse("m@2.0.0").unwrap()).is_none());
+    }
 }

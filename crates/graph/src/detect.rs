@@ -112,3 +112,75 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
         _ => Err(DetectError::Ambiguous { candidates: fits.into_iter().map(|(version, _)| version).collect() }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::registry;
+    use safeshift_model::{DType, TensorInfo};
+
+    const TEXT: &str = r#"
+schema d @ 1.0.0 {
+    dim n
+    tensor "a" : f32[n]
+}
+schema d @ 2.0.0 {
+    dim n
+    tensor "a" : f32[n]
+    tensor "b" : f32[n]
+}
+schema e @ 1.0.0 {
+    dim n
+    tensor "a" : float[n]
+}
+"#;
+
+    fn layout(names: &[&str]) -> Layout {
+        Layout {
+            tensors: names
+                .iter()
+                .map(|name| TensorInfo { name: (*name).into(), dtype: DType::F32, shape: vec![3] })
+                .collect(),
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn one_fit_wins_and_several_are_ambiguous() {
+        let (registry, _) = registry(vec![TEXT.to_owned()]);
+        let found = detect(&registry, &layout(&["a", "b"]), &BTreeMap::new()).unwrap();
+        assert_eq!((found.version.to_string(), found.evidence), ("d@2.0.0".to_owned(), Evidence::OnlyFit));
+        assert_eq!(found.dims["n"], 3);
+        let err = detect(&registry, &layout(&["a"]), &BTreeMap::new()).unwrap_err();
+        let DetectError::Ambiguous { candidates } = &err else { panic!("{err}") };
+        assert_eq!(candidates.iter().map(ToString::to_string).collect::<Vec<_>>(), ["d@1.0.0", "e@1.0.0"]);
+    }
+
+    #[test]
+    fn a_recorded_version_is_trusted_only_when_it_fits() {
+        let (registry, _) = registry(vec![TEXT.to_owned()]);
+        let mut recorded = layout(&["a"]);
+        recorded.metadata.insert(SCHEMA_KEY.into(), "e@1.0.0".into());
+        let found = detect(&registry, &recorded, &BTreeMap::new()).unwrap();
+        assert_eq!((found.version.to_string(), found.evidence), ("e@1.0.0".to_owned(), Evidence::Recorded));
+        let mut lying = layout(&["a", "b"]);
+        lying.metadata.insert(SCHEMA_KEY.into(), "e@1.0.0".into());
+        let found = detect(&registry, &lying, &BTreeMap::new()).unwrap();
+        assert_eq!((found.version.to_string(), found.evidence), ("d@2.0.0".to_owned(), Evidence::OnlyFit));
+    }
+
+    #[test]
+    fn no_fit_ranks_the_nearest() {
+        let (registry, _) = registry(vec![TEXT.to_owned()]);
+        let err = detect(&registry, &layout(&["a", "c"]), &BTreeMap::new()).unwrap_err();
+        let DetectError::NoFit { nearest } = &err else { panic!("{err}") };
+        let ranked: Vec<String> = nearest.iter().map(|near| near.version.to_string()).collect();
+        // `a` fits everywhere, `c` nowhere; `d@2.0.0` also misses `b`.
+        assert_eq!(ranked, ["d@1.0.0", "e@1.0.0", "d@2.0.0"]);
+        assert!(nearest.windows(2).all(|pair| pair[0].score >= pair[1].score));
+        assert_eq!(
+            err.to_string(),
+            "the checkpoint fits no schema of the registry (nearest: `d@1.0.0`, 50% of tensors fit)"
+        );
+    }
+}

@@ -2,8 +2,8 @@
 //!
 //! A path costs `(lossy steps, steps)`, compared in that order: lossless paths win over
 //! shorter lossy ones. Among equal-cost paths the first in lexicographic order of
-//! `(target version, migration, inverse)` per step wins, so plans never depend on load
-//! order or hashing.
+//! `(target version, undo)` per step wins (a migration applied before another one
+//! undone), so plans never depend on load order or hashing.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -189,7 +189,10 @@ fn walk(
         .collect();
     edges.sort_by(|a, b| {
         let key = |edge: &petgraph::graph::EdgeReference<'_, Edge>| {
-            (&petgraph[edge.target()], edge.weight().migration, edge.weight().inverse)
+            // Between two versions there is at most one migration each way (a second is a
+            // `duplicate-migration` error), so this never depends on load order except
+            // through that error.
+            (&petgraph[edge.target()], edge.weight().inverse, edge.weight().migration)
         };
         key(a).cmp(&key(b))
     });
@@ -265,5 +268,94 @@ mod tests {
         ]);
         let plan = plan(registry.graph(), &id("llama.meta@1.0.0"), &id("llama.hf@1.1.0")).unwrap();
         assert_eq!(route(&plan), ["llama.hf@1.0.0", "llama.hf@1.1.0"]);
+    }
+}
+
+/// Properties of planning over random histories (`PROPTEST_CASES` raises the count).
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::testutil::registry;
+    use crate::testutil::strategies::{arb_history, history_text};
+
+    /// The best cost over all simple paths, by brute force.
+    fn brute_force(graph: &VersionGraph, from: &VersionId, to: &VersionId) -> Option<Cost> {
+        fn walk(
+            graph: &VersionGraph,
+            at: &VersionId,
+            to: &VersionId,
+            seen: &mut Vec<VersionId>,
+            cost: Cost,
+            best: &mut Option<Cost>,
+        ) {
+            if at == to {
+                *best = Some(best.map_or(cost, |known| known.min(cost)));
+                return;
+            }
+            for (next, edge) in graph.outgoing(at) {
+                if seen.contains(next) {
+                    continue;
+                }
+                seen.push(next.clone());
+                walk(graph, next, to, seen, add(cost, super::cost(&edge)), best);
+                seen.pop();
+            }
+        }
+        let mut best = None;
+        walk(graph, from, to, &mut vec![from.clone()], (0, 0), &mut best);
+        best
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn plans_are_optimal_chained_and_independent_of_file_order((versions, history) in arb_history()) {
+            let (registry, diagnostics) = registry(history_text(&history));
+            // With a duplicate migration the first one loaded wins (and an error says so).
+            let clean = diagnostics.is_empty();
+            let mut reversed_history = history.clone();
+            reversed_history.reverse();
+            let (reversed, _) = registry_of(&reversed_history);
+            let graph = registry.graph();
+            let ids: Vec<VersionId> = graph.versions().cloned().collect();
+            prop_assert!(ids.len() <= versions);
+            for from in &ids {
+                for to in &ids {
+                    let planned = plan(graph, from, to);
+                    let best = brute_force(graph, from, to);
+                    match (&planned, best) {
+                        (Ok(found), Some(best)) => {
+                            let cost = found.steps.iter().fold((0, 0), |acc, step| add(acc, (u32::from(step.lossy), 1)));
+                            prop_assert_eq!(cost, best);
+                            let mut at = from.clone();
+                            for step in &found.steps {
+                                prop_assert_eq!(&step.from, &at);
+                                at = step.to.clone();
+                            }
+                            prop_assert_eq!(&at, to);
+                        }
+                        (Err(PlanError::NoPath { .. }), None) => {}
+                        (other, best) => prop_assert!(false, "plan {:?}, brute force {:?}", other, best),
+                    }
+                    let key = |plan: Result<Plan, PlanError>| {
+                        plan.map(|plan| plan.steps.iter().map(|step| (step.to.clone(), step.inverse)).collect::<Vec<_>>())
+                    };
+                    if clean {
+                        prop_assert_eq!(key(planned), key(plan(reversed.graph(), from, to)));
+                    }
+                }
+            }
+            // Validation never panics and always locates its findings in a loaded source.
+            for diagnostic in crate::validate(&registry, &|_, _, _| None) {
+                prop_assert!(registry.sources().ids().any(|id| id == diagnostic.primary.source));
+            }
+        }
+    }
+
+    fn registry_of(history: &[(usize, usize, bool)]) -> (crate::Registry, Vec<safeshift_dsl::Diagnostic>) {
+        registry(history_text(history))
     }
 }

@@ -342,7 +342,7 @@ fn has_lossy_flag(op: &ast::Op) -> bool {
 /// with two of each counted index.
 fn invertible(migration: &MigrationDef, from: &Schema, to: Option<&Schema>, ops: &LoweredOps) -> bool {
     let mut counts = counts(from, 2);
-    let Ok(tensors) = instantiate(from, &mut counts, 2) else {
+    let Ok(tensors) = instantiate(from, &mut counts, Some(2)) else {
         return false;
     };
     let ctx = symbolic_context(migration, from, to, &counts, &tensors);

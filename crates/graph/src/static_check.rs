@@ -43,7 +43,7 @@ fn check_migration(migration: &MigrationDef, from: &Schema, to: &Schema, ops: &L
     let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
     for count in COUNTS {
         let mut counts = counts(from, count);
-        let tensors = match instantiate(from, &mut counts, count) {
+        let tensors = match instantiate(from, &mut counts, Some(count)) {
             Ok(tensors) => tensors,
             Err(err) => {
                 let (source, span) = (migration.source, migration.ast.from.span);
@@ -131,7 +131,7 @@ fn generic_name(name: &str) -> String {
 }
 
 fn shape_text(shape: &[Sym]) -> String {
-    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+    format!("[{}]", safeshift_ops::shape_text(shape))
 }
 
 fn problem_diagnostic(
@@ -215,5 +215,87 @@ fn problem_diagnostic(
             target.source,
             target.span,
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{codes, registry};
+
+    fn check(text: &str) -> Vec<Diagnostic> {
+        let (registry, diagnostics) = registry(vec![text.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        check_migrations(&registry)
+    }
+
+    const SCHEMAS: &str = r#"
+schema s @ 1.0.0 {
+    dim h
+    dim n
+    tensor "l.{i < n}.qkv" : f32[3 * h, h]
+}
+schema s @ 2.0.0 {
+    dim h
+    dim n
+    tensor "l.{i < n}.q" : f32[h, h]
+    tensor "l.{i < n}.k" : f32[h, h]
+    tensor "l.{i < n}.v" : f32[h, h]
+}
+"#;
+
+    #[test]
+    fn a_right_migration_checks_clean() {
+        let text = format!("{SCHEMAS}migration s 1.0.0 -> 2.0.0 {{\n split \"l.{{i}}.qkv\" axis 0 into \"l.{{i}}.q\", \"l.{{i}}.k\", \"l.{{i}}.v\"\n}}\n");
+        assert_eq!(check(&text), []);
+    }
+
+    #[test]
+    fn problems_are_reported_once_per_target_pattern() {
+        let text = format!("{SCHEMAS}migration s 1.0.0 -> 2.0.0 {{\n split \"l.{{i}}.qkv\" axis 1 into \"l.{{i}}.q\", \"l.{{i}}.k\", \"l.{{i}}.w\"\n}}\n");
+        let diagnostics = check(&text);
+        assert_eq!(codes(&diagnostics), ["shape-mismatch", "shape-mismatch", "unexpected-tensor", "missing-tensor"]);
+        assert_eq!(
+            diagnostics[0].message,
+            "`l.{i < n}.q` has shape [3 * h, h / 3] after the migration, but `s@2.0.0` expects [h, h]"
+        );
+        assert_eq!(
+            diagnostics[2].message,
+            "`l.{n}.w` is left after the migration, but `s@2.0.0` neither declares nor allows it"
+        );
+        assert_eq!(diagnostics[3].message, "`l.{i < n}.v` is missing after the migration: `s@2.0.0` requires it");
+        // Each points at the migration and at the target schema.
+        assert!(diagnostics.iter().all(|diagnostic| !diagnostic.secondary.is_empty()));
+    }
+
+    #[test]
+    fn a_failing_operation_is_located() {
+        let text = format!("{SCHEMAS}migration s 1.0.0 -> 2.0.0 {{\n rename \"nothing\" -> \"l.0.q\"\n}}\n");
+        let diagnostics = check(&text);
+        assert_eq!(codes(&diagnostics), ["op-failed"]);
+        assert!(diagnostics[0].message.contains("no tensor matches"), "{}", diagnostics[0].message);
+    }
+
+    #[test]
+    fn a_down_block_must_give_the_source_back() {
+        let text = r#"
+schema d @ 1.0.0 {
+    dim h
+    tensor "a" : f32[h]
+}
+schema d @ 2.0.0 {
+    dim h
+    tensor "b" : f32[h]
+}
+migration d 1.0.0 -> 2.0.0 {
+    rename "a" -> "b"
+    down {
+        rename "b" -> "c"
+    }
+}
+"#;
+        let diagnostics = check(text);
+        assert_eq!(codes(&diagnostics), ["unexpected-tensor", "missing-tensor"]);
+        assert!(diagnostics[0].message.starts_with("`down`: "), "{}", diagnostics[0].message);
     }
 }

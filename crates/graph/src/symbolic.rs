@@ -94,19 +94,21 @@ pub(crate) fn counts(schema: &Schema, count: i64) -> BTreeMap<String, i64> {
 }
 
 /// The symbolic tensors of `schema` with counted dims from `counts`; a count the names
-/// need beyond those (a derived bound) is added with `default_count`.
+/// need beyond those (a derived bound) is added with `default_count`, if given.
 pub(crate) fn instantiate(
     schema: &Schema,
     counts: &mut BTreeMap<String, i64>,
-    default_count: i64,
+    default_count: Option<i64>,
 ) -> Result<Vec<SymTensor>, safeshift_model::InstantiateError> {
     // Each retry binds one more dim, so this ends within the number of dims.
     for _ in 0..=schema.dims.len() {
-        match safeshift_model::instantiate_symbolic(schema, counts) {
-            Err(safeshift_model::InstantiateError::MissingDim { dim, .. }) if !counts.contains_key(&dim) => {
-                counts.insert(dim, default_count);
+        match (safeshift_model::instantiate_symbolic(schema, counts), default_count) {
+            (Err(safeshift_model::InstantiateError::MissingDim { dim, .. }), Some(count))
+                if !counts.contains_key(&dim) =>
+            {
+                counts.insert(dim, count);
             }
-            other => return other,
+            (other, _) => return other,
         }
     }
     safeshift_model::instantiate_symbolic(schema, counts)
@@ -173,7 +175,10 @@ pub(crate) fn symbolic_context(
             ctx.dims.insert(dim.name.node.clone(), value);
         }
     }
-    ctx.aux = symbolic_aux(migration, tensors);
+    let shape_of = |pattern: &ast::Pattern| {
+        tensors.iter().find(|tensor| match_name(pattern, &tensor.name).is_some()).map(|tensor| tensor.shape.clone())
+    };
+    ctx.aux = symbolic_aux(migration, &shape_of);
     ctx
 }
 
@@ -225,12 +230,12 @@ pub(crate) fn aux_lengths(
 }
 
 /// Aux tensors for symbolic checks: integer indices of the length [`aux_lengths`] infers
-/// from `tensors` (an opaque dim when it cannot).
-fn symbolic_aux(migration: &MigrationDef, tensors: &[SymTensor]) -> BTreeMap<(String, String), AuxInfo> {
-    let shape_of = |pattern: &ast::Pattern| {
-        tensors.iter().find(|tensor| match_name(pattern, &tensor.name).is_some()).map(|tensor| tensor.shape.clone())
-    };
-    aux_lengths(migration, &shape_of)
+/// (an opaque dim when it cannot).
+pub(crate) fn symbolic_aux(
+    migration: &MigrationDef,
+    shape_of: &dyn Fn(&ast::Pattern) -> Option<Vec<Sym>>,
+) -> BTreeMap<(String, String), AuxInfo> {
+    aux_lengths(migration, shape_of)
         .into_iter()
         .map(|((input, tensor), length)| {
             let length = length.unwrap_or_else(|| Sym::dim(&format!("{input}[{tensor}]")));

@@ -293,3 +293,57 @@ pub fn run_in_memory(
     }
     Ok(Synthetic { layout, data, dims: compiled.dims.clone() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::registry;
+
+    const TEXT: &str = r#"
+schema s @ 1.0.0 {
+    dim hidden
+    dim layers
+    dim heads = meta("config.model.heads")
+    dim head_dim = hidden / heads
+    tensor "l.{i < layers}.w" : float[hidden, hidden]
+    tensor "l.{i < layers}.idx" : i64[heads, head_dim]
+    tensor "{p..}.norm" : bf16[hidden]
+}
+"#;
+
+    fn id() -> VersionId {
+        VersionId::parse("s@1.0.0").unwrap()
+    }
+
+    #[test]
+    fn synthetic_checkpoints_fit_their_schema_and_are_seeded() {
+        let (registry, diagnostics) = registry(vec![TEXT.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let given = BTreeMap::from([("heads".to_owned(), 2)]);
+        let first = synth(&registry, &id(), &given, 7).unwrap();
+        let names: Vec<&str> = first.layout.tensors.iter().map(|tensor| tensor.name.as_str()).collect();
+        assert_eq!(names, ["l.0.w", "l.1.w", "l.0.idx", "l.1.idx", "p.norm"]);
+        assert_eq!(first.layout.metadata["config"], r#"{"model":{"heads":2}}"#);
+        assert_eq!(first.dims["head_dim"], 2);
+        let schema = registry.schema_of(&id()).unwrap();
+        let found = safeshift_model::unify(schema, &first.layout, &BTreeMap::new()).unwrap();
+        assert_eq!(found.dims["hidden"], DEFAULT_DIM);
+        assert_eq!(found.dims["layers"], DEFAULT_COUNT);
+        assert_eq!(synth(&registry, &id(), &given, 7).unwrap(), first);
+        assert_ne!(synth(&registry, &id(), &given, 8).unwrap().data, first.data);
+        for (tensor, bytes) in first.layout.tensors.iter().zip(&first.data) {
+            assert_eq!(bytes.len() as u64, tensor.byte_len().unwrap(), "{}", tensor.name);
+        }
+    }
+
+    #[test]
+    fn bad_dims_and_huge_checkpoints_are_refused() {
+        let (registry, _) = registry(vec![TEXT.to_owned()]);
+        let inexact = BTreeMap::from([("heads".to_owned(), 3)]);
+        assert!(matches!(synth(&registry, &id(), &inexact, 0), Err(SynthError::Instantiate { .. })));
+        let huge = BTreeMap::from([("heads".to_owned(), 2), ("hidden".to_owned(), 1 << 20)]);
+        assert!(matches!(synth(&registry, &id(), &huge, 0), Err(SynthError::TooLarge)));
+        let unknown = VersionId::parse("s@9.0.0").unwrap();
+        assert!(matches!(synth(&registry, &unknown, &BTreeMap::new(), 0), Err(SynthError::NoSchema(_))));
+    }
+}

@@ -39,3 +39,31 @@ pub fn registry(items: Vec<String>) -> (Registry, Vec<Diagnostic>) {
 pub fn codes(diagnostics: &[Diagnostic]) -> Vec<&'static str> {
     diagnostics.iter().map(|diagnostic| diagnostic.code).collect()
 }
+
+/// Proptest strategies for registries.
+pub mod strategies {
+    use proptest::prelude::*;
+
+    /// A history of one family `f` over `versions` versions `1.0.0`, `2.0.0`, …: a list
+    /// of migrations `(from, to, lossy)` between distinct versions (both directions, so
+    /// declared downgrades and cycles of them occur too), and the version with a schema.
+    /// Small sizes on purpose: the properties compare with brute force.
+    pub fn arb_history() -> impl Strategy<Value = (usize, Vec<(usize, usize, bool)>)> {
+        (2usize..6).prop_flat_map(|versions| {
+            let edge = (0..versions, 0..versions, prop::bool::weighted(0.3))
+                .prop_filter("a migration changes the version", |(from, to, _)| from != to);
+            (Just(versions), prop::collection::vec(edge, 0..10))
+        })
+    }
+
+    /// The registry text of a history: `f@1.0.0` has the schema, every migration an
+    /// optional rename (invertible) or an optional lossy drop.
+    pub fn history_text(history: &[(usize, usize, bool)]) -> Vec<String> {
+        let mut items = vec![super::schema("f@1.0.0")];
+        for (from, to, lossy) in history {
+            let (from, to) = (format!("f@{}.0.0", from + 1), format!("f@{}.0.0", to + 1));
+            items.push(if *lossy { super::lossy(&from, &to) } else { super::up(&from, &to) });
+        }
+        items
+    }
+}
