@@ -984,6 +984,21 @@ mod tests {
     }
 
     #[test]
+    fn long_diffs_are_cut_unless_alternate() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(1, 12, 8, Some(2));
+        layout.tensors.retain(|t| !t.name.ends_with("mlp.0.weight"));
+        // Dims the schema does not declare are ignored: one map serves every schema.
+        let mismatch = unify(&schema, &layout, &dims(&[("vocab", 3)])).unwrap_err();
+        assert_eq!(mismatch.missing.len(), 12);
+        let short = mismatch.to_string();
+        assert_eq!(short.lines().count(), Mismatch::DISPLAY_LIMIT + 1);
+        assert!(short.ends_with("- … and 2 more missing"), "{short}");
+        assert_eq!(format!("{mismatch:#}").lines().count(), 12);
+        assert!(mismatch.conflicting_dims.is_empty() && !mismatch.dims.contains_key("vocab"));
+    }
+
+    #[test]
     fn near_misses_rank_above_other_families() {
         let anemoi = schema(ANEMOI);
         let llama = schema(LLAMA);
