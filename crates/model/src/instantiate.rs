@@ -327,7 +327,9 @@ fn capture_choices(
                     .eval(lookup)
                     .filter(|count| *count >= 0)
                     .ok_or_else(|| InstantiateError::BadCount { pattern: pattern.to_owned(), bound: bound.clone() })?;
-                if count as u64 > MAX_INSTANTIATED_TENSORS as u64 {
+                // Bound the product before building any index text.
+                let product = choices.iter().fold(1u64, |acc, (_, values)| acc.saturating_mul(values.len() as u64));
+                if product.saturating_mul(count as u64) > MAX_INSTANTIATED_TENSORS as u64 {
                     return Err(InstantiateError::TooManyTensors { limit: MAX_INSTANTIATED_TENSORS });
                 }
                 (name.node.clone(), (0..count).map(|index| index.to_string()).collect())
