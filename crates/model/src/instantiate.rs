@@ -149,11 +149,23 @@ pub fn instantiate_with_captures(
     let mut seen: HashSet<String> = HashSet::new();
     for def in &schema.tensors {
         let pattern = pattern_text(&def.pattern);
-        let choices = capture_choices(def, &pattern, &derived, &lookup, &|name| {
-            captures.get(name).cloned().ok_or_else(|| InstantiateError::UncountableCapture {
+        let choices = capture_choices(def, &pattern, &derived, &lookup, &|name, multi| {
+            let values = captures.get(name).ok_or_else(|| InstantiateError::UncountableCapture {
                 pattern: pattern.clone(),
                 capture: name.to_owned(),
-            })
+            })?;
+            // A value must be what the capture could match, or the instance would not
+            // match its own schema.
+            let fits = |value: &String| {
+                !value.is_empty() && if multi { value.split('.').all(|s| !s.is_empty()) } else { !value.contains('.') }
+            };
+            match values.iter().find(|value| !fits(value)) {
+                Some(bad) => Err(InstantiateError::BadName {
+                    pattern: pattern.clone(),
+                    message: format!("`{bad}` is not a valid value for `{name}`"),
+                }),
+                None => Ok(values.clone()),
+            }
         })?;
         let names = enumerate_names(def, &pattern, &choices, tensors.len())?;
         let shape = def.shape.iter().map(|axis| substitute_all(axis, &derived)).collect::<Vec<_>>();
@@ -237,7 +249,7 @@ pub fn instantiate_symbolic(
     let mut seen: HashSet<String> = HashSet::new();
     for def in &schema.tensors {
         let pattern = pattern_text(&def.pattern);
-        let choices = capture_choices(def, &pattern, &derived, &lookup, &|name| Ok(vec![name.to_owned()]))?;
+        let choices = capture_choices(def, &pattern, &derived, &lookup, &|name, _| Ok(vec![name.to_owned()]))?;
         let names = enumerate_names(def, &pattern, &choices, tensors.len())?;
         let shape: Vec<Sym> =
             def.shape.iter().map(|axis| substitute_values(&substitute_all(axis, &derived), counts)).collect();
@@ -308,12 +320,15 @@ fn resolve_dims(
 /// For each capture of the pattern, in order, its name and the values it takes.
 type Choices = Vec<(String, Vec<String>)>;
 
+/// The values of a capture other than `{i < n}`, given its name and whether it is `{x..}`.
+type FreeValues<'a> = dyn Fn(&str, bool) -> Result<Vec<String>, InstantiateError> + 'a;
+
 fn capture_choices(
     def: &TensorDef,
     pattern: &str,
     derived: &BTreeMap<String, Sym>,
     lookup: &dyn Fn(&str) -> Option<i64>,
-    free_values: &dyn Fn(&str) -> Result<Vec<String>, InstantiateError>,
+    free_values: &FreeValues<'_>,
 ) -> Result<Choices, InstantiateError> {
     let mut choices: Choices = Vec::new();
     for part in &def.pattern.parts {
@@ -327,12 +342,14 @@ fn capture_choices(
                     .eval(lookup)
                     .filter(|count| *count >= 0)
                     .ok_or_else(|| InstantiateError::BadCount { pattern: pattern.to_owned(), bound: bound.clone() })?;
-                if count as u64 > MAX_INSTANTIATED_TENSORS as u64 {
+                // Bound the product before building any index text.
+                let product = choices.iter().fold(1u64, |acc, (_, values)| acc.saturating_mul(values.len() as u64));
+                if product.saturating_mul(count as u64) > MAX_INSTANTIATED_TENSORS as u64 {
                     return Err(InstantiateError::TooManyTensors { limit: MAX_INSTANTIATED_TENSORS });
                 }
                 (name.node.clone(), (0..count).map(|index| index.to_string()).collect())
             }
-            PatternPart::Capture { name, .. } => (name.node.clone(), free_values(&name.node)?),
+            PatternPart::Capture { name, multi } => (name.node.clone(), free_values(&name.node, *multi)?),
             PatternPart::Literal(_) | PatternPart::Expr(_) => continue,
         };
         // A capture repeated in the pattern must take the same value: choose it once.

@@ -6,6 +6,8 @@
 //! itself. When a pattern can match a name in several ways, captures take the shortest
 //! text that lets the rest of the pattern match, left to right: `{a..}.{b..}` splits
 //! `x.y.z` as `a = x`, `b = y.z`.
+//!
+//! The property tests at the bottom take their case count from `PROPTEST_CASES`.
 
 use std::collections::BTreeMap;
 use std::fmt;

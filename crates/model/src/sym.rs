@@ -7,6 +7,8 @@
 //! rational, powers possibly negative (division by a single term); division by a sum
 //! keeps the quotient as an opaque atom. Two syms that are provably equal by this
 //! algebra have identical normal forms; different normal forms mean "not provably equal".
+//!
+//! The property tests at the bottom take their case count from `PROPTEST_CASES`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -499,6 +501,22 @@ mod tests {
         let huge = Sym::int(i64::MAX).mul(&Sym::int(i64::MAX)).mul(&Sym::int(i64::MAX));
         assert_eq!(huge.eval(&|_| None), None);
         assert_eq!(Sym::dim("a").div(&Sym::dim("b")).eval(&|name| Some(if name == "a" { 4 } else { 0 })), None);
+    }
+
+    proptest::proptest! {
+        /// Solving `a * x / d + b * known + c == value` recovers `x` whenever the value
+        /// came from a non-negative integer `x`.
+        #[test]
+        fn solve_inverts_linear_evaluation(a in 1i64..50, d in 1i64..6, b in -20i64..20, c in -50i64..50, known in 0i64..100, x in 0i64..10_000) {
+            let sym = Sym::int(a).mul(&Sym::dim("x")).div(&Sym::int(d)).add(&Sym::int(b).mul(&Sym::dim("k"))).add(&Sym::int(c));
+            let lookup = |name: &str| (name == "k").then_some(known);
+            let all = |name: &str| if name == "x" { Some(x) } else { lookup(name) };
+            match sym.eval(&all) {
+                Some(value) => proptest::prop_assert_eq!(sym.solve(value, &lookup), Solution::Solved { dim: "x".into(), value: Some(x) }),
+                // `a * x / d` not whole: evaluation refuses, as it must.
+                None => proptest::prop_assert_ne!((a * x) % d, 0),
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //!    evaluate exactly (`head_dim = hidden / heads` with `hidden = 24, heads = 5` is a
 //!    conflict naming both).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use safeshift_dsl::ast::{self, PatternPart};
@@ -98,7 +99,7 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
     for (name, &value) in given {
         if schema.dim(name).is_some() {
             let sym = substitute_all(&Sym::dim(name), &derived);
-            equations.push(Equation { sym, value, origin: Origin::Given(name.clone()) });
+            equations.push(Equation { sym: Cow::Owned(sym), value, origin: Origin::Given(name.clone()) });
         }
     }
     let mut absent_meta: BTreeMap<String, crate::MetaDimError> = BTreeMap::new();
@@ -106,7 +107,7 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         if let DimKind::Meta(path) = &dim.kind {
             match resolve_meta_dim(&layout.metadata, path) {
                 Ok(value) => equations.push(Equation {
-                    sym: Sym::dim(&dim.name),
+                    sym: Cow::Owned(Sym::dim(&dim.name)),
                     value,
                     origin: Origin::Meta { dim: dim.name.clone(), path: path.clone() },
                 }),
@@ -143,7 +144,7 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
     for (key, count) in &counts {
         if let Some(seen) = count.seen {
             let origin = Origin::Count { key: key.clone(), pattern: count.pattern.clone() };
-            equations.push(Equation { sym: count.bound.clone(), value: seen, origin });
+            equations.push(Equation { sym: Cow::Owned(count.bound.clone()), value: seen, origin });
         }
     }
     let mut shape_failures: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
@@ -164,7 +165,7 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
         for (axis, (sym, &size)) in defs[hit.def_idx].shape.iter().zip(&tensor.shape).enumerate() {
             match i64::try_from(size) {
                 Ok(value) => equations.push(Equation {
-                    sym: sym.clone(),
+                    sym: Cow::Borrowed(sym),
                     value,
                     origin: Origin::Shape { tensor_idx: hit.tensor_idx, def_idx: hit.def_idx, axis },
                 }),
@@ -358,8 +359,9 @@ struct Count {
 }
 
 /// `sym == value`, and where it comes from.
-struct Equation {
-    sym: Sym,
+struct Equation<'a> {
+    /// Borrowed from the compiled schema for shapes: thousands of tensors share a few.
+    sym: Cow<'a, Sym>,
     value: i64,
     origin: Origin,
 }
@@ -454,11 +456,17 @@ struct Candidate {
 }
 
 /// Indices of equal equations (same expression and value), grouped in first-seen order.
-fn group_equations(equations: &[Equation]) -> Vec<Vec<usize>> {
-    let mut index: HashMap<(&Sym, i64), usize> = HashMap::new();
+/// Shape equations are keyed by their schema tensor and axis (cheap, and the same axis
+/// means the same expression); the few others stay alone.
+fn group_equations(equations: &[Equation<'_>]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<(usize, usize, i64), usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (eq_idx, equation) in equations.iter().enumerate() {
-        let slot = *index.entry((&equation.sym, equation.value)).or_insert_with(|| {
+        let Origin::Shape { def_idx, axis, .. } = equation.origin else {
+            groups.push(vec![eq_idx]);
+            continue;
+        };
+        let slot = *index.entry((def_idx, axis, equation.value)).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1
         });
@@ -514,7 +522,7 @@ fn report_failure(
         }
         None => mismatch.conflicting_dims.push(DimConflict::Inexact {
             dim,
-            expr: equation.sym.clone(),
+            expr: equation.sym.clone().into_owned(),
             values: uses.iter().filter_map(|name| solver.value(name).map(|value| (name.clone(), value))).collect(),
         }),
     }
@@ -973,6 +981,21 @@ mod tests {
         layout.metadata.insert("version".into(), "2".into());
         layout.metadata.insert("origin".into(), "anything".into());
         assert!(unify(&schema, &layout, &BTreeMap::new()).is_ok());
+    }
+
+    #[test]
+    fn long_diffs_are_cut_unless_alternate() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(1, 12, 8, Some(2));
+        layout.tensors.retain(|t| !t.name.ends_with("mlp.0.weight"));
+        // Dims the schema does not declare are ignored: one map serves every schema.
+        let mismatch = unify(&schema, &layout, &dims(&[("vocab", 3)])).unwrap_err();
+        assert_eq!(mismatch.missing.len(), 12);
+        let short = mismatch.to_string();
+        assert_eq!(short.lines().count(), Mismatch::DISPLAY_LIMIT + 1);
+        assert!(short.ends_with("- … and 2 more missing"), "{short}");
+        assert_eq!(format!("{mismatch:#}").lines().count(), 12);
+        assert!(mismatch.conflicting_dims.is_empty() && !mismatch.dims.contains_key("vocab"));
     }
 
     #[test]
