@@ -78,16 +78,6 @@ struct Record {
 /// outputs that are up to date: `{"file": …, "bytes": …, "header_sha256": …}`.
 pub const SOURCE_KEY: &str = "safeshift.source";
 
-/// Parses `--dim NAME=VALUE`.
-pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
-    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
-    let value: i64 = value.trim().parse().map_err(|_| format!("`{value}` is not an integer"))?;
-    if value < 0 {
-        return Err(format!("dim `{name}` cannot be negative"));
-    }
-    Ok((name.trim().to_owned(), value))
-}
-
 /// Parses `--aux NAME=PATH`.
 pub fn parse_aux(text: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=PATH"))?;
@@ -436,10 +426,7 @@ mod tests {
     }
 
     #[test]
-    fn dims_and_aux_parse() {
-        assert_eq!(parse_dim("heads=16"), Ok(("heads".into(), 16)));
-        assert!(parse_dim("heads").is_err());
-        assert!(parse_dim("heads=-1").is_err());
+    fn aux_parses() {
         assert_eq!(parse_aux("graph=g.safetensors"), Ok(("graph".into(), PathBuf::from("g.safetensors"))));
     }
 }

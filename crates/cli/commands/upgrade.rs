@@ -47,7 +47,7 @@ pub struct UpgradeArgs {
     #[arg(long, value_name = "DIR")]
     pub registry: Option<PathBuf>,
     /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
-    #[arg(long = "dim", value_name = "NAME=N", value_parser = batch::parse_dim)]
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = crate::registry::parse_dim)]
     pub dims: Vec<(String, i64)>,
     /// An auxiliary input a migration needs, e.g. `--aux graph=graph.safetensors` (repeatable).
     #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
