@@ -2,10 +2,10 @@
 //!
 //! A migration is a list of operations (`rename`, `split`, `split-heads`, `cast`, …,
 //! each in its own file under `src/ops/`). [`lower`] turns the generic AST of one
-//! operation into an [`Operation`], reporting bad operands as [`Diagnostic`]s. Applying
+//! operation into an [`Operation`], reporting bad operands as [`Diagnostic`](safeshift_dsl::Diagnostic)s. Applying
 //! an operation to a [`TensorSet`] (names → [`TensorValue`]s, plus metadata) in an
 //! [`OpContext`] (dims, aux inputs) replaces the tensors it matches by lazy [`Expr`]s: the
-//! same call is the static shape check (over symbolic [`Sym`] shapes) and the plan (over
+//! same call is the static shape check (over symbolic [`Sym`](safeshift_model::Sym) shapes) and the plan (over
 //! concrete shapes).
 //!
 //! Every operation lowers to one small core algebra: source, reshape, permute, narrow,

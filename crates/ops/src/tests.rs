@@ -567,6 +567,7 @@ fn head_operation_plans() {
     for statement in statements {
         lower_text(statement).apply(&mut lazy, &OpContext::default()).unwrap();
     }
-    let plans: Vec<String> = lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
+    let plans: Vec<String> =
+        lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
     insta::assert_snapshot!("head_operation_plans", plans.join("\n"));
 }
