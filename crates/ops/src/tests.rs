@@ -571,3 +571,18 @@ fn head_operation_plans() {
         lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
     insta::assert_snapshot!("head_operation_plans", plans.join("\n"));
 }
+
+#[test]
+fn boxed_operations_clone() {
+    let ops: Vec<Box<dyn Operation>> =
+        parse_ops("rename \"a\" -> \"b\"\ntranspose \"b\"").into_iter().map(lower_ok).collect();
+    let copies = ops.clone();
+    let set = eager_set(&[("a", iota(&[2, 3]))]);
+    let (mut first, mut second) = (set.clone(), set);
+    for (op, copy) in ops.iter().zip(&copies) {
+        op.eager(&mut first, &OpContext::default()).unwrap();
+        copy.eager(&mut second, &OpContext::default()).unwrap();
+    }
+    assert_eq!(first, second);
+    assert_eq!(i32_values(first.get("b").unwrap()), [0, 3, 1, 4, 2, 5]);
+}
