@@ -67,7 +67,7 @@ pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
 
 /// Contiguous tensors are borrowed from the input's map; views are materialised one at a
 /// time, when the writer reaches them, so memory stays bounded by the largest tensor.
-fn output_tensors(converted: &Converted) -> Vec<OutputTensor<'_>> {
+pub(crate) fn output_tensors(converted: &Converted) -> Vec<OutputTensor<'_>> {
     converted
         .tensors()
         .iter()

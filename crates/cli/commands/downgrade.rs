@@ -1,0 +1,54 @@
+//! `safeshift downgrade`: take a checkpoint back to an older layout.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use safeshift::open::OpenOptions;
+
+use crate::batch::{self, Batch, Destination};
+use crate::exit_codes::ExitStatus;
+use crate::inputs;
+use crate::printer::{anyhow_like::Error, Printer};
+
+/// Take a checkpoint back to an older layout, through the inverses of its migrations.
+///
+/// Only paths whose every step can be undone exactly are taken: a downgrade never discards
+/// information (there is no --allow-lossy here).
+#[derive(Args, Debug)]
+pub struct DowngradeArgs {
+    /// The checkpoint.
+    #[arg(value_name = "INPUT")]
+    pub input: PathBuf,
+    /// The version to go back to: `VERSION` or `FAMILY@VERSION`.
+    #[arg(long, value_name = "VERSION")]
+    pub to: String,
+    /// Write the result here.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// A registry folder instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    pub registry: Option<PathBuf>,
+    /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = batch::parse_dim)]
+    pub dims: Vec<(String, i64)>,
+    /// An auxiliary input a migration needs (repeatable).
+    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
+    pub aux: Vec<(String, PathBuf)>,
+    /// Print a JSON record instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `safeshift downgrade`.
+pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let registry = batch::load_registry(args.registry.as_deref(), printer)?;
+    let options = OpenOptions {
+        to: Some(args.to),
+        dims: args.dims.into_iter().collect(),
+        aux: args.aux.into_iter().collect(),
+        allow_lossy: false,
+    };
+    let batch =
+        Batch { registry: &registry, options, destination: Destination::File(args.output), json: args.json, jobs: 1, printer };
+    batch::run(&batch, inputs::collect(&[args.input])?, None)
+}
