@@ -586,3 +586,26 @@ fn boxed_operations_clone() {
     assert_eq!(first, second);
     assert_eq!(i32_values(first.get("b").unwrap()), [0, 3, 1, 4, 2, 5]);
 }
+
+/// The fused cast (converting straight from long source runs) agrees with gathering
+/// first, on views with long runs that are not one block.
+#[test]
+fn fused_cast_of_strided_runs() {
+    let source = bytes(3, 4 * 3 * 600 * 4);
+    let set = eager_set(&[("w", tensor(DType::F32, &[4, 3, 600], source))]);
+    for statement in [
+        r#"split "w" axis 1 into "a", "b" sizes [1, 2]"#,
+        r#"split "w" axis 2 into "a", "b" sizes [300, 300]"#,
+        r#"permute "w" axes [1, 0, 2]"#,
+    ] {
+        let mut ops = vec![lower_text(statement)];
+        for target in ["bf16", "f16", "f64", "i32"] {
+            ops.push(lower_text(&format!(r#"cast "{{x}}" to {target} lossy"#)));
+            let (lazy, eager, _) = run_chain(&ops, &set, &OpContext::default());
+            let mut computed = evaluate_all(&lazy, &set);
+            computed.aux = eager.aux.clone();
+            assert_eq!(computed, eager, "{statement} then cast to {target}");
+            ops.pop();
+        }
+    }
+}
