@@ -282,6 +282,19 @@ impl View<'_> {
         true
     }
 
+    /// Writes the viewed elements, row-major, into `out` (exactly their size).
+    fn write_into(&self, out: &mut [u8]) {
+        if out.is_empty() {
+            return;
+        }
+        if self.is_contiguous() {
+            let start = self.offset * self.elem;
+            out.copy_from_slice(&self.data[start..start + out.len()]);
+        } else {
+            copy_strided(&self.data, self.elem, self.offset, &self.shape, &self.strides, out);
+        }
+    }
+
     /// The viewed elements, row-major, in a new (or the same) buffer.
     fn into_bytes(self) -> Result<Vec<u8>, EvalError> {
         let count = product(&self.shape)?;
@@ -512,6 +525,18 @@ impl<'a> Evaluator<'_, 'a> {
             Expr::Concat { inputs, axis } => {
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
+                if outer == 1 {
+                    // The parts are consecutive blocks: copy each view straight into place.
+                    let mut out = zeroed(product(shape)?.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
+                    let mut at = 0;
+                    for part in inputs {
+                        let view = self.view(part)?;
+                        let len = product(&view.shape)? * elem;
+                        view.write_into(&mut out[at..at + len]);
+                        at += len;
+                    }
+                    return Ok(out);
+                }
                 let parts: Vec<(Vec<u8>, usize)> = inputs
                     .iter()
                     .map(|part| {
