@@ -261,6 +261,16 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// `expr` without its outer reshapes: a reshape keeps the row-major order of the
+/// elements, so whoever only needs that order (materialising, casting, a block of a
+/// concat) can read the input's view directly, even when it is not contiguous.
+fn without_reshapes(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Reshape { input, .. } => without_reshapes(input),
+        other => other,
+    }
+}
+
 /// A strided view over a buffer, in elements.
 struct View<'a> {
     data: Cow<'a, [u8]>,
@@ -472,7 +482,7 @@ struct Evaluator<'f, 'a> {
 
 impl<'a> Evaluator<'_, 'a> {
     fn materialize(&self, expr: &Expr) -> Result<Vec<u8>, EvalError> {
-        self.view(expr)?.into_bytes()
+        self.view(without_reshapes(expr))?.into_bytes()
     }
 
     /// A view of `expr`: free for reshape (of a contiguous view), permute and narrow.
@@ -530,7 +540,7 @@ impl<'a> Evaluator<'_, 'a> {
                     let mut out = zeroed(product(shape)?.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
                     let mut at = 0;
                     for part in inputs {
-                        let view = self.view(part)?;
+                        let view = self.view(without_reshapes(part))?;
                         let len = product(&view.shape)? * elem;
                         view.write_into(&mut out[at..at + len]);
                         at += len;
@@ -554,7 +564,7 @@ impl<'a> Evaluator<'_, 'a> {
             }
             Expr::Cast { input, dtype, mode } => {
                 let (from, _) = element_size(dtype_of(input))?;
-                let view = self.view(input)?;
+                let view = self.view(without_reshapes(input))?;
                 if *mode == CastMode::Torch && crate::cast::supported(from) {
                     // Fused: convert straight from the source runs (often the memory map).
                     let mut out = zeroed(product(shape)?.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;

@@ -592,8 +592,12 @@ fn boxed_operations_clone() {
 #[test]
 fn fused_cast_of_strided_runs() {
     let source = bytes(3, 4 * 3 * 600 * 4);
-    let set = eager_set(&[("w", tensor(DType::F32, &[4, 3, 600], source))]);
+    let set = eager_set(&[
+        ("w", tensor(DType::F32, &[4, 3, 600], source)),
+        ("qkv", tensor(DType::F32, &[12, 300], bytes(5, 12 * 300 * 4))),
+    ]);
     for statement in [
+        r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 2 kv_heads 1"#,
         r#"split "w" axis 1 into "a", "b" sizes [1, 2]"#,
         r#"split "w" axis 2 into "a", "b" sizes [300, 300]"#,
         r#"permute "w" axes [1, 0, 2]"#,
