@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 const MESSY: &str = "schema  llama.hf@1.0.0{dim hidden\n  tensor \"model.norm.weight\":f32[hidden]}\n";
-const CANONICAL: &str = "schema llama.hf @ 1.0.0 {\n    dim hidden\n\n    tensor \"model.norm.weight\" : f32[hidden]\n}\n";
+const CANONICAL: &str =
+    "schema llama.hf @ 1.0.0 {\n    dim hidden\n\n    tensor \"model.norm.weight\" : f32[hidden]\n}\n";
 
 fn safeshift(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_safeshift"))

@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod check;
 pub mod convert;
 pub mod detect;
+pub mod fmt;
 pub mod graph;
 pub mod inspect;
 pub mod plan;
@@ -12,7 +13,6 @@ pub mod scan;
 pub mod schema;
 pub mod synth;
 pub mod verify;
-pub mod fmt;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};

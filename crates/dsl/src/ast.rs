@@ -79,6 +79,8 @@ pub struct Trivia {
 }
 
 /// A top-level item.
+// A file has a handful of items; boxing them would cost every consumer a deref for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     /// `schema family @ version { … }`

@@ -252,41 +252,47 @@ impl Checker {
         true
     }
 
-    /// Pairs of tensor patterns that can match one name. Candidates are found by their
-    /// literal prefixes (two patterns can only overlap if one's fixed prefix is a prefix of
-    /// the other's) and suffixes, then decided exactly by [`overlap::common_name`].
+    /// Pairs of tensor patterns that can match one name. Two patterns can only overlap if
+    /// the fixed literal prefix of one is a prefix of the other's, and likewise for their
+    /// literal suffixes. Candidate pairs come from whichever of the two relations yields
+    /// fewer (counted first, in linear time), are filtered by the other, and are decided
+    /// exactly by [`overlap::common_name`]. Quadratic only for schemas where most patterns
+    /// share both their prefix and their suffix.
     fn overlaps(&mut self, patterns: &[&Pattern]) {
-        let prefix = |pattern: &Pattern| match pattern.parts.first() {
-            Some(PatternPart::Literal(text)) => text.clone(),
-            _ => String::new(),
+        let prefixes: Vec<String> = patterns
+            .iter()
+            .map(|pattern| match pattern.parts.first() {
+                Some(PatternPart::Literal(text)) => text.clone(),
+                _ => String::new(),
+            })
+            .collect();
+        // Reversed, so that "is a suffix of" becomes "is a prefix of".
+        let suffixes: Vec<String> = patterns
+            .iter()
+            .map(|pattern| match pattern.parts.last() {
+                Some(PatternPart::Literal(text)) => text.chars().rev().collect(),
+                _ => String::new(),
+            })
+            .collect();
+        let compatible =
+            |keys: &[String], a: usize, b: usize| keys[a].starts_with(&keys[b]) || keys[b].starts_with(&keys[a]);
+        let (driver, filter) = if prefix_chain_pairs(&prefixes, None) <= prefix_chain_pairs(&suffixes, None) {
+            (&prefixes, &suffixes)
+        } else {
+            (&suffixes, &prefixes)
         };
-        let suffix = |pattern: &Pattern| match pattern.parts.last() {
-            Some(PatternPart::Literal(text)) => text.clone(),
-            _ => String::new(),
-        };
-        let prefixes: Vec<String> = patterns.iter().map(|pattern| prefix(pattern)).collect();
-        let suffixes: Vec<String> = patterns.iter().map(|pattern| suffix(pattern)).collect();
-        let mut order: Vec<usize> = (0..patterns.len()).collect();
-        order.sort_by(|&a, &b| prefixes[a].cmp(&prefixes[b]).then(a.cmp(&b)));
-        // A chain of patterns, each prefix a prefix of the next: sorted order keeps every
-        // pattern whose prefix extends the chain's top right after it.
-        let mut chain: Vec<usize> = Vec::new();
         let mut found: Vec<(usize, usize, String)> = Vec::new();
-        for &index in &order {
-            while chain.last().is_some_and(|&top| !prefixes[index].starts_with(&prefixes[top])) {
-                chain.pop();
-            }
-            for &other in &chain {
-                let (a, b) = (&suffixes[index], &suffixes[other]);
-                if !(a.ends_with(b.as_str()) || b.ends_with(a.as_str())) {
-                    continue;
+        prefix_chain_pairs(
+            driver,
+            Some(&mut |a: usize, b: usize| {
+                if !compatible(filter, a, b) {
+                    return;
                 }
-                if let Some(name) = overlap::common_name(patterns[other], patterns[index]) {
-                    found.push((other.min(index), other.max(index), name));
+                if let Some(name) = overlap::common_name(patterns[a.min(b)], patterns[a.max(b)]) {
+                    found.push((a.min(b), a.max(b), name));
                 }
-            }
-            chain.push(index);
-        }
+            }),
+        );
         found.sort();
         let mut reported = HashSet::new();
         for (first, second, name) in found {
@@ -500,12 +506,15 @@ impl Checker {
         }
     }
 
-    /// `axis into "a"`: the clause took the next clause word as its value.
+    /// `axis into "a"`: the clause took the next clause word as its value. `heads`,
+    /// `kv_heads` and `head_dim` are also natural dim names (`heads heads`), so they are
+    /// accepted as values.
     fn clause_value(&mut self, keyword: &Name, value: &Value) {
         let Value::Expr(Expr { kind: ExprKind::Ident(word), span }) = value else {
             return;
         };
-        if !(KEYWORDS.contains(&word.as_str()) || FLAGS.contains(&word.as_str())) {
+        let dim_like = ["heads", "kv_heads", "head_dim"].contains(&word.as_str());
+        if dim_like || !(KEYWORDS.contains(&word.as_str()) || FLAGS.contains(&word.as_str())) {
             return;
         }
         self.error(
@@ -515,6 +524,30 @@ impl Checker {
                 .with_hint(format!("write a value after `{}`", keyword.node)),
         );
     }
+}
+
+/// The pairs `(a, b)` where `keys[a]` is a prefix of `keys[b]` (each unordered pair once),
+/// handed to `visit`; returns how many there are. Sorted order keeps every key that
+/// extends a chain of prefixes right after it, so a stack of that chain finds all pairs
+/// in O(n log n + pairs).
+fn prefix_chain_pairs(keys: &[String], mut visit: Option<&mut dyn FnMut(usize, usize)>) -> usize {
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].cmp(&keys[b]).then(a.cmp(&b)));
+    let mut chain: Vec<usize> = Vec::new();
+    let mut count = 0;
+    for &index in &order {
+        while chain.last().is_some_and(|&top| !keys[index].starts_with(keys[top].as_str())) {
+            chain.pop();
+        }
+        count += chain.len();
+        if let Some(visit) = visit.as_mut() {
+            for &other in &chain {
+                visit(other, index);
+            }
+        }
+        chain.push(index);
+    }
+    count
 }
 
 /// The names an expression uses, with their spans, in order.
@@ -547,4 +580,79 @@ fn shape_key(pattern: &Pattern) -> String {
         }
     }
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{check, parse, SourceId};
+
+    /// The codes `check` reports for `text` (which must parse).
+    fn codes(text: &str) -> Vec<&'static str> {
+        let file = parse(SourceId(0), text).unwrap_or_else(|err| panic!("{err:#?}"));
+        check(SourceId(0), &file).into_iter().map(|diagnostic| diagnostic.code).collect()
+    }
+
+    fn schema(body: &str) -> String {
+        format!("schema a @ 1.0.0 {{\n    dim n\n{body}\n}}\n")
+    }
+
+    #[test]
+    fn schema_checks() {
+        let cases: &[(&str, &[&str])] = &[
+            ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.b\" : f32[n]", &[]),
+            ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.w\" : f32[n]", &["duplicate-pattern"]),
+            ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.b.w\" : f32[n]", &["overlapping-patterns"]),
+            ("tensor \"{x..}.w\" : f32[n]\ntensor \"a.{i < n}.w\" : f32[n]", &["overlapping-patterns"]),
+            ("tensor \"a.{i < n}.w\" : f32[n]\ntensor \"a.01.w\" : f32[n]", &[]),
+            ("tensor \"w\" : f32[m]", &["unknown-dim"]),
+            ("tensor \"w.{i < m}\" : f32[n]", &["unknown-dim"]),
+            ("dim n", &["duplicate-dim"]),
+            ("dim a = b\ndim b = a + 1", &["dim-cycle"]),
+            ("dim a = n * 2\ndim b = a / n", &[]),
+            ("tensor \"w\" : float32[n]", &["unknown-dtype"]),
+            ("tensor \"w\" : any[n]\nallow \"w.{x..}\"", &[]),
+            ("tensor \"w.{i + 1}\" : f32[n]", &["pattern-arithmetic"]),
+            ("meta \"k\"\nmeta \"k\" = 1", &["duplicate-meta"]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(codes(&schema(body)), *expected, "{body}");
+        }
+        assert_eq!(codes("schema a @ 1.0 {}"), ["bad-version"]);
+    }
+
+    #[test]
+    fn overlaps_are_found_whichever_side_drives_the_search() {
+        // Many shared prefixes, distinct suffixes: the suffix side drives.
+        let mut body: String = (0..50).map(|index| format!("tensor \"model.{{p..}}.w{index}\" : f32[n]\n")).collect();
+        body.push_str("tensor \"model.x.{q}.w7\" : f32[n]\n");
+        assert_eq!(codes(&schema(&body)), ["overlapping-patterns"]);
+        // Many shared suffixes, distinct prefixes: the prefix side drives.
+        let mut body: String = (0..50).map(|index| format!("tensor \"m{index}.{{p..}}.weight\" : f32[n]\n")).collect();
+        body.push_str("tensor \"m7.{q}.{r}.weight\" : f32[n]\n");
+        assert_eq!(codes(&schema(&body)), ["overlapping-patterns"]);
+    }
+
+    #[test]
+    fn migration_checks() {
+        let migration = |body: &str| format!("migration a 1.0.0 -> 2.0.0 {{\n{body}\n}}\n");
+        let cases: &[(&str, &[&str])] = &[
+            ("rename \"a.{x}\" -> \"b.{x}\"", &[]),
+            ("rename \"a.{x}\" -> \"b.{y}\"", &["unbound-capture"]),
+            ("split \"{p..}.qkv\" axis 0 into \"{p}.q\", \"{p}.{k}\"", &["unbound-capture"]),
+            ("rename \"a.{c}.{j}\" -> \"b.{c * n + j}\"", &[]),
+            ("rename \"a.{c..}.{j}\" -> \"b.{c * n + j}\"", &["multi-segment-arithmetic"]),
+            ("rename \"a.{c + 1}\" -> \"b\"", &["pattern-arithmetic"]),
+            ("insert \"w\" : bf61[n] = ones", &["unknown-dtype"]),
+            ("split \"w\" axis into \"a\", \"b\"", &["missing-value"]),
+            ("split-heads \"w\" into \"q\", \"k\" heads heads kv_heads kv_heads", &[]),
+            ("dim x\ndim x = 2", &["duplicate-dim"]),
+            ("aux g \"one\"\naux g \"two\"", &["duplicate-aux"]),
+            ("drop \"w\" lossy\ndown {\n rename \"a\" -> \"{b}\"\n}", &["unbound-capture"]),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(codes(&migration(body)), *expected, "{body}");
+        }
+        assert_eq!(codes("migration a 1.0.0 -> 1.0.0 {}"), ["self-migration"]);
+        assert!(codes("migration a @ 1.0.0 -> b @ 1.0.0 {}").is_empty());
+    }
 }

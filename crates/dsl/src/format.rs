@@ -9,7 +9,8 @@
 //!   `into`, continuation lines indented four more spaces than the statement.
 //! * An item, or a `down` block, without statements or comments is written `{}`.
 //! * Comments keep their text; trailing blanks are dropped. A comment at the end of a
-//!   line stays there; one inside a statement spanning lines moves above it.
+//!   line stays there, aligned with the trailing comments of the lines around it (same
+//!   indentation, no line between); one inside a statement spanning lines moves above it.
 //!
 //! The layout depends only on the tree, so `format(parse(format(x))) == format(x)`.
 
@@ -24,9 +25,67 @@ pub const MAX_WIDTH: usize = 100;
 
 const INDENT: usize = 4;
 
+/// The text being written, and where trailing comments start (for aligning them).
+struct Out {
+    text: String,
+    /// Byte offsets of the blank before each trailing `//`, in order.
+    comment_starts: Vec<usize>,
+}
+
+impl std::ops::Deref for Out {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.text
+    }
+}
+
+impl std::ops::DerefMut for Out {
+    fn deref_mut(&mut self) -> &mut String {
+        &mut self.text
+    }
+}
+
+/// Aligns the trailing comments of consecutive lines with the same indentation, as gofmt
+/// does: `dim hidden   // width` above `dim mlp_hidden // MLP width`.
+fn align_trailing_comments(out: Out) -> String {
+    let Out { text, comment_starts } = out;
+    // (line start, code end) of every line with a trailing comment, in order.
+    let commented: Vec<(usize, usize)> = comment_starts
+        .iter()
+        .map(|&start| (text[..start].rfind('\n').map_or(0, |newline| newline + 1), start))
+        .collect();
+    let indent = |line_start: usize| text[line_start..].len() - text[line_start..].trim_start_matches(' ').len();
+    let mut aligned = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut index = 0;
+    while index < commented.len() {
+        // A run: each next commented line starts right after the previous line ends.
+        let mut end = index + 1;
+        while end < commented.len() {
+            let (previous_start, _) = commented[end - 1];
+            let previous_end = text[previous_start..].find('\n').map_or(text.len(), |offset| previous_start + offset);
+            let (start, _) = commented[end];
+            if start != previous_end + 1 || indent(start) != indent(previous_start) {
+                break;
+            }
+            end += 1;
+        }
+        let width = commented[index..end].iter().map(|&(start, code_end)| text[start..code_end].chars().count()).max();
+        for &(start, code_end) in &commented[index..end] {
+            aligned.push_str(&text[copied..code_end]);
+            let padding = width.unwrap_or(0) - text[start..code_end].chars().count();
+            aligned.extend(std::iter::repeat_n(' ', padding));
+            copied = code_end;
+        }
+        index = end;
+    }
+    aligned.push_str(&text[copied..]);
+    aligned
+}
+
 /// Formats a file in the canonical layout.
 pub fn format(file: &File) -> String {
-    let mut out = String::new();
+    let mut out = Out { text: String::new(), comment_starts: Vec::new() };
     for (index, item) in file.items.iter().enumerate() {
         if index > 0 {
             out.push('\n');
@@ -42,7 +101,7 @@ pub fn format(file: &File) -> String {
     for comment in &file.trailing_comments {
         comment_line(&mut out, 0, comment);
     }
-    out
+    align_trailing_comments(out)
 }
 
 fn comment_line(out: &mut String, indent: usize, comment: &Comment) {
@@ -58,7 +117,7 @@ fn push_indent(out: &mut String, indent: usize) {
 
 /// Writes `line` with its comments: leading comment lines, then the line (which may
 /// hold line breaks of its own) with the trailing comment.
-fn statement(out: &mut String, indent: usize, trivia: &Trivia, line: &str) {
+fn statement(out: &mut Out, indent: usize, trivia: &Trivia, line: &str) {
     for comment in &trivia.leading {
         comment_line(out, indent, comment);
     }
@@ -68,8 +127,9 @@ fn statement(out: &mut String, indent: usize, trivia: &Trivia, line: &str) {
     out.push('\n');
 }
 
-fn trailing(out: &mut String, trivia: &Trivia) {
+fn trailing(out: &mut Out, trivia: &Trivia) {
     if let Some(comment) = &trivia.trailing {
+        out.comment_starts.push(out.text.len());
         out.push_str(" //");
         out.push_str(&comment.text);
     }
@@ -77,12 +137,12 @@ fn trailing(out: &mut String, trivia: &Trivia) {
 
 /// `{` with the header's trailing comment, the body, `}`; `{}` when all is empty.
 fn block(
-    out: &mut String,
+    out: &mut Out,
     indent: usize,
     trivia: &Trivia,
     inner_trailing: &[Comment],
     empty: bool,
-    body: impl FnOnce(&mut String),
+    body: impl FnOnce(&mut Out),
 ) {
     if empty && inner_trailing.is_empty() && trivia.trailing.is_none() {
         out.push_str(" {}\n");
@@ -99,7 +159,7 @@ fn block(
     out.push_str("}\n");
 }
 
-fn format_schema(out: &mut String, schema: &Schema) {
+fn format_schema(out: &mut Out, schema: &Schema) {
     for comment in &schema.trivia.leading {
         comment_line(out, 0, comment);
     }
@@ -148,7 +208,7 @@ fn dim_line(dim: &DimDecl) -> String {
     }
 }
 
-fn format_migration(out: &mut String, migration: &Migration) {
+fn format_migration(out: &mut Out, migration: &Migration) {
     for comment in &migration.trivia.leading {
         comment_line(out, 0, comment);
     }
@@ -200,7 +260,7 @@ fn format_migration(out: &mut String, migration: &Migration) {
     });
 }
 
-fn ops(out: &mut String, indent: usize, ops: &[Op], something_before: bool) {
+fn ops(out: &mut Out, indent: usize, ops: &[Op], something_before: bool) {
     for (index, op) in ops.iter().enumerate() {
         let first = index == 0;
         if (first && something_before) || (!first && !op.trivia.leading.is_empty()) {
@@ -210,7 +270,7 @@ fn ops(out: &mut String, indent: usize, ops: &[Op], something_before: bool) {
     }
 }
 
-fn format_down(out: &mut String, down: &DownBlock) {
+fn format_down(out: &mut Out, down: &DownBlock) {
     for comment in &down.trivia.leading {
         comment_line(out, INDENT, comment);
     }
@@ -387,12 +447,36 @@ mod tests {
     }
 
     #[test]
+    fn trailing_comments_of_consecutive_lines_align() {
+        let text = "schema a @ 1.0.0 { // header\n    dim hidden // width\n    dim mlp_hidden // MLP\n    dim x\n    \
+                    dim y = 2 // alone\n\n    tensor \"w\" : f32[hidden] // a\n    tensor \"b\" : f32[] // b\n}\n";
+        let expected = "schema a @ 1.0.0 { // header\n    dim hidden     // width\n    dim mlp_hidden // MLP\n    dim x\n    \
+                        dim y = 2 // alone\n\n    tensor \"w\" : f32[hidden] // a\n    tensor \"b\" : f32[]       // b\n}\n";
+        assert_eq!(reformat(text), expected);
+        assert_eq!(reformat(expected), expected);
+    }
+
+    #[test]
+    fn trailing_commas_are_accepted_and_dropped() {
+        let text = "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\", axis 0 into \"c\",\n    rename \"x\" -> \"y\",\n}\n";
+        let expected =
+            "migration a 1.0.0 -> 2.0.0 {\n    concat \"a\", \"b\" axis 0 into \"c\"\n    rename \"x\" -> \"y\"\n}\n";
+        assert_eq!(reformat(text), expected);
+    }
+
+    #[test]
     fn long_operations_break_before_targets() {
         let text = "migration a 1.0.0 -> 2.0.0 {\n    split \"{p..}.attention.lin_qkv.{w}\" axis 0 into \
                     \"{p}.attention.lin_q.{w}\", \"{p}.attention.lin_k.{w}\", \"{p}.attention.lin_v.{w}\" layout chunked\n}\n";
         let expected = "migration a 1.0.0 -> 2.0.0 {\n    split \"{p..}.attention.lin_qkv.{w}\" axis 0\n        \
                         into \"{p}.attention.lin_q.{w}\", \"{p}.attention.lin_k.{w}\", \"{p}.attention.lin_v.{w}\" layout chunked\n}\n";
         assert_eq!(reformat(text), expected);
+    }
+
+    #[test]
+    fn windows_line_endings_and_a_byte_order_mark_are_blanks() {
+        let text = "\u{feff}// c\r\nschema a @ 1.0.0 {\r\n    dim n // d\r\n}\r\n";
+        assert_eq!(reformat(text), "// c\nschema a @ 1.0.0 {\n    dim n // d\n}\n");
     }
 
     #[test]

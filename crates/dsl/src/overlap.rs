@@ -105,12 +105,17 @@ impl Automaton {
     }
 }
 
+/// A pair of automaton states: one of each pattern.
+type StatePair = (usize, usize);
+/// How a state pair was first reached: from which pair, reading which character.
+type Parents = HashMap<StatePair, Option<(StatePair, Option<char>)>>;
+
 /// A name both patterns match, if there is one (see the module docs for the one
 /// over-approximation).
 pub(crate) fn common_name(a: &Pattern, b: &Pattern) -> Option<String> {
     let (left, right) = (Automaton::of(a), Automaton::of(b));
     // Breadth-first over state pairs; each visited pair remembers how it was reached.
-    let mut parent: HashMap<(usize, usize), Option<((usize, usize), Option<char>)>> = HashMap::new();
+    let mut parent: Parents = HashMap::new();
     let mut queue = VecDeque::new();
     parent.insert((0, 0), None);
     queue.push_back((0, 0));
@@ -138,7 +143,7 @@ pub(crate) fn common_name(a: &Pattern, b: &Pattern) -> Option<String> {
     None
 }
 
-fn spell(parent: &HashMap<(usize, usize), Option<((usize, usize), Option<char>)>>, mut at: (usize, usize)) -> String {
+fn spell(parent: &Parents, mut at: StatePair) -> String {
     let mut chars: Vec<char> = Vec::new();
     while let Some(Some((from, ch))) = parent.get(&at) {
         chars.extend(ch);

@@ -528,6 +528,10 @@ impl<'t> Builder<'t> {
     }
 
     fn pattern_parts(&mut self, content: &str, content_offset: usize) -> Option<Vec<PatternPart>> {
+        // Most patterns are plain names: no holes, no escapes, nothing to parse.
+        if !content.contains(['{', '}', '\\']) {
+            return Some(if content.is_empty() { Vec::new() } else { vec![PatternPart::Literal(content.to_owned())] });
+        }
         if let Some(diagnostic) = nesting::check(self.source, content, content_offset, true) {
             self.error(diagnostic);
             return None;

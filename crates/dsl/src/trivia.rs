@@ -82,8 +82,9 @@ fn scan(text: &str) -> Vec<Comment> {
             }
             b'/' if bytes.get(index + 1) == Some(&b'/') => {
                 let end = text[index..].find('\n').map_or(text.len(), |offset| index + offset);
-                let body = &text[index + 2..end];
-                comments.push(Comment { text: body.trim_end().to_owned(), span: Span::new(index, end) });
+                // Trailing blanks (and the `\r` of a CRLF line end) are not part of it.
+                let body = text[index + 2..end].trim_end();
+                comments.push(Comment { text: body.to_owned(), span: Span::new(index, index + 2 + body.len()) });
                 index = end;
             }
             _ => index += 1,

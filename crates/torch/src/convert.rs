@@ -445,6 +445,51 @@ mod tests {
     }
 
     #[test]
+    fn a_tensor_called_model_is_not_taken_for_the_state_dict() {
+        // {'model': tensor, 'epoch': 3}
+        let tensor = state_dict_pickle(&[("model", "FloatStorage", "0", 1, 0, &[1], &[1])]);
+        let mut pickle = tensor[..tensor.len() - 2].to_vec();
+        text(&mut pickle, "epoch");
+        int(&mut pickle, 3);
+        pickle.extend_from_slice(b"u.");
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"little", &[("0", &[0; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].name, "model");
+        // torch.save(tensor): one tensor, named `tensor`.
+        let bare = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x01tQK\x00)))\x89)tR.";
+        let converted =
+            convert_bytes(checkpoint(bare, b"little", &[("0", &[0; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].name, "tensor");
+    }
+
+    #[test]
+    fn float8_tensors_come_from_untyped_storages() {
+        // _rebuild_tensor_v3(UntypedStorage pid (numel in bytes), 0, (4,), (1,), False, (), torch.float8_e4m3fn)
+        let mut pickle = b"\x80\x02}(".to_vec();
+        for (name, key, dtype) in [("a", "0", "float8_e4m3fn"), ("b", "1", "float8_e5m2fnuz")] {
+            text(&mut pickle, name);
+            pickle.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v3\n((");
+            text(&mut pickle, "storage");
+            pickle.extend_from_slice(b"ctorch.storage\nUntypedStorage\n");
+            text(&mut pickle, key);
+            text(&mut pickle, "cpu");
+            int(&mut pickle, 4);
+            pickle.extend_from_slice(b"tQ");
+            int(&mut pickle, 0);
+            tuple(&mut pickle, &[4]);
+            tuple(&mut pickle, &[1]);
+            pickle.extend_from_slice(b"\x89)");
+            pickle.extend_from_slice(format!("ctorch\n{dtype}\ntR").as_bytes());
+        }
+        pickle.extend_from_slice(b"u.");
+        let zip = checkpoint(&pickle, b"little", &[("0", &[1, 2, 3, 4]), ("1", &[5, 6, 7, 8])]);
+        let converted = convert_bytes(zip, &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors()[0].dtype, DType::F8E4M3);
+        assert_eq!(converted.tensors()[1].dtype, DType::F8E5M2Fnuz);
+        assert_eq!(&*converted.data(1), &[5, 6, 7, 8]);
+    }
+
+    #[test]
     fn a_checkpoint_without_tensors_is_an_error() {
         let zip = checkpoint(b"\x80\x02}.", b"little", &[]);
         assert!(matches!(convert_bytes(zip, &ConvertOptions::default()), Err(ErrorKind::Structure(_))));

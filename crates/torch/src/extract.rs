@@ -48,7 +48,8 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
         }
         (None, Some(dict)) if !dict.entries.iter().all(|(_, v)| matches!(v, Value::Tensor(_))) => STATE_DICT_KEYS
             .iter()
-            .find(|key| dict.get_str(key).is_some_and(|v| holds_tensors(heap, v)))
+            // A container or module, not a tensor that happens to be called `model`.
+            .find(|key| dict.get_str(key).is_some_and(|v| matches!(v, Value::Obj(_)) && holds_tensors(heap, v)))
             .map(|key| key.to_string()),
         _ => None,
     };
@@ -87,11 +88,16 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
             if let Some(class) = module_class(heap, top) {
                 metadata.insert("torch.module_class".into(), class);
             }
-            walker.collect(top, "", 0)?;
+            // `torch.save(tensor)`: one unnamed tensor.
+            let prefix = if matches!(top, Value::Tensor(_)) { "tensor" } else { "" };
+            walker.collect(top, prefix, 0)?;
         }
     }
     if walker.tensors.is_empty() {
         return Err(ErrorKind::Structure(format!("no tensors found (the checkpoint holds a {})", heap.type_name(top))));
+    }
+    if walker.tensors.iter().any(|(name, _)| name.is_empty()) {
+        return Err(ErrorKind::Structure("a tensor has an empty name".into()));
     }
     let mut seen = HashSet::new();
     if let Some((name, _)) = walker.tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {

@@ -198,6 +198,8 @@ pub(crate) fn torch_dtype_name(dtype: DType) -> &'static str {
         (DType::F8E4M3, "torch.float8_e4m3fn"),
         (DType::F8E5M2, "torch.float8_e5m2"),
         (DType::F8E8M0, "torch.float8_e8m0fnu"),
+        (DType::F8E4M3Fnuz, "torch.float8_e4m3fnuz"),
+        (DType::F8E5M2Fnuz, "torch.float8_e5m2fnuz"),
     ];
     NAMES.iter().find(|(d, _)| *d == dtype).map_or("(no torch dtype)", |(_, name)| name)
 }

@@ -236,3 +236,11 @@ fn anemoi_metadata_and_supporting_arrays_are_kept() {
         assert_eq!(sha256(&converted.data(index)), entry["sha256"].as_str().unwrap());
     }
 }
+
+#[test]
+fn converted_checkpoints_can_cross_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Converted>();
+    assert_send_sync::<safeshift_torch::ScanReport>();
+    assert_send_sync::<safeshift_torch::TorchError>();
+}
