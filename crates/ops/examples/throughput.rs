@@ -1,4 +1,5 @@
-//! Kernel throughput on 64 MiB tensors: `cargo run --release -p safeshift-ops --example throughput`.
+//! Kernel throughput on 64 MiB tensors, in GiB of output per second:
+//! `cargo run --release -p safeshift-ops --example throughput`.
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -26,7 +27,7 @@ fn measure(label: &str, expr: &Expr, source: &[u8]) {
         out_len = evaluate(expr, &read).expect("evaluate").len();
     }
     let seconds = start.elapsed().as_secs_f64() / runs as f64;
-    let gib = (source.len().max(out_len)) as f64 / (1u64 << 30) as f64;
+    let gib = out_len as f64 / (1u64 << 30) as f64;
     println!("{label:<40} {:>8.2} ms  {:>6.2} GiB/s", seconds * 1e3, gib / seconds);
 }
 
@@ -71,6 +72,27 @@ fn main() {
         shape: vec![Sym::int(n), Sym::int(n)],
     };
     measure("permute-heads bf16 4096x4096", &heads, &bf16_source);
+    // split-heads interleaved: the query part of a [3072, 4096] fused weight whose rows are
+    // [8 heads, 3, 128], cast to bf16 (one pass over the query rows).
+    let fused = leaf(DType::F32, &[3 * 1024, 1024 * 4]);
+    let fused_source: Vec<u8> = f32_source[..3 * 1024 * 4096 * 4].to_vec();
+    let query = Expr::Cast {
+        input: Box::new(Expr::Reshape {
+            input: Box::new(Expr::Narrow {
+                input: Box::new(Expr::Reshape {
+                    input: Box::new(fused),
+                    shape: [8, 3, 128, 4096].map(Sym::int).to_vec(),
+                }),
+                axis: 1,
+                start: Sym::int(0),
+                len: Sym::int(1),
+            }),
+            shape: vec![Sym::int(1024), Sym::int(4096)],
+        }),
+        dtype: DType::BF16,
+        mode: CastMode::Torch,
+    };
+    measure("split-heads query part, cast to bf16", &query, &fused_source);
     for (from, to, source) in [
         (DType::F32, DType::BF16, &f32_source),
         (DType::F32, DType::F16, &f32_source),

@@ -130,26 +130,40 @@ pub fn cast_bytes(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>, CastErr
         return Err(CastError::Length { len: src.len(), dtype: from });
     }
     let mut dst = vec![0u8; src.len() / from_size * to_size];
+    cast_into(src, from, to, &mut dst)?;
+    Ok(dst)
+}
+
+/// [`cast_bytes`] into a buffer the caller owns: `dst` holds exactly as many `to`
+/// elements as `src` holds `from` elements.
+pub fn cast_into(src: &[u8], from: DType, to: DType, dst: &mut [u8]) -> Result<(), CastError> {
+    if !supported(from) || !supported(to) {
+        return Err(CastError::Unsupported { from, to });
+    }
+    let (from_size, to_size) = (from.bits() / 8, to.bits() / 8);
+    if src.len() % from_size != 0 || dst.len() != src.len() / from_size * to_size {
+        return Err(CastError::Length { len: src.len(), dtype: from });
+    }
     if from == to {
         dst.copy_from_slice(src);
-        return Ok(dst);
+        return Ok(());
     }
     macro_rules! to_any {
         ($s:ty) => {
             match to {
-                DType::Bool => run::<$s, Bool>(src, &mut dst),
-                DType::U8 => run::<$s, u8>(src, &mut dst),
-                DType::I8 => run::<$s, i8>(src, &mut dst),
-                DType::I16 => run::<$s, i16>(src, &mut dst),
-                DType::U16 => run::<$s, u16>(src, &mut dst),
-                DType::I32 => run::<$s, i32>(src, &mut dst),
-                DType::U32 => run::<$s, u32>(src, &mut dst),
-                DType::I64 => run::<$s, i64>(src, &mut dst),
-                DType::U64 => run::<$s, u64>(src, &mut dst),
-                DType::F16 => run::<$s, F16>(src, &mut dst),
-                DType::BF16 => run::<$s, Bf16>(src, &mut dst),
-                DType::F32 => run::<$s, f32>(src, &mut dst),
-                DType::F64 => run::<$s, f64>(src, &mut dst),
+                DType::Bool => run::<$s, Bool>(src, dst),
+                DType::U8 => run::<$s, u8>(src, dst),
+                DType::I8 => run::<$s, i8>(src, dst),
+                DType::I16 => run::<$s, i16>(src, dst),
+                DType::U16 => run::<$s, u16>(src, dst),
+                DType::I32 => run::<$s, i32>(src, dst),
+                DType::U32 => run::<$s, u32>(src, dst),
+                DType::I64 => run::<$s, i64>(src, dst),
+                DType::U64 => run::<$s, u64>(src, dst),
+                DType::F16 => run::<$s, F16>(src, dst),
+                DType::BF16 => run::<$s, Bf16>(src, dst),
+                DType::F32 => run::<$s, f32>(src, dst),
+                DType::F64 => run::<$s, f64>(src, dst),
                 _ => unreachable!("checked by supported()"),
             }
         };
@@ -170,7 +184,7 @@ pub fn cast_bytes(src: &[u8], from: DType, to: DType) -> Result<Vec<u8>, CastErr
         DType::F64 => to_any!(f64),
         _ => unreachable!("checked by supported()"),
     }
-    Ok(dst)
+    Ok(())
 }
 
 /// Undoes a widening cast from `to` to `from` (`src` holds only values of `to`): like

@@ -7,32 +7,11 @@ use safeshift_model::{DType, Sym};
 use crate::cast::{cast_bytes, restore_bytes, scalar_bytes, CastMode};
 use crate::expr::Init;
 use crate::operation::OpErrorKind;
-use crate::tensor_set::{EagerTensor, OpContext};
+use crate::tensor_set::EagerTensor;
 
 /// Element size in bytes, for whole-byte dtypes.
 pub(crate) fn elem_size(dtype: DType) -> Result<usize, OpErrorKind> {
     dtype.size().ok_or_else(|| OpErrorKind::Data { message: format!("`{dtype}` elements are not whole bytes") })
-}
-
-/// A sym with all dims substituted from `ctx`, as a non-negative integer.
-pub(crate) fn concrete(ctx: &OpContext, sym: &Sym) -> Result<u64, OpErrorKind> {
-    let resolved = resolve(ctx, sym)?;
-    resolved
-        .as_int()
-        .and_then(|value| u64::try_from(value).ok())
-        .ok_or_else(|| OpErrorKind::invalid(format!("`{sym}` is not a non-negative integer here")))
-}
-
-/// A sym with the dims `ctx` knows substituted; a dim it does not know is an error.
-pub(crate) fn resolve(ctx: &OpContext, sym: &Sym) -> Result<Sym, OpErrorKind> {
-    let mut out = sym.clone();
-    for name in sym.dims() {
-        match ctx.dim(&name) {
-            Some(value) => out = out.substitute(&name, &value),
-            None => return Err(OpErrorKind::UnknownDim { name }),
-        }
-    }
-    Ok(out)
 }
 
 /// The shape as syms.

@@ -2,8 +2,9 @@
 //!
 //! Reshape, permute and narrow chains are views (offset, shape, strides) over one buffer,
 //! copied once by a strided copy whose innermost run is a `memcpy` (or a fixed-size
-//! element loop when the innermost axis is strided). The other nodes materialise their
-//! inputs and compute with tight loops per dtype; nothing dispatches per element.
+//! element loop when the innermost axis is strided; a tiled loop for transposes). A cast
+//! converts straight from the runs of its input's view; the other nodes materialise their
+//! inputs and compute with tight loops per dtype. Nothing dispatches per element.
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
@@ -12,7 +13,7 @@ use std::ops::Range;
 use safeshift_model::{DType, DTypeClass, Sym};
 
 use crate::byte_range::byte_range;
-use crate::cast::{cast_bytes, restore_bytes, scalar_bytes, CastError, CastMode};
+use crate::cast::{cast_bytes, cast_into, restore_bytes, scalar_bytes, CastError, CastMode};
 use crate::expr::{dtype_of, shape_of, Expr, Init, Leaf, ShapeError};
 use crate::simplify::simplify;
 
@@ -260,6 +261,16 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// `expr` without its outer reshapes: a reshape keeps the row-major order of the
+/// elements, so whoever only needs that order (materialising, casting, a block of a
+/// concat) can read the input's view directly, even when it is not contiguous.
+fn without_reshapes(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Reshape { input, .. } => without_reshapes(input),
+        other => other,
+    }
+}
+
 /// A strided view over a buffer, in elements.
 struct View<'a> {
     data: Cow<'a, [u8]>,
@@ -279,6 +290,19 @@ impl View<'_> {
             expected *= size;
         }
         true
+    }
+
+    /// Writes the viewed elements, row-major, into `out` (exactly their size).
+    fn write_into(&self, out: &mut [u8]) {
+        if out.is_empty() {
+            return;
+        }
+        if self.is_contiguous() {
+            let start = self.offset * self.elem;
+            out.copy_from_slice(&self.data[start..start + out.len()]);
+        } else {
+            copy_strided(&self.data, self.elem, self.offset, &self.shape, &self.strides, out);
+        }
     }
 
     /// The viewed elements, row-major, in a new (or the same) buffer.
@@ -308,16 +332,7 @@ impl View<'_> {
 /// into `out`, row-major. Axes are coalesced first so the innermost run is as long as
 /// possible.
 fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], strides: &[usize], out: &mut [u8]) {
-    let mut dims: Vec<(usize, usize)> = Vec::with_capacity(shape.len());
-    for (&size, &stride) in shape.iter().zip(strides) {
-        if size == 1 {
-            continue;
-        }
-        match dims.last_mut() {
-            Some(outer) if outer.1 == size * stride => *outer = (outer.0 * size, stride),
-            _ => dims.push((size, stride)),
-        }
-    }
+    let mut dims = coalesce(shape, strides);
     let Some((inner_size, inner_stride)) = dims.pop() else {
         out.copy_from_slice(&data[offset * elem..(offset + 1) * elem]);
         return;
@@ -349,6 +364,57 @@ fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], stride
             index[axis] = 0;
         }
     }
+}
+
+/// (size, stride) per axis, size-1 axes dropped and axes that are contiguous with their
+/// inner neighbour merged.
+fn coalesce(shape: &[usize], strides: &[usize]) -> Vec<(usize, usize)> {
+    let mut dims: Vec<(usize, usize)> = Vec::with_capacity(shape.len());
+    for (&size, &stride) in shape.iter().zip(strides) {
+        if size == 1 {
+            continue;
+        }
+        match dims.last_mut() {
+            Some(outer) if outer.1 == size * stride => *outer = (outer.0 * size, stride),
+            _ => dims.push((size, stride)),
+        }
+    }
+    dims
+}
+
+/// Runs of at least this many elements are converted in place by a fused cast; shorter
+/// ones are gathered first (a call per run would cost more than the copy).
+const MIN_CAST_RUN: usize = 256;
+
+/// Casts the elements of `view` into `out` (row-major) without gathering them first when
+/// the view is made of long contiguous runs; `None` when it is not.
+fn cast_runs(view: &View<'_>, from: DType, to: DType, out: &mut [u8]) -> Option<Result<(), CastError>> {
+    if out.is_empty() {
+        return Some(Ok(()));
+    }
+    let mut dims = coalesce(&view.shape, &view.strides);
+    let (run, stride) = dims.pop().unwrap_or((1, 1));
+    if stride != 1 || (run < MIN_CAST_RUN && !dims.is_empty()) {
+        return None;
+    }
+    let (elem, out_elem) = (view.elem, to.size()?);
+    let mut index = vec![0usize; dims.len()];
+    let mut base = view.offset;
+    for out_chunk in out.chunks_exact_mut(run * out_elem) {
+        if let Err(err) = cast_into(&view.data[base * elem..(base + run) * elem], from, to, out_chunk) {
+            return Some(Err(err));
+        }
+        for axis in (0..dims.len()).rev() {
+            index[axis] += 1;
+            base += dims[axis].1;
+            if index[axis] < dims[axis].0 {
+                break;
+            }
+            base -= dims[axis].1 * dims[axis].0;
+            index[axis] = 0;
+        }
+    }
+    Some(Ok(()))
 }
 
 fn copy_run(data: &[u8], elem: usize, base: usize, count: usize, stride: usize, out: &mut [u8]) {
@@ -416,7 +482,7 @@ struct Evaluator<'f, 'a> {
 
 impl<'a> Evaluator<'_, 'a> {
     fn materialize(&self, expr: &Expr) -> Result<Vec<u8>, EvalError> {
-        self.view(expr)?.into_bytes()
+        self.view(without_reshapes(expr))?.into_bytes()
     }
 
     /// A view of `expr`: free for reshape (of a contiguous view), permute and narrow.
@@ -469,6 +535,18 @@ impl<'a> Evaluator<'_, 'a> {
             Expr::Concat { inputs, axis } => {
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
+                if outer == 1 {
+                    // The parts are consecutive blocks: copy each view straight into place.
+                    let mut out = zeroed(product(shape)?.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
+                    let mut at = 0;
+                    for part in inputs {
+                        let view = self.view(without_reshapes(part))?;
+                        let len = product(&view.shape)? * elem;
+                        view.write_into(&mut out[at..at + len]);
+                        at += len;
+                    }
+                    return Ok(out);
+                }
                 let parts: Vec<(Vec<u8>, usize)> = inputs
                     .iter()
                     .map(|part| {
@@ -486,7 +564,16 @@ impl<'a> Evaluator<'_, 'a> {
             }
             Expr::Cast { input, dtype, mode } => {
                 let (from, _) = element_size(dtype_of(input))?;
-                let bytes = self.materialize(input)?;
+                let view = self.view(without_reshapes(input))?;
+                if *mode == CastMode::Torch && crate::cast::supported(from) {
+                    // Fused: convert straight from the source runs (often the memory map).
+                    let mut out = zeroed(product(shape)?.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
+                    if let Some(done) = cast_runs(&view, from, *dtype, &mut out) {
+                        done?;
+                        return Ok(out);
+                    }
+                }
+                let bytes = view.into_bytes()?;
                 Ok(match mode {
                     CastMode::Torch => cast_bytes(&bytes, from, *dtype)?,
                     CastMode::Restore => restore_bytes(&bytes, from, *dtype)?,

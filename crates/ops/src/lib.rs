@@ -2,10 +2,10 @@
 //!
 //! A migration is a list of operations (`rename`, `split`, `split-heads`, `cast`, …,
 //! each in its own file under `src/ops/`). [`lower`] turns the generic AST of one
-//! operation into an [`Operation`], reporting bad operands as [`Diagnostic`]s. Applying
+//! operation into an [`Operation`], reporting bad operands as [`Diagnostic`](safeshift_dsl::Diagnostic)s. Applying
 //! an operation to a [`TensorSet`] (names → [`TensorValue`]s, plus metadata) in an
 //! [`OpContext`] (dims, aux inputs) replaces the tensors it matches by lazy [`Expr`]s: the
-//! same call is the static shape check (over symbolic [`Sym`] shapes) and the plan (over
+//! same call is the static shape check (over symbolic [`Sym`](safeshift_model::Sym) shapes) and the plan (over
 //! concrete shapes).
 //!
 //! Every operation lowers to one small core algebra: source, reshape, permute, narrow,
@@ -78,6 +78,6 @@ pub use byte_range::{byte_range, ByteRange};
 pub use expr::{dtype_of, numel, shape_of, shape_text, Expr, Init, Leaf, ShapeError};
 pub use kernel::{evaluate, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};
 pub use lower::{builtin_names, lower, lower_all};
-pub use operation::{NoInverse, OpError, OpErrorKind, Operation};
+pub use operation::{NoInverse, OpError, OpErrorKind, Operation, OperationClone};
 pub use simplify::simplify;
 pub use tensor_set::{AuxInfo, EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};

@@ -14,7 +14,7 @@ use crate::tensor_set::{EagerSet, OpContext, TensorSet};
 /// checker) and the lazy plan (it builds [`Expr`](crate::Expr)s); [`eager`](Operation::eager)
 /// is an independent reference implementation over materialised tensors, used to prove the
 /// lazy plan right.
-pub trait Operation: fmt::Debug + Send + Sync {
+pub trait Operation: fmt::Debug + Send + Sync + OperationClone {
     /// The op name as written (`split-heads`).
     fn name(&self) -> &'static str;
 
@@ -34,6 +34,24 @@ pub trait Operation: fmt::Debug + Send + Sync {
     /// The operations that undo this one, given the set it was applied to (`before`):
     /// applying `self` then the inverse gives `before` back, bytes included.
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+}
+
+/// Cloning of boxed operations (implemented for every `Operation + Clone`).
+pub trait OperationClone {
+    /// A boxed copy.
+    fn clone_box(&self) -> Box<dyn Operation>;
+}
+
+impl<T: Operation + Clone + 'static> OperationClone for T {
+    fn clone_box(&self) -> Box<dyn Operation> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Operation> {
+    fn clone(&self) -> Box<dyn Operation> {
+        self.clone_box()
+    }
 }
 
 /// Why an operation could not be applied.

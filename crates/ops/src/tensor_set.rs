@@ -7,6 +7,7 @@ use safeshift_dsl::SourceId;
 use safeshift_model::{DType, DTypeClass, Layout, Sym};
 
 use crate::expr::{dtype_of, shape_of, Expr, Leaf, ShapeError};
+use crate::operation::OpErrorKind;
 
 /// One tensor of a [`TensorSet`]: the expression computing it, with its dtype and shape.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,4 +217,25 @@ impl OpContext {
         }
         Ok(sym)
     }
+}
+
+/// A sym with all dims substituted from `ctx`, as a non-negative integer.
+pub(crate) fn concrete(ctx: &OpContext, sym: &Sym) -> Result<u64, OpErrorKind> {
+    let resolved = resolve(ctx, sym)?;
+    resolved
+        .as_int()
+        .and_then(|value| u64::try_from(value).ok())
+        .ok_or_else(|| OpErrorKind::invalid(format!("`{sym}` is not a non-negative integer here")))
+}
+
+/// A sym with the dims `ctx` knows substituted; a dim it does not know is an error.
+pub(crate) fn resolve(ctx: &OpContext, sym: &Sym) -> Result<Sym, OpErrorKind> {
+    let mut out = sym.clone();
+    for name in sym.dims() {
+        match ctx.dim(&name) {
+            Some(value) => out = out.substitute(&name, &value),
+            None => return Err(OpErrorKind::UnknownDim { name }),
+        }
+    }
+    Ok(out)
 }

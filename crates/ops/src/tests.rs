@@ -571,3 +571,45 @@ fn head_operation_plans() {
         lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
     insta::assert_snapshot!("head_operation_plans", plans.join("\n"));
 }
+
+#[test]
+fn boxed_operations_clone() {
+    let ops: Vec<Box<dyn Operation>> =
+        parse_ops("rename \"a\" -> \"b\"\ntranspose \"b\"").into_iter().map(lower_ok).collect();
+    let copies = ops.clone();
+    let set = eager_set(&[("a", iota(&[2, 3]))]);
+    let (mut first, mut second) = (set.clone(), set);
+    for (op, copy) in ops.iter().zip(&copies) {
+        op.eager(&mut first, &OpContext::default()).unwrap();
+        copy.eager(&mut second, &OpContext::default()).unwrap();
+    }
+    assert_eq!(first, second);
+    assert_eq!(i32_values(first.get("b").unwrap()), [0, 3, 1, 4, 2, 5]);
+}
+
+/// The fused cast (converting straight from long source runs) agrees with gathering
+/// first, on views with long runs that are not one block.
+#[test]
+fn fused_cast_of_strided_runs() {
+    let source = bytes(3, 4 * 3 * 600 * 4);
+    let set = eager_set(&[
+        ("w", tensor(DType::F32, &[4, 3, 600], source)),
+        ("qkv", tensor(DType::F32, &[12, 300], bytes(5, 12 * 300 * 4))),
+    ]);
+    for statement in [
+        r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 2 kv_heads 1"#,
+        r#"split "w" axis 1 into "a", "b" sizes [1, 2]"#,
+        r#"split "w" axis 2 into "a", "b" sizes [300, 300]"#,
+        r#"permute "w" axes [1, 0, 2]"#,
+    ] {
+        let mut ops = vec![lower_text(statement)];
+        for target in ["bf16", "f16", "f64", "i32"] {
+            ops.push(lower_text(&format!(r#"cast "{{x}}" to {target} lossy"#)));
+            let (lazy, eager, _) = run_chain(&ops, &set, &OpContext::default());
+            let mut computed = evaluate_all(&lazy, &set);
+            computed.aux = eager.aux.clone();
+            assert_eq!(computed, eager, "{statement} then cast to {target}");
+            ops.pop();
+        }
+    }
+}

@@ -16,11 +16,12 @@
 use safeshift_dsl::ast::{Span, Value};
 use safeshift_model::Sym;
 
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::{is_size, Expr};
 use crate::lower::{axis_clause, expr_of, word_of, Operands};
 use crate::operation::OpErrorKind;
 use crate::rewrite::resolve_axis;
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerTensor, OpContext};
 
 /// How the heads of a fused projection are laid out.

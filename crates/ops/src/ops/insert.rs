@@ -22,11 +22,12 @@ use safeshift_dsl::ast::{Pattern, PatternPart, Span, Value};
 use safeshift_model::{DType, DTypeClass, Sym};
 
 use super::drop::Drop;
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::{Expr, Init};
 use crate::lower::{number_of, word_of, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{literal, pattern_text, Rewrite};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `insert DST : TYPE = INIT`.

@@ -20,11 +20,12 @@ use safeshift_dsl::ast::{Pattern, Span};
 use safeshift_model::Sym;
 
 use super::truncate::Truncate;
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, expr_of, number_of, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{literal, map_each, matches, resolve_axis};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `pad SRC axis N to SIZE value X`.

@@ -28,11 +28,12 @@
 use safeshift_dsl::ast::{Pattern, Span};
 use safeshift_model::Sym;
 
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::{is_size, Expr};
 use crate::lower::{axis_clause, expr_of, word_of, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{map_each, resolve_axis};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// A rotary pairing convention.

@@ -20,11 +20,11 @@
 use safeshift_dsl::ast::{Pattern, Span, Value};
 use safeshift_model::Sym;
 
-use crate::eager::{concrete, resolve};
 use crate::expr::Expr;
 use crate::lower::Operands;
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{literal, map_each, matches};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};
 
 /// `reshape SRC to [shape]`.

@@ -24,11 +24,12 @@ use safeshift_model::pattern::match_name;
 use safeshift_model::Sym;
 
 use super::concat::Concat;
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::{is_size, Expr};
 use crate::lower::{axis_clause, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{as_source, fan_out, matches, pattern_text, resolve_axis};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `split SRC axis N into …`; also the inverse of `concat` (with literal names and sizes).

@@ -13,8 +13,9 @@
 //!   key row `g·D + i` is fused row `H·D + g·D + i`, value row `g·D + i` is fused row
 //!   `(H + K)·D + g·D + i`. Each part is a contiguous block: along the first axis, a byte
 //!   range.
-//! * `layout interleaved` (`[heads, 3, head_dim]`, GPT-NeoX style; per key/value group
-//!   `g`: its `r` query heads, its key head, its value head): query head `h = g·r + j` row
+//! * `layout interleaved` (`[heads, 3, head_dim]` as GPT-NeoX stores it; with grouped-query
+//!   attention `[kv_heads, r + 2, head_dim]` as Falcon's `_split_heads` views it: per
+//!   key/value group `g`, its `r` query heads, its key head, its value head): query head `h = g·r + j` row
 //!   `i` is fused row `g·(r + 2)·D + j·D + i`, key row `g·D + i` is fused row
 //!   `g·(r + 2)·D + r·D + i`, value row `g·D + i` is fused row `g·(r + 2)·D + (r + 1)·D + i`.
 //!

@@ -20,11 +20,12 @@ use safeshift_dsl::ast::{Pattern, Span};
 use safeshift_model::Sym;
 
 use super::pad::size_clause;
-use crate::eager::{self, concrete, resolve};
+use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{map_each, resolve_axis};
+use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `truncate SRC axis N to SIZE`; also the inverse of `pad` (then not lossy).
