@@ -75,7 +75,7 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: DetectError,
+        source: Box<DetectError>,
     },
     /// `--to` is not a version.
     #[error("bad target `{text}`: {source}")]
@@ -93,7 +93,7 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: PlanError,
+        source: Box<PlanError>,
     },
     /// The plan discards information and that was not allowed.
     #[error(
@@ -102,10 +102,10 @@ pub enum OpenError {
     Lossy {
         /// The checkpoint.
         path: PathBuf,
-        /// Its version.
-        from: VersionId,
-        /// The target.
-        to: VersionId,
+        /// Its version (`family@version`).
+        from: String,
+        /// The target (`family@version`).
+        to: String,
         /// The lossy steps, `a -> b` each.
         steps: String,
     },
@@ -116,7 +116,7 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: CompileError,
+        source: Box<CompileError>,
     },
     /// The compiled plan does not fit the files.
     #[error("`{path}`: {source}")]
@@ -125,7 +125,7 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: ViewError,
+        source: Box<ViewError>,
     },
 }
 
@@ -174,7 +174,7 @@ impl Registry {
         let aux_layouts: BTreeMap<String, Layout> =
             aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();
         let compiled = compile(&self.inner, &prepared.plan, checkpoint.layout(), &options.dims, &aux_layouts)
-            .map_err(|source| OpenError::Compile { path: path.to_owned(), source })?;
+            .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
         let planned = compiled
             .outputs
             .iter()
@@ -186,7 +186,7 @@ impl Registry {
             })
             .collect();
         let view = MigratedView::new(checkpoint, aux_checkpoints, planned, compiled.metadata.clone())
-            .map_err(|source| OpenError::View { path: path.to_owned(), source })?;
+            .map_err(|source| OpenError::View { path: path.to_owned(), source: Box::new(source) })?;
         Ok(Migrated { view, detection: prepared.detection, compiled })
     }
 
@@ -194,10 +194,10 @@ impl Registry {
     /// target, refusing lossy paths unless allowed. Reads nothing.
     pub fn prepare(&self, path: &Path, layout: &Layout, options: &OpenOptions) -> Result<Prepared, OpenError> {
         let detection = detect(&self.inner, layout, &options.dims)
-            .map_err(|source| OpenError::Detect { path: path.to_owned(), source })?;
+            .map_err(|source| OpenError::Detect { path: path.to_owned(), source: Box::new(source) })?;
         let target = self.target(&detection.version, options.to.as_deref())?;
         let plan = plan(self.inner.graph(), &detection.version, &target)
-            .map_err(|source| OpenError::Plan { path: path.to_owned(), source })?;
+            .map_err(|source| OpenError::Plan { path: path.to_owned(), source: Box::new(source) })?;
         if plan.lossy() && !options.allow_lossy {
             let steps: Vec<String> = plan
                 .steps
@@ -207,8 +207,8 @@ impl Registry {
                 .collect();
             return Err(OpenError::Lossy {
                 path: path.to_owned(),
-                from: plan.from.clone(),
-                to: plan.to.clone(),
+                from: plan.from.to_string(),
+                to: plan.to.to_string(),
                 steps: steps.join(", "),
             });
         }
