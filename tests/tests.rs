@@ -1,3 +1,4 @@
 mod engine;
 mod fmt;
 mod torch;
+mod registry;
