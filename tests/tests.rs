@@ -1,4 +1,4 @@
 mod engine;
 mod fmt;
-mod torch;
 mod registry;
+mod torch;
