@@ -31,6 +31,8 @@ pub struct Config {
     pub python: bool,
     /// Install torch for step 7.
     pub with_torch: bool,
+    /// Keep the scratch directory.
+    pub keep_scratch: bool,
 }
 
 const NOT_YET: &str = "not yet available";
@@ -220,6 +222,9 @@ pub fn run(config: &Config) -> Result<(), Box<dyn Error>> {
     println!("{text}");
     if let Some(path) = &config.markdown {
         std::fs::write(path, &text)?;
+    }
+    if config.keep_scratch {
+        eprintln!("kept {}", scratch.keep().display());
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub enum ChildStep {
     RewriteLight,
     /// Rewrite with the heavy (split-heads, transpose, cast) migration.
     RewriteHeavy,
+    /// Open and plan the heavy migration ten times (for profiling).
+    PlanHeavy,
 }
 
 /// Runs `step` on `input` (writing `output` for rewrites) and prints the memory line.
@@ -35,6 +37,12 @@ pub fn run(
         ChildStep::ViewHeavy => println!("checksum {}", read_view(input, Migration::Heavy, shape)?),
         ChildStep::RewriteLight => pipeline::rewrite(input, output()?, Migration::Light, shape)?,
         ChildStep::RewriteHeavy => pipeline::rewrite(input, output()?, Migration::Heavy, shape)?,
+        ChildStep::PlanHeavy => {
+            for _ in 0..10 {
+                let checkpoint = Checkpoint::open(input)?;
+                std::hint::black_box(pipeline::plan(&checkpoint, Migration::Heavy, shape)?);
+            }
+        }
     }
     println!("{}", crate::measure::own_memory_line());
     Ok(())

@@ -50,6 +50,9 @@ struct Cli {
     /// Skip the Python baselines.
     #[arg(long)]
     no_python: bool,
+    /// Keep the scratch directory (the synthetic checkpoint and the outputs) for profiling.
+    #[arg(long)]
+    keep_scratch: bool,
     /// Install torch (the CPU wheel, large) into the Python environment for step 7.
     #[arg(long)]
     with_torch: bool,
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
             markdown: cli.markdown,
             python: !cli.no_python,
             with_torch: cli.with_torch,
+            keep_scratch: cli.keep_scratch,
         }),
     };
     match result {
