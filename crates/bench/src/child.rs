@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use safeshift_engine::{Checkpoint, MigratedView};
+use safeshift_engine::{write, Checkpoint, MigratedView, OutputTensor, TensorOrder, TensorSource, WriteOptions};
+use safeshift_torch::ConvertOptions;
 
 use crate::pipeline::{self, Migration};
 use crate::synth::ModelShape;
@@ -22,6 +23,8 @@ pub enum ChildStep {
     RewriteHeavy,
     /// Open and plan the heavy migration ten times (for profiling).
     PlanHeavy,
+    /// Convert a PyTorch pickle to safetensors, as `safeshift convert` does.
+    ConvertPickle,
 }
 
 /// Runs `step` on `input` (writing `output` for rewrites) and prints the memory line.
@@ -37,6 +40,7 @@ pub fn run(
         ChildStep::ViewHeavy => println!("checksum {}", read_view(input, Migration::Heavy, shape)?),
         ChildStep::RewriteLight => pipeline::rewrite(input, output()?, Migration::Light, shape)?,
         ChildStep::RewriteHeavy => pipeline::rewrite(input, output()?, Migration::Heavy, shape)?,
+        ChildStep::ConvertPickle => convert_pickle(input, output()?)?,
         ChildStep::PlanHeavy => {
             for _ in 0..10 {
                 let checkpoint = Checkpoint::open(input)?;
@@ -61,4 +65,31 @@ fn read_view(input: &Path, migration: Migration, shape: &ModelShape) -> Result<u
         sum = bytes.iter().step_by(4096).fold(sum, |acc, &byte| acc.wrapping_add(u64::from(byte)));
     }
     Ok(std::hint::black_box(sum))
+}
+
+/// What `safeshift convert` does (`crates/cli/commands/convert.rs`): contiguous tensors
+/// are borrowed from the pickle's map, views materialised one at a time by the writer.
+fn convert_pickle(input: &Path, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let converted = safeshift_torch::open(input, &ConvertOptions::default())?;
+    let tensors = converted
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(index, tensor)| {
+            let converted = &converted;
+            let source = if converted.is_borrowed(index) {
+                TensorSource::Bytes(converted.data(index))
+            } else {
+                TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
+                    buf.copy_from_slice(&converted.data(index));
+                    Ok(())
+                }))
+            };
+            OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
+        })
+        .collect();
+    let options =
+        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    write(output, tensors, &options)?;
+    Ok(())
 }
