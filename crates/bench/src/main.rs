@@ -70,18 +70,15 @@ enum Hidden {
         input: PathBuf,
         output: Option<PathBuf>,
         #[arg(long)]
-        hidden: u64,
-        #[arg(long)]
-        heads: u64,
+        registry: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.child {
-        Some(Hidden::Child { step, ref input, ref output, hidden, heads }) => {
-            let shape = synth::ModelShape { hidden, heads, layers: 0 };
-            child::run(step, input, output.as_deref(), &shape)
+        Some(Hidden::Child { step, ref input, ref output, ref registry }) => {
+            child::run(step, input, output.as_deref(), registry)
         }
         None => bench::run(&bench::Config {
             size: cli.size,
