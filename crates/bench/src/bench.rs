@@ -280,7 +280,7 @@ pub fn run(config: &Config) -> Result<(), Box<dyn Error>> {
 
     notes.push(format!(
         "Input: a synthetic Anemoi-like checkpoint, {} in {n_tensors} tensors (f32 and bf16, {} blocks of hidden size {} with fused qkv `[{}, {}]`), page cache warm. \
-         Times are medians of {} runs, interleaved round-robin across the process-level steps ({cheap} batches of at least 50 ms for the in-process header steps); memory is the maximum over the runs. \
+         Times are medians of {} runs (with the fastest run), interleaved round-robin across the process-level steps ({cheap} batches of at least 50 ms for the in-process header steps); memory is the maximum over the runs. \
          Peak RSS is `VmHWM` (it counts the pages of a mapped input that were touched), peak anon the largest `RssAnon` (heap and stacks, not the mapped file) from `/proc/<pid>/status`, polled every 1 ms and read by the process itself at exit. \
          Process-level times include starting the process (and, for Python, importing NumPy). safeshift fsyncs its output; `cp` and the Python scripts do not, hence the `cp` + `sync FILE` baseline.",
         format_bytes(file_len),
@@ -347,6 +347,7 @@ fn measure_interleaved(runs: usize, jobs: &[Job]) -> Vec<(&'static str, Result<M
                     measurement.peak_rss_kib = measurement.peak_rss_kib.max(Some(sample.peak_rss_kib));
                     measurement.peak_anon_kib = measurement.peak_anon_kib.max(Some(sample.peak_anon_kib));
                     measurement.time = median(&times[index]);
+                    measurement.best = times[index].iter().min().copied();
                 }
                 Err(err) => results[index] = Err(err),
             }
