@@ -80,7 +80,7 @@ pub fn render(title: &str, machine: &str, rows: &[Row], targets: &[Target], note
         for target in targets {
             let (measured, met) = match &target.measured {
                 Some(text) => (text.as_str(), if target.met { "yes" } else { "**no**" }),
-                None => ("n/a (not yet available)", ""),
+                None => ("n/a (not measured: see above)", ""),
             };
             let _ = writeln!(out, "| {} | {} | {} | {} |", target.step, target.goal, measured, met);
         }
@@ -145,7 +145,7 @@ mod tests {
              | 4 | heavy | n/a (not yet available) | | | |\n\
              \n| step | target | measured | met |\n|---|---|---:|:---:|\n\
              | 3 | ≤ 1.2× cp | 1.05× | yes |\n\
-             | 4 | ≤ 3× cp | n/a (not yet available) |  |\n\
+             | 4 | ≤ 3× cp | n/a (not measured: see above) |  |\n\
              \nA note.\n"
         );
     }
