@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use safeshift_engine::{Checkpoint, MigratedView};
+use safeshift_engine::{write, OutputTensor, TensorOrder, TensorSource, WriteOptions};
+use safeshift_torch::ConvertOptions;
 
 use crate::pipeline::{self, Migration};
-use crate::synth::ModelShape;
 
 /// A step a child runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -20,21 +20,33 @@ pub enum ChildStep {
     RewriteLight,
     /// Rewrite with the heavy (split-heads, transpose, cast) migration.
     RewriteHeavy,
+    /// Open, detect, plan and compile the heavy migration ten times (for profiling).
+    PlanHeavy,
+    /// Convert a PyTorch pickle to safetensors, as `safeshift convert` does.
+    ConvertPickle,
 }
 
-/// Runs `step` on `input` (writing `output` for rewrites) and prints the memory line.
+/// Runs `step` on `input` (writing `output` for rewrites) with the registry in
+/// `registry`, and prints the memory line.
 pub fn run(
     step: ChildStep,
     input: &Path,
     output: Option<&Path>,
-    shape: &ModelShape,
+    registry: &Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let output = || output.ok_or("a rewrite needs an output path");
     match step {
-        ChildStep::ViewLight => println!("checksum {}", read_view(input, Migration::Light, shape)?),
-        ChildStep::ViewHeavy => println!("checksum {}", read_view(input, Migration::Heavy, shape)?),
-        ChildStep::RewriteLight => pipeline::rewrite(input, output()?, Migration::Light, shape)?,
-        ChildStep::RewriteHeavy => pipeline::rewrite(input, output()?, Migration::Heavy, shape)?,
+        ChildStep::ViewLight => println!("checksum {}", read_view(registry, input, Migration::Light)?),
+        ChildStep::ViewHeavy => println!("checksum {}", read_view(registry, input, Migration::Heavy)?),
+        ChildStep::RewriteLight => pipeline::rewrite(registry, input, output()?, Migration::Light)?,
+        ChildStep::RewriteHeavy => pipeline::rewrite(registry, input, output()?, Migration::Heavy)?,
+        ChildStep::ConvertPickle => convert_pickle(input, output()?)?,
+        ChildStep::PlanHeavy => {
+            let registry = pipeline::load_registry(registry)?;
+            for _ in 0..10 {
+                std::hint::black_box(pipeline::open(&registry, input, Migration::Heavy)?);
+            }
+        }
     }
     println!("{}", crate::measure::own_memory_line());
     Ok(())
@@ -42,15 +54,41 @@ pub fn run(
 
 /// Reads every tensor of the migrated view once, one byte per page, and returns the
 /// wrapping sum of them (printed, so the reads cannot be optimised away).
-fn read_view(input: &Path, migration: Migration, shape: &ModelShape) -> Result<u64, Box<dyn std::error::Error>> {
-    let checkpoint = Checkpoint::open(input)?;
-    let planned = pipeline::plan(&checkpoint, migration, shape)?;
-    let metadata = checkpoint.layout().metadata.clone();
-    let view = MigratedView::new(checkpoint, Default::default(), planned, metadata)?;
+fn read_view(registry: &Path, input: &Path, migration: Migration) -> Result<u64, Box<dyn std::error::Error>> {
+    let registry = pipeline::load_registry(registry)?;
+    let migrated = pipeline::open(&registry, input, migration)?;
+    let view = &migrated.view;
     let mut sum = 0u64;
     for name in view.names() {
         let bytes = view.tensor(name)?;
         sum = bytes.iter().step_by(4096).fold(sum, |acc, &byte| acc.wrapping_add(u64::from(byte)));
     }
     Ok(std::hint::black_box(sum))
+}
+
+/// What `safeshift convert` does (`crates/cli/commands/convert.rs`): contiguous tensors
+/// are borrowed from the pickle's map, views materialised one at a time by the writer.
+fn convert_pickle(input: &Path, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let converted = safeshift_torch::open(input, &ConvertOptions::default())?;
+    let tensors = converted
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(index, tensor)| {
+            let converted = &converted;
+            let source = if converted.is_borrowed(index) {
+                TensorSource::Bytes(converted.data(index))
+            } else {
+                TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
+                    buf.copy_from_slice(&converted.data(index));
+                    Ok(())
+                }))
+            };
+            OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
+        })
+        .collect();
+    let options =
+        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    write(output, tensors, &options)?;
+    Ok(())
 }

@@ -50,6 +50,9 @@ struct Cli {
     /// Skip the Python baselines.
     #[arg(long)]
     no_python: bool,
+    /// Keep the scratch directory (the synthetic checkpoint and the outputs) for profiling.
+    #[arg(long)]
+    keep_scratch: bool,
     /// Install torch (the CPU wheel, large) into the Python environment for step 7.
     #[arg(long)]
     with_torch: bool,
@@ -67,18 +70,15 @@ enum Hidden {
         input: PathBuf,
         output: Option<PathBuf>,
         #[arg(long)]
-        hidden: u64,
-        #[arg(long)]
-        heads: u64,
+        registry: PathBuf,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.child {
-        Some(Hidden::Child { step, ref input, ref output, hidden, heads }) => {
-            let shape = synth::ModelShape { hidden, heads, layers: 0 };
-            child::run(step, input, output.as_deref(), &shape)
+        Some(Hidden::Child { step, ref input, ref output, ref registry }) => {
+            child::run(step, input, output.as_deref(), registry)
         }
         None => bench::run(&bench::Config {
             size: cli.size,
@@ -88,6 +88,7 @@ fn main() -> ExitCode {
             markdown: cli.markdown,
             python: !cli.no_python,
             with_torch: cli.with_torch,
+            keep_scratch: cli.keep_scratch,
         }),
     };
     match result {

@@ -1,40 +1,115 @@
-//! safeshift's side of the rewrites: the bench's migrations written in the safeshift
-//! language, parsed (`safeshift-dsl`), lowered and applied to the checkpoint's layout
-//! (`safeshift-ops`), and executed by the lazy view's writer (`safeshift-engine`).
-//!
-//! This is the pipeline `safeshift upgrade` runs, minus detection and path planning
-//! (`safeshift-graph`): the migration to apply is given rather than found.
+//! safeshift's side of the rewrites, through the library's load-time path: a registry
+//! (schemas and migrations in the safeshift language, written into the scratch
+//! directory), then read the header, detect the version, plan the path, compile one
+//! expression per output tensor (`safeshift-graph`), build the lazy view and stream it
+//! out (`safeshift-engine`). This is what `safeshift upgrade --registry DIR --to V` runs
+//! (the facade's `Registry::open_with` in `src/open.rs` makes the same calls).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use safeshift_dsl::ast::Item;
-use safeshift_dsl::SourceId;
-use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, TensorOrder, WriteOptions};
-use safeshift_model::{DTypeClass, Sym};
-use safeshift_ops::{lower_all, OpContext, TensorSet};
+use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, WriteOptions};
+use safeshift_graph::{compile, detect, plan, Registry, VersionId};
 
 use crate::synth::ModelShape;
 
 /// Which migration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Migration {
-    /// Renames and a reshape: every output is a byte range of the input.
+    /// Renames and a reshape: every output is a byte range of the input (to 1.1.0).
     Light,
-    /// split-heads (interleaved), transpose, cast f32 → bf16.
+    /// split-heads (interleaved), transpose, cast f32 → bf16 (to 2.0.0, lossy).
     Heavy,
 }
 
-/// The migration's text in the safeshift language.
-pub fn migration_text(migration: Migration, heads: u64) -> String {
-    match migration {
-        Migration::Light => r#"migration bench.model 1.0.0 -> 1.1.0 "rename the blocks, shape the qkv bias" {
-    rename "model.model.processor.proc.{i}.{rest..}" -> "model.processor.layers.{i}.{rest}"
-    reshape "model.processor.layers.{i}.attention.lin_qkv.bias" to [3, hidden]
+impl Migration {
+    /// The target version.
+    fn target(self) -> &'static str {
+        match self {
+            Migration::Light => "1.1.0",
+            Migration::Heavy => "2.0.0",
+        }
+    }
 }
-"#
-        .to_owned(),
-        Migration::Heavy => format!(
-            r#"migration bench.model 1.0.0 -> 2.0.0 "split qkv, transpose, cast attention to bf16" {{
+
+/// Writes the bench's registry into `dir` (`schemas/bench.ss`, `migrations/bench.ss`).
+pub fn write_registry(dir: &Path, shape: &ModelShape) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir.join("schemas"))?;
+    std::fs::create_dir_all(dir.join("migrations"))?;
+    std::fs::write(dir.join("schemas/bench.ss"), SCHEMAS)?;
+    std::fs::write(dir.join("migrations/bench.ss"), migrations(shape.heads))
+}
+
+/// Loads the registry in `dir`, refusing one with errors.
+pub fn load_registry(dir: &Path) -> Result<Registry, String> {
+    let (registry, diagnostics) = Registry::load(dir).map_err(|err| err.to_string())?;
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .map(|diagnostic| format!("{diagnostic:?}"))
+        .collect();
+    if !errors.is_empty() {
+        return Err(format!("the bench's registry has errors: {}", errors.join("; ")));
+    }
+    Ok(registry)
+}
+
+/// A checkpoint opened migrated: its detected version and the lazy view.
+pub struct Migrated {
+    /// The version detected.
+    pub from: VersionId,
+    /// The view in the target layout.
+    pub view: MigratedView,
+}
+
+/// Opens `input` migrated to `migration`'s target: headers only, then detect, plan,
+/// compile and build the view.
+pub fn open(registry: &Registry, input: &Path, migration: Migration) -> Result<Migrated, String> {
+    let checkpoint = Checkpoint::open(input).map_err(|err| err.to_string())?;
+    let no_dims = BTreeMap::new();
+    let detection = detect(registry, checkpoint.layout(), &no_dims).map_err(|err| err.to_string())?;
+    let target = VersionId::new(&detection.version.family, migration.target()).map_err(|err| err.to_string())?;
+    let plan = plan(registry.graph(), &detection.version, &target).map_err(|err| err.to_string())?;
+    if plan.lossy() != (migration == Migration::Heavy) {
+        return Err(format!("the plan to {target} is unexpectedly {}lossy", if plan.lossy() { "" } else { "not " }));
+    }
+    let compiled =
+        compile(registry, &plan, checkpoint.layout(), &no_dims, &BTreeMap::new()).map_err(|err| err.to_string())?;
+    let planned = compiled
+        .outputs
+        .into_iter()
+        .map(|output| PlannedTensor { name: output.name, dtype: output.dtype, shape: output.shape, expr: output.expr })
+        .collect();
+    let view =
+        MigratedView::new(checkpoint, BTreeMap::new(), planned, compiled.metadata).map_err(|err| err.to_string())?;
+    Ok(Migrated { from: detection.version, view })
+}
+
+/// Loads the registry, opens `input` migrated and writes the result to `output`.
+pub fn rewrite(
+    registry_dir: &Path,
+    input: &Path,
+    output: &Path,
+    migration: Migration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let registry = load_registry(registry_dir)?;
+    let migrated = open(&registry, input, migration)?;
+    migrated.view.write_to(output, &WriteOptions::default())?;
+    println!("{} -> {}", migrated.from, migration.target());
+    Ok(())
+}
+
+/// The schemas of the three versions.
+const SCHEMAS: &str = include_str!("bench_schemas.ss");
+
+fn migrations(heads: u64) -> String {
+    format!(
+        r#"migration bench.model 1.0.0 -> 1.1.0 "rename the blocks, shape the qkv bias" {{
+    rename "model.model.processor.proc.{{i}}.{{rest..}}" -> "model.processor.layers.{{i}}.{{rest}}"
+    reshape "model.processor.layers.{{i}}.attention.lin_qkv.bias" to [3, hidden]
+}}
+
+migration bench.model 1.0.0 -> 2.0.0 "split qkv, transpose, cast attention to bf16" {{
     split-heads "{{p..}}.attention.lin_qkv.{{w}}" into "{{p}}.attention.lin_q.{{w}}", "{{p}}.attention.lin_k.{{w}}", "{{p}}.attention.lin_v.{{w}}" layout interleaved heads {heads}
     cast "{{p..}}.attention.lin_{{x}}.weight" to bf16 lossy
     transpose "{{p..}}.attention.projection.weight"
@@ -42,52 +117,40 @@ pub fn migration_text(migration: Migration, heads: u64) -> String {
     transpose "{{p..}}.mlp.2.weight"
 }}
 "#
-        ),
-    }
+    )
 }
 
-/// One expression per output tensor: the migration applied to `checkpoint`'s layout.
-pub fn plan(checkpoint: &Checkpoint, migration: Migration, shape: &ModelShape) -> Result<Vec<PlannedTensor>, String> {
-    let source = SourceId(0);
-    let text = migration_text(migration, shape.heads);
-    let file = safeshift_dsl::parse(source, &text).map_err(|diagnostics| format!("{diagnostics:?}"))?;
-    let Some(Item::Migration(parsed)) = file.items.into_iter().next() else {
-        return Err("the migration text holds no migration".into());
-    };
-    let (operations, diagnostics) = lower_all(source, &parsed.ops);
-    if !diagnostics.is_empty() {
-        return Err(format!("{diagnostics:?}"));
-    }
-    let ctx = OpContext::new(source).with_dim("hidden", Sym::int(shape.hidden as i64));
-    let mut set = TensorSet::from_layout(checkpoint.layout());
-    for operation in &operations {
-        operation.apply(&mut set, &ctx).map_err(|err| err.to_string())?;
-    }
-    let mut planned = Vec::with_capacity(set.len());
-    for (name, value) in set.iter() {
-        let DTypeClass::Exact(dtype) = value.dtype() else {
-            return Err(format!("`{name}` has no concrete dtype"));
-        };
-        let dims: Option<Vec<u64>> =
-            value.shape().iter().map(|dim| dim.as_int().and_then(|value| u64::try_from(value).ok())).collect();
-        let shape = dims.ok_or_else(|| format!("`{name}` has a symbolic shape"))?;
-        planned.push(PlannedTensor { name: name.to_owned(), dtype, shape, expr: value.expr().clone() });
-    }
-    Ok(planned)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safeshift_model::DType;
 
-/// Opens `input`, plans `migration` and writes the result to `output`.
-pub fn rewrite(
-    input: &Path,
-    output: &Path,
-    migration: Migration,
-    shape: &ModelShape,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let checkpoint = Checkpoint::open(input)?;
-    let planned = plan(&checkpoint, migration, shape)?;
-    let metadata = checkpoint.layout().metadata.clone();
-    let view = MigratedView::new(checkpoint, Default::default(), planned, metadata)?;
-    let options = WriteOptions { order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    view.write_to(output, &options)?;
-    Ok(())
+    #[test]
+    fn both_migrations_run_through_the_registry_on_a_small_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = ModelShape { hidden: 16, heads: 2, layers: 2 };
+        write_registry(&dir.path().join("registry"), &shape).unwrap();
+        let registry = load_registry(&dir.path().join("registry")).unwrap();
+        let input = dir.path().join("model.safetensors");
+        crate::synth::generate(&input, &shape).unwrap();
+
+        let light = open(&registry, &input, Migration::Light).unwrap();
+        assert_eq!(light.from.to_string(), "bench.model@1.0.0");
+        let bias = light.view.info("model.processor.layers.1.attention.lin_qkv.bias").unwrap();
+        assert_eq!(bias.shape, vec![3, 16]);
+        assert!(light.view.names().all(|name| light.view.is_zero_copy(name)));
+
+        let heavy = open(&registry, &input, Migration::Heavy).unwrap();
+        let k = heavy.view.info("model.model.processor.proc.0.attention.lin_k.weight").unwrap();
+        assert_eq!((k.dtype, k.shape.clone()), (DType::BF16, vec![16, 16]));
+        assert_eq!(heavy.view.layout().tensors.len(), light.view.layout().tensors.len() + 2 * 2 * 2);
+        // Interleaved heads (head size 16 / 2 = 8): k's first bias row is fused row 8.
+        let fused = crate::synth::ModelShape::tensors(&shape);
+        assert!(fused.iter().any(|t| t.name == "model.model.processor.proc.0.attention.lin_qkv.bias"));
+        let checkpoint = Checkpoint::open(&input).unwrap();
+        let qkv_bias = checkpoint.tensor_bytes("model.model.processor.proc.0.attention.lin_qkv.bias").unwrap();
+        let k_bias = heavy.view.tensor("model.model.processor.proc.0.attention.lin_k.bias").unwrap();
+        assert_eq!(&k_bias[..8 * 4], &qkv_bias[8 * 4..16 * 4]);
+        assert_eq!(&k_bias[8 * 4..], &qkv_bias[32 * 4..40 * 4]);
+    }
 }

@@ -21,6 +21,8 @@ pub struct Row {
 pub struct Measurement {
     /// The median wall time.
     pub time: Duration,
+    /// The fastest run, when there were several.
+    pub best: Option<Duration>,
     /// Bytes processed, for a throughput column.
     pub bytes: Option<u64>,
     /// Peak resident set, KiB (`None` for in-process measurements).
@@ -58,7 +60,11 @@ pub fn render(title: &str, machine: &str, rows: &[Row], targets: &[Target], note
                     "| {} | {} | {} | {} | {} | {} |",
                     row.step,
                     row.what,
-                    format_duration(m.time),
+                    match m.best {
+                        Some(best) if best != m.time =>
+                            format!("{} (best {})", format_duration(m.time), format_duration(best)),
+                        _ => format_duration(m.time),
+                    },
                     throughput,
                     memory(m.peak_rss_kib),
                     memory(m.peak_anon_kib)
@@ -74,7 +80,7 @@ pub fn render(title: &str, machine: &str, rows: &[Row], targets: &[Target], note
         for target in targets {
             let (measured, met) = match &target.measured {
                 Some(text) => (text.as_str(), if target.met { "yes" } else { "**no**" }),
-                None => ("n/a (not yet available)", ""),
+                None => ("n/a (not measured: see above)", ""),
             };
             let _ = writeln!(out, "| {} | {} | {} | {} |", target.step, target.goal, measured, met);
         }
@@ -117,6 +123,7 @@ mod tests {
                 what: "safeshift rewrite".into(),
                 result: Ok(Measurement {
                     time: Duration::from_millis(500),
+                    best: Some(Duration::from_millis(400)),
                     bytes: Some(1 << 30),
                     peak_rss_kib: Some(2048),
                     peak_anon_kib: Some(1024),
@@ -134,11 +141,11 @@ mod tests {
             "## Bench\n\nMachine: a machine\n\n\
              | step | measurement | median time | throughput | peak RSS | peak anon |\n\
              |---|---|---:|---:|---:|---:|\n\
-             | 3 | safeshift rewrite | 500.0 ms | 2.0 GiB/s | 2.0 MiB | 1.0 MiB |\n\
+             | 3 | safeshift rewrite | 500.0 ms (best 400.0 ms) | 2.0 GiB/s | 2.0 MiB | 1.0 MiB |\n\
              | 4 | heavy | n/a (not yet available) | | | |\n\
              \n| step | target | measured | met |\n|---|---|---:|:---:|\n\
              | 3 | ≤ 1.2× cp | 1.05× | yes |\n\
-             | 4 | ≤ 3× cp | n/a (not yet available) |  |\n\
+             | 4 | ≤ 3× cp | n/a (not measured: see above) |  |\n\
              \nA note.\n"
         );
     }

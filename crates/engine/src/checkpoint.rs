@@ -167,6 +167,34 @@ impl Checkpoint {
         })
     }
 
+    /// Unmaps this process's pages of tensor `name` (`madvise(MADV_DONTNEED)` on the whole
+    /// pages inside it). The bytes stay in the page cache and the next access maps them
+    /// again, so a streaming pass over a file larger than memory keeps a small resident
+    /// set instead of growing by every page it touched. Advisory: errors are ignored.
+    pub(crate) fn release_pages(&self, name: &str) {
+        let Some(index) = self.find(name) else {
+            return;
+        };
+        let span = self.spans[index];
+        let shard = &self.shards[span.shard as usize];
+        // SAFETY: sysconf has no preconditions.
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            size if size > 0 => size as u64,
+            _ => return,
+        };
+        let start = span.offset.next_multiple_of(page);
+        let end = (span.offset + span.len) / page * page;
+        if end <= start {
+            return;
+        }
+        // SAFETY: the map is a read-only shared mapping of a file that must not change while
+        // open (see the type's docs): dropped pages are faulted back in with the same bytes,
+        // so slices borrowed from the map keep their contents.
+        let _ = unsafe {
+            shard.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
+        };
+    }
+
     /// Where a tensor's bytes are: file, path, offset from the file start, length.
     pub fn tensor_location(&self, name: &str) -> Option<TensorLocation<'_>> {
         let span = self.spans[self.find(name)?];
@@ -358,6 +386,49 @@ mod tests {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Checkpoint>();
         assert_send_sync::<TensorLocation<'_>>();
+    }
+
+    /// The resident size, in KiB, of this process's mapping that contains `address`
+    /// (from `/proc/self/smaps`, so other tests' maps do not interfere).
+    fn mapping_rss_kib(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((start, end)) = first.split_once('-').filter(|(start, _)| !start.contains(':')) {
+                let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) else {
+                    continue;
+                };
+                inside = (start..end).contains(&address);
+            } else if inside && line.starts_with("Rss:") {
+                return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            }
+        }
+        panic!("no mapping contains {address:#x}");
+    }
+
+    #[test]
+    fn released_pages_leave_the_resident_set_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.safetensors");
+        let bytes: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+        let tensor = crate::OutputTensor {
+            name: "w".into(),
+            dtype: safeshift_model::DType::U8,
+            shape: vec![bytes.len() as u64],
+            source: crate::TensorSource::Bytes(std::borrow::Cow::Borrowed(&bytes)),
+        };
+        crate::write(&path, vec![tensor], &crate::WriteOptions::default()).unwrap();
+        let checkpoint = Checkpoint::open(&path).unwrap();
+        let mapped = checkpoint.tensor_bytes("w").unwrap();
+        assert_eq!(mapped, &bytes[..]);
+        let address = mapped.as_ptr() as usize;
+        let touched = mapping_rss_kib(address);
+        checkpoint.release_pages("w");
+        let released = mapping_rss_kib(address);
+        assert!(touched >= 1000 && released + 1000 <= touched, "{touched} KiB resident, {released} KiB after release");
+        assert_eq!(checkpoint.tensor_bytes("w").unwrap(), &bytes[..]);
+        checkpoint.release_pages("no such tensor");
     }
 
     #[test]

@@ -195,6 +195,10 @@ impl MigratedView {
                     TensorSource::Generate(Box::new(move |buffer: &mut [u8]| {
                         let bytes = self.compute(&name, expr)?;
                         buffer.copy_from_slice(&bytes);
+                        // The sources' pages were read once for this tensor: unmap them,
+                        // so the resident set stays bounded by the largest computed
+                        // tensor rather than growing with every source touched.
+                        self.release_sources(&name, expr);
                         Ok(())
                     }))
                 }
@@ -220,6 +224,16 @@ impl MigratedView {
                 .aux
                 .get(input)
                 .ok_or_else(|| ViewError::MissingAux { tensor: tensor.to_owned(), input: input.to_owned() }),
+        }
+    }
+
+    fn release_sources(&self, tensor: &str, expr: &Expr) {
+        let mut leaves = Vec::new();
+        collect_leaves(expr, &mut leaves);
+        for leaf in leaves {
+            if let Ok(checkpoint) = self.checkpoint_of(tensor, leaf.aux.as_deref()) {
+                checkpoint.release_pages(&leaf.name);
+            }
         }
     }
 
