@@ -277,9 +277,8 @@ fn evolution_of_the_built_in_registry() {
     let (registry, diagnostics) = Registry::embedded();
     let codes: Vec<&str> = diagnostics.iter().map(|diagnostic| diagnostic.code).collect();
     let problems = snapshot_evolution("built-in", &registry);
-    // FIXME(registry): the LLaMA migration declares `dim heads` and `dim kv_heads`, which no
-    // shape tells and `safeshift.yaml` does not give under `dims: llama.meta:`, so its
-    // synthetic checkpoints cannot be upgraded; until it does, today's problems are pinned here.
+    // The built-in registry has no problems: every version synthesises and upgrades (the LLaMA
+    // head counts, which no shape tells, come from `safeshift.yaml`).
     insta::assert_snapshot!("evolution_built_in_problems", format!("diagnostics: {codes:?}\n{}", problems.join("\n")));
 }
 

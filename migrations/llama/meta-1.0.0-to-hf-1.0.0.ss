@@ -4,10 +4,9 @@
 // back (llama.hf -> llama.meta) is derived automatically.
 migration llama.meta @ 1.0.0 -> llama.hf @ 1.0.0 "Meta's consolidated layout to transformers' LlamaForCausalLM" {
     // params.json's n_heads and n_kv_heads (n_kv_heads = n_heads without grouped-query
-    // attention), under the same names. They show in no tensor shape: pass them as
-    // `--dim n_heads=32 --dim n_kv_heads=8`.
-    dim n_heads
-    dim n_kv_heads
+    // attention). They show in no tensor shape: pass them as `--dim heads=32 --dim kv_heads=8`.
+    dim heads
+    dim kv_heads
 
     rename "tok_embeddings.weight" -> "model.embed_tokens.weight"
     rename "layers.{i}.attention.wq.weight" -> "model.layers.{i}.self_attn.q_proj.weight"
@@ -29,6 +28,6 @@ migration llama.meta @ 1.0.0 -> llama.hf @ 1.0.0 "Meta's consolidated layout to 
     //         return w.view(n_heads, dim1 // n_heads // 2, 2, dim2).transpose(1, 2).reshape(dim1, dim2)
     // applied to wq with n_heads, and to wk with num_key_value_heads and dim1 = key_value_dim
     // (grouped-query attention). v and o are not rotated and pass as they are.
-    permute-heads "model.layers.{i}.self_attn.q_proj.weight" heads n_heads from interleaved to rotate_half
-    permute-heads "model.layers.{i}.self_attn.k_proj.weight" heads n_kv_heads from interleaved to rotate_half
+    permute-heads "model.layers.{i}.self_attn.q_proj.weight" heads heads from interleaved to rotate_half
+    permute-heads "model.layers.{i}.self_attn.k_proj.weight" heads kv_heads from interleaved to rotate_half
 }

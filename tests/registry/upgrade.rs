@@ -485,8 +485,8 @@ fn llama_round_trip(kv_heads: usize) {
     let output = ok(&["detect", meta_path.to_str().unwrap(), "--json"]);
     assert_eq!(detected(&output.stdout), ("llama.meta".to_owned(), "1.0.0".to_owned()));
 
-    let heads = format!("n_heads={LLAMA_HEADS}");
-    let kv = format!("n_kv_heads={kv_heads}");
+    let heads = format!("heads={LLAMA_HEADS}");
+    let kv = format!("kv_heads={kv_heads}");
     let dims = ["--dim", heads.as_str(), "--dim", kv.as_str()];
     let mut args =
         vec!["upgrade", meta_path.to_str().unwrap(), "-o", hf_path.to_str().unwrap(), "--to", "llama.hf@1.0.0"];
@@ -522,10 +522,10 @@ fn llama_as_released_with_rope_freqs_converts_the_same_way() {
     write_checkpoint(&meta_path, &meta);
     let output = ok(&["detect", meta_path.to_str().unwrap(), "--json"]);
     assert_eq!(detected(&output.stdout), ("llama.meta".to_owned(), "0.9.0".to_owned()));
-    let heads = format!("n_heads={LLAMA_HEADS}");
+    let heads = format!("heads={LLAMA_HEADS}");
     let args = ["upgrade", meta_path.to_str().unwrap(), "-o", hf_path.to_str().unwrap(), "--to", "llama.hf@1.0.0"];
     let mut args = args.to_vec();
-    args.extend(["--dim", heads.as_str(), "--dim", "n_kv_heads=2"]);
+    args.extend(["--dim", heads.as_str(), "--dim", "kv_heads=2"]);
     ok(&args);
     assert_eq!(read(&hf_path), transformers_conversion(&meta, 2), "rope.freqs is dropped, the rest converted");
 }
@@ -540,7 +540,7 @@ fn llama_conversion_without_head_counts_names_the_missing_dim() {
         safeshift(&["upgrade", meta_path.to_str().unwrap(), "-o", out.to_str().unwrap(), "--to", "llama.hf@1.0.0"]);
     assert_eq!(output.status.code(), Some(1), "a failed file of a batch exits with 1");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("n_heads"), "stderr names the dim: {stderr}");
+    assert!(stderr.contains("`heads`"), "stderr names the dim: {stderr}");
     assert!(!out.exists());
 }
 
