@@ -57,7 +57,7 @@ pub fn run(
 fn read_view(registry: &Path, input: &Path, migration: Migration) -> Result<u64, Box<dyn std::error::Error>> {
     let registry = pipeline::load_registry(registry)?;
     let migrated = pipeline::open(&registry, input, migration)?;
-    let view = &migrated.view;
+    let view = migrated.view();
     let mut sum = 0u64;
     for name in view.names() {
         let bytes = view.tensor(name)?;

@@ -1,15 +1,14 @@
-//! safeshift's side of the rewrites, through the library's load-time path: a registry
-//! (schemas and migrations in the safeshift language, written into the scratch
-//! directory), then read the header, detect the version, plan the path, compile one
-//! expression per output tensor (`safeshift-graph`), build the lazy view and stream it
-//! out (`safeshift-engine`). This is what `safeshift upgrade --registry DIR --to V` runs
-//! (the facade's `Registry::open_with` in `src/open.rs` makes the same calls).
+//! safeshift's side of the rewrites, through the library's public load-time path: a
+//! registry (schemas and migrations in the safeshift language, written into the scratch
+//! directory) and `safeshift::Registry::open_with`, which reads the header, detects the
+//! version, plans the path, compiles one expression per output tensor and builds the
+//! lazy view, whose streaming writer produces the file. This is what
+//! `safeshift upgrade --registry DIR --to V` runs.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, WriteOptions};
-use safeshift_graph::{compile, detect, plan, Registry, VersionId};
+use safeshift::engine::WriteOptions;
+use safeshift::{Migrated, OpenOptions, Registry};
 
 use crate::synth::ModelShape;
 
@@ -42,47 +41,18 @@ pub fn write_registry(dir: &Path, shape: &ModelShape) -> std::io::Result<()> {
 
 /// Loads the registry in `dir`, refusing one with errors.
 pub fn load_registry(dir: &Path) -> Result<Registry, String> {
-    let (registry, diagnostics) = Registry::load(dir).map_err(|err| err.to_string())?;
-    let errors: Vec<String> = diagnostics
-        .iter()
-        .filter(|diagnostic| diagnostic.is_error())
-        .map(|diagnostic| format!("{diagnostic:?}"))
-        .collect();
-    if !errors.is_empty() {
-        return Err(format!("the bench's registry has errors: {}", errors.join("; ")));
-    }
-    Ok(registry)
-}
-
-/// A checkpoint opened migrated: its detected version and the lazy view.
-pub struct Migrated {
-    /// The version detected.
-    pub from: VersionId,
-    /// The view in the target layout.
-    pub view: MigratedView,
+    Registry::load(dir).map_err(|err| format!("{err}: {:?}", err.diagnostics))
 }
 
 /// Opens `input` migrated to `migration`'s target: headers only, then detect, plan,
 /// compile and build the view.
-pub fn open(registry: &Registry, input: &Path, migration: Migration) -> Result<Migrated, String> {
-    let checkpoint = Checkpoint::open(input).map_err(|err| err.to_string())?;
-    let no_dims = BTreeMap::new();
-    let detection = detect(registry, checkpoint.layout(), &no_dims).map_err(|err| err.to_string())?;
-    let target = VersionId::new(&detection.version.family, migration.target()).map_err(|err| err.to_string())?;
-    let plan = plan(registry.graph(), &detection.version, &target).map_err(|err| err.to_string())?;
-    if plan.lossy() != (migration == Migration::Heavy) {
-        return Err(format!("the plan to {target} is unexpectedly {}lossy", if plan.lossy() { "" } else { "not " }));
-    }
-    let compiled =
-        compile(registry, &plan, checkpoint.layout(), &no_dims, &BTreeMap::new()).map_err(|err| err.to_string())?;
-    let planned = compiled
-        .outputs
-        .into_iter()
-        .map(|output| PlannedTensor { name: output.name, dtype: output.dtype, shape: output.shape, expr: output.expr })
-        .collect();
-    let view =
-        MigratedView::new(checkpoint, BTreeMap::new(), planned, compiled.metadata).map_err(|err| err.to_string())?;
-    Ok(Migrated { from: detection.version, view })
+pub fn open(registry: &Registry, input: &Path, migration: Migration) -> Result<Migrated, safeshift::OpenError> {
+    let options = OpenOptions {
+        to: Some(migration.target().to_owned()),
+        allow_lossy: migration == Migration::Heavy,
+        ..OpenOptions::default()
+    };
+    registry.open_with(input, &options)
 }
 
 /// Loads the registry, opens `input` migrated and writes the result to `output`.
@@ -94,8 +64,8 @@ pub fn rewrite(
 ) -> Result<(), Box<dyn std::error::Error>> {
     let registry = load_registry(registry_dir)?;
     let migrated = open(&registry, input, migration)?;
-    migrated.view.write_to(output, &WriteOptions::default())?;
-    println!("{} -> {}", migrated.from, migration.target());
+    migrated.view().write_to(output, &WriteOptions::default())?;
+    println!("{} -> {}", migrated.from_version(), migrated.to_version());
     Ok(())
 }
 
@@ -123,7 +93,8 @@ migration bench.model 1.0.0 -> 2.0.0 "split qkv, transpose, cast attention to bf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safeshift_model::DType;
+    use safeshift::engine::Checkpoint;
+    use safeshift::model::DType;
 
     #[test]
     fn both_migrations_run_through_the_registry_on_a_small_model() {
@@ -135,21 +106,21 @@ mod tests {
         crate::synth::generate(&input, &shape).unwrap();
 
         let light = open(&registry, &input, Migration::Light).unwrap();
-        assert_eq!(light.from.to_string(), "bench.model@1.0.0");
-        let bias = light.view.info("model.processor.layers.1.attention.lin_qkv.bias").unwrap();
+        assert_eq!(light.from_version().to_string(), "bench.model@1.0.0");
+        let bias = light.view().info("model.processor.layers.1.attention.lin_qkv.bias").unwrap();
         assert_eq!(bias.shape, vec![3, 16]);
-        assert!(light.view.names().all(|name| light.view.is_zero_copy(name)));
+        assert!(light.view().names().all(|name| light.view().is_zero_copy(name)));
 
         let heavy = open(&registry, &input, Migration::Heavy).unwrap();
-        let k = heavy.view.info("model.model.processor.proc.0.attention.lin_k.weight").unwrap();
+        let k = heavy.view().info("model.model.processor.proc.0.attention.lin_k.weight").unwrap();
         assert_eq!((k.dtype, k.shape.clone()), (DType::BF16, vec![16, 16]));
-        assert_eq!(heavy.view.layout().tensors.len(), light.view.layout().tensors.len() + 2 * 2 * 2);
+        assert_eq!(heavy.view().layout().tensors.len(), light.view().layout().tensors.len() + 2 * 2 * 2);
         // Interleaved heads (head size 16 / 2 = 8): k's first bias row is fused row 8.
         let fused = crate::synth::ModelShape::tensors(&shape);
         assert!(fused.iter().any(|t| t.name == "model.model.processor.proc.0.attention.lin_qkv.bias"));
         let checkpoint = Checkpoint::open(&input).unwrap();
         let qkv_bias = checkpoint.tensor_bytes("model.model.processor.proc.0.attention.lin_qkv.bias").unwrap();
-        let k_bias = heavy.view.tensor("model.model.processor.proc.0.attention.lin_k.bias").unwrap();
+        let k_bias = heavy.view().tensor("model.model.processor.proc.0.attention.lin_k.bias").unwrap();
         assert_eq!(&k_bias[..8 * 4], &qkv_bias[8 * 4..16 * 4]);
         assert_eq!(&k_bias[8 * 4..], &qkv_bias[32 * 4..40 * 4]);
     }
