@@ -213,9 +213,8 @@ def render(version: str) -> str:
         lines.append(("dim layers = chunks * blocks_per_chunk", "processor num_layers"))
     elif "layers" in used:
         lines.append(("dim layers", "processor num_layers"))
-    width = max(len(decl) for decl, _ in lines)
     for decl, comment in lines:
-        out.append(f"    {decl.ljust(width)} // {comment}")
+        out.append(f"    {decl} // {comment}")
     out.append("")
     for pattern, dtype, shape, optional in tensors:
         line = f'    tensor "{pattern}" : {dtype}[{", ".join(shape)}]'

@@ -7,6 +7,7 @@ mod exit_codes;
 #[allow(dead_code)] // used by `upgrade`, which lands with the lazy view
 mod inputs;
 mod printer;
+mod registry;
 mod render;
 
 use std::process::ExitCode;

@@ -8,7 +8,10 @@ migration anemoi.encprocdec 0.11.3 -> 0.12.1 "one ModuleDict level per dataset; 
     rename "model.model.node_attributes.{rest..}" -> "model.model.node_attributes.data.{rest}"
     rename "model.model.encoder.{rest..}" -> "model.model.encoder.data.{rest}"
     rename "model.model.decoder.{rest..}" -> "model.model.decoder.data.{rest}"
+
     // A graph provider holds nothing but the trainable edge features, absent when trainable_size is 0.
-    rename "model.model.encoder_graph_provider.{rest..}" -> "model.model.encoder_graph_provider.data.{rest}" optional
-    rename "model.model.decoder_graph_provider.{rest..}" -> "model.model.decoder_graph_provider.data.{rest}" optional
+    rename "model.model.encoder_graph_provider.{rest..}"
+        -> "model.model.encoder_graph_provider.data.{rest}" optional
+    rename "model.model.decoder_graph_provider.{rest..}"
+        -> "model.model.decoder_graph_provider.data.{rest}" optional
 }

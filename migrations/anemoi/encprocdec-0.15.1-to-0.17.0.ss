@@ -7,9 +7,12 @@ migration anemoi.encprocdec 0.15.1 -> 0.17.0 "MLP class (.mlp.mlp.N); trainable_
     // layers/mlp.py:169). The official migrations/scripts/1778688800_glu_mlp_implementation.py
     // rewrites only .node_dst_mlp. / .node_src_mlp.; the TransformerProcessor's
     // .mlp.<n> -> .mlp.mlp.<n> is missing there, and needed.
-    rename "model.model.{mapper}.data.proc.node_dst_mlp.{n}.{w}" -> "model.model.{mapper}.data.proc.node_dst_mlp.mlp.{n}.{w}"
-    rename "model.model.{mapper}.data.proc.node_src_mlp.{n}.{w}" -> "model.model.{mapper}.data.proc.node_src_mlp.mlp.{n}.{w}" optional
-    rename "model.model.processor.proc.{i}.mlp.{n}.{w}" -> "model.model.processor.proc.{i}.mlp.mlp.{n}.{w}"
+    rename "model.model.{mapper}.data.proc.node_dst_mlp.{n}.{w}"
+        -> "model.model.{mapper}.data.proc.node_dst_mlp.mlp.{n}.{w}"
+    rename "model.model.{mapper}.data.proc.node_src_mlp.{n}.{w}"
+        -> "model.model.{mapper}.data.proc.node_src_mlp.mlp.{n}.{w}" optional
+    rename "model.model.processor.proc.{i}.mlp.{n}.{w}"
+        -> "model.model.processor.proc.{i}.mlp.mlp.{n}.{w}"
 
     // A persistent int64 scalar buffer: the layout of the trainable edge features below
     // (0.17.0 layers/graph_provider.py:153,195-199). 1 = sorted by destination.
@@ -22,8 +25,6 @@ migration anemoi.encprocdec 0.15.1 -> 0.17.0 "MLP class (.mlp.mlp.N); trainable_
     // trainable edge features in that order: new = old[perm]. perm depends on the graph, not on
     // the checkpoint, hence the aux input. Identity if the graph was already sorted. Official:
     // migrations/scripts/1779202136_trainable_edge_perm_fix.py (needs the instantiated model).
-    gather "model.model.encoder_graph_provider.data.trainable.trainable" axis 0
-        index graph["data_to_hidden.perm_sort_by_dst"] optional
-    gather "model.model.decoder_graph_provider.data.trainable.trainable" axis 0
-        index graph["hidden_to_data.perm_sort_by_dst"] optional
+    gather "model.model.encoder_graph_provider.data.trainable.trainable" axis 0 index graph["data_to_hidden.perm_sort_by_dst"] optional
+    gather "model.model.decoder_graph_provider.data.trainable.trainable" axis 0 index graph["hidden_to_data.perm_sort_by_dst"] optional
 }

@@ -8,7 +8,5 @@ migration anemoi.encprocdec 0.6.0 -> 0.10.0 "split the processor's fused qkv pro
     // (0.10.0 layers/attention.py:131-133, 215-217), not interleaved per head (a forward pass
     // would differ by up to 0.24). A bias (qkv_bias=True; False by default) splits the same way.
     split "model.model.processor.proc.{c}.blocks.{j}.attention.lin_qkv.{w}" axis 0
-        into "model.model.processor.proc.{c}.blocks.{j}.attention.lin_q.{w}",
-            "model.model.processor.proc.{c}.blocks.{j}.attention.lin_k.{w}",
-            "model.model.processor.proc.{c}.blocks.{j}.attention.lin_v.{w}"
+        into "model.model.processor.proc.{c}.blocks.{j}.attention.lin_q.{w}", "model.model.processor.proc.{c}.blocks.{j}.attention.lin_k.{w}", "model.model.processor.proc.{c}.blocks.{j}.attention.lin_v.{w}"
 }

@@ -3,8 +3,8 @@
 schema llama.hf @ 1.0.0 "Hugging Face transformers' LlamaForCausalLM (model.embed_tokens, model.layers.N.self_attn.q_proj)" {
     dim hidden // hidden_size
     dim kv_dim // num_key_value_heads * head_dim
-    dim ffn    // intermediate_size
-    dim vocab  // vocab_size
+    dim ffn // intermediate_size
+    dim vocab // vocab_size
     dim layers // num_hidden_layers
 
     tensor "model.embed_tokens.weight" : float[vocab, hidden]

@@ -4,8 +4,8 @@
 schema llama.meta @ 0.9.0 "Meta's consolidated layout with the stored rotary frequencies rope.freqs" {
     dim hidden // dim
     dim kv_dim // n_kv_heads * head_dim (= hidden without grouped-query attention)
-    dim ffn    // feed-forward width
-    dim vocab  // vocabulary size
+    dim ffn // feed-forward width
+    dim vocab // vocabulary size
     dim layers // n_layers
     dim rotary // head_dim / 2
 

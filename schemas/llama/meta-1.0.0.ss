@@ -4,8 +4,8 @@
 schema llama.meta @ 1.0.0 "Meta's consolidated layout (tok_embeddings, layers.N.attention.wq, feed_forward.w1)" {
     dim hidden // dim
     dim kv_dim // n_kv_heads * head_dim (= hidden without grouped-query attention)
-    dim ffn    // feed-forward width
-    dim vocab  // vocabulary size
+    dim ffn // feed-forward width
+    dim vocab // vocabulary size
     dim layers // n_layers
 
     tensor "tok_embeddings.weight" : float[vocab, hidden]

@@ -2,9 +2,15 @@
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod check;
 pub mod convert;
+pub mod detect;
+pub mod graph;
 pub mod inspect;
+pub mod plan;
 pub mod scan;
+pub mod schema;
+pub mod synth;
 pub mod verify;
 pub mod fmt;
 
@@ -35,12 +41,24 @@ pub struct GlobalArgs {
 /// The subcommands (alphabetical).
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Check a registry: graph rules and every migration against its schemas.
+    Check(check::CheckArgs),
     /// Convert a PyTorch checkpoint to safetensors without executing it.
     Convert(convert::ConvertArgs),
+    /// Find a checkpoint's family and version from its header.
+    Detect(detect::DetectArgs),
+    /// Print the version graph (text, Graphviz DOT or Mermaid).
+    Graph(graph::GraphArgs),
     /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
     Inspect(inspect::InspectArgs),
+    /// Show the migrations from a version to a target.
+    Plan(plan::PlanArgs),
     /// Report the globals a PyTorch checkpoint names and whether torch.load would run code.
     Scan(scan::ScanArgs),
+    /// Print the schema of a version (declared or derived).
+    Schema(schema::SchemaArgs),
+    /// Write a small synthetic checkpoint that fits a schema exactly.
+    Synth(synth::SynthArgs),
     /// Check a checkpoint completely, reading every byte; exit 1 if it is unsound.
     Verify(verify::VerifyArgs),
     /// Format schema and migration files (`*.ss`) in the canonical layout.
@@ -52,9 +70,15 @@ pub enum Command {
 /// Runs one subcommand.
 pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
     match cli.command {
+        Command::Check(args) => check::run(args, printer),
         Command::Convert(args) => convert::run(args, printer),
+        Command::Detect(args) => detect::run(args, printer),
+        Command::Graph(args) => graph::run(args, printer),
         Command::Inspect(args) => inspect::run(args, printer),
+        Command::Plan(args) => plan::run(args, printer),
         Command::Scan(args) => scan::run(args, printer),
+        Command::Schema(args) => schema::run(args, printer),
+        Command::Synth(args) => synth::run(args, printer),
         Command::Verify(args) => verify::run(args, printer),
         Command::Fmt(args) => fmt::run(args, printer),
         Command::Version => {

@@ -106,6 +106,7 @@ fn format_name(format: &Format) -> &'static str {
     match format {
         Format::Zip { .. } => "zip",
         Format::Legacy => "legacy",
+        Format::Pickle => "pickle",
     }
 }
 

@@ -11,6 +11,36 @@
 //! printable diff. [`instantiate`] goes the other way (a synthetic layout for given
 //! dims), [`instantiate_symbolic`] gives concrete names with symbolic shapes, and
 //! [`compare_symbolic`] checks such tensors against a target schema.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use safeshift_dsl::{ast::Item, SourceId};
+//! use safeshift_model::{instantiate, lower_schema, unify};
+//!
+//! let text = r#"
+//!     schema demo @ 1.0.0 {
+//!         dim hidden
+//!         dim layers
+//!         tensor "layers.{i < layers}.qkv.weight" : float[3 * hidden, hidden]
+//!     }
+//! "#;
+//! let file = safeshift_dsl::parse(SourceId(0), text).map_err(|errors| format!("{errors:?}"))?;
+//! let Some(Item::Schema(ast)) = file.items.first() else { return Err("no schema".into()) };
+//! let (schema, diagnostics) = lower_schema(SourceId(0), ast);
+//! assert!(diagnostics.is_empty());
+//!
+//! // A synthetic checkpoint layout, then the dims read back from it.
+//! let dims = BTreeMap::from([("hidden".to_owned(), 8), ("layers".to_owned(), 2)]);
+//! let mut layout = instantiate(&schema, &dims)?;
+//! assert_eq!(unify(&schema, &layout, &BTreeMap::new()).map(|found| found.dims), Ok(dims));
+//!
+//! // A near miss: a printable diff and a score for ranking.
+//! layout.tensors[1].shape = vec![24, 7];
+//! let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+//! assert_eq!(mismatch.to_string(), "~ layers.1.qkv.weight: [24, 7], expected [3 * hidden, hidden] (hidden = 8)");
+//! assert_eq!(mismatch.score(), 0.5);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 mod compare;

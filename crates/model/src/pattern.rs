@@ -33,34 +33,37 @@ impl Captures {
 }
 
 /// Matches `name` against `pattern`, returning the captures on success.
+///
+/// Linear in the name's length for each way of splitting it among multi-segment
+/// captures (a hostile header can hold megabyte-long names): candidate ends are found in
+/// one scan, and bindings borrow from the name until the match succeeds.
 pub fn match_name(pattern: &Pattern, name: &str) -> Option<Captures> {
-    let mut captures = Captures::default();
-    match_parts(&pattern.parts, name, &mut captures).then_some(captures)
+    let mut bindings: Vec<(&str, &str)> = Vec::new();
+    match_parts(&pattern.parts, name, &mut bindings)
+        .then(|| Captures(bindings.into_iter().map(|(capture, text)| (capture.to_owned(), text.to_owned())).collect()))
 }
 
-fn match_parts(parts: &[PatternPart], rest: &str, captures: &mut Captures) -> bool {
+/// Matches `rest` against `parts`; on failure `bindings` is left as it was found.
+fn match_parts<'p, 'n>(parts: &'p [PatternPart], rest: &'n str, bindings: &mut Vec<(&'p str, &'n str)>) -> bool {
     let Some((first, tail)) = parts.split_first() else {
         return rest.is_empty();
     };
     match first {
-        PatternPart::Literal(text) => match rest.strip_prefix(text.as_str()) {
-            Some(after) => match_parts(tail, after, captures),
-            None => false,
-        },
+        PatternPart::Literal(text) => {
+            rest.strip_prefix(text.as_str()).is_some_and(|after| match_parts(tail, after, bindings))
+        }
         PatternPart::Capture { name, multi } => {
-            let had = captures.0.contains_key(&name.node);
-            for end in candidate_ends(rest, |prefix| valid_capture(prefix, *multi)) {
-                if !bind(captures, &name.node, &rest[..end]) {
-                    continue;
-                }
-                let snapshot = captures.clone();
-                if match_parts(tail, &rest[end..], captures) {
+            // A name captured twice must capture the same text.
+            if let Some(bound) = bound_text(bindings, &name.node) {
+                return valid_capture(bound, *multi)
+                    && rest.strip_prefix(bound).is_some_and(|after| match_parts(tail, after, bindings));
+            }
+            for end in capture_ends(rest, *multi) {
+                bindings.push((&name.node, &rest[..end]));
+                if match_parts(tail, &rest[end..], bindings) {
                     return true;
                 }
-                *captures = snapshot;
-                if !had {
-                    captures.0.remove(&name.node);
-                }
+                bindings.pop();
             }
             false
         }
@@ -69,17 +72,15 @@ fn match_parts(parts: &[PatternPart], rest: &str, captures: &mut Captures) -> bo
             if digits == 0 || (digits > 1 && rest.starts_with('0')) {
                 return false;
             }
-            let text = &rest[..digits];
-            let had = captures.0.contains_key(&name.node);
-            if !bind(captures, &name.node, text) {
-                return false;
+            let (text, after) = rest.split_at(digits);
+            if let Some(bound) = bound_text(bindings, &name.node) {
+                return bound == text && match_parts(tail, after, bindings);
             }
-            if match_parts(tail, &rest[digits..], captures) {
+            bindings.push((&name.node, text));
+            if match_parts(tail, after, bindings) {
                 return true;
             }
-            if !had {
-                captures.0.remove(&name.node);
-            }
+            bindings.pop();
             false
         }
         // An expression only makes sense in a target; as a source it matches the
@@ -88,9 +89,28 @@ fn match_parts(parts: &[PatternPart], rest: &str, captures: &mut Captures) -> bo
     }
 }
 
-/// Byte offsets where a capture starting at `rest` could end, shortest first.
-fn candidate_ends(rest: &str, valid: impl Fn(&str) -> bool) -> Vec<usize> {
-    rest.char_indices().map(|(index, ch)| index + ch.len_utf8()).filter(|&end| valid(&rest[..end])).collect()
+fn bound_text<'n>(bindings: &[(&str, &'n str)], name: &str) -> Option<&'n str> {
+    bindings.iter().find(|(capture, _)| *capture == name).map(|(_, text)| *text)
+}
+
+/// Byte offsets where a capture starting at `rest` could end, shortest first, in one
+/// scan: `{x}` ends anywhere before the first dot; `{x..}` anywhere after a non-dot
+/// character, up to the first empty segment.
+fn capture_ends(rest: &str, multi: bool) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut previous_dot = true; // a capture cannot start with a dot
+    for (index, ch) in rest.char_indices() {
+        if ch == '.' {
+            if !multi || previous_dot {
+                break;
+            }
+            previous_dot = true;
+        } else {
+            previous_dot = false;
+            ends.push(index + ch.len_utf8());
+        }
+    }
+    ends
 }
 
 fn valid_capture(text: &str, multi: bool) -> bool {
@@ -98,17 +118,6 @@ fn valid_capture(text: &str, multi: bool) -> bool {
         !text.is_empty() && text.split('.').all(|segment| !segment.is_empty())
     } else {
         !text.is_empty() && !text.contains('.')
-    }
-}
-
-/// Records `value` for `name`; a name captured twice must capture the same text.
-fn bind(captures: &mut Captures, name: &str, value: &str) -> bool {
-    match captures.0.get(name) {
-        Some(existing) => existing == value,
-        None => {
-            captures.0.insert(name.to_owned(), value.to_owned());
-            true
-        }
     }
 }
 
@@ -277,6 +286,105 @@ mod tests {
         assert_eq!(match_name(&layer, "layers.12.w").unwrap().int("i"), Some(12));
         assert!(match_name(&layer, "layers.012.w").is_none());
         assert!(match_name(&layer, "layers.x.w").is_none());
+    }
+
+    #[test]
+    fn long_names_match_in_linear_time() {
+        let qkv = pattern(vec![cap("p", true), lit(".attention.lin_qkv."), cap("w", false)]);
+        // Quadratic matching took seconds here; linear takes about a millisecond.
+        let long = "a.".repeat(200_000) + "b";
+        let start = std::time::Instant::now();
+        assert!(match_name(&qkv, &long).is_none());
+        let matching = format!("{long}.attention.lin_qkv.weight");
+        assert_eq!(match_name(&qkv, &matching).unwrap().get("p"), Some(long.as_str()));
+        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+    }
+
+    /// The first implementation (quadratic, obviously right), kept as the reference.
+    fn reference_match(pattern: &Pattern, name: &str) -> Option<Captures> {
+        fn go(parts: &[PatternPart], rest: &str, captures: &mut Captures) -> bool {
+            let Some((first, tail)) = parts.split_first() else { return rest.is_empty() };
+            let bind = |captures: &mut Captures, name: &str, value: &str| match captures.0.get(name) {
+                Some(existing) => existing == value,
+                None => {
+                    captures.0.insert(name.to_owned(), value.to_owned());
+                    true
+                }
+            };
+            match first {
+                PatternPart::Literal(text) => {
+                    rest.strip_prefix(text.as_str()).is_some_and(|after| go(tail, after, captures))
+                }
+                PatternPart::Capture { name, multi } => {
+                    let ends: Vec<usize> = rest
+                        .char_indices()
+                        .map(|(i, ch)| i + ch.len_utf8())
+                        .filter(|&end| valid_capture(&rest[..end], *multi))
+                        .collect();
+                    for end in ends {
+                        let snapshot = captures.clone();
+                        if bind(captures, &name.node, &rest[..end]) && go(tail, &rest[end..], captures) {
+                            return true;
+                        }
+                        *captures = snapshot;
+                    }
+                    false
+                }
+                PatternPart::Counted { name, .. } => {
+                    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                    if digits == 0 || (digits > 1 && rest.starts_with('0')) {
+                        return false;
+                    }
+                    let snapshot = captures.clone();
+                    if bind(captures, &name.node, &rest[..digits]) && go(tail, &rest[digits..], captures) {
+                        return true;
+                    }
+                    *captures = snapshot;
+                    false
+                }
+                PatternPart::Expr(_) => false,
+            }
+        }
+        let mut captures = Captures::default();
+        go(&pattern.parts, name, &mut captures).then_some(captures)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(256)
+        ))]
+
+        /// The linear matcher agrees with the reference, captures included.
+        #[test]
+        fn matcher_agrees_with_reference(
+            pieces in proptest::collection::vec(0usize..7, 1..6),
+            name in proptest::collection::vec(proptest::sample::select(vec!["a", "b", ".", "0", "1", "ab", "a.b"]), 0..10),
+        ) {
+            let parts: Vec<PatternPart> = pieces
+                .iter()
+                .map(|piece| match piece {
+                    0 => lit("a"),
+                    1 => lit("."),
+                    2 => lit(".b"),
+                    3 => cap("x", false),
+                    4 => cap("y", true),
+                    5 => counted("i", "n"),
+                    _ => cap("x", true),
+                })
+                .collect();
+            let pattern = pattern(parts);
+            let name = name.concat();
+            proptest::prop_assert_eq!(match_name(&pattern, &name), reference_match(&pattern, &name));
+        }
+    }
+
+    #[test]
+    fn capture_ends_follow_segment_rules() {
+        assert_eq!(capture_ends("ab.c", false), vec![1, 2]);
+        assert_eq!(capture_ends("ab.c", true), vec![1, 2, 4]);
+        assert_eq!(capture_ends(".a", true), Vec::<usize>::new());
+        assert_eq!(capture_ends("a..b", true), vec![1]);
+        assert_eq!(capture_ends("é.x", true), vec![2, 4]);
     }
 
     #[test]

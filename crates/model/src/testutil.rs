@@ -1,16 +1,9 @@
-//! Test helpers: schemas from text, layouts from a compact listing, and the proptest
-//! strategies of this crate.
-//!
-//! Until the language crate's parser is available here, [`schema_ast`] reads the
-//! schema subset of the language with a small line-based reader (one entry per line),
-//! so tests read like registry files. Spans are real byte offsets.
+//! Test helpers: schemas from text (through the language's parser), layouts from a
+//! compact listing, and the proptest strategies of this crate.
 
 use std::collections::BTreeMap;
 
-use safeshift_dsl::ast::{
-    self, BinOp, DimDecl, DimValue, Expr, ExprKind, Json, JsonKind, MetaDecl, Pattern, PatternPart, SchemaEntry,
-    SchemaEntryKind, Span, Spanned, TensorDecl, Trivia, TypeSpec,
-};
+use safeshift_dsl::ast;
 use safeshift_dsl::SourceId;
 
 use crate::{lower_schema, DType, Layout, Schema, TensorInfo};
@@ -48,265 +41,21 @@ pub fn dims(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
     pairs.iter().map(|(name, value)| ((*name).to_owned(), *value)).collect()
 }
 
-/// Reads `schema FAMILY @ VERSION ["doc"] { entries }`, one entry per line.
+/// Parses schema text (one schema item), panicking on a syntax error.
 pub fn schema_ast(text: &str) -> ast::Schema {
-    let mut reader = Reader { text, pos: 0 };
-    reader.skip_ws();
-    reader.expect("schema");
-    let family = reader.word();
-    reader.expect("@");
-    let version = reader.word();
-    reader.skip_ws();
-    let doc = if reader.peek() == Some('"') { Some(reader.string()) } else { None };
-    reader.expect("{");
-    let mut entries = Vec::new();
-    loop {
-        reader.skip_ws();
-        if reader.eat("}") {
-            break;
-        }
-        let start = reader.pos;
-        let kind = if reader.eat("dim ") {
-            let name = reader.word();
-            reader.skip_ws();
-            let value = if reader.eat("=") {
-                reader.skip_ws();
-                if reader.eat("meta(") {
-                    let path = reader.string();
-                    reader.expect(")");
-                    Some(DimValue::Meta(path))
-                } else {
-                    Some(DimValue::Expr(reader.expr()))
-                }
-            } else {
-                None
-            };
-            SchemaEntryKind::Dim(DimDecl { name, value })
-        } else if reader.eat("tensor ") {
-            reader.skip_ws();
-            let pattern = reader.pattern();
-            reader.expect(":");
-            let type_start = reader.pos;
-            let dtype = reader.word();
-            reader.expect("[");
-            let mut shape = Vec::new();
-            reader.skip_ws();
-            if !reader.eat("]") {
-                loop {
-                    shape.push(reader.expr());
-                    reader.skip_ws();
-                    if reader.eat("]") {
-                        break;
-                    }
-                    reader.expect(",");
-                }
-            }
-            let ty = TypeSpec { dtype, shape, span: Span::new(type_start, reader.pos) };
-            reader.skip_inline_ws();
-            let optional = reader.eat("optional");
-            SchemaEntryKind::Tensor(TensorDecl { pattern, ty, optional })
-        } else if reader.eat("allow ") {
-            reader.skip_ws();
-            SchemaEntryKind::Allow(reader.pattern())
-        } else if reader.eat("meta ") {
-            reader.skip_ws();
-            let key = reader.string();
-            reader.skip_inline_ws();
-            let value = if reader.eat("=") { Some(reader.json()) } else { None };
-            SchemaEntryKind::Meta(MetaDecl { key, value })
-        } else {
-            panic!("unexpected text at {}: {:?}", reader.pos, &text[reader.pos..]);
-        };
-        entries.push(SchemaEntry { kind, trivia: Trivia::default(), span: Span::new(start, reader.pos) });
-    }
-    ast::Schema {
-        family,
-        version,
-        doc,
-        entries,
-        trivia: Trivia::default(),
-        inner_trailing: Vec::new(),
-        span: Span::new(0, reader.pos),
+    let file = safeshift_dsl::parse(SourceId(0), text).unwrap_or_else(|errors| panic!("{errors:#?}\n{text}"));
+    match file.items.into_iter().next() {
+        Some(ast::Item::Schema(schema)) => schema,
+        other => panic!("expected one schema, got {other:#?}"),
     }
 }
 
-/// Reads an expression: `3 * hidden`.
-pub fn expr(text: &str) -> Expr {
-    Reader { text, pos: 0 }.expr()
-}
-
-struct Reader<'a> {
-    text: &'a str,
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn rest(&self) -> &str {
-        &self.text[self.pos..]
-    }
-    fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
-    }
-    fn skip_ws(&mut self) {
-        let trimmed = self.rest().trim_start();
-        self.pos = self.text.len() - trimmed.len();
-    }
-    fn skip_inline_ws(&mut self) {
-        let trimmed = self.rest().trim_start_matches([' ', '\t']);
-        self.pos = self.text.len() - trimmed.len();
-    }
-    fn eat(&mut self, token: &str) -> bool {
-        self.skip_inline_ws();
-        if self.rest().starts_with(token) {
-            self.pos += token.len();
-            true
-        } else {
-            false
-        }
-    }
-    fn expect(&mut self, token: &str) {
-        self.skip_ws();
-        assert!(self.eat(token), "expected {token:?} at {}: {:?}", self.pos, self.rest());
-    }
-    fn word(&mut self) -> Spanned<String> {
-        self.skip_ws();
-        let start = self.pos;
-        let len = self
-            .rest()
-            .find(|ch: char| !(ch.is_alphanumeric() || matches!(ch, '_' | '.' | '-' | '+')))
-            .unwrap_or(self.rest().len());
-        self.pos += len;
-        Spanned::new(self.text[start..self.pos].to_owned(), Span::new(start, self.pos))
-    }
-    fn string(&mut self) -> Spanned<String> {
-        self.skip_ws();
-        let start = self.pos;
-        assert!(self.eat("\""), "expected a string at {start}");
-        let mut out = String::new();
-        let mut chars = self.rest().char_indices();
-        while let Some((index, ch)) = chars.next() {
-            match ch {
-                '"' => {
-                    self.pos += index + 1;
-                    return Spanned::new(out, Span::new(start, self.pos));
-                }
-                '\\' => out.push(chars.next().expect("escape").1),
-                other => out.push(other),
-            }
-        }
-        panic!("unterminated string at {start}");
-    }
-    fn pattern(&mut self) -> Pattern {
-        let literal = self.string();
-        let text = literal.node.as_str();
-        let mut parts: Vec<PatternPart> = Vec::new();
-        let mut pending = String::new();
-        let mut index = 0;
-        while index < text.len() {
-            let rest = &text[index..];
-            if rest.starts_with("{{") || rest.starts_with("}}") {
-                pending.push_str(&rest[..1]);
-                index += 2;
-            } else if let Some(inner) = rest.strip_prefix('{') {
-                let close = inner.find('}').expect("closing brace");
-                let body = &inner[..close];
-                if !pending.is_empty() {
-                    parts.push(PatternPart::Literal(std::mem::take(&mut pending)));
-                }
-                let name = |text: &str| Spanned::new(text.trim().to_owned(), literal.span);
-                parts.push(if let Some((capture, bound)) = body.split_once('<') {
-                    PatternPart::Counted { name: name(capture), bound: expr(bound.trim()) }
-                } else if let Some(capture) = body.strip_suffix("..") {
-                    PatternPart::Capture { name: name(capture), multi: true }
-                } else if body.chars().all(|ch| ch.is_alphanumeric() || ch == '_') {
-                    PatternPart::Capture { name: name(body), multi: false }
-                } else {
-                    PatternPart::Expr(expr(body))
-                });
-                index += close + 2;
-            } else {
-                let ch = rest.chars().next().expect("non-empty");
-                pending.push(ch);
-                index += ch.len_utf8();
-            }
-        }
-        if !pending.is_empty() {
-            parts.push(PatternPart::Literal(pending));
-        }
-        Pattern { parts, span: literal.span }
-    }
-    fn expr(&mut self) -> Expr {
-        self.binary(1)
-    }
-    fn binary(&mut self, min_precedence: u8) -> Expr {
-        let mut lhs = self.unary();
-        loop {
-            self.skip_inline_ws();
-            let op = match self.peek() {
-                Some('+') => (BinOp::Add, 1),
-                Some('-') => (BinOp::Sub, 1),
-                Some('*') => (BinOp::Mul, 2),
-                Some('/') => (BinOp::Div, 2),
-                Some('%') => (BinOp::Rem, 2),
-                _ => return lhs,
-            };
-            if op.1 < min_precedence {
-                return lhs;
-            }
-            self.pos += 1;
-            let rhs = self.binary(op.1 + 1);
-            let span = lhs.span.to(rhs.span);
-            lhs = Expr { kind: ExprKind::Binary(op.0, Box::new(lhs), Box::new(rhs)), span };
-        }
-    }
-    fn unary(&mut self) -> Expr {
-        self.skip_inline_ws();
-        let start = self.pos;
-        if self.eat("-") {
-            let inner = self.unary();
-            let span = Span::new(start, inner.span.end);
-            return Expr { kind: ExprKind::Neg(Box::new(inner)), span };
-        }
-        if self.eat("(") {
-            let inner = self.expr();
-            self.expect(")");
-            return inner;
-        }
-        let len = self.rest().find(|ch: char| !(ch.is_alphanumeric() || ch == '_')).unwrap_or(self.rest().len());
-        assert!(len > 0, "expected an expression at {start}: {:?}", self.rest());
-        self.pos += len;
-        let word = &self.text[start..self.pos];
-        let span = Span::new(start, self.pos);
-        match word.parse::<u64>() {
-            Ok(value) => Expr { kind: ExprKind::Int(value), span },
-            Err(_) => Expr { kind: ExprKind::Ident(word.to_owned()), span },
-        }
-    }
-    fn json(&mut self) -> Json {
-        self.skip_inline_ws();
-        let start = self.pos;
-        let kind = match self.peek() {
-            Some('"') => JsonKind::String(self.string().node),
-            Some('[') => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                while !self.eat("]") {
-                    items.push(self.json());
-                    self.eat(",");
-                }
-                JsonKind::Array(items)
-            }
-            _ => {
-                let word = self.word().node;
-                match word.as_str() {
-                    "null" => JsonKind::Null,
-                    "true" => JsonKind::Bool(true),
-                    "false" => JsonKind::Bool(false),
-                    _ => JsonKind::Number(word),
-                }
-            }
-        };
-        Json { kind, span: Span::new(start, self.pos) }
+/// Parses an expression: `3 * hidden`.
+pub fn expr(text: &str) -> ast::Expr {
+    let schema = schema_ast(&format!("schema t @ 1.0.0 {{\n dim x = {text}\n}}"));
+    match schema.entries.into_iter().next().map(|entry| entry.kind) {
+        Some(ast::SchemaEntryKind::Dim(ast::DimDecl { value: Some(ast::DimValue::Expr(expr)), .. })) => expr,
+        other => panic!("expected a derived dim, got {other:#?}"),
     }
 }
 

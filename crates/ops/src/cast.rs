@@ -236,13 +236,17 @@ pub fn scalar_bytes(value: f64, dtype: DType) -> Result<Vec<u8>, CastError> {
 }
 
 /// f32 → bf16 bits, as `c10::detail::round_to_nearest_even`.
+#[inline(always)]
 pub fn f32_to_bf16(value: f32) -> u16 {
-    if value.is_nan() {
-        return 0x7FC0;
-    }
+    // Branch-free (a select), so that the cast loop vectorises.
     let bits = value.to_bits();
     let rounding_bias = ((bits >> 16) & 1) + 0x7FFF;
-    (bits.wrapping_add(rounding_bias) >> 16) as u16
+    let rounded = (bits.wrapping_add(rounding_bias) >> 16) as u16;
+    if value.is_nan() {
+        0x7FC0
+    } else {
+        rounded
+    }
 }
 
 /// bf16 bits → f32, exactly.

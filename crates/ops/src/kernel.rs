@@ -112,7 +112,8 @@ where
     let simplified = simplify(expr.clone());
     let fetch = |leaf: &Leaf| fetch(leaf, sources);
     if let Some(range) = byte_range(&simplified) {
-        let leaf = first_leaf(&simplified).expect("a byte range has a leaf");
+        let leaf = find_leaf(&simplified, &range.source, range.aux.as_deref())
+            .expect("a byte range names a leaf of its expression");
         let bytes = fetch(leaf)?;
         let range = usize::try_from(range.start).map_err(|_| EvalError::TooLarge)?
             ..usize::try_from(range.end).map_err(|_| EvalError::TooLarge)?;
@@ -156,11 +157,19 @@ where
     Evaluator { fetch: &fetch }.materialize(expr)
 }
 
-fn first_leaf(expr: &Expr) -> Option<&Leaf> {
+/// The leaf called `name` (in `aux`) somewhere in `expr`.
+fn find_leaf<'e>(expr: &'e Expr, name: &str, aux: Option<&str>) -> Option<&'e Leaf> {
     match expr {
-        Expr::Source(leaf) => Some(leaf),
-        Expr::Reshape { input, .. } | Expr::Narrow { input, .. } => first_leaf(input),
-        _ => None,
+        Expr::Source(leaf) => (leaf.name == name && leaf.aux.as_deref() == aux).then_some(leaf),
+        Expr::Reshape { input, .. }
+        | Expr::Permute { input, .. }
+        | Expr::Narrow { input, .. }
+        | Expr::Cast { input, .. }
+        | Expr::Pad { input, .. } => find_leaf(input, name, aux),
+        Expr::Concat { inputs, .. } => inputs.iter().find_map(|input| find_leaf(input, name, aux)),
+        Expr::Fill { .. } => None,
+        Expr::Gather { input, index, .. } => find_leaf(input, name, aux).or_else(|| find_leaf(index, name, aux)),
+        Expr::InversePermutation { index } => find_leaf(index, name, aux),
     }
 }
 
@@ -218,6 +227,31 @@ fn element_size(dtype: DTypeClass) -> Result<(DType, usize), EvalError> {
     }
 }
 
+/// An empty buffer with room for `count` elements of `elem` bytes; an impossible size is
+/// an error, not an abort (shapes can come from registry text).
+fn buffer(count: usize, elem: usize) -> Result<Vec<u8>, EvalError> {
+    let total = count.checked_mul(elem).ok_or(EvalError::TooLarge)?;
+    let mut out = Vec::new();
+    out.try_reserve_exact(total).map_err(|_| EvalError::TooLarge)?;
+    Ok(out)
+}
+
+/// `total` zero bytes.
+fn zeroed(total: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(total, 1)?;
+    out.resize(total, 0);
+    Ok(out)
+}
+
+/// `element` repeated `count` times.
+fn repeated(element: &[u8], count: usize) -> Result<Vec<u8>, EvalError> {
+    let mut out = buffer(count, element.len())?;
+    for _ in 0..count {
+        out.extend_from_slice(element);
+    }
+    Ok(out)
+}
+
 fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
@@ -264,7 +298,7 @@ impl View<'_> {
                 data => data[start..start + total].to_vec(),
             });
         }
-        let mut out = vec![0u8; total];
+        let mut out = zeroed(total)?;
         copy_strided(&self.data, self.elem, self.offset, &self.shape, &self.strides, &mut out);
         Ok(out)
     }
@@ -288,11 +322,23 @@ fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], stride
         out.copy_from_slice(&data[offset * elem..(offset + 1) * elem]);
         return;
     };
-    let chunk = inner_size * elem;
+    // A transpose of the two innermost axes (the source is contiguous along the other
+    // one): copy in tiles, so that both sides stay in cache.
+    let tile = match dims.last() {
+        Some(&(rows, 1)) if inner_stride != 1 => {
+            dims.pop();
+            Some(rows)
+        }
+        _ => None,
+    };
+    let chunk = inner_size * elem * tile.unwrap_or(1);
     let mut index = vec![0usize; dims.len()];
     let mut base = offset;
     for out_chunk in out.chunks_exact_mut(chunk) {
-        copy_run(data, elem, base, inner_size, inner_stride, out_chunk);
+        match tile {
+            Some(rows) => copy_transposed(data, elem, base, rows, inner_size, inner_stride, out_chunk),
+            None => copy_run(data, elem, base, inner_size, inner_stride, out_chunk),
+        }
         for axis in (0..dims.len()).rev() {
             index[axis] += 1;
             base += dims[axis].1;
@@ -319,6 +365,35 @@ fn copy_run(data: &[u8], elem: usize, base: usize, count: usize, stride: usize, 
             for (k, dst) in out.chunks_exact_mut(elem).enumerate() {
                 let at = (base + k * stride) * elem;
                 dst.copy_from_slice(&data[at..at + elem]);
+            }
+        }
+    }
+}
+
+/// `out[a][b] = data[base + a + b·stride]` for `a < rows`, `b < cols`, in square tiles.
+fn copy_transposed(data: &[u8], elem: usize, base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    match elem {
+        1 => transpose_tiles::<1>(data, base, rows, cols, stride, out),
+        2 => transpose_tiles::<2>(data, base, rows, cols, stride, out),
+        4 => transpose_tiles::<4>(data, base, rows, cols, stride, out),
+        8 => transpose_tiles::<8>(data, base, rows, cols, stride, out),
+        _ => {
+            for row in 0..rows {
+                copy_run(data, elem, base + row, cols, stride, &mut out[row * cols * elem..(row + 1) * cols * elem]);
+            }
+        }
+    }
+}
+
+fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    const TILE: usize = 32;
+    for row_start in (0..rows).step_by(TILE) {
+        let row_end = (row_start + TILE).min(rows);
+        for col_start in (0..cols).step_by(TILE) {
+            let col_end = (col_start + TILE).min(cols);
+            for row in row_start..row_end {
+                let out_row = &mut out[(row * cols + col_start) * N..(row * cols + col_end) * N];
+                gather_elements::<N>(data, base + row + col_start * stride, stride, out_row);
             }
         }
     }
@@ -401,7 +476,7 @@ impl<'a> Evaluator<'_, 'a> {
                         Ok((self.materialize(part)?, rows * inner))
                     })
                     .collect::<Result<_, EvalError>>()?;
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     for (bytes, chunk) in &parts {
                         out.extend_from_slice(&bytes[block * chunk..(block + 1) * chunk]);
@@ -424,8 +499,8 @@ impl<'a> Evaluator<'_, 'a> {
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
                 let (in_chunk, pad_chunk) = (in_shape[*axis] * inner, (shape[*axis] - in_shape[*axis]) * inner);
-                let pad: Vec<u8> = scalar_bytes(*value, dtype)?.repeat(pad_chunk / elem);
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let pad = repeated(&scalar_bytes(*value, dtype)?, pad_chunk / elem)?;
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     out.extend_from_slice(&bytes[block * in_chunk..(block + 1) * in_chunk]);
                     out.extend_from_slice(&pad);
@@ -436,11 +511,11 @@ impl<'a> Evaluator<'_, 'a> {
                 let (dtype, _) = element_size(*dtype)?;
                 let count = product(shape)?;
                 match init {
-                    Init::Zeros => Ok(vec![0u8; count * elem]),
-                    Init::Ones => Ok(scalar_bytes(1.0, dtype)?.repeat(count)),
-                    Init::Value(value) => Ok(scalar_bytes(*value, dtype)?.repeat(count)),
+                    Init::Zeros => zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?),
+                    Init::Ones => repeated(&scalar_bytes(1.0, dtype)?, count),
+                    Init::Value(value) => repeated(&scalar_bytes(*value, dtype)?, count),
                     Init::Eye => {
-                        let mut out = vec![0u8; count * elem];
+                        let mut out = zeroed(count.checked_mul(elem).ok_or(EvalError::TooLarge)?)?;
                         let one = scalar_bytes(1.0, dtype)?;
                         for diagonal in 0..shape[0].min(shape[1]) {
                             let at = (diagonal * shape[1] + diagonal) * elem;
@@ -457,7 +532,7 @@ impl<'a> Evaluator<'_, 'a> {
                 let bytes = self.materialize(input)?;
                 let outer = product(&shape[..*axis])?;
                 let inner = product(&shape[axis + 1..])? * elem;
-                let mut out = Vec::with_capacity(product(shape)? * elem);
+                let mut out = buffer(product(shape)?, elem)?;
                 for block in 0..outer {
                     let base = block * size * inner;
                     for &row in &indices {

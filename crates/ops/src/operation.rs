@@ -27,7 +27,8 @@ pub trait Operation: fmt::Debug + Send + Sync {
     /// Transforms the set: matched tensors are replaced by their lazy results.
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError>;
 
-    /// The reference implementation over materialised tensors.
+    /// The reference implementation over materialised tensors: plain index loops, for
+    /// tests and small tensors (it favours obviousness over speed and memory).
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError>;
 
     /// The operations that undo this one, given the set it was applied to (`before`):

@@ -18,32 +18,47 @@ use safeshift_model::{DTypeClass, Sym};
 
 use crate::expr::{numel, shape_of, Expr, Init};
 
-/// Simplifies `expr` bottom-up. An ill-formed expression is returned as it is.
+/// Simplifies `expr`: bottom-up passes until nothing changes (one rule can enable
+/// another higher up), so the result is a fixed point. An ill-formed expression is
+/// returned as it is.
 pub fn simplify(expr: Expr) -> Expr {
+    let mut current = expr;
+    // Each pass only shrinks or reorders; the bound is a guard, not a tuning knob.
+    for _ in 0..16 {
+        let next = simplify_once(current.clone());
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    current
+}
+
+fn simplify_once(expr: Expr) -> Expr {
     match expr {
         Expr::Source(_) | Expr::Fill { .. } => expr,
-        Expr::Reshape { input, shape } => reshape(simplify(*input), shape),
-        Expr::Permute { input, axes } => permute(simplify(*input), axes),
-        Expr::Narrow { input, axis, start, len } => narrow(simplify(*input), axis, start, len),
-        Expr::Concat { inputs, axis } => concat(inputs.into_iter().map(simplify).collect(), axis),
+        Expr::Reshape { input, shape } => reshape(simplify_once(*input), shape),
+        Expr::Permute { input, axes } => permute(simplify_once(*input), axes),
+        Expr::Narrow { input, axis, start, len } => narrow(simplify_once(*input), axis, start, len),
+        Expr::Concat { inputs, axis } => concat(inputs.into_iter().map(simplify_once).collect(), axis),
         Expr::Cast { input, dtype, mode } => {
-            let input = simplify(*input);
+            let input = simplify_once(*input);
             if crate::expr::dtype_of(&input) == DTypeClass::Exact(dtype) {
                 return input;
             }
             Expr::Cast { input: Box::new(input), dtype, mode }
         }
         Expr::Pad { input, axis, after, value } => {
-            let input = simplify(*input);
+            let input = simplify_once(*input);
             if after == Sym::int(0) {
                 return input;
             }
             Expr::Pad { input: Box::new(input), axis, after, value }
         }
         Expr::Gather { input, axis, index } => {
-            Expr::Gather { input: Box::new(simplify(*input)), axis, index: Box::new(simplify(*index)) }
+            Expr::Gather { input: Box::new(simplify_once(*input)), axis, index: Box::new(simplify_once(*index)) }
         }
-        Expr::InversePermutation { index } => Expr::InversePermutation { index: Box::new(simplify(*index)) },
+        Expr::InversePermutation { index } => Expr::InversePermutation { index: Box::new(simplify_once(*index)) },
     }
 }
 

@@ -441,3 +441,132 @@ fn unexpected_and_duplicate_operands_are_reported() {
         lower_err(op("pad", vec![pats(&["w"]), clause_int("axis", 0), clause_int("axis", 1), clause_int("to", 3)]));
     assert_eq!(codes(&diagnostics), ["duplicate-operand"]);
 }
+
+/// Every row of the language reference's operation table, as text, lowers (with the
+/// parser's operand forms, not hand-built ones).
+#[test]
+fn language_table_syntax_lowers() {
+    let statements = [
+        r#"rename "a.{x}" -> "b.{x}" optional"#,
+        r#"copy "a" -> "b""#,
+        r#"drop "a", "b.{x}" lossy"#,
+        r#"drop "a" derived optional"#,
+        r#"reshape "a" to [3, hidden / 3]"#,
+        r#"transpose "a""#,
+        r#"permute "a" axes [1, 0, 2]"#,
+        r#"split "a" axis 0 into "q", "k", "v""#,
+        r#"split "a" axis -1 into "q", "kv" sizes [hidden, 2 * kv]"#,
+        r#"concat "q", "k", "v" axis 0 into "qkv""#,
+        r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 32 kv_heads 8"#,
+        r#"split-heads "qkv" into "q", "k", "v" layout chunked heads heads head_dim 64 axis 0"#,
+        r#"merge-heads "q", "k", "v" into "qkv" layout chunked heads 16"#,
+        r#"permute-heads "q" heads heads from interleaved to rotate_half"#,
+        r#"insert "n.{i < layers}.w" : f32[head_dim] = ones"#,
+        r#"insert "e" : bf16[4, 4] = eye"#,
+        r#"insert "f" : f16[2] = fill(0.5)"#,
+        r#"insert "g" : i32[2] = fill(-3)"#,
+        r#"pad "a" axis 1 to vars value 0"#,
+        r#"pad "a" axis 1 to 10 value -1.5"#,
+        r#"truncate "a" axis 0 to 32000 lossy"#,
+        r#"cast "a" to bf16 lossy"#,
+        r#"cast "a" to f32"#,
+        r#"gather "a" axis 0 index graph["perm"]"#,
+        r#"meta-set "version" = "0.5.0""#,
+        r#"meta-set "config" at "model.heads" = 16"#,
+        r#"meta-set "config" at "model.flags" = {"a": [1, true, null]}"#,
+        r#"meta-rename "a" -> "b""#,
+        r#"meta-delete "config" at "training.seed" lossy"#,
+    ];
+    for statement in statements {
+        let ops = parse_ops(statement);
+        assert_eq!(ops.len(), 1, "{statement}");
+        if let Err(diagnostics) = crate::lower(safeshift_dsl::SourceId(0), &ops[0]) {
+            panic!("{statement}: {diagnostics:#?}");
+        }
+    }
+}
+
+/// Parsed text applies like the hand-built trees: the Hugging Face LLaMA permutation, the
+/// fused-qkv split, and metadata edits with JSON values.
+#[test]
+fn parsed_operations_apply() {
+    let set = eager_set(&[("qkv", iota(&[8, 1]))]);
+    let split = lower_text(r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 4 kv_heads 2"#);
+    let out = check_lazy_eager(&*split, &set, &OpContext::default());
+    assert_eq!(i32_values(out.get("q").unwrap()), [0, 1, 4, 5]);
+
+    let permute = lower_text(r#"permute-heads "w" heads kv from interleaved to rotate_half"#);
+    let ctx = ctx_with(&[("kv", 2)]);
+    let out = check_lazy_eager(&*permute, &eager_set(&[("w", iota(&[8]))]), &ctx);
+    assert_eq!(i32_values(out.get("w").unwrap()), [0, 2, 1, 3, 4, 6, 5, 7]);
+
+    let mut set = EagerSet::new();
+    set.metadata.insert("config".into(), r#"{"model":{}}"#.into());
+    for statement in
+        [r#"meta-set "version" = "0.5.0""#, r#"meta-set "config" at "model.flags" = {"a": [1.5, true, null]}"#]
+    {
+        lower_text(statement).eager(&mut set, &ctx).unwrap();
+    }
+    assert_eq!(set.metadata["version"], "0.5.0");
+    assert_eq!(set.metadata["config"], r#"{"model":{"flags":{"a":[1.5,true,null]}}}"#);
+}
+
+/// Every migration shipped in the repository's registry lowers without diagnostics.
+#[test]
+fn shipped_migrations_lower() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+    let mut files = Vec::new();
+    let mut pending = vec![root];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).expect("migrations folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "ss") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let file = safeshift_dsl::parse(safeshift_dsl::SourceId(0), &text)
+            .unwrap_or_else(|d| panic!("{}: {d:#?}", path.display()));
+        for item in &file.items {
+            let ast::Item::Migration(migration) = item else { continue };
+            let down = migration.down.as_ref().map(|block| block.ops.as_slice()).unwrap_or_default();
+            for ops in [migration.ops.as_slice(), down] {
+                let (_, diagnostics) = crate::lower_all(safeshift_dsl::SourceId(0), ops);
+                assert!(diagnostics.is_empty(), "{}: {diagnostics:#?}", path.display());
+            }
+        }
+    }
+}
+
+/// A shape too large for memory (a typo in a registry) is an error, not an abort.
+#[test]
+fn impossible_sizes_are_errors() {
+    let huge = crate::expr::Expr::Fill {
+        dtype: safeshift_model::DTypeClass::Exact(DType::F32),
+        shape: vec![Sym::int(1 << 40), Sym::int(1 << 30)],
+        init: crate::expr::Init::Ones,
+    };
+    let nothing = |_: &Leaf| Ok::<_, std::io::Error>(Cow::Borrowed(&[][..]));
+    assert!(matches!(evaluate(&huge, &nothing), Err(crate::kernel::EvalError::TooLarge)));
+}
+
+/// The plans of the head operations, simplified, as the `plan` output shows them.
+#[test]
+fn head_operation_plans() {
+    let set = eager_set(&[("qkv", iota(&[16, 4])), ("wq", iota(&[8, 4]))]);
+    let statements = [
+        r#"split-heads "qkv" into "q", "k", "v" layout interleaved heads 4 kv_heads 2"#,
+        r#"permute-heads "wq" heads 2 from interleaved to rotate_half"#,
+    ];
+    let mut lazy = lazy_of(&set);
+    for statement in statements {
+        lower_text(statement).apply(&mut lazy, &OpContext::default()).unwrap();
+    }
+    let plans: Vec<String> = lazy.iter().map(|(name, value)| format!("{name} = {}", crate::simplify(value.expr().clone()))).collect();
+    insta::assert_snapshot!("head_operation_plans", plans.join("\n"));
+}

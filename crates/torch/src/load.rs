@@ -21,6 +21,9 @@ pub enum Format {
     /// The legacy format (torch < 1.6, or `_use_new_zipfile_serialization=False`): five
     /// pickles back to back, then the raw storages.
     Legacy,
+    /// A plain pickle that is not a torch checkpoint (no legacy magic number): `scan`
+    /// reports its globals, `open` refuses it.
+    Pickle,
 }
 
 /// A checkpoint whose pickles have run.
@@ -142,6 +145,24 @@ fn load_legacy<'a>(
         let (value, consumed) =
             result.map_err(|err| pickle_error(name, RunError { offset: err.offset + pos as u64, ..err }))?;
         pos += consumed;
+        if values.is_empty() && !matches!(&value, Value::BigInt(magic) if **magic == LEGACY_MAGIC) {
+            // Not torch's legacy format: an ordinary pickle, which scan still reports on.
+            drop(machine);
+            if mode == Mode::Scan {
+                let format = Format::Pickle;
+                return Ok(Loaded {
+                    format,
+                    heap,
+                    top: value,
+                    zip: None,
+                    legacy_storages: HashMap::new(),
+                    big_endian: false,
+                });
+            }
+            return Err(ErrorKind::NotACheckpoint(
+                "a pickle without torch's magic number; not a torch.save checkpoint".into(),
+            ));
+        }
         values.push(value);
     }
     let storages = std::mem::take(&mut machine.storages);
@@ -196,7 +217,7 @@ impl Loaded<'_> {
     pub fn storage_range(&self, storage: &StorageRef, verify_crc: bool) -> Result<Range<usize>, String> {
         let expected = storage.byte_len().ok_or("its size overflows")?;
         let range = match &self.format {
-            Format::Legacy => self
+            Format::Legacy | Format::Pickle => self
                 .legacy_storages
                 .get(&*storage.key)
                 .cloned()

@@ -113,9 +113,12 @@ fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
     let (format, problem) = match load::load(data, Mode::Scan, &limits, false, &mut uses) {
         Ok(loaded) => (loaded.format.clone(), None),
         Err(ErrorKind::Pickle { member, offset, reason }) => {
-            let format = match crate::zip::looks_like_zip(data) {
-                true => Format::Zip { dir: member.trim_end_matches("/data.pkl").to_string() },
-                false => Format::Legacy,
+            let format = if crate::zip::looks_like_zip(data) {
+                Format::Zip { dir: member.trim_end_matches("/data.pkl").to_string() }
+            } else if member.starts_with("pickle 1") {
+                Format::Pickle
+            } else {
+                Format::Legacy
             };
             (format, Some(ErrorKind::Pickle { member, offset, reason }.to_string()))
         }

@@ -165,4 +165,70 @@ mod tests {
         let v = View { dtype: DType::F32, big_endian: true, ..view(4, 0, &[1], &[1]) };
         assert_eq!(f32::from_le_bytes(v.materialise(&source).as_ref().try_into().unwrap()), 1.0);
     }
+
+    /// The reference: element `(i0, i1, …)` read from `storage[offset + Σ i_k * stride_k]`,
+    /// one index at a time.
+    fn naive(view: &View, source: &[u8]) -> Vec<u8> {
+        let size = view.dtype.size().unwrap();
+        let numel: u64 = view.shape.iter().product();
+        let mut out = Vec::new();
+        for flat in 0..numel {
+            let mut rest = flat;
+            let mut at = view.offset;
+            for (dim, stride) in view.shape.iter().zip(&view.stride).rev() {
+                at += (rest % dim) * stride;
+                rest /= dim;
+            }
+            let at = view.storage.start + at as usize * size;
+            out.extend_from_slice(&source[at..at + size]);
+        }
+        out
+    }
+
+    fn arb_view() -> impl proptest::strategy::Strategy<Value = (View, Vec<u8>)> {
+        use proptest::prelude::*;
+        // Ranks 0-4 with dims 0-4 cover 0-d, empty, expanded (stride 0) and overlapping views.
+        (
+            prop::collection::vec((0u64..5, 0u64..7), 0..5),
+            0u64..6,
+            prop::sample::select(vec![DType::U8, DType::BF16, DType::F32, DType::C64]),
+        )
+            .prop_map(|(dims, offset, dtype)| {
+                let shape: Vec<u64> = dims.iter().map(|d| d.0).collect();
+                let stride: Vec<u64> = dims.iter().map(|d| d.1).collect();
+                let size = dtype.size().unwrap();
+                let last = offset + shape.iter().zip(&stride).map(|(&d, &s)| d.saturating_sub(1) * s).sum::<u64>();
+                let storage_len = (last as usize + 1) * size;
+                let source: Vec<u8> = (0..storage_len + 3).map(|i| (i * 7 + 3) as u8).collect();
+                let view = View { storage: 3..storage_len + 3, dtype, offset, shape, stride, big_endian: false };
+                (view, source)
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(64)
+        ))]
+
+        /// Materialising (borrowed or gathered) equals the element-by-element reference, and a
+        /// view sized to fit its storage passes the check. `PROPTEST_CASES` sets the case count.
+        #[test]
+        fn materialise_equals_the_reference((view, source) in arb_view()) {
+            let bytes = view.check().unwrap();
+            let got = view.materialise(&source);
+            proptest::prop_assert_eq!(got.len() as u64, bytes);
+            let expected = naive(&view, &source);
+            proptest::prop_assert_eq!(got.as_ref(), expected.as_slice());
+        }
+
+        /// One element less of storage makes any non-empty view fail the check.
+        #[test]
+        fn a_storage_one_element_short_is_refused((view, _source) in arb_view()) {
+            let size = view.dtype.size().unwrap();
+            if view.shape.iter().product::<u64>() > 0 {
+                let short = View { storage: view.storage.start..view.storage.end - size, ..view };
+                proptest::prop_assert!(short.check().is_err());
+            }
+        }
+    }
 }

@@ -6,6 +6,8 @@
 //! directory. Nothing is ever inflated: a compressed member is an error when it is read
 //! (`torch.save` never compresses, and inflating is how zip bombs work).
 
+use std::collections::HashMap;
+
 use crate::error::ZipError;
 use crate::Limits;
 
@@ -14,6 +16,8 @@ use crate::Limits;
 pub(crate) struct ZipArchive<'a> {
     data: &'a [u8],
     members: Vec<Member>,
+    /// Member name → position in `members`.
+    index: HashMap<String, usize>,
 }
 
 /// One member, as the central directory describes it (checked against its local header).
@@ -78,25 +82,18 @@ impl<'a> ZipArchive<'a> {
             )));
         }
         let mut members = Vec::with_capacity(entries as usize);
+        let mut index = HashMap::with_capacity(entries as usize);
         let mut pos = cd_offset as usize;
         let cd_end = cd_end as usize;
         for _ in 0..entries {
             let (member, next) = parse_central_entry(data, pos, cd_end, cd_offset)?;
-            if members.iter().any(|m: &Member| m.name == member.name) && entries <= 4096 {
+            if index.insert(member.name.clone(), members.len()).is_some() {
                 return Err(ZipError::BadMember { member: member.name, reason: "appears twice".into() });
             }
             members.push(member);
             pos = next;
         }
-        if entries > 4096 {
-            // Duplicate check in O(n log n) for big archives.
-            let mut names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
-            names.sort_unstable();
-            if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
-                return Err(ZipError::BadMember { member: pair[0].to_string(), reason: "appears twice".into() });
-            }
-        }
-        Ok(ZipArchive { data, members })
+        Ok(ZipArchive { data, members, index })
     }
 
     /// The members in central-directory order.
@@ -106,7 +103,7 @@ impl<'a> ZipArchive<'a> {
 
     /// The member called `name`.
     pub fn member(&self, name: &str) -> Option<&Member> {
-        self.members.iter().find(|member| member.name == name)
+        self.index.get(name).map(|&at| &self.members[at])
     }
 
     /// The bytes of a stored member, borrowed from the file; checks the CRC when asked.
@@ -326,6 +323,81 @@ pub(crate) mod tests {
         out
     }
 
+    /// Like torch's writer: saturated 32-bit fields in the central directory with a ZIP64
+    /// extra field, a ZIP64 end record and locator, and a classic end record of 0xFFFF…s.
+    fn build_zip64(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, bytes) in members {
+            let offset = out.len() as u64;
+            let crc = crc32(bytes);
+            out.extend_from_slice(&LOCAL_SIGNATURE.to_le_bytes());
+            out.extend_from_slice(&[45, 0, 8, 8, 0, 0, 0, 0, 0, 0]);
+            out.extend_from_slice(&[0; 12]); // CRC and sizes in a data descriptor, as torch does
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&0x0807_4b50u32.to_le_bytes());
+            out.extend_from_slice(&crc.to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&CENTRAL_SIGNATURE.to_le_bytes());
+            central.extend_from_slice(&[45, 0, 45, 0, 8, 8, 0, 0, 0, 0, 0, 0]);
+            central.extend_from_slice(&crc.to_le_bytes());
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&28u16.to_le_bytes());
+            central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+            central.extend_from_slice(&u32::MAX.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+            central.extend_from_slice(&1u16.to_le_bytes());
+            central.extend_from_slice(&24u16.to_le_bytes());
+            central.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            central.extend_from_slice(&offset.to_le_bytes());
+        }
+        let cd_offset = out.len() as u64;
+        out.extend_from_slice(&central);
+        let zip64_end = out.len() as u64;
+        out.extend_from_slice(&ZIP64_END_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0]);
+        out.extend_from_slice(&[0; 8]);
+        out.extend_from_slice(&(members.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(members.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u64).to_le_bytes());
+        out.extend_from_slice(&cd_offset.to_le_bytes());
+        out.extend_from_slice(&ZIP64_LOCATOR_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&zip64_end.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&END_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&[0xff; 4]);
+        out.extend_from_slice(&[0xff; 8]);
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn zip64_fields_are_read() {
+        let zip = build_zip64(&[("d/data.pkl", b"pickle"), ("d/data/0", &[7; 100])]);
+        let archive = ZipArchive::parse(&zip, &Limits::default()).unwrap();
+        let member = archive.member("d/data/0").unwrap();
+        assert_eq!(archive.bytes(member, true).unwrap(), &[7; 100]);
+        assert_eq!(archive.bytes(archive.member("d/data.pkl").unwrap(), true).unwrap(), b"pickle");
+    }
+
+    #[test]
+    fn a_zip64_locator_pointing_outside_the_file_is_refused() {
+        let mut zip = build_zip64(&[("d/data.pkl", b"pickle")]);
+        let locator = zip.len() - END_LEN - 20;
+        zip[locator + 8..locator + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::Malformed(_))));
+    }
+
     #[test]
     fn crc32_matches_reference_values() {
         assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
@@ -380,6 +452,12 @@ pub(crate) mod tests {
         let archive = ZipArchive::parse(&zip, &Limits::default()).unwrap();
         let member = archive.member("a/data.pkl").unwrap();
         assert!(matches!(archive.bytes(member, true), Err(ZipError::Crc { .. })));
+    }
+
+    #[test]
+    fn duplicate_members_are_refused() {
+        let zip = build_zip(&[("a/data.pkl", b"x"), ("a/data.pkl", b"y")]);
+        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::BadMember { .. })));
     }
 
     #[test]

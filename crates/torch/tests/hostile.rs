@@ -113,3 +113,18 @@ fn the_crate_cannot_execute_anything() {
     }
     assert_eq!(unsafe_uses, 2, "only the memmap2 maps (convert, scan) are unsafe");
 }
+
+/// A plain pickle (not `torch.save` output) is scanned, and refused by `convert`.
+#[test]
+fn plain_pickles_are_scanned_but_not_converted() {
+    let payload = b"\x80\x02cposix\nsystem\nX\x04\x00\x00\x00trueq\x00\x85R.";
+    let report = safeshift_torch::scan_bytes("payload.pkl", payload).unwrap();
+    assert_eq!(report.format, safeshift_torch::Format::Pickle);
+    assert_eq!(report.findings[0].global, "posix.system");
+    assert_eq!(report.findings[0].status, GlobalStatus::Called);
+    let err = safeshift_torch::open_bytes("payload.pkl", payload.to_vec(), &ConvertOptions::default()).err().unwrap();
+    assert!(matches!(err.kind, ErrorKind::Forbidden(_)), "{err}");
+    let benign = b"\x80\x02K\x01.";
+    let err = safeshift_torch::open_bytes("one.pkl", benign.to_vec(), &ConvertOptions::default()).err().unwrap();
+    assert!(matches!(err.kind, ErrorKind::NotACheckpoint(_)), "{err}");
+}

@@ -119,6 +119,10 @@ impl Operation for Gather {
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
+        // Nothing to reorder: the aux input is not needed (an optional gather).
+        if self.optional && matches(&set.tensors, &self.source).is_empty() {
+            return Ok(());
+        }
         let leaf = self.index_leaf(ctx)?;
         let mut index = Expr::Source(leaf);
         if self.invert {
@@ -135,6 +139,9 @@ impl Operation for Gather {
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
+        if self.optional && matches(&set.tensors, &self.source).is_empty() {
+            return Ok(());
+        }
         let index = set.aux.get(&(self.input.clone(), self.tensor.clone())).cloned().ok_or_else(|| self.aux_error())?;
         let rows = self.eager_rows(&index).map_err(|kind| self.base.error(None, kind))?;
         map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
@@ -188,5 +195,13 @@ mod tests {
         assert_eq!(err.to_string(), "`gather`: aux tensor `graph[\"perm\"]` is not available");
         let mut set = with_perm(eager_set(&[("w", iota(&[4]))]), &[0, 9]);
         assert!(gather_op().eager(&mut set, &OpContext::default()).is_err());
+    }
+
+    #[test]
+    fn optional_gather_of_nothing_needs_no_aux() {
+        let op = lower_text(r#"gather "absent" axis 0 index graph["perm"] optional"#);
+        let set = eager_set(&[("w", iota(&[4]))]);
+        let out = check_lazy_eager(&*op, &set, &OpContext::default());
+        assert_eq!(out, set);
     }
 }

@@ -233,6 +233,14 @@ mod tests {
     }
 
     #[test]
+    fn scalar_fill_as_the_anemoi_registry_writes_it() {
+        let op = lower_text(r#"insert "p.trainable_layout_version" : i64[] = fill(1)"#);
+        let out = check_lazy_eager(&*op, &EagerSet::new(), &OpContext::default());
+        let inserted = out.get("p.trainable_layout_version").unwrap();
+        assert_eq!((inserted.shape.as_slice(), inserted.data.as_slice()), (&[][..], &1i64.to_le_bytes()[..]));
+    }
+
+    #[test]
     fn existing_name_is_a_collision() {
         let op = insert("x", "f32", vec![int(1)], Value::Expr(ident("zeros")));
         let mut set = eager_set(&[("x", iota(&[1]))]);

@@ -236,6 +236,13 @@ pub fn evaluate_all(lazy: &TensorSet, sources: &EagerSet) -> EagerSet {
         let shape: Vec<u64> = value.shape().iter().map(|dim| dim.as_int().unwrap() as u64).collect();
         let data = evaluate(value.expr(), &read).unwrap_or_else(|err| panic!("evaluating `{tensor_name}`: {err}"));
         let plain = evaluate_unsimplified(value.expr(), &read).unwrap();
+        let simplified = crate::simplify(value.expr().clone());
+        assert_eq!(crate::simplify(simplified.clone()), simplified, "`{tensor_name}`: simplify is not idempotent");
+        assert_eq!(
+            data.len() as u64,
+            dtype.byte_len(shape.iter().product()).unwrap(),
+            "`{tensor_name}`: shape rule and kernel disagree"
+        );
         assert_eq!(data, plain, "`{tensor_name}`: simplification changed the bytes of {}", value.expr());
         // Any row partition, concatenated, gives the whole.
         if let Some(&rows) = shape.first() {
@@ -294,4 +301,22 @@ pub fn check_round_trip(op: &dyn Operation, set: &EagerSet, ctx: &OpContext) {
         inverse_op.eager(&mut eager, &ctx).unwrap_or_else(|err| panic!("inverse eager: {err}"));
     }
     assert_eq!(&eager, set, "the inverse does not restore the set (eager)");
+}
+
+/// The operations of a migration body written in the language.
+pub fn parse_ops(body: &str) -> Vec<ast::Op> {
+    let text = format!("migration test.model 0.1.0 -> 0.2.0 {{\n{body}\n}}\n");
+    let file =
+        safeshift_dsl::parse(SourceId(0), &text).unwrap_or_else(|diagnostics| panic!("{text}\n{diagnostics:#?}"));
+    match &file.items[0] {
+        ast::Item::Migration(migration) => migration.ops.clone(),
+        other => panic!("not a migration: {other:?}"),
+    }
+}
+
+/// Lowers the single operation written in `statement`.
+pub fn lower_text(statement: &str) -> Box<dyn Operation> {
+    let ops = parse_ops(statement);
+    assert_eq!(ops.len(), 1, "one statement expected in {statement:?}");
+    lower_ok(ops.into_iter().next().expect("one op"))
 }

@@ -1,0 +1,50 @@
+//! `safeshift check`: validate a registry and statically check every migration.
+
+use clap::Args;
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+use crate::registry::{plural, RegistryArgs};
+use crate::render::render_diagnostics;
+
+/// Check a registry: syntax, duplicate and unknown versions, cycles, forked histories,
+/// versions that cannot reach their head, ambiguous paths, and every migration against
+/// its two schemas. Exits with 1 when there is any error.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Also make a small synthetic checkpoint of every version, upgrade it in memory to
+    /// its family's target, and check the result against the target schema.
+    #[arg(long)]
+    pub synth: bool,
+}
+
+/// Runs `safeshift check`.
+pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let (registry, mut diagnostics) = args.registry.load()?;
+    diagnostics.extend(safeshift_graph::check(&registry));
+    if args.synth {
+        diagnostics.extend(safeshift_graph::check_synth(&registry));
+    }
+    if !diagnostics.is_empty() {
+        eprint!("{}", render_diagnostics(&diagnostics, registry.sources(), printer.color));
+    }
+    let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let graph = registry.graph();
+    let versions = graph.versions().count();
+    let families = graph.families().len();
+    let migrations = registry.migrations().len();
+    if !printer.quiet {
+        println!(
+            "{versions} version{} in {families} famil{}, {migrations} migration{}: {errors} error{}, {warnings} warning{}",
+            plural(versions),
+            if families == 1 { "y" } else { "ies" },
+            plural(migrations),
+            plural(errors),
+            plural(warnings),
+        );
+    }
+    Ok(if errors > 0 { ExitStatus::No } else { ExitStatus::Success })
+}

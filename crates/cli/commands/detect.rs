@@ -1,0 +1,116 @@
+//! `safeshift detect`: which family and version a checkpoint is.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use safeshift_engine::Checkpoint;
+use safeshift_graph::{detect, DetectError, Detection, Evidence};
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+use crate::registry::{parse_dim, RegistryArgs};
+use crate::render::sanitize;
+
+/// Find a checkpoint's family and version from its header alone.
+///
+/// A version recorded by safeshift in the metadata is trusted only when the layout fits
+/// it; otherwise the layout is unified with every schema. No fit prints the nearest
+/// schemas with their differences; several fits list them. Both exit with 1.
+#[derive(Args, Debug)]
+pub struct DetectArgs {
+    /// The checkpoint (`.safetensors`, or a sharded set's `.safetensors.index.json`).
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
+    #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
+    pub dims: Vec<(String, i64)>,
+    /// Print the result as JSON: `{"type": "detection" | "ambiguous" | "no-fit", "data": …}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `safeshift detect`.
+pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let registry = args.registry.load_usable(printer.color)?;
+    let checkpoint = Checkpoint::open(&args.path)?;
+    let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
+    let result = detect(&registry, checkpoint.layout(), &dims);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json(&result))?);
+    } else {
+        match &result {
+            Ok(detection) => print!("{}", human(detection)),
+            Err(err) => eprint!("{}", explain(err)),
+        }
+    }
+    Ok(if result.is_ok() { ExitStatus::Success } else { ExitStatus::No })
+}
+
+/// The result for people: the version and its dims.
+pub fn human(detection: &Detection) -> String {
+    let evidence = match detection.evidence {
+        Evidence::Recorded => "recorded in the metadata, and the layout fits",
+        Evidence::OnlyFit => "the only schema the layout fits",
+    };
+    let mut out = format!("{} ({evidence})\n", detection.version);
+    if !detection.dims.is_empty() {
+        let dims: Vec<String> = detection.dims.iter().map(|(name, value)| format!("{name} = {value}")).collect();
+        out.push_str(&format!("  dims: {}\n", dims.join(", ")));
+    }
+    out
+}
+
+/// A failed detection for people: the candidates, or the nearest schemas with diffs.
+pub fn explain(err: &DetectError) -> String {
+    let mut out = format!("error: {}\n", sanitize(&err.to_string()));
+    match err {
+        DetectError::Ambiguous { candidates } => {
+            for candidate in candidates {
+                out.push_str(&format!("  fits `{candidate}`\n"));
+            }
+            out.push_str("  help: give the version with `--from`, or tell the schemas apart (a `meta` key)\n");
+        }
+        DetectError::NoFit { nearest } => {
+            for near in nearest {
+                out.push_str(&format!("\n  `{}`: {:.0}% of tensors fit\n", near.version, near.score * 100.0));
+                for line in near.mismatch.to_string().lines() {
+                    out.push_str(&format!("    {}\n", sanitize(line)));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {
+    match result {
+        Ok(detection) => serde_json::json!({
+            "type": "detection",
+            "data": {
+                "family": detection.version.family,
+                "version": detection.version.version.to_string(),
+                "id": detection.version.to_string(),
+                "evidence": match detection.evidence { Evidence::Recorded => "recorded", Evidence::OnlyFit => "only-fit" },
+                "dims": detection.dims,
+            }
+        }),
+        Err(DetectError::Ambiguous { candidates }) => serde_json::json!({
+            "type": "ambiguous",
+            "data": { "candidates": candidates.iter().map(ToString::to_string).collect::<Vec<_>>() }
+        }),
+        Err(DetectError::NoFit { nearest }) => serde_json::json!({
+            "type": "no-fit",
+            "data": {
+                "nearest": nearest.iter().map(|near| serde_json::json!({
+                    "id": near.version.to_string(),
+                    "score": near.score,
+                    "diff": format!("{:#}", near.mismatch),
+                })).collect::<Vec<_>>()
+            }
+        }),
+        Err(other) => serde_json::json!({ "type": "error", "data": { "message": other.to_string() } }),
+    }
+}

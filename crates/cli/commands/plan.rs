@@ -1,0 +1,140 @@
+//! `safeshift plan`: the migrations that take a checkpoint from its version to a target.
+
+use clap::Args;
+use safeshift_graph::{Plan, Registry, VersionId};
+use serde::Serialize;
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+use crate::registry::{parse_target, RegistryArgs};
+
+/// Show the plan from a version to a target: fewest lossy steps first, then fewest steps.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// The version to start from (`family@version`).
+    #[arg(long, value_name = "FAMILY@VERSION")]
+    pub from: String,
+    /// The target: `VERSION` of the same family or `FAMILY@VERSION` (default: the
+    /// manifest's target for the family, else the family's head).
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Print the plan as JSON (`{"type": "plan", "data": {…}}`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The `--json` form of a plan.
+#[derive(Serialize)]
+pub struct PlanJson {
+    /// The start version.
+    pub from: String,
+    /// The target version.
+    pub to: String,
+    /// Whether some step discards information.
+    pub lossy: bool,
+    /// The steps in order.
+    pub steps: Vec<StepJson>,
+}
+
+/// One step of `--json` plan output.
+#[derive(Serialize)]
+pub struct StepJson {
+    /// The version before the step.
+    pub from: String,
+    /// The version after it.
+    pub to: String,
+    /// `apply` (the migration as written) or `undo` (its inverse or `down` block).
+    pub action: &'static str,
+    /// Whether the step discards information.
+    pub lossy: bool,
+    /// The migration's doc string.
+    pub doc: Option<String>,
+    /// `path:line:col` of the migration.
+    pub location: String,
+    /// SHA-256 of the migration's text.
+    pub hash: String,
+}
+
+/// Runs `safeshift plan`.
+pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let registry = args.registry.load_usable(printer.color)?;
+    let from = VersionId::parse(&args.from)?;
+    let to = match &args.to {
+        Some(text) => parse_target(text, &from.family)?,
+        None => registry.default_target(&from.family).ok_or_else(|| safeshift_graph::PlanError::NoDefaultTarget {
+            family: from.family.clone(),
+            heads: registry.graph().heads(&from.family).into_iter().cloned().collect(),
+        })?,
+    };
+    let plan = safeshift_graph::plan(registry.graph(), &from, &to)?;
+    if args.json {
+        let json = serde_json::json!({ "type": "plan", "data": to_json(&registry, &plan) });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{}", human(&registry, &plan));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn to_json(registry: &Registry, plan: &Plan) -> PlanJson {
+    PlanJson {
+        from: plan.from.to_string(),
+        to: plan.to.to_string(),
+        lossy: plan.lossy(),
+        steps: plan
+            .steps
+            .iter()
+            .map(|step| {
+                let migration = registry.migration(step.migration);
+                StepJson {
+                    from: step.from.to_string(),
+                    to: step.to.to_string(),
+                    action: if step.inverse { "undo" } else { "apply" },
+                    lossy: step.lossy,
+                    doc: migration.ast.doc.as_ref().map(|doc| doc.node.clone()),
+                    location: location(registry, step.migration),
+                    hash: migration.hash.clone(),
+                }
+            })
+            .collect(),
+    }
+}
+
+fn location(registry: &Registry, id: safeshift_graph::MigrationId) -> String {
+    let migration = registry.migration(id);
+    let sources = registry.sources();
+    let path = sources.name(migration.source);
+    let (line, column) = sources.line_col(migration.source, migration.ast.span.start);
+    format!("{path}:{line}:{column}")
+}
+
+/// The plan for people: one line per step.
+pub fn human(registry: &Registry, plan: &Plan) -> String {
+    if plan.steps.is_empty() {
+        return format!("`{}` is already at the target\n", plan.from);
+    }
+    let mut out = format!(
+        "{} -> {}: {} step{}{}\n",
+        plan.from,
+        plan.to,
+        plan.steps.len(),
+        crate::registry::plural(plan.steps.len()),
+        if plan.lossy() { ", lossy (needs --allow-lossy)" } else { "" }
+    );
+    for (index, step) in plan.steps.iter().enumerate() {
+        let migration = registry.migration(step.migration);
+        let action = if step.inverse { "undo " } else { "" };
+        let lossy = if step.lossy { " [lossy]" } else { "" };
+        let doc = migration.ast.doc.as_ref().map(|doc| format!(" \"{}\"", doc.node)).unwrap_or_default();
+        out.push_str(&format!(
+            "  {}. {action}{} -> {}{lossy}{doc}\n     {}\n",
+            index + 1,
+            step.from,
+            step.to,
+            location(registry, step.migration)
+        ));
+    }
+    out
+}

@@ -1,0 +1,34 @@
+//! `safeshift schema`: the schema of a version, declared or derived, as language text.
+
+use clap::Args;
+use safeshift_graph::{Origin, VersionId};
+
+use crate::exit_codes::ExitStatus;
+use crate::printer::{anyhow_like::Error, Printer};
+use crate::registry::RegistryArgs;
+
+/// Print the schema of `FAMILY@VERSION`: as written, or, for a version declared only
+/// through a migration, derived by applying the migration to its source schema.
+#[derive(Args, Debug)]
+pub struct SchemaArgs {
+    /// The version, `family@version`.
+    #[arg(value_name = "FAMILY@VERSION")]
+    pub version: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// Runs `safeshift schema`.
+pub fn run(args: SchemaArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    let registry = args.registry.load_usable(printer.color)?;
+    let version = VersionId::parse(&args.version)?;
+    let Some(schema) = registry.schema_of(&version) else {
+        return Err(format!("unknown version `{version}`").into());
+    };
+    if let Some(Origin::Derived(migration)) = registry.graph().origin(&version) {
+        let migration = registry.migration(migration);
+        println!("// Derived: `{}` with the migration to `{version}` applied.", migration.from);
+    }
+    print!("{}", safeshift_model::render_schema(schema));
+    Ok(ExitStatus::Success)
+}

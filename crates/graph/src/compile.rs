@@ -1,0 +1,380 @@
+//! Compilation: a plan and a concrete checkpoint layout in, one simplified expression per
+//! output tensor out, plus the output metadata with provenance.
+//!
+//! This is the API the `upgrade` command and the lazy view build on: nothing here reads
+//! tensor bytes; the engine evaluates the expressions.
+
+use std::collections::BTreeMap;
+
+use safeshift_dsl::ast;
+use safeshift_model::{resolve_meta_dim, unify, DType, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
+use safeshift_ops::{AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, TensorSet};
+
+use crate::plan::{Plan, Step};
+use crate::registry::{MigrationDef, Registry};
+use crate::symbolic::{apply_ops, apply_plain, counts, instantiate, set_of, symbolic_context};
+use crate::VersionId;
+
+/// The metadata key listing the migrations applied to a checkpoint, oldest first: a JSON
+/// array of `{"from", "to", "action", "sha256"}` objects.
+pub const HISTORY_KEY: &str = "safeshift.history";
+/// The metadata key naming the tool that wrote a checkpoint (`safeshift 0.1.0`).
+pub const TOOL_KEY: &str = "safeshift.tool";
+
+/// A plan compiled against one checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompiledPlan {
+    /// The version the checkpoint is at.
+    pub from: VersionId,
+    /// The version the outputs are at.
+    pub to: VersionId,
+    /// The output tensors, in order.
+    pub outputs: Vec<Output>,
+    /// The output metadata: the input's after the metadata operations, plus provenance
+    /// (`safeshift.schema`, `safeshift.history`, `safeshift.tool`).
+    pub metadata: BTreeMap<String, String>,
+    /// Whether some step discards information.
+    pub lossy: bool,
+    /// The steps, as planned.
+    pub steps: Vec<Step>,
+    /// Every dim value known at the end (bound from the checkpoint, given, or computed).
+    pub dims: BTreeMap<String, i64>,
+}
+
+/// One output tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Output {
+    /// Its name.
+    pub name: String,
+    /// Its dtype.
+    pub dtype: DType,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// How to compute it from the input's tensors (and aux files'), simplified.
+    pub expr: Expr,
+}
+
+/// Why a plan could not be compiled.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompileError {
+    /// A version of the plan has no usable schema.
+    #[error("`{version}` has no usable schema")]
+    NoSchema {
+        /// The version.
+        version: VersionId,
+    },
+    /// The checkpoint does not fit the plan's start.
+    #[error("the checkpoint does not fit `{version}`, where the plan starts")]
+    SourceMismatch {
+        /// The start version.
+        version: VersionId,
+        /// The differences.
+        mismatch: Box<Mismatch>,
+    },
+    /// A migration of the plan has errors.
+    #[error("migration `{migration}` has errors; run `safeshift check`")]
+    BrokenMigration {
+        /// `from -> to`.
+        migration: String,
+    },
+    /// A migration needs an aux input that was not supplied.
+    #[error("migration `{migration}` needs the aux input `{name}`: {description}")]
+    MissingAux {
+        /// `from -> to`.
+        migration: String,
+        /// The aux input.
+        name: String,
+        /// What it is, from the migration.
+        description: String,
+    },
+    /// A dim has no value.
+    #[error("dim `{dim}`, used by migration `{migration}`, has no value; give it with `--dim {dim}=N`")]
+    MissingDim {
+        /// `from -> to`.
+        migration: String,
+        /// The dim.
+        dim: String,
+    },
+    /// A dim could not be computed.
+    #[error("dim `{dim}` of migration `{migration}`: {message}")]
+    BadDim {
+        /// `from -> to`.
+        migration: String,
+        /// The dim.
+        dim: String,
+        /// Why.
+        message: String,
+    },
+    /// An operation failed on the checkpoint.
+    #[error("migration `{migration}`: {source}")]
+    Op {
+        /// `from -> to`.
+        migration: String,
+        /// What failed.
+        #[source]
+        source: OpError,
+    },
+    /// A migration cannot be undone.
+    #[error("cannot undo migration `{migration}`: {source}")]
+    NoInverse {
+        /// `from -> to`.
+        migration: String,
+        /// Why.
+        #[source]
+        source: NoInverse,
+    },
+    /// An output's dtype or shape is not concrete.
+    #[error("output `{name}` is not concrete: {message}")]
+    NotConcrete {
+        /// The output.
+        name: String,
+        /// What is not.
+        message: String,
+    },
+    /// The result does not fit the target schema (a migration does not do what its
+    /// target schema says; `safeshift check` finds these statically).
+    #[error("the result does not fit `{version}`")]
+    TargetMismatch {
+        /// The target version.
+        version: VersionId,
+        /// The differences.
+        mismatch: Box<Mismatch>,
+    },
+}
+
+fn name(migration: &MigrationDef) -> String {
+    format!("{} -> {}", migration.from, migration.to)
+}
+
+/// Compiles `plan` for a checkpoint with layout `layout`. `dims` are values given by the
+/// caller (`--dim`); `aux` the layouts of the aux inputs supplied, by name.
+pub fn compile(
+    registry: &Registry,
+    plan: &Plan,
+    layout: &Layout,
+    dims: &BTreeMap<String, i64>,
+    aux: &BTreeMap<String, Layout>,
+) -> Result<CompiledPlan, CompileError> {
+    let schema_of = |version: &VersionId| {
+        registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
+    };
+    let from = schema_of(&plan.from)?;
+    let bound = unify(from, layout, dims).map_err(|mismatch| CompileError::SourceMismatch {
+        version: plan.from.clone(),
+        mismatch: Box::new(mismatch),
+    })?;
+    let mut known = bound.dims;
+    for (dim, value) in dims {
+        known.entry(dim.clone()).or_insert(*value);
+    }
+    let mut set = TensorSet::from_layout(layout);
+    let mut history = previous_history(&layout.metadata);
+
+    for step in &plan.steps {
+        let migration = registry.migration(step.migration);
+        let ops = registry
+            .lowered(step.migration)
+            .ok_or_else(|| CompileError::BrokenMigration { migration: name(migration) })?;
+        let ctx = concrete_context(registry, migration, step, &set, &known, aux)?;
+        let op_error = |source: OpError| match &source.kind {
+            OpErrorKind::UnknownDim { name: dim } => {
+                CompileError::MissingDim { migration: name(migration), dim: dim.clone() }
+            }
+            _ => CompileError::Op { migration: name(migration), source },
+        };
+        match (step.inverse, &ops.down) {
+            (false, _) => apply_plain(&ops.ops, &mut set, &ctx).map_err(op_error)?,
+            (true, Some(down)) => apply_plain(down, &mut set, &ctx).map_err(op_error)?,
+            (true, None) => {
+                // The inverse of each operation is computed on the set it applies to: the
+                // source schema instantiated with the checkpoint's dims.
+                let source = schema_of(&migration.from)?;
+                let mut values = known.clone();
+                let before = instantiate(source, &mut values, 0).map_err(|err| CompileError::BadDim {
+                    migration: name(migration),
+                    dim: String::new(),
+                    message: err.to_string(),
+                })?;
+                let applied = apply_ops(&ops.ops, set_of(&before, source), &ctx).map_err(op_error)?;
+                let inverse =
+                    applied.inverse.map_err(|source| CompileError::NoInverse { migration: name(migration), source })?;
+                apply_plain(&inverse, &mut set, &ctx).map_err(op_error)?;
+            }
+        }
+        for (dim, value) in &ctx.dims {
+            if let Some(value) = value.as_int() {
+                known.entry(dim.clone()).or_insert(value);
+            }
+        }
+        history.push(serde_json::json!({
+            "from": step.from.to_string(),
+            "to": step.to.to_string(),
+            "action": if step.inverse { "undo" } else { "apply" },
+            "sha256": migration.hash,
+        }));
+    }
+
+    let mut outputs = Vec::with_capacity(set.len());
+    for (output, value) in set.iter() {
+        let not_concrete = |message: String| CompileError::NotConcrete { name: output.to_owned(), message };
+        let DTypeClass::Exact(dtype) = value.dtype() else {
+            return Err(not_concrete(format!("dtype `{}`", value.dtype())));
+        };
+        let shape = value
+            .shape()
+            .iter()
+            .map(|axis| axis.as_int().and_then(|size| u64::try_from(size).ok()))
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| not_concrete(format!("shape {}", shape_text(value.shape()))))?;
+        outputs.push(Output {
+            name: output.to_owned(),
+            dtype,
+            shape,
+            expr: safeshift_ops::simplify(value.expr().clone()),
+        });
+    }
+
+    let target = schema_of(&plan.to)?;
+    let mut metadata = set.metadata.clone();
+    metadata.insert(crate::SCHEMA_KEY.to_owned(), plan.to.to_string());
+    metadata.insert(HISTORY_KEY.to_owned(), serde_json::Value::Array(history).to_string());
+    metadata.insert(TOOL_KEY.to_owned(), format!("safeshift {}", env!("CARGO_PKG_VERSION")));
+    let result = Layout {
+        tensors: outputs
+            .iter()
+            .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
+            .collect(),
+        metadata: metadata.clone(),
+    };
+    unify(target, &result, dims)
+        .map_err(|mismatch| CompileError::TargetMismatch { version: plan.to.clone(), mismatch: Box::new(mismatch) })?;
+    Ok(CompiledPlan {
+        from: plan.from.clone(),
+        to: plan.to.clone(),
+        outputs,
+        metadata,
+        lossy: plan.lossy(),
+        steps: plan.steps.clone(),
+        dims: known,
+    })
+}
+
+fn shape_text(shape: &[Sym]) -> String {
+    format!("[{}]", shape.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
+fn previous_history(metadata: &BTreeMap<String, String>) -> Vec<serde_json::Value> {
+    match metadata.get(HISTORY_KEY).map(|text| serde_json::from_str(text)) {
+        Some(Ok(serde_json::Value::Array(entries))) => entries,
+        _ => Vec::new(),
+    }
+}
+
+/// The dims and aux tensors for one step over a concrete checkpoint.
+fn concrete_context(
+    registry: &Registry,
+    migration: &MigrationDef,
+    step: &Step,
+    set: &TensorSet,
+    known: &BTreeMap<String, i64>,
+    aux: &BTreeMap<String, Layout>,
+) -> Result<OpContext, CompileError> {
+    let mut ctx = OpContext::new(migration.source);
+    for (dim, value) in known {
+        ctx.dims.insert(dim.clone(), Sym::int(*value));
+    }
+    let lookup = |name: &str| known.get(name).copied();
+    for version in [&step.from, &step.to] {
+        let Some(schema) = registry.schema_of(version) else { continue };
+        for (dim, definition) in schema.derived_definitions() {
+            if let (false, Some(value)) = (ctx.dims.contains_key(&dim), definition.eval(&lookup)) {
+                ctx.dims.insert(dim, Sym::int(value));
+            }
+        }
+    }
+    for decl in &migration.ast.decls {
+        match &decl.kind {
+            ast::MigrationDeclKind::Dim(dim) => {
+                let dim_name = &dim.name.node;
+                let value = match &dim.value {
+                    None => lookup(dim_name),
+                    Some(ast::DimValue::Expr(expr)) => {
+                        let resolved = ctx
+                            .resolve(expr)
+                            .map_err(|missing| CompileError::MissingDim { migration: name(migration), dim: missing })?;
+                        let value = resolved.as_int().ok_or_else(|| CompileError::BadDim {
+                            migration: name(migration),
+                            dim: dim_name.clone(),
+                            message: format!("`{resolved}` is not an integer"),
+                        })?;
+                        Some(value)
+                    }
+                    Some(ast::DimValue::Meta(path)) => {
+                        Some(resolve_meta_dim(&set.metadata, &path.node).map_err(|err| CompileError::BadDim {
+                            migration: name(migration),
+                            dim: dim_name.clone(),
+                            message: err.to_string(),
+                        })?)
+                    }
+                };
+                let value = value
+                    .ok_or_else(|| CompileError::MissingDim { migration: name(migration), dim: dim_name.clone() })?;
+                ctx.dims.insert(dim_name.clone(), Sym::int(value));
+            }
+            ast::MigrationDeclKind::Aux { name: input, doc } => {
+                let Some(layout) = aux.get(&input.node) else {
+                    return Err(CompileError::MissingAux {
+                        migration: name(migration),
+                        name: input.node.clone(),
+                        description: doc.node.clone(),
+                    });
+                };
+                for tensor in &layout.tensors {
+                    let shape =
+                        tensor.shape.iter().map(|&size| Sym::int(i64::try_from(size).unwrap_or(i64::MAX))).collect();
+                    ctx.aux.insert(
+                        (input.node.clone(), tensor.name.clone()),
+                        AuxInfo { dtype: DTypeClass::Exact(tensor.dtype), shape },
+                    );
+                }
+            }
+        }
+    }
+    Ok(ctx)
+}
+
+/// Whether two paths from the same version give the same result, compiled symbolically
+/// (two of each counted index): the same output names, each the same simplified
+/// expression, and the same metadata. `None` when a path cannot be compiled.
+pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) -> Option<bool> {
+    let start = &first.first()?.from;
+    let schema: &Schema = registry.schema_of(start)?;
+    let mut counts = counts(schema, 2);
+    let tensors = instantiate(schema, &mut counts, 2).ok()?;
+    let run = |steps: &[Step]| -> Option<TensorSet> {
+        let mut set = set_of(&tensors, schema);
+        for step in steps {
+            let migration = registry.migration(step.migration);
+            let ops = registry.lowered(step.migration)?;
+            let from = registry.schema_of(&migration.from)?;
+            let mut from_counts = counts.clone();
+            let from_tensors = instantiate(from, &mut from_counts, 2).ok()?;
+            let ctx = symbolic_context(migration, from, registry.schema_of(&migration.to), &counts, &from_tensors);
+            match (step.inverse, &ops.down) {
+                (false, _) => apply_plain(&ops.ops, &mut set, &ctx).ok()?,
+                (true, Some(down)) => apply_plain(down, &mut set, &ctx).ok()?,
+                (true, None) => {
+                    let inverse = apply_ops(&ops.ops, set_of(&from_tensors, from), &ctx).ok()?.inverse.ok()?;
+                    apply_plain(&inverse, &mut set, &ctx).ok()?;
+                }
+            }
+        }
+        Some(set)
+    };
+    let (a, b) = (run(first)?, run(second)?);
+    let simplified = |set: &TensorSet| -> BTreeMap<String, Expr> {
+        set.iter().map(|(name, value)| (name.to_owned(), safeshift_ops::simplify(value.expr().clone()))).collect()
+    };
+    Some(simplified(&a) == simplified(&b) && a.metadata == b.metadata)
+}

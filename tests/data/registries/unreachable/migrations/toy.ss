@@ -1,0 +1,3 @@
+migration toy 1.0.0 -> 2.0.0 "rename w" {
+    rename "w" -> "weight"
+}
