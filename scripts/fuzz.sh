@@ -77,7 +77,11 @@ case "${1:-}" in
     list) printf '%s\n' "${targets[@]}" ;;
     all)
         [[ $# -eq 2 ]] || usage
-        for target in "${targets[@]}"; do run "$target" "$2"; done
+        # A crash ends that target's run (libFuzzer stops at the first); go on with the
+        # others and fail at the end.
+        status=0
+        for target in "${targets[@]}"; do run "$target" "$2" || status=1; done
+        exit "$status"
         ;;
     "") usage ;;
     *)

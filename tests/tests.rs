@@ -1,3 +1,5 @@
+mod catalogue;
 mod engine;
+mod faults;
 mod fmt;
 mod torch;
