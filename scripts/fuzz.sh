@@ -18,7 +18,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-targets=(safetensors_header dsl_roundtrip pickle torch_zip)
+targets=(safetensors_header dsl_roundtrip pickle torch_zip registry)
 
 usage() {
     echo "usage: $0 TARGET|all SECONDS   (targets: ${targets[*]})" >&2
@@ -55,6 +55,13 @@ seed() {
             cp -n crates/torch/tests/data/*.pt crates/torch/tests/data/*.ckpt "$corpus/"
             # Not the 1 MB zip bomb: it would set max_len to a megabyte.
             cp -n crates/torch/tests/data/malicious/mal_[a-f]*.pt "$corpus/"
+            ;;
+        registry)
+            # The input drives a generator (fuzz/src/lib.rs); a few fixed choice streams.
+            local byte
+            for byte in 01 07 3f 80 ff; do
+                printf "\\x$byte%.0s" $(seq 64) >"$corpus/seed-$byte"
+            done
             ;;
         *) usage ;;
     esac

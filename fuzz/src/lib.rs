@@ -6,6 +6,7 @@
 //! rather than an out-of-memory kill), and the stated invariants.
 
 use safeshift_dsl::{check, format, normalize, parse, SourceId};
+use safeshift_graph::{plan, Registry, RegistryFiles};
 use safeshift_engine::{parse_header, Limits as ReadLimits};
 use safeshift_torch::{open_bytes, scan_bytes, ConvertOptions, Limits as TorchLimits};
 
@@ -44,6 +45,159 @@ pub fn dsl_roundtrip(data: &[u8]) {
     let _ = check(SourceId(0), &reparsed);
     let again = format(&reparsed);
     assert!(again == formatted, "format is not idempotent\n--- first\n{formatted}\n--- second\n{again}");
+}
+
+/// The registry on random but mostly well-formed text: `data` drives a grammar-aware
+/// generator of schemas, migrations and a manifest (so inputs reach loading, validation,
+/// static checking and planning rather than stopping at syntax), then every pair of
+/// versions is planned. Nothing may panic.
+pub fn registry(data: &[u8]) {
+    let files = registry_files(&mut Choices { data, at: 0 });
+    let (registry, _diagnostics) = Registry::from_files(files);
+    let _ = safeshift_graph::check(&registry);
+    let graph = registry.graph();
+    let versions: Vec<_> = graph.versions().cloned().collect();
+    for from in &versions {
+        for to in &versions {
+            let _ = plan(graph, from, to);
+        }
+    }
+    for family in graph.families() {
+        let _ = registry.default_target(family);
+    }
+}
+
+/// Reads choices from the fuzz input; zeros once it runs out (so every input is complete).
+struct Choices<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl Choices<'_> {
+    fn below(&mut self, n: usize) -> usize {
+        let byte = self.data.get(self.at).copied().unwrap_or(0);
+        self.at += 1;
+        byte as usize % n.max(1)
+    }
+
+    fn pick<'s>(&mut self, items: &[&'s str]) -> &'s str {
+        items[self.below(items.len())]
+    }
+}
+
+const FAMILIES: [&str; 3] = ["fam", "fam.b", "x"];
+const VERSIONS: [&str; 6] = ["1.0.0", "1.1.0", "2.0.0", "0.9.0", "3.0.0-rc.1", "1.0"];
+const DIMS: [&str; 4] = ["hidden", "layers", "heads", "n"];
+const NAMES: [&str; 8] = [
+    "w",
+    "b",
+    "layers.{i < layers}.w",
+    "layers.{i < layers}.b",
+    "emb.weight",
+    "{x}.weight",
+    "head.{j < n}.q",
+    "norm",
+];
+const DTYPES: [&str; 5] = ["F32", "float", "BF16", "I64", "F33"];
+
+fn dim_expr(choices: &mut Choices<'_>) -> String {
+    match choices.below(6) {
+        0 => choices.below(5).to_string(),
+        1 => format!("{} * 2", choices.pick(&DIMS)),
+        2 => format!("{} / {}", choices.pick(&DIMS), choices.pick(&DIMS)),
+        3 => format!("-{}", choices.pick(&DIMS)),
+        _ => choices.pick(&DIMS).to_owned(),
+    }
+}
+
+fn schema(choices: &mut Choices<'_>, family: &str, version: &str) -> String {
+    let mut text = format!("schema {family} @ {version} {{\n");
+    for _ in 0..choices.below(4) {
+        let dim = choices.pick(&DIMS);
+        match choices.below(4) {
+            0 => text.push_str(&format!("    dim {dim} = {}\n", dim_expr(choices))),
+            1 => text.push_str(&format!("    dim {dim} = meta \"config.{dim}\"\n")),
+            _ => text.push_str(&format!("    dim {dim}\n")),
+        }
+    }
+    for _ in 0..choices.below(6) {
+        let rank = choices.below(4);
+        let shape: Vec<String> = (0..rank).map(|_| dim_expr(choices)).collect();
+        let optional = if choices.below(4) == 0 { " optional" } else { "" };
+        let name = choices.pick(&NAMES);
+        let dtype = choices.pick(&DTYPES);
+        text.push_str(&format!("    tensor \"{name}\" : {dtype}[{}]{optional}\n", shape.join(", ")));
+    }
+    if choices.below(4) == 0 {
+        text.push_str("    allow \"extra.{x}\"\n");
+    }
+    text.push_str("}\n");
+    text
+}
+
+fn operation(choices: &mut Choices<'_>) -> String {
+    let a = choices.pick(&NAMES).replace(" < layers", "").replace(" < n", "");
+    let b = choices.pick(&NAMES).replace(" < layers", "").replace(" < n", "");
+    match choices.below(12) {
+        0 => format!("rename \"{a}\" -> \"{b}\""),
+        1 => format!("drop \"{a}\"{}", if choices.below(2) == 0 { " lossy" } else { " derived" }),
+        2 => format!("cast \"{a}\" to {}", choices.pick(&DTYPES)),
+        3 => format!("transpose \"{a}\""),
+        4 => format!("split \"{a}\" axis {} into \"{a}.p\", \"{a}.q\"", choices.below(3)),
+        5 => format!("concat \"{a}\", \"{b}\" axis {} into \"{a}.c\"", choices.below(3)),
+        6 => format!("reshape \"{a}\" to [{}, {}]", dim_expr(choices), dim_expr(choices)),
+        7 => format!("copy \"{a}\" -> \"{b}\""),
+        8 => format!("meta-set \"config\" at \"{}\" = {}", choices.pick(&DIMS), choices.below(9)),
+        9 => format!("truncate \"{a}\" axis 0 to {}{}", dim_expr(choices), if choices.below(2) == 0 { " lossy" } else { "" }),
+        10 => format!("pad \"{a}\" axis 0 to {} with zeros", dim_expr(choices)),
+        _ => format!("permute \"{a}\" axes [1, 0]"),
+    }
+}
+
+fn migration(choices: &mut Choices<'_>, family: &str, from: &str, to: &str) -> String {
+    let mut text = format!("migration {family} {from} -> {to} {{\n");
+    for _ in 0..choices.below(3) {
+        text.push_str(&format!("    dim {}\n", choices.pick(&DIMS)));
+    }
+    for _ in 0..choices.below(5) {
+        text.push_str(&format!("    {}\n", operation(choices)));
+    }
+    if choices.below(4) == 0 {
+        text.push_str(&format!("    down {{\n        {}\n    }}\n", operation(choices)));
+    }
+    text.push_str("}\n");
+    text
+}
+
+/// A registry: schemas for some versions of one or two families, migrations between
+/// some of them, and sometimes a manifest.
+fn registry_files(choices: &mut Choices<'_>) -> RegistryFiles {
+    let mut files = Vec::new();
+    for family_index in 0..1 + choices.below(2) {
+        let family = FAMILIES[family_index];
+        let count = 1 + choices.below(VERSIONS.len());
+        let versions = &VERSIONS[..count];
+        for (index, version) in versions.iter().enumerate() {
+            if choices.below(5) != 0 {
+                files.push((format!("schemas/{family}-{index}.ss"), schema(choices, family, version)));
+            }
+        }
+        for index in 0..choices.below(2 * count + 1) {
+            let from = versions[choices.below(count)];
+            let to = versions[choices.below(count)];
+            files.push((format!("migrations/{family}-{index}.ss"), migration(choices, family, from, to)));
+        }
+    }
+    let manifest = match choices.below(4) {
+        0 => Some(format!("targets:\n  fam: fam@{}\n", choices.pick(&VERSIONS))),
+        1 => Some(format!("dims:\n  fam:\n    {}: {}\n", choices.pick(&DIMS), choices.below(5))),
+        _ => None,
+    };
+    // Whatever is left of the input, as one more (raw) file.
+    if let Some(rest) = choices.data.get(choices.at..).filter(|rest| !rest.is_empty()) {
+        files.push(("migrations/zz-raw.ss".to_owned(), String::from_utf8_lossy(rest).into_owned()));
+    }
+    RegistryFiles { files, manifest }
 }
 
 /// Limits low enough that a fuzz input cannot make the reader allocate much.
