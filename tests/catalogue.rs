@@ -210,9 +210,8 @@ fn strip_test_modules(text: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + "#[cfg(test)]".len()..];
         let trimmed = after.trim_start();
-        let is_inline_module = trimmed.starts_with("mod ") && trimmed.find('{').is_some_and(|brace| {
-            trimmed.find(';').is_none_or(|semicolon| brace < semicolon)
-        });
+        let is_inline_module = trimmed.starts_with("mod ")
+            && trimmed.find('{').is_some_and(|brace| trimmed.find(';').is_none_or(|semicolon| brace < semicolon));
         if !is_inline_module {
             rest = after;
             continue;
@@ -282,8 +281,7 @@ fn error_enums(text: &str) -> Vec<ErrorEnum> {
     while let Some(at) = text[search..].find("pub enum ") {
         let start = search + at;
         search = start + "pub enum ".len();
-        let name: String =
-            text[search..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let name: String = text[search..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
         // The attributes right above: back to the previous blank line or item end.
         let above = &text[..start];
         let attributes_start = above.rfind(['}', ';']).map_or(0, |index| index + 1);
@@ -341,11 +339,10 @@ fn diagnostic_codes(text: &str) -> Vec<String> {
     let mut index = 0;
     while index < text.len() {
         let rest = &text[index..];
-        let Some(call) =
-            ["Diagnostic::error(", "Diagnostic::warning(", ".error(", ".error_with_hint(", ".warning("]
-                .iter()
-                .filter_map(|call| rest.find(call).map(|at| (at, call.len())))
-                .min()
+        let Some(call) = ["Diagnostic::error(", "Diagnostic::warning(", ".error(", ".error_with_hint(", ".warning("]
+            .iter()
+            .filter_map(|call| rest.find(call).map(|at| (at, call.len())))
+            .min()
         else {
             break;
         };

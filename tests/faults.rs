@@ -145,7 +145,7 @@ struct Tally {
 impl Tally {
     fn report(&self, kind: &str) {
         eprintln!("faults/{kind}: {self:?}");
-            // Delays start at zero, so most runs are killed; if none were, nothing was tested.
+        // Delays start at zero, so most runs are killed; if none were, nothing was tested.
         assert!(self.killed > 0, "{kind}: no run was killed: {self:?}");
     }
 }
@@ -170,7 +170,8 @@ fn killed_upgrade_leaves_the_input_intact_and_no_partial_target() {
     let dir = tempfile::tempdir().unwrap();
     let input = anemoi_input(dir.path());
     let output = dir.path().join("out.safetensors");
-    let mut args: Vec<&std::ffi::OsStr> = vec!["upgrade".as_ref(), input.as_os_str(), "-o".as_ref(), output.as_os_str()];
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["upgrade".as_ref(), input.as_os_str(), "-o".as_ref(), output.as_os_str()];
     args.extend(registry.iter().map(|arg| arg.as_os_str()));
     let before = sha256(&input);
     let duration = run_to_completion(&args);
@@ -311,7 +312,8 @@ fn full_disk_gives_a_clean_error_and_leaves_nothing() {
     if has_upgrade() {
         let registry = anemoi_registry(dir.path());
         let input = anemoi_input(dir.path());
-        let mut args: Vec<&std::ffi::OsStr> = vec!["upgrade".as_ref(), input.as_os_str(), "-o".as_ref(), output.as_os_str()];
+        let mut args: Vec<&std::ffi::OsStr> =
+            vec!["upgrade".as_ref(), input.as_os_str(), "-o".as_ref(), output.as_os_str()];
         args.extend(registry.iter().map(|arg| arg.as_os_str()));
         let output_of = run(&args);
         assert_eq!(output_of.status.code(), Some(1), "{output_of:?}");
@@ -376,7 +378,8 @@ fn pickle_checkpoint(count: usize, numel: u32) -> Vec<u8> {
     pickle.extend_from_slice(b"u.");
     let storages: Vec<Vec<u8>> =
         (0..count).map(|_| (0..numel).flat_map(|value| (value as f32).to_le_bytes()).collect()).collect();
-    let mut members: Vec<(String, &[u8])> = vec![("archive/data.pkl".into(), &pickle), ("archive/byteorder".into(), b"little")];
+    let mut members: Vec<(String, &[u8])> =
+        vec![("archive/data.pkl".into(), &pickle), ("archive/byteorder".into(), b"little")];
     for (index, bytes) in storages.iter().enumerate() {
         members.push((format!("archive/data/{index}"), bytes));
     }
