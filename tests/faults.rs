@@ -8,8 +8,8 @@
 //! writer's temporary file, recognised by the engine's `TEMP_INFIX` (a killed process cannot
 //! clean up; what matters is that nothing partial is at a name a user or a program reads).
 //!
-//! Kill delays are drawn uniformly over the length of an uninterrupted run (measured first),
-//! from a seeded generator: `SAFESHIFT_FAULT_SEED` picks the seed (default fixed) and
+//! Kill delays are drawn over the length of an uninterrupted run (measured first), half of
+//! them in its second half where the output is written, from a seeded generator: `SAFESHIFT_FAULT_SEED` picks the seed (default fixed) and
 //! `SAFESHIFT_FAULT_TRIALS` the trials per kind (default 40; the long run in
 //! book/src/fuzzing.md uses 2000). The full-disk test mounts a 64 KiB tmpfs, which needs
 //! root; without it the test says so and returns.
@@ -76,6 +76,17 @@ impl Rng {
     fn below(&mut self, max: Duration) -> Duration {
         let nanos = max.as_nanos().max(1) as u64;
         Duration::from_nanos(self.next() % (nanos + 1))
+    }
+
+    /// When to kill a run that takes about `duration` uninterrupted: half the time
+    /// anywhere up to 20% past it, half the time in its second half, where the output is
+    /// written (loading and planning come first).
+    fn kill_point(&mut self, duration: Duration) -> Duration {
+        if self.next() % 2 == 0 {
+            self.below(duration + duration / 5)
+        } else {
+            duration / 2 + self.below(duration * 3 / 5)
+        }
     }
 }
 
@@ -158,8 +169,9 @@ fn anemoi_input(dir: &Path) -> PathBuf {
     input
 }
 
-/// `safeshift upgrade IN -o OUT` killed at random points. Odd trials start with the
-/// previous complete target in place (an overwrite), even ones with none.
+/// `safeshift upgrade IN -o OUT` killed at random points. Odd trials start with another
+/// complete checkpoint at the target (an overwrite: afterwards the target holds it or the
+/// upgrade, nothing in between), even ones with none.
 #[test]
 fn killed_upgrade_leaves_the_input_intact_and_no_partial_target() {
     if !has_upgrade() {
@@ -176,15 +188,18 @@ fn killed_upgrade_leaves_the_input_intact_and_no_partial_target() {
     let before = sha256(&input);
     let duration = run_to_completion(&args);
     let expected = complete_layout(&output);
+    let old_layout = complete_layout(&input);
 
     let mut rng = Rng::seeded(1);
     let mut tally = Tally::default();
-    for trial in 0..trials(25) {
+    for trial in 0..trials(20) {
         if trial % 2 == 0 {
             let _ = std::fs::remove_file(&output);
+        } else {
+            std::fs::copy(&input, &output).unwrap();
         }
         tally.trials += 1;
-        let killed = run_and_kill(&args, rng.below(duration + duration / 5));
+        let killed = run_and_kill(&args, rng.kill_point(duration));
         assert_eq!(sha256(&input), before, "trial {trial}: the input changed");
         if killed {
             tally.killed += 1;
@@ -195,7 +210,8 @@ fn killed_upgrade_leaves_the_input_intact_and_no_partial_target() {
             }
         }
         if output.exists() {
-            assert_eq!(complete_layout(&output), expected, "trial {trial}");
+            let layout = complete_layout(&output);
+            assert!(layout == expected || (trial % 2 == 1 && layout == old_layout), "trial {trial}: unexpected layout");
         }
         tally.leftovers += sweep_leftovers(dir.path(), &[&input, &output]);
     }
@@ -224,11 +240,11 @@ fn killed_in_place_upgrade_keeps_a_readable_file() {
 
     let mut rng = Rng::seeded(2);
     let mut tally = Tally::default();
-    for trial in 0..trials(25) {
+    for trial in 0..trials(20) {
         std::fs::write(&input, &original).unwrap();
         let _ = std::fs::remove_file(&backup);
         tally.trials += 1;
-        let killed = run_and_kill(&args, rng.below(duration + duration / 5));
+        let killed = run_and_kill(&args, rng.kill_point(duration));
         tally.killed += usize::from(killed);
         if sha256(&input) == before {
             tally.target_absent_after_kill += usize::from(killed);
@@ -263,7 +279,7 @@ fn killed_convert_leaves_no_partial_target() {
     for trial in 0..trials(60) {
         let _ = std::fs::remove_file(&output);
         tally.trials += 1;
-        let killed = run_and_kill(&args, rng.below(duration + duration / 5));
+        let killed = run_and_kill(&args, rng.kill_point(duration));
         assert_eq!(sha256(&input), before, "trial {trial}: the input changed");
         tally.killed += usize::from(killed);
         if output.exists() {
