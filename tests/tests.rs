@@ -1,4 +1,6 @@
+mod catalogue;
 mod engine;
+mod faults;
 mod fmt;
 mod graph;
 mod registry;

@@ -298,6 +298,28 @@ fn open_shard(path: &Path, limits: &Limits) -> Result<(Shard, header::Header), R
     Ok((Shard { path: path.to_owned(), file, map, len, metadata }, header))
 }
 
+/// Validates a whole single-file checkpoint held in memory exactly as
+/// [`Checkpoint::open_with`] validates a file (length prefix, header, data section
+/// length) and returns its layout. An entry point for fuzzing the header parser without
+/// a file per input; not a stable API.
+#[doc(hidden)]
+pub fn parse_header(file_bytes: &[u8], limits: &Limits) -> Result<Layout, ReadErrorKind> {
+    let len = file_bytes.len() as u64;
+    let Some((prefix, rest)) = file_bytes.split_first_chunk::<{ PREFIX_LEN as usize }>() else {
+        return Err(ReadErrorKind::TooShort { len });
+    };
+    let header_len = u64::from_le_bytes(*prefix);
+    if header_len > limits.max_header_len {
+        return Err(ReadErrorKind::HeaderTooLarge { len: header_len, limit: limits.max_header_len });
+    }
+    if header_len > len - PREFIX_LEN {
+        return Err(ReadErrorKind::HeaderPastEnd { len: header_len, file_len: len });
+    }
+    let (json, data) = rest.split_at(header_len as usize);
+    let header = header::parse(json, data.len() as u64, limits)?;
+    Ok(Layout { tensors: header.tensors, metadata: header.metadata })
+}
+
 /// Largest index file accepted (HF indexes are a few hundred kilobytes).
 const MAX_INDEX_LEN: u64 = 100_000_000;
 
@@ -429,6 +451,27 @@ mod tests {
         assert!(touched >= 1000 && released + 1000 <= touched, "{touched} KiB resident, {released} KiB after release");
         assert_eq!(checkpoint.tensor_bytes("w").unwrap(), &bytes[..]);
         checkpoint.release_pages("no such tensor");
+    }
+
+    /// The in-memory entry point the fuzzer uses accepts and rejects what `open` does.
+    #[test]
+    fn parse_header_agrees_with_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut bytes = Vec::new();
+        let header = br#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(header);
+        bytes.extend_from_slice(&[0; 8]);
+        std::fs::write(&path, &bytes).unwrap();
+        let opened = Checkpoint::open(&path).unwrap();
+        assert_eq!(&parse_header(&bytes, &Limits::default()).unwrap(), opened.layout());
+        for cut in [0, 7, 8, 20, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let from_file = Checkpoint::open(&path).unwrap_err().kind.to_string();
+            let in_memory = parse_header(&bytes[..cut], &Limits::default()).unwrap_err().to_string();
+            assert_eq!(in_memory, from_file, "cut at {cut}");
+        }
     }
 
     #[test]

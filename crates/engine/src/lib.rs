@@ -88,6 +88,8 @@ mod verify;
 mod view;
 mod writer;
 
+#[doc(hidden)]
+pub use checkpoint::parse_header;
 pub use checkpoint::{Checkpoint, TensorLocation};
 pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
 pub use header::Limits;
