@@ -75,7 +75,8 @@ struct Record {
 }
 
 /// The metadata key recording which input an output was made from, so a rerun can skip
-/// outputs that are up to date: `{"file": …, "bytes": …, "header_sha256": …}`.
+/// outputs that are up to date: `{"file": …, "bytes": …, "head_sha256": …}`, the input's
+/// file name, size and the SHA-256 of its first MiB (the header and the first tensors).
 pub const SOURCE_KEY: &str = "safeshift.source";
 
 /// Parses `--aux NAME=PATH`.
