@@ -3,3 +3,4 @@ mod fmt;
 mod graph;
 mod registry;
 mod torch;
+mod upgrade;
