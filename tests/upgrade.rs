@@ -475,6 +475,22 @@ fn the_summary_table_and_json_records() {
     assert_transcript("upgrade_json", &json);
     let dry = run(root, &["upgrade", "ckpts", "--dry-run", "--aux", "graph=graph.safetensors", "-j", "1"]);
     assert_transcript("upgrade_dry_run", &dry);
+    let back = run(
+        root,
+        &[
+            "downgrade",
+            "out/a.safetensors",
+            "--to",
+            "0.15.1",
+            "-o",
+            "back.safetensors",
+            "--aux",
+            "graph=graph.safetensors",
+        ],
+    );
+    assert_eq!(back.status.code(), Some(0));
+    assert_transcript("downgrade_table", &back);
+    assert_eq!(detected(&Registry::embedded().unwrap(), &root.join("back.safetensors")), "anemoi.encprocdec@0.15.1");
 }
 
 #[test]
@@ -485,7 +501,12 @@ fn the_main_errors_are_clear() {
     let evolution = repo("tests/data/evolution");
     let evolution = evolution.to_str().unwrap();
     synth(root, "toy.legacy@0.1.0", 3, Path::new("legacy.safetensors"), &["--registry", evolution]);
-    let cases: [(&str, Vec<&str>, i32); 8] = [
+    let cases: [(&str, Vec<&str>, i32); 9] = [
+        (
+            "error_downgrade_no_path",
+            vec!["downgrade", "ckpts/b.safetensors", "--to", "0.4.0", "-o", "x.safetensors"],
+            1,
+        ),
         ("error_unknown_target", vec!["upgrade", "ckpts/a.safetensors", "-o", "x.safetensors", "--to", "9.9.9"], 1),
         (
             "error_lossy_refused",

@@ -14,6 +14,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use safeshift::open::{OpenOptions, Registry};
 use safeshift_engine::{Checkpoint, TensorOrder, WriteOptions};
+use safeshift_graph::detect;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -70,6 +71,8 @@ struct Record {
     from: Option<String>,
     to: Option<String>,
     steps: Vec<String>,
+    /// Every step is the inverse of a migration: the file was taken back (a downgrade).
+    undo: bool,
     outcome: Outcome,
     seconds: f64,
 }
@@ -168,6 +171,7 @@ fn process(batch: &Batch<'_>, input: &Input) -> Record {
         from: None,
         to: None,
         steps: Vec::new(),
+        undo: false,
         outcome: Outcome::Planned,
         seconds: 0.0,
     };
@@ -201,7 +205,23 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
     };
     let open_path: &Path = converted.as_deref().unwrap_or(&input.path);
     let checkpoint = Checkpoint::open(open_path)?;
-    let prepared = batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options)?;
+    let prepared = match batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            // The version may be known even though the plan failed (no path, lossy, bad
+            // target): the report says where the file is and where it was asked to go.
+            if let Ok(detection) = detect(batch.registry.graph(), checkpoint.layout(), &batch.options.dims) {
+                record.to = batch
+                    .registry
+                    .target(&detection.version, batch.options.to.as_deref())
+                    .ok()
+                    .map(|to| to.to_string());
+                record.from = Some(detection.version.to_string());
+            }
+            return Err(err.into());
+        }
+    };
+    record.undo = !prepared.plan.steps.is_empty() && prepared.plan.steps.iter().all(|step| step.inverse);
     record.from = Some(prepared.plan.from.to_string());
     record.to = Some(prepared.plan.to.to_string());
     record.steps = prepared
@@ -377,7 +397,10 @@ fn table(records: &[Record]) -> String {
         .iter()
         .map(|record| {
             let (outcome, size) = match &record.outcome {
-                Outcome::Written { bytes, .. } => ("upgraded".to_owned(), crate::commands::inspect::human_size(*bytes)),
+                Outcome::Written { bytes, .. } => {
+                    let done = if record.undo { "downgraded" } else { "upgraded" };
+                    (done.to_owned(), crate::commands::inspect::human_size(*bytes))
+                }
                 Outcome::Planned => (format!("would apply {} step(s)", record.steps.len()), String::new()),
                 Outcome::Skipped { reason } => (format!("skipped: {reason}"), String::new()),
                 Outcome::Failed { .. } => ("FAILED".to_owned(), String::new()),
