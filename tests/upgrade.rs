@@ -252,6 +252,14 @@ fn delays(count: usize, max: Duration) -> Vec<Duration> {
         .collect()
 }
 
+/// Copies `from` to `to` with a fixed modification time: the output records the input's
+/// (in `safeshift.source`), and every trial must produce the reference's bytes.
+fn copy_with_fixed_mtime(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+    let time = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    std::fs::File::options().write(true).open(to).unwrap().set_modified(time).unwrap();
+}
+
 fn has_temp_file(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .unwrap()
@@ -273,7 +281,7 @@ fn in_place_killed_at_any_moment_leaves_the_original_or_the_complete_upgrade() {
     // The complete upgrade, made once from a copy of the same name (the output records it).
     let reference = root.join("reference/model.safetensors");
     std::fs::create_dir_all(reference.parent().unwrap()).unwrap();
-    std::fs::copy(&original, &reference).unwrap();
+    copy_with_fixed_mtime(&original, &reference);
     let timer = Instant::now();
     let done = run(root, &["upgrade", "reference/model.safetensors", "--in-place", "--no-backup", "--aux", &aux]);
     // Kill moments spread over the whole run, from before the first byte to after the rename.
@@ -289,7 +297,7 @@ fn in_place_killed_at_any_moment_leaves_the_original_or_the_complete_upgrade() {
         let dir = root.join(format!("trial-{trial}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("model.safetensors");
-        std::fs::copy(&original, &path).unwrap();
+        copy_with_fixed_mtime(&original, &path);
         let mut args = vec!["upgrade", "model.safetensors", "--in-place", "--aux", &aux];
         if !backup {
             args.push("--no-backup");
@@ -501,7 +509,11 @@ fn the_main_errors_are_clear() {
     let evolution = repo("tests/data/evolution");
     let evolution = evolution.to_str().unwrap();
     synth(root, "toy.legacy@0.1.0", 3, Path::new("legacy.safetensors"), &["--registry", evolution]);
-    let cases: [(&str, Vec<&str>, i32); 9] = [
+    std::fs::create_dir(root.join("clash")).unwrap();
+    std::fs::copy(root.join("ckpts/a.safetensors"), root.join("clash/m.safetensors")).unwrap();
+    std::fs::write(root.join("clash/m.pt"), b"PK").unwrap();
+    let cases: [(&str, Vec<&str>, i32); 10] = [
+        ("error_colliding_outputs", vec!["upgrade", "clash", "--out-dir", "out"], 2),
         (
             "error_downgrade_no_path",
             vec!["downgrade", "ckpts/b.safetensors", "--to", "0.4.0", "-o", "x.safetensors"],
@@ -526,4 +538,29 @@ fn the_main_errors_are_clear() {
         assert!(!root.join("x.safetensors").exists(), "{name}: no output after an error");
         assert_transcript(name, &output);
     }
+}
+
+#[test]
+fn an_input_rewritten_beyond_its_first_mib_with_the_same_size_is_redone() {
+    let temp = tempfile::tempdir().unwrap();
+    let root = temp.path();
+    std::fs::create_dir(root.join("in")).unwrap();
+    let mut dims = vec!["--dim", "hidden=256", "--dim", "mlp_hidden=1024"];
+    dims.extend_from_slice(&GRAPH_DIMS);
+    synth(root, "anemoi.encprocdec@0.4.0", 1, Path::new("in/m.safetensors"), &dims);
+    let aux = graph_aux();
+    let args = ["upgrade", "in", "--out-dir", "out", "--aux", &aux, "--json"];
+    let outcome = |output: &Output| records(output).0[0]["outcome"].as_str().unwrap().to_owned();
+    assert_eq!(outcome(&run(root, &args)), "written");
+    assert_eq!(outcome(&run(root, &args)), "skipped");
+    let path = root.join("in/m.safetensors");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 3 << 20, "the file is larger than the hashed first MiB: {}", bytes.len());
+    // A value deep in the data section changes (a fine-tune of later layers): same size,
+    // same header, same first MiB.
+    let deep = bytes.len() - 1000;
+    bytes[deep] ^= 0x01;
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(outcome(&run(root, &args)), "written", "the changed input is redone");
 }

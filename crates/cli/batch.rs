@@ -78,8 +78,10 @@ struct Record {
 }
 
 /// The metadata key recording which input an output was made from, so a rerun can skip
-/// outputs that are up to date: `{"file": …, "bytes": …, "head_sha256": …}`, the input's
-/// file name, size and the SHA-256 of its first MiB (the header and the first tensors).
+/// outputs that are up to date: `{"file": …, "bytes": …, "mtime_ns": …, "head_sha256": …}`,
+/// the input's file name, size, modification time (nanoseconds since the epoch, as a
+/// string; null where the file system has none) and the SHA-256 of its first MiB (the
+/// header and the first tensors).
 pub const SOURCE_KEY: &str = "safeshift.source";
 
 /// Parses `--aux NAME=PATH`.
@@ -104,6 +106,11 @@ pub fn load_registry(dir: Option<&Path>, printer: &Printer) -> Result<Registry, 
 
 /// Runs the batch over `inputs` (already collected), keeping this worker's `shard`.
 pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Result<ExitStatus, Error> {
+    if let Destination::Dir(dir) = &batch.destination {
+        // Checked over all inputs, before sharding: two workers of an array job must not
+        // write the same output either.
+        check_distinct_outputs(dir, &inputs)?;
+    }
     let inputs: Vec<Input> = inputs.into_iter().filter(|input| shard.is_none_or(|shard| shard.owns(input))).collect();
     if let Destination::File(_) = batch.destination {
         if inputs.len() != 1 {
@@ -146,6 +153,25 @@ pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Resul
         print!("{}", table(&records));
     }
     Ok(if failed > 0 { ExitStatus::No } else { ExitStatus::Success })
+}
+
+/// Refuses inputs whose outputs would collide in `dir` (`model.pt` and `model.safetensors`
+/// in one folder): they would overwrite each other, and every rerun would redo both.
+fn check_distinct_outputs(dir: &Path, inputs: &[Input]) -> Result<(), Error> {
+    let mut seen: BTreeMap<PathBuf, &Path> = BTreeMap::new();
+    for input in inputs {
+        let output = dir.join(output_name(&input.relative));
+        if let Some(first) = seen.insert(output.clone(), &input.path) {
+            return Err(format!(
+                "`{}` and `{}` would both be written to `{}`; upgrade them separately",
+                first.display(),
+                input.path.display(),
+                output.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 fn progress_bar(batch: &Batch<'_>, count: usize) -> ProgressBar {
@@ -314,11 +340,19 @@ fn backup_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Identifies an input cheaply: its name, size and the hash of its header.
+/// Identifies an input cheaply: its name, size, modification time and the hash of its first MiB.
 fn source_stamp(path: &Path) -> Result<serde_json::Value, Error> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
-    let bytes = file.metadata()?.len();
+    let stat = file.metadata()?;
+    let bytes = stat.len();
+    // The modification time catches a rewrite that keeps the size and the first MiB (a
+    // fine-tune of the later layers); a copy that resets it only costs a redo.
+    let mtime_ns = stat
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since| since.as_nanos().to_string());
     let mut head = vec![0u8; 1 << 20];
     let mut filled = 0;
     while filled < head.len() {
@@ -331,7 +365,7 @@ fn source_stamp(path: &Path) -> Result<serde_json::Value, Error> {
     let digest = Sha256::digest(&head[..filled]);
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(json!({ "file": name, "bytes": bytes, "head_sha256": hex }))
+    Ok(json!({ "file": name, "bytes": bytes, "mtime_ns": mtime_ns, "head_sha256": hex }))
 }
 
 /// Whether `output` exists, is at `target`, and was made from the input with this stamp.
