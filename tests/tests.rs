@@ -5,3 +5,4 @@ mod fmt;
 mod graph;
 mod registry;
 mod torch;
+mod upgrade;

@@ -14,6 +14,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use safeshift::open::{OpenOptions, Registry};
 use safeshift_engine::{Checkpoint, TensorOrder, WriteOptions};
+use safeshift_graph::detect;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -70,12 +71,17 @@ struct Record {
     from: Option<String>,
     to: Option<String>,
     steps: Vec<String>,
+    /// Every step is the inverse of a migration: the file was taken back (a downgrade).
+    undo: bool,
     outcome: Outcome,
     seconds: f64,
 }
 
 /// The metadata key recording which input an output was made from, so a rerun can skip
-/// outputs that are up to date: `{"file": …, "bytes": …, "header_sha256": …}`.
+/// outputs that are up to date: `{"file": …, "bytes": …, "mtime_ns": …, "head_sha256": …}`,
+/// the input's file name, size, modification time (nanoseconds since the epoch, as a
+/// string; null where the file system has none) and the SHA-256 of its first MiB (the
+/// header and the first tensors).
 pub const SOURCE_KEY: &str = "safeshift.source";
 
 /// Parses `--aux NAME=PATH`.
@@ -100,6 +106,11 @@ pub fn load_registry(dir: Option<&Path>, printer: &Printer) -> Result<Registry, 
 
 /// Runs the batch over `inputs` (already collected), keeping this worker's `shard`.
 pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Result<ExitStatus, Error> {
+    if let Destination::Dir(dir) = &batch.destination {
+        // Checked over all inputs, before sharding: two workers of an array job must not
+        // write the same output either.
+        check_distinct_outputs(dir, &inputs)?;
+    }
     let inputs: Vec<Input> = inputs.into_iter().filter(|input| shard.is_none_or(|shard| shard.owns(input))).collect();
     if let Destination::File(_) = batch.destination {
         if inputs.len() != 1 {
@@ -144,6 +155,25 @@ pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Resul
     Ok(if failed > 0 { ExitStatus::No } else { ExitStatus::Success })
 }
 
+/// Refuses inputs whose outputs would collide in `dir` (`model.pt` and `model.safetensors`
+/// in one folder): they would overwrite each other, and every rerun would redo both.
+fn check_distinct_outputs(dir: &Path, inputs: &[Input]) -> Result<(), Error> {
+    let mut seen: BTreeMap<PathBuf, &Path> = BTreeMap::new();
+    for input in inputs {
+        let output = dir.join(output_name(&input.relative));
+        if let Some(first) = seen.insert(output.clone(), &input.path) {
+            return Err(format!(
+                "`{}` and `{}` would both be written to `{}`; upgrade them separately",
+                first.display(),
+                input.path.display(),
+                output.display()
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
 fn progress_bar(batch: &Batch<'_>, count: usize) -> ProgressBar {
     if !batch.printer.progress || batch.json {
         return ProgressBar::hidden();
@@ -167,6 +197,7 @@ fn process(batch: &Batch<'_>, input: &Input) -> Record {
         from: None,
         to: None,
         steps: Vec::new(),
+        undo: false,
         outcome: Outcome::Planned,
         seconds: 0.0,
     };
@@ -200,7 +231,23 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
     };
     let open_path: &Path = converted.as_deref().unwrap_or(&input.path);
     let checkpoint = Checkpoint::open(open_path)?;
-    let prepared = batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options)?;
+    let prepared = match batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options) {
+        Ok(prepared) => prepared,
+        Err(err) => {
+            // The version may be known even though the plan failed (no path, lossy, bad
+            // target): the report says where the file is and where it was asked to go.
+            if let Ok(detection) = detect(batch.registry.graph(), checkpoint.layout(), &batch.options.dims) {
+                record.to = batch
+                    .registry
+                    .target(&detection.version, batch.options.to.as_deref())
+                    .ok()
+                    .map(|to| to.to_string());
+                record.from = Some(detection.version.to_string());
+            }
+            return Err(err.into());
+        }
+    };
+    record.undo = !prepared.plan.steps.is_empty() && prepared.plan.steps.iter().all(|step| step.inverse);
     record.from = Some(prepared.plan.from.to_string());
     record.to = Some(prepared.plan.to.to_string());
     record.steps = prepared
@@ -293,11 +340,19 @@ fn backup_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Identifies an input cheaply: its name, size and the hash of its header.
+/// Identifies an input cheaply: its name, size, modification time and the hash of its first MiB.
 fn source_stamp(path: &Path) -> Result<serde_json::Value, Error> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
-    let bytes = file.metadata()?.len();
+    let stat = file.metadata()?;
+    let bytes = stat.len();
+    // The modification time catches a rewrite that keeps the size and the first MiB (a
+    // fine-tune of the later layers); a copy that resets it only costs a redo.
+    let mtime_ns = stat
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since| since.as_nanos().to_string());
     let mut head = vec![0u8; 1 << 20];
     let mut filled = 0;
     while filled < head.len() {
@@ -310,7 +365,7 @@ fn source_stamp(path: &Path) -> Result<serde_json::Value, Error> {
     let digest = Sha256::digest(&head[..filled]);
     let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(json!({ "file": name, "bytes": bytes, "head_sha256": hex }))
+    Ok(json!({ "file": name, "bytes": bytes, "mtime_ns": mtime_ns, "head_sha256": hex }))
 }
 
 /// Whether `output` exists, is at `target`, and was made from the input with this stamp.
@@ -376,7 +431,10 @@ fn table(records: &[Record]) -> String {
         .iter()
         .map(|record| {
             let (outcome, size) = match &record.outcome {
-                Outcome::Written { bytes, .. } => ("upgraded".to_owned(), crate::commands::inspect::human_size(*bytes)),
+                Outcome::Written { bytes, .. } => {
+                    let done = if record.undo { "downgraded" } else { "upgraded" };
+                    (done.to_owned(), crate::commands::inspect::human_size(*bytes))
+                }
                 Outcome::Planned => (format!("would apply {} step(s)", record.steps.len()), String::new()),
                 Outcome::Skipped { reason } => (format!("skipped: {reason}"), String::new()),
                 Outcome::Failed { .. } => ("FAILED".to_owned(), String::new()),

@@ -52,6 +52,10 @@ pub enum InputError {
     /// A glob that matches no checkpoint.
     #[error("the pattern `{0}` matches no checkpoint")]
     NoMatch(String),
+    /// A folder that holds no checkpoint (a typo in an array job's path would otherwise
+    /// end in a quiet success).
+    #[error("the folder `{0}` holds no checkpoint (.safetensors, .safetensors.index.json, .pt, .pth, .bin, .ckpt)")]
+    EmptyFolder(PathBuf),
     /// A malformed glob.
     #[error("bad pattern `{pattern}`: {source}")]
     BadGlob {
@@ -79,6 +83,9 @@ pub fn collect(args: &[PathBuf]) -> Result<Vec<Input>, InputError> {
         if arg.is_dir() {
             let mut found = Vec::new();
             walk(arg, &mut found)?;
+            if found.is_empty() {
+                return Err(InputError::EmptyFolder(arg.clone()));
+            }
             inputs.extend(
                 found
                     .into_iter()
@@ -255,5 +262,8 @@ mod tests {
     fn missing_inputs_are_errors() {
         assert!(matches!(collect(&[PathBuf::from("/nonexistent/x.safetensors")]), Err(InputError::Missing(_))));
         assert!(matches!(collect(&[PathBuf::from("/nonexistent/*.safetensors")]), Err(InputError::NoMatch(_))));
+        let empty = tempfile::tempdir().unwrap();
+        std::fs::write(empty.path().join("notes.txt"), b"x").unwrap();
+        assert!(matches!(collect(&[empty.path().to_path_buf()]), Err(InputError::EmptyFolder(_))));
     }
 }
