@@ -353,7 +353,7 @@ fn dims_for(version: &VersionId) -> Vec<(&'static str, i64)> {
     match version.family.as_str() {
         "anemoi.encprocdec" => vec![("enc_edges", 48), ("dec_edges", 120)],
         // hidden 16, kv_dim 8 (safeshift.yaml): 4 heads of 4, 2 key/value heads.
-        family if family.starts_with("llama") => vec![("n_heads", 4), ("n_kv_heads", 2)],
+        family if family.starts_with("llama") => vec![("heads", 4), ("kv_heads", 2)],
         _ => Vec::new(),
     }
 }
