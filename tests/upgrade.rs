@@ -239,9 +239,8 @@ fn dry_run_writes_nothing_and_shards_cover_every_file_once() {
 
 /// A tiny xorshift, seeded from the clock: each run tries other moments.
 fn delays(count: usize, max: Duration) -> Vec<Duration> {
-    let mut state = Instant::now().elapsed().as_nanos() as u64
-        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        | 1;
+    let clock = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let mut state = clock.as_nanos() as u64 | 1;
     (0..count)
         .map(|_| {
             state ^= state << 13;
@@ -292,7 +291,7 @@ fn in_place_killed_at_any_moment_leaves_the_original_or_the_complete_upgrade() {
 
     let started = Instant::now();
     let mut outcomes = BTreeMap::new();
-    for (trial, delay) in delays(8, window).into_iter().enumerate() {
+    for (trial, delay) in delays(8, window * 2).into_iter().enumerate() {
         let backup = trial % 2 == 0;
         let dir = root.join(format!("trial-{trial}"));
         std::fs::create_dir_all(&dir).unwrap();
