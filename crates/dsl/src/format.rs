@@ -501,6 +501,22 @@ mod tests {
         }
     }
 
+    /// Found by the `dsl_roundtrip` fuzz target: `a--null` parsed `null` as a name (the
+    /// keyword check saw `-` as part of a longer word) but the formatted `a - -null` did
+    /// not parse. `null`, `true` and `false` are never names now, whatever follows.
+    #[test]
+    fn json_keywords_are_never_names_in_expressions() {
+        for expr in ["a--null", "a - null-b", "true-1", "-false"] {
+            let text = format!("schema a @ 1.0.0 {{\n    dim x = {expr}\n}}\n");
+            assert!(parse(SourceId(0), &text).is_err(), "{expr}");
+        }
+        for expr in ["a - nullable", "true_size - 1", "-falsey"] {
+            let text = format!("schema a @ 1.0.0 {{\n    dim x = {expr}\n}}\n");
+            let formatted = reformat(&text);
+            assert_eq!(reformat(&formatted), formatted, "{expr}");
+        }
+    }
+
     /// Found by the `dsl_roundtrip` fuzz target: 70 negations in a row formatted to 69
     /// nested parentheses, which the parser rejects as too deep.
     #[test]
