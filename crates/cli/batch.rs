@@ -313,7 +313,10 @@ fn scratch_dir(batch: &Batch<'_>, input: &Input) -> PathBuf {
 
 fn convert_pickle(path: &Path, dir: &Path) -> Result<tempfile::TempPath, Error> {
     std::fs::create_dir_all(dir)?;
-    let temp = tempfile::Builder::new().prefix(".safeshift-convert-").suffix(".safetensors").tempfile_in(dir)?;
+    // Named like the engine's temporaries, so a run killed mid-conversion leaves a file that
+    // `safeshift` (and the book's clean-up recipe) recognises as a leftover.
+    let prefix = format!(".converted{}", safeshift_engine::TEMP_INFIX);
+    let temp = tempfile::Builder::new().prefix(&prefix).suffix(".safetensors").tempfile_in(dir)?;
     let temp = temp.into_temp_path();
     let converted = safeshift_torch::open(path, &safeshift_torch::ConvertOptions::default())?;
     let tensors = crate::commands::convert::output_tensors(&converted);
