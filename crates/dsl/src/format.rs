@@ -517,6 +517,21 @@ mod tests {
         }
     }
 
+    /// Found by the `dsl_roundtrip` fuzz target: `rename "x" down-> "y"` parsed (`down-` read
+    /// as a longer word than the keyword `down`) but its formatted form `down -> "y"` did not.
+    /// A `-` continues a word only before a letter or digit now, so both spellings are the
+    /// keyword `down` (an error in an operation), and `meta-set` is still one word.
+    #[test]
+    fn a_keyword_before_an_arrow_reads_the_same_with_or_without_a_space() {
+        for ops in [r#"rename "x" down-> "y""#, r#"rename "x" down -> "y""#] {
+            let text = format!("migration a 1.0.0 -> 2.0.0 {{\n    {ops}\n}}\n");
+            assert!(parse(SourceId(0), &text).is_err(), "{ops}");
+        }
+        let text = "migration a 1.0.0 -> 2.0.0 {\n    meta-set \"k\" = 1\n    split-heads \"q\" into \"a\", \"b\", \"c\" layout chunked heads 2\n}\n";
+        let formatted = reformat(text);
+        assert_eq!(reformat(&formatted), formatted);
+    }
+
     /// Found by the `dsl_roundtrip` fuzz target: 70 negations in a row formatted to 69
     /// nested parentheses, which the parser rejects as too deep.
     #[test]
