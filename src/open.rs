@@ -167,6 +167,19 @@ impl Registry {
     pub fn open_with(&self, path: &Path, options: &OpenOptions) -> Result<Migrated, OpenError> {
         let checkpoint = Checkpoint::open(path)?;
         let prepared = self.prepare(path, checkpoint.layout(), options)?;
+        self.open_prepared(path, checkpoint, prepared, options)
+    }
+
+    /// Compiles an already [prepared](Registry::prepare) plan for an open checkpoint and
+    /// returns its view, so a caller that looked at the plan first (to skip, or report) does
+    /// not detect and plan twice. `path` names the checkpoint in errors.
+    pub fn open_prepared(
+        &self,
+        path: &Path,
+        checkpoint: Checkpoint,
+        prepared: Prepared,
+        options: &OpenOptions,
+    ) -> Result<Migrated, OpenError> {
         let mut aux_checkpoints = BTreeMap::new();
         for (name, aux_path) in &options.aux {
             aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);

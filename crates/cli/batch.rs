@@ -256,7 +256,6 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
         .iter()
         .map(|step| format!("{} -> {}{}", step.from, step.to, if step.inverse { " (undo)" } else { "" }))
         .collect();
-    drop(checkpoint);
     if prepared.plan.steps.is_empty() && converted.is_none() {
         return Ok(Outcome::Skipped { reason: format!("already at {}", prepared.plan.to) });
     }
@@ -279,7 +278,7 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
     if output != input.path && up_to_date(&output, &source_stamp, &prepared.plan.to.to_string()) {
         return Ok(Outcome::Skipped { reason: format!("{} is up to date", output.display()) });
     }
-    let migrated = batch.registry.open_with(open_path, &batch.options)?;
+    let migrated = batch.registry.open_prepared(&input.path, checkpoint, prepared, &batch.options)?;
     let mut metadata = BTreeMap::new();
     metadata.insert(SOURCE_KEY.to_owned(), source_stamp.to_string());
     let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
