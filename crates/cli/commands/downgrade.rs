@@ -25,9 +25,8 @@ pub struct DowngradeArgs {
     /// Write the result here.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// A registry folder instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    pub registry: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
     /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
     #[arg(long = "dim", value_name = "NAME=N", value_parser = crate::registry::parse_dim)]
     pub dims: Vec<(String, i64)>,
@@ -41,7 +40,7 @@ pub struct DowngradeArgs {
 
 /// Runs `safeshift downgrade`.
 pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = batch::load_registry(args.registry.as_deref(), printer)?;
+    let registry = batch::load_registry(args.registry.registry.as_deref(), printer)?;
     let options = OpenOptions {
         to: Some(args.to),
         dims: args.dims.into_iter().collect(),

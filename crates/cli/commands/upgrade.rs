@@ -43,9 +43,8 @@ pub struct UpgradeArgs {
     /// the family's newest.
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
-    /// A registry folder (with `schemas/` and `migrations/`) instead of the embedded one.
-    #[arg(long, value_name = "DIR")]
-    pub registry: Option<PathBuf>,
+    #[command(flatten)]
+    pub registry: crate::registry::RegistryArgs,
     /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
     #[arg(long = "dim", value_name = "NAME=N", value_parser = crate::registry::parse_dim)]
     pub dims: Vec<(String, i64)>,
@@ -71,7 +70,7 @@ pub struct UpgradeArgs {
 
 /// Runs `safeshift upgrade`.
 pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = batch::load_registry(args.registry.as_deref(), printer)?;
+    let registry = batch::load_registry(args.registry.registry.as_deref(), printer)?;
     let destination = if let Some(output) = args.output {
         Destination::File(output)
     } else if let Some(dir) = args.out_dir {
