@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use safeshift_model::{DType, Layout, TensorInfo};
-use safeshift_ops::{byte_range, evaluate, narrow_rows, simplify, ByteRange, EvalError, Expr, Leaf};
+use safeshift_ops::{byte_range, evaluate, evaluate_into, narrow_rows, simplify, ByteRange, EvalError, Expr, Leaf};
 
 use crate::checkpoint::{Checkpoint, TensorLocation};
 use crate::error::{ReadError, WriteError};
@@ -193,8 +193,7 @@ impl MigratedView {
                     let name = info.name.clone();
                     let expr = &planned.expr;
                     TensorSource::Generate(Box::new(move |buffer: &mut [u8]| {
-                        let bytes = self.compute(&name, expr)?;
-                        buffer.copy_from_slice(&bytes);
+                        self.compute_into(&name, expr, buffer)?;
                         // The sources' pages were read once for this tensor: unmap them,
                         // so the resident set stays bounded by the largest computed
                         // tensor rather than growing with every source touched.
@@ -251,6 +250,16 @@ impl MigratedView {
         };
         let whole = checkpoint.tensor_location(&range.source)?;
         Some(TensorLocation { offset: whole.offset + range.start, len: range.end - range.start, ..whole })
+    }
+
+    /// Like `compute`, straight into the writer's buffer: transposes and head splits are
+    /// copied from the map into the output with no intermediate buffer.
+    fn compute_into(&self, tensor: &str, expr: &Expr, out: &mut [u8]) -> Result<(), ViewError> {
+        let fetch = |leaf: &Leaf| -> Result<Cow<'_, [u8]>, ViewError> {
+            let checkpoint = self.checkpoint_of(tensor, leaf.aux.as_deref())?;
+            Ok(Cow::Borrowed(checkpoint.tensor_bytes(&leaf.name)?))
+        };
+        evaluate_into(expr, out, &fetch).map_err(|source| ViewError::Eval { tensor: tensor.to_owned(), source })
     }
 
     fn compute(&self, tensor: &str, expr: &Expr) -> Result<Vec<u8>, ViewError> {

@@ -100,6 +100,14 @@ pub enum EvalError {
     /// A size that does not fit in memory addressing.
     #[error("tensor too large")]
     TooLarge,
+    /// [`evaluate_into`] was given a buffer of another size than the result.
+    #[error("the result has {expected} bytes, but the output buffer has {actual}")]
+    OutputLength {
+        /// The result's size.
+        expected: u64,
+        /// The buffer's size.
+        actual: u64,
+    },
 }
 
 /// Computes the bytes of `expr` (little-endian, row-major). `sources` gives the bytes of
@@ -121,6 +129,35 @@ where
         return Ok(bytes[range].to_vec());
     }
     Evaluator { fetch: &fetch }.materialize(&simplified)
+}
+
+/// Computes the bytes of `expr` straight into `out`, which must have exactly the result's
+/// size (the writer's buffer for one tensor). Chains of reshapes, permutations and narrows
+/// over a source (transposes, head splits) are copied from the source into `out` with no
+/// intermediate buffer; other nodes are computed and then copied.
+pub fn evaluate_into<'a, E>(expr: &Expr, out: &mut [u8], sources: &SourceFn<'a, E>) -> Result<(), EvalError>
+where
+    E: Into<SourceError>,
+{
+    shape_of(expr)?;
+    let simplified = simplify(expr.clone());
+    let fetch = |leaf: &Leaf| fetch(leaf, sources);
+    if byte_range(&simplified).is_some() {
+        // Sub-byte dtypes only move as byte ranges; `evaluate` knows how.
+        let bytes = evaluate(&simplified, sources)?;
+        if bytes.len() != out.len() {
+            return Err(EvalError::OutputLength { expected: bytes.len() as u64, actual: out.len() as u64 });
+        }
+        out.copy_from_slice(&bytes);
+        return Ok(());
+    }
+    let view = Evaluator { fetch: &fetch }.view(without_reshapes(&simplified))?;
+    let expected = product(&view.shape)?.checked_mul(view.elem).ok_or(EvalError::TooLarge)?;
+    if expected != out.len() {
+        return Err(EvalError::OutputLength { expected: expected as u64, actual: out.len() as u64 });
+    }
+    view.write_into(out);
+    Ok(())
 }
 
 /// Computes only rows `rows` (indices along the first axis) of `expr`; the slice is

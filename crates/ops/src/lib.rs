@@ -76,7 +76,7 @@ mod tests;
 
 pub use byte_range::{byte_range, ByteRange};
 pub use expr::{dtype_of, numel, shape_of, shape_text, Expr, Init, Leaf, ShapeError};
-pub use kernel::{evaluate, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};
+pub use kernel::{evaluate, evaluate_into, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};
 pub use lower::{builtin_names, lower, lower_all};
 pub use operation::{NoInverse, OpError, OpErrorKind, Operation, OperationClone};
 pub use simplify::simplify;

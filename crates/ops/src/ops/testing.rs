@@ -244,6 +244,16 @@ pub fn evaluate_all(lazy: &TensorSet, sources: &EagerSet) -> EagerSet {
             "`{tensor_name}`: shape rule and kernel disagree"
         );
         assert_eq!(data, plain, "`{tensor_name}`: simplification changed the bytes of {}", value.expr());
+        // Computing straight into a buffer (what the writer does) gives the same bytes.
+        let mut into = vec![0xAB; data.len()];
+        crate::evaluate_into(value.expr(), &mut into, &read)
+            .unwrap_or_else(|err| panic!("into `{tensor_name}`: {err}"));
+        assert_eq!(into, data, "`{tensor_name}`: evaluate_into disagrees with evaluate");
+        let mut wrong = vec![0; data.len() + 1];
+        assert!(
+            crate::evaluate_into(value.expr(), &mut wrong, &read).is_err(),
+            "a buffer of the wrong size is refused"
+        );
         // Any row partition, concatenated, gives the whole.
         if let Some(&rows) = shape.first() {
             let mut joined = Vec::new();
