@@ -1,23 +1,32 @@
-//! An open checkpoint: one safetensors file or a sharded set, mapped, header validated.
+//! An open checkpoint: one file or a sharded set, in any input format, mapped, validated.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use safeshift_model::{Layout, TensorInfo};
 
 use crate::error::{ReadError, ReadErrorKind};
 use crate::header::{self, Limits};
-use crate::index;
+use crate::source::{self, InputFormat, Opened, Place, Source};
 use crate::writer::SHA256_METADATA_KEY;
 
-/// Length of the little-endian `u64` header length that starts every file.
-const PREFIX_LEN: u64 = 8;
+/// How to open a checkpoint: the reader's bounds, and what to take from a PyTorch pickle
+/// (the state-dict entry, tied tensors, the gadget override…). Safetensors files ignore
+/// `pickle`.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// Bounds on headers and tensor counts.
+    pub limits: Limits,
+    /// How PyTorch files are read.
+    pub pickle: safeshift_torch::ConvertOptions,
+}
 
-/// A validated checkpoint: its [`Layout`] from the headers alone, and its tensors'
-/// bytes borrowed from memory maps of the files.
+/// A validated checkpoint, whatever its format: its [`Layout`] (the state dict), its
+/// extras, and each tensor's bytes — borrowed from a memory map of the file where the
+/// format stores them as one byte range (safetensors always; a PyTorch file for every
+/// contiguous little-endian tensor), built on demand otherwise.
 ///
 /// The files must not be modified while a `Checkpoint` is open. Before handing out
 /// bytes from a map, [`Checkpoint::tensor_bytes`] checks that the file still has the
@@ -28,32 +37,23 @@ const PREFIX_LEN: u64 = 8;
 #[derive(Debug)]
 pub struct Checkpoint {
     path: PathBuf,
+    /// The state dict.
     layout: Layout,
-    /// Where each tensor's bytes are, parallel to `layout.tensors`.
+    /// Tensors held outside the state dict.
+    extras: Vec<TensorInfo>,
+    /// Where each tensor's bytes are, parallel to `layout.tensors` then `extras`.
     spans: Vec<Span>,
-    /// Tensor indices sorted by name, for lookups.
+    /// Tensor indices (into `spans`) sorted by name, for lookups.
     by_name: Vec<u32>,
-    shards: Vec<Shard>,
+    shards: Vec<Source>,
     index_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    aliases: Vec<(String, String)>,
 }
 
 #[derive(Clone, Copy, Debug)]
 struct Span {
     shard: u32,
-    /// Offset from the start of the shard file.
-    offset: u64,
-    len: u64,
-}
-
-/// One mapped file of a checkpoint.
-#[derive(Debug)]
-struct Shard {
-    path: PathBuf,
-    file: File,
-    map: Mmap,
-    len: u64,
-    /// This file's own `__metadata__` (for a sharded set, the layout holds the union).
-    metadata: BTreeMap<String, String>,
+    place: Place,
 }
 
 /// Where a tensor's bytes are in its file, for `copy_file_range` or `pread`.
@@ -70,23 +70,22 @@ pub struct TensorLocation<'a> {
 }
 
 impl Checkpoint {
-    /// Opens a `.safetensors` file, or a sharded set through its `*.index.json` (any path
-    /// ending in `.json`), with the default [`Limits`].
+    /// Opens a checkpoint with the default [`ReadOptions`]: a `.safetensors` file, a
+    /// PyTorch file (`.pt`, `.pth`, `.bin`, `.ckpt`: zip or legacy), or a sharded set
+    /// through its index (`*.safetensors.index.json`, `pytorch_model.bin.index.json`).
+    /// The format is told by the content, not the name.
     pub fn open(path: &Path) -> Result<Checkpoint, ReadError> {
-        Checkpoint::open_with(path, &Limits::default())
+        Checkpoint::open_with(path, &ReadOptions::default())
     }
 
-    /// Opens with explicit limits. Reads only the headers (with `pread`); the data pages
-    /// are mapped but not touched.
-    pub fn open_with(path: &Path, limits: &Limits) -> Result<Checkpoint, ReadError> {
-        if path.extension().is_some_and(|ext| ext == "json") {
-            return open_sharded(path, limits);
+    /// Opens with explicit options. A safetensors file is read up to its header (with
+    /// `pread`) and its data pages are mapped but not touched; a PyTorch file's pickle is
+    /// read whole (running nothing) and its storages are mapped.
+    pub fn open_with(path: &Path, options: &ReadOptions) -> Result<Checkpoint, ReadError> {
+        match source::open(path, options)? {
+            Some(opened) => assemble(path, vec![opened], None, &options.limits),
+            None => crate::sharded::open(path, options),
         }
-        let (shard, header) = open_shard(path, limits)?;
-        let spans = spans(&header, 0);
-        let by_name = header.by_name;
-        let layout = Layout { tensors: header.tensors, metadata: header.metadata };
-        Ok(Checkpoint { path: path.to_owned(), layout, spans, by_name, shards: vec![shard], index_metadata: None })
     }
 
     /// The path it was opened from (the file or the index).
@@ -94,13 +93,30 @@ impl Checkpoint {
         &self.path
     }
 
-    /// Names, dtypes, shapes (file order; shard by shard for a sharded set) and the
-    /// `__metadata__` (the union over shards).
+    /// The state dict's names, dtypes, shapes (file order; shard by shard for a sharded
+    /// set) and the metadata (the union over shards). Extras are not in it.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
 
-    /// Each file's own `__metadata__`, in [`Checkpoint::files`] order.
+    /// Tensors the checkpoint holds outside its state dict (Anemoi supporting arrays, graph
+    /// tensors; in a safetensors file, those `__metadata__["safeshift.extras"]` lists), in
+    /// file order. Read them like any tensor.
+    pub fn extras(&self) -> &[TensorInfo] {
+        &self.extras
+    }
+
+    /// Tied names a PyTorch file held twice and the reader listed once: `(name, kept name)`.
+    pub fn aliases(&self) -> &[(String, String)] {
+        &self.aliases
+    }
+
+    /// The format of the (first) file.
+    pub fn format(&self) -> &InputFormat {
+        &self.shards[0].format
+    }
+
+    /// Each file's own `__metadata__` as stored, in [`Checkpoint::files`] order.
     pub fn file_metadata(&self) -> impl ExactSizeIterator<Item = (&Path, &BTreeMap<String, String>)> {
         self.shards.iter().map(|shard| (shard.path.as_path(), &shard.metadata))
     }
@@ -121,31 +137,34 @@ impl Checkpoint {
         Some(&self.shards[self.spans[index].shard as usize].path)
     }
 
-    /// The tensor called `name`.
+    /// The tensor (of the state dict, or an extra) called `name`.
     pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
-        self.find(name).map(|index| &self.layout.tensors[index])
+        self.find(name).map(|index| self.info(index))
     }
 
-    /// The bytes of a tensor, borrowed from the map (little-endian, row-major).
-    pub fn tensor_bytes(&self, name: &str) -> Result<&[u8], ReadError> {
+    /// Whether [`Checkpoint::tensor_bytes`] borrows tensor `name` from the file's map
+    /// (its bytes are one range of the file) rather than building it.
+    pub fn is_zero_copy(&self, name: &str) -> bool {
+        self.find(name).is_some_and(|index| matches!(self.spans[index].place, Place::Mapped { .. }))
+    }
+
+    /// The bytes of a tensor (little-endian, row-major): borrowed from the map when they
+    /// are a byte range of the file, built otherwise (a strided or big-endian PyTorch view).
+    pub fn tensor_bytes(&self, name: &str) -> Result<Cow<'_, [u8]>, ReadError> {
         let index = self.find(name).ok_or_else(|| self.no_such_tensor(name))?;
         let span = self.spans[index];
-        let shard = &self.shards[span.shard as usize];
-        if span.len == 0 {
-            return Ok(&[]);
-        }
-        shard.check_unchanged()?;
-        // Validation proved offset + len <= the file length, which the map covers.
-        Ok(&shard.map[span.offset as usize..(span.offset + span.len) as usize])
+        self.shards[span.shard as usize].bytes(span.place)
     }
 
-    /// Copies a tensor's bytes into `buf` (exactly its byte length) with `pread`, without
-    /// touching the map: a file truncated meanwhile gives an error, never a fault.
+    /// Copies a tensor's bytes into `buf` (exactly its byte length): with `pread` for a
+    /// byte range of the file, without touching the map (a file truncated meanwhile gives
+    /// an error, never a fault).
     pub fn read_tensor_into(&self, name: &str, buf: &mut [u8]) -> Result<(), ReadError> {
         let index = self.find(name).ok_or_else(|| self.no_such_tensor(name))?;
         let span = self.spans[index];
-        if buf.len() as u64 != span.len {
-            let kind = ReadErrorKind::BufferSize { tensor: name.to_owned(), expected: span.len, found: buf.len() };
+        if buf.len() as u64 != span.place.len() {
+            let expected = span.place.len();
+            let kind = ReadErrorKind::BufferSize { tensor: name.to_owned(), expected, found: buf.len() };
             return Err(ReadError::new(&self.shards[span.shard as usize].path, kind));
         }
         self.read_range(index, 0, buf)
@@ -154,17 +173,17 @@ impl Checkpoint {
     /// Reads `buf.len()` bytes of tensor number `index` from `start` (within the tensor).
     pub(crate) fn read_range(&self, index: usize, start: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         let span = self.spans[index];
-        let shard = &self.shards[span.shard as usize];
-        debug_assert!(start + buf.len() as u64 <= span.len);
-        shard.file.read_exact_at(buf, span.offset + start).map_err(|source| {
-            let kind = if source.kind() == std::io::ErrorKind::UnexpectedEof {
-                let found = shard.file.metadata().map_or(0, |meta| meta.len());
-                ReadErrorKind::FileChanged { expected: shard.len, found }
-            } else {
-                ReadErrorKind::Io { action: "read tensor bytes", source }
-            };
-            ReadError::new(&shard.path, kind)
-        })
+        self.shards[span.shard as usize].read(span.place, start, buf)
+    }
+
+    /// The byte length of tensor number `index`.
+    pub(crate) fn tensor_len(&self, index: usize) -> u64 {
+        self.spans[index].place.len()
+    }
+
+    /// The index (for [`Checkpoint::read_range`]) of tensor `name`.
+    pub(crate) fn index_of(&self, name: &str) -> Option<usize> {
+        self.find(name)
     }
 
     /// Unmaps this process's pages of tensor `name` (`madvise(MADV_DONTNEED)` on the whole
@@ -172,43 +191,31 @@ impl Checkpoint {
     /// again, so a streaming pass over a file larger than memory keeps a small resident
     /// set instead of growing by every page it touched. Advisory: errors are ignored.
     pub(crate) fn release_pages(&self, name: &str) {
-        let Some(index) = self.find(name) else {
-            return;
-        };
-        let span = self.spans[index];
-        let shard = &self.shards[span.shard as usize];
-        // SAFETY: sysconf has no preconditions.
-        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            size if size > 0 => size as u64,
-            _ => return,
-        };
-        let start = span.offset.next_multiple_of(page);
-        let end = (span.offset + span.len) / page * page;
-        if end <= start {
-            return;
+        if let Some(index) = self.find(name) {
+            let span = self.spans[index];
+            self.shards[span.shard as usize].release_pages(span.place);
         }
-        // SAFETY: the map is a read-only shared mapping of a file that must not change while
-        // open (see the type's docs): dropped pages are faulted back in with the same bytes,
-        // so slices borrowed from the map keep their contents.
-        let _ = unsafe {
-            shard.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
-        };
     }
 
-    /// Where a tensor's bytes are: file, path, offset from the file start, length.
+    /// Where a tensor's bytes are: file, path, offset from the file start, length. `None`
+    /// for an unknown name, or a tensor whose bytes are not one range of its file.
     pub fn tensor_location(&self, name: &str) -> Option<TensorLocation<'_>> {
         let span = self.spans[self.find(name)?];
         let shard = &self.shards[span.shard as usize];
-        Some(TensorLocation { file: &shard.file, path: &shard.path, offset: span.offset, len: span.len })
+        match span.place {
+            Place::Mapped { offset, len } => Some(TensorLocation { file: &shard.file, path: &shard.path, offset, len }),
+            Place::Materialised { .. } => None,
+        }
     }
 
     /// The bytes of `len` indices from `start` along `axis`, borrowed, when they are one
-    /// contiguous range: `axis` is 0 or every axis before it has size 1 (and, for packed
-    /// dtypes, the range falls on byte boundaries). `Ok(None)` when not contiguous; an
-    /// error for an unknown tensor or a range outside the shape.
+    /// contiguous range of the file: `axis` is 0 or every axis before it has size 1 (and,
+    /// for packed dtypes, the range falls on byte boundaries), and the tensor itself is a
+    /// byte range of its file. `Ok(None)` when not contiguous; an error for an unknown
+    /// tensor or a range outside the shape.
     pub fn narrow(&self, name: &str, axis: usize, start: u64, len: u64) -> Result<Option<&[u8]>, ReadError> {
         let index = self.find(name).ok_or_else(|| self.no_such_tensor(name))?;
-        let info = &self.layout.tensors[index];
+        let info = self.info(index);
         let in_range = axis < info.shape.len() && start.checked_add(len).is_some_and(|end| end <= info.shape[axis]);
         if !in_range {
             let kind =
@@ -231,14 +238,24 @@ impl Checkpoint {
         if start_bits % 8 != 0 || len_bits % 8 != 0 {
             return Ok(None);
         }
-        let bytes = self.tensor_bytes(name)?;
+        let Cow::Borrowed(bytes) = self.tensor_bytes(name)? else {
+            return Ok(None);
+        };
         let (first, count) = ((start_bits / 8) as usize, (len_bits / 8) as usize);
         Ok(Some(&bytes[first..first + count]))
     }
 
+    fn info(&self, index: usize) -> &TensorInfo {
+        let state_dict = self.layout.tensors.len();
+        if index < state_dict {
+            &self.layout.tensors[index]
+        } else {
+            &self.extras[index - state_dict]
+        }
+    }
+
     fn find(&self, name: &str) -> Option<usize> {
-        let tensors = &self.layout.tensors;
-        let position = self.by_name.binary_search_by(|&index| tensors[index as usize].name.as_str().cmp(name)).ok()?;
+        let position = self.by_name.binary_search_by(|&index| self.info(index as usize).name.as_str().cmp(name)).ok()?;
         Some(self.by_name[position] as usize)
     }
 
@@ -247,119 +264,42 @@ impl Checkpoint {
     }
 }
 
-impl Shard {
-    fn check_unchanged(&self) -> Result<(), ReadError> {
-        let found = self
-            .file
-            .metadata()
-            .map_err(|source| ReadError::new(&self.path, ReadErrorKind::Io { action: "stat", source }))?
-            .len();
-        if found != self.len {
-            return Err(ReadError::new(&self.path, ReadErrorKind::FileChanged { expected: self.len, found }));
-        }
-        Ok(())
-    }
-}
-
-fn spans(header: &header::Header, shard: u32) -> Vec<Span> {
-    let data_start = header.data_start;
-    header.offsets.iter().map(|&(start, end)| Span { shard, offset: data_start + start, len: end - start }).collect()
-}
-
-/// Opens one file: reads the prefix and header with `pread`, validates, maps the file.
-fn open_shard(path: &Path, limits: &Limits) -> Result<(Shard, header::Header), ReadError> {
+/// Builds a checkpoint from its opened files (one, or a sharded set's shards in index
+/// order): the state dict and the extras in file order, the metadata merged (a key two
+/// files give different values is an error, except the per-file checksum records, which
+/// are united).
+pub(crate) fn assemble(
+    path: &Path,
+    files: Vec<Opened>,
+    index_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    limits: &Limits,
+) -> Result<Checkpoint, ReadError> {
     let err = |kind| ReadError::new(path, kind);
-    let io = |action| move |source| ReadError::new(path, ReadErrorKind::Io { action, source });
-    let file = File::open(path).map_err(io("open"))?;
-    let len = file.metadata().map_err(io("stat"))?.len();
-    if len < PREFIX_LEN {
-        return Err(err(ReadErrorKind::TooShort { len }));
+    let total: usize = files.iter().map(|file| file.entries.len()).sum();
+    if total > limits.max_tensors {
+        return Err(err(ReadErrorKind::TooManyTensors { limit: limits.max_tensors }));
     }
-    let mut prefix = [0u8; PREFIX_LEN as usize];
-    file.read_exact_at(&mut prefix, 0).map_err(io("read the header length"))?;
-    let header_len = u64::from_le_bytes(prefix);
-    if header_len > limits.max_header_len {
-        return Err(err(ReadErrorKind::HeaderTooLarge { len: header_len, limit: limits.max_header_len }));
-    }
-    if header_len > len - PREFIX_LEN {
-        return Err(err(ReadErrorKind::HeaderPastEnd { len: header_len, file_len: len }));
-    }
-    // Bounded by both the limit and the file length, checked above.
-    let mut json = vec![0u8; header_len as usize];
-    file.read_exact_at(&mut json, PREFIX_LEN).map_err(io("read the header"))?;
-    let data_start = PREFIX_LEN + header_len;
-    let mut header = header::parse(&json, len - data_start, limits).map_err(err)?;
-    header.data_start = data_start;
-    // SAFETY: the map is read-only and private to this process; the documented contract
-    // is that the file is not modified while open, and `tensor_bytes` re-checks the
-    // length before handing out bytes.
-    let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io("map the file"))?;
-    let metadata = header.metadata.clone();
-    Ok((Shard { path: path.to_owned(), file, map, len, metadata }, header))
-}
-
-/// Validates a whole single-file checkpoint held in memory exactly as
-/// [`Checkpoint::open_with`] validates a file (length prefix, header, data section
-/// length) and returns its layout. An entry point for fuzzing the header parser without
-/// a file per input; not a stable API.
-#[doc(hidden)]
-pub fn parse_header(file_bytes: &[u8], limits: &Limits) -> Result<Layout, ReadErrorKind> {
-    let len = file_bytes.len() as u64;
-    let Some((prefix, rest)) = file_bytes.split_first_chunk::<{ PREFIX_LEN as usize }>() else {
-        return Err(ReadErrorKind::TooShort { len });
-    };
-    let header_len = u64::from_le_bytes(*prefix);
-    if header_len > limits.max_header_len {
-        return Err(ReadErrorKind::HeaderTooLarge { len: header_len, limit: limits.max_header_len });
-    }
-    if header_len > len - PREFIX_LEN {
-        return Err(ReadErrorKind::HeaderPastEnd { len: header_len, file_len: len });
-    }
-    let (json, data) = rest.split_at(header_len as usize);
-    let header = header::parse(json, data.len() as u64, limits)?;
-    Ok(Layout { tensors: header.tensors, metadata: header.metadata })
-}
-
-/// Largest index file accepted (HF indexes are a few hundred kilobytes).
-const MAX_INDEX_LEN: u64 = 100_000_000;
-
-fn open_sharded(path: &Path, limits: &Limits) -> Result<Checkpoint, ReadError> {
-    let err = |kind| ReadError::new(path, kind);
-    let io = |action| move |source| ReadError::new(path, ReadErrorKind::Io { action, source });
-    let file = File::open(path).map_err(io("open"))?;
-    let len = file.metadata().map_err(io("stat"))?.len();
-    if len > MAX_INDEX_LEN {
-        return Err(err(ReadErrorKind::BadIndex {
-            message: format!("{len} bytes, more than the limit of {MAX_INDEX_LEN}"),
-        }));
-    }
-    let mut bytes = vec![0u8; len as usize];
-    file.read_exact_at(&mut bytes, 0).map_err(io("read"))?;
-    let parsed = index::parse(&bytes).map_err(err)?;
-    let directory = path.parent().unwrap_or(Path::new(""));
+    let mut listed_extras: Vec<String> = files.iter().flat_map(|file| file.extras.iter().cloned()).collect();
+    listed_extras.sort_unstable();
+    listed_extras.dedup();
     let mut layout = Layout::default();
-    let mut spans_all = Vec::new();
-    let mut shards = Vec::with_capacity(parsed.shards.len());
-    for (shard_index, (shard_name, listed)) in parsed.shards.iter().enumerate() {
-        let shard_path = directory.join(shard_name);
-        let (shard, header) = open_shard(&shard_path, limits)?;
-        let shard_err = |kind| ReadError::new(&shard_path, kind);
-        let mut names: Vec<&str> = header.tensors.iter().map(|info| info.name.as_str()).collect();
-        names.sort_unstable();
-        let mut listed_sorted: Vec<&str> = listed.iter().map(String::as_str).collect();
-        listed_sorted.sort_unstable();
-        if let Some(missing) = listed_sorted.iter().find(|name| names.binary_search(name).is_err()) {
-            return Err(shard_err(ReadErrorKind::MissingFromShard { tensor: (*missing).to_owned() }));
+    let mut extras = Vec::new();
+    let (mut spans, mut extra_spans) = (Vec::with_capacity(total), Vec::new());
+    let mut shards = Vec::with_capacity(files.len());
+    let mut aliases = Vec::new();
+    for (shard, file) in files.into_iter().enumerate() {
+        let shard_err = |kind| ReadError::new(&file.source.path, kind);
+        for entry in file.entries {
+            let span = Span { shard: shard as u32, place: entry.place };
+            if entry.extra || listed_extras.binary_search(&entry.info.name).is_ok() {
+                extras.push(entry.info);
+                extra_spans.push(span);
+            } else {
+                layout.tensors.push(entry.info);
+                spans.push(span);
+            }
         }
-        if let Some(extra) = names.iter().find(|name| listed_sorted.binary_search(name).is_err()) {
-            return Err(shard_err(ReadErrorKind::UnlistedInIndex { tensor: (*extra).to_owned() }));
-        }
-        if layout.tensors.len() + header.tensors.len() > limits.max_tensors {
-            return Err(err(ReadErrorKind::TooManyTensors { limit: limits.max_tensors }));
-        }
-        spans_all.extend(spans(&header, shard_index as u32));
-        layout.tensors.extend(header.tensors);
-        for (key, value) in header.metadata {
+        for (key, value) in file.metadata {
             match layout.metadata.get_mut(&key) {
                 // Each shard records the checksums of its own tensors; the layout shows all.
                 Some(existing) if key == SHA256_METADATA_KEY => {
@@ -376,18 +316,22 @@ fn open_sharded(path: &Path, limits: &Limits) -> Result<Checkpoint, ReadError> {
                 }
             }
         }
-        shards.push(shard);
+        aliases.extend(file.aliases);
+        shards.push(file.source);
     }
-    // The index lists each tensor once and every shard matches it, so names are unique.
-    let by_name = header::index_by_name(&layout.tensors).map_err(err)?;
-    Ok(Checkpoint {
-        path: path.to_owned(),
-        layout,
-        spans: spans_all,
-        by_name,
-        shards,
-        index_metadata: Some(parsed.metadata),
-    })
+    let mut found_extras: Vec<&str> = extras.iter().map(|info| info.name.as_str()).collect();
+    found_extras.sort_unstable();
+    for name in &listed_extras {
+        if found_extras.binary_search(&name.as_str()).is_err() {
+            return Err(err(ReadErrorKind::BadExtras {
+                message: format!("`safeshift.extras` lists `{name}`, which is not in the checkpoint"),
+            }));
+        }
+    }
+    spans.extend(extra_spans);
+    let all: Vec<TensorInfo> = layout.tensors.iter().chain(&extras).cloned().collect();
+    let by_name = header::index_by_name(&all).map_err(err)?;
+    Ok(Checkpoint { path: path.to_owned(), layout, extras, spans, by_name, shards, index_metadata, aliases })
 }
 
 /// The union of two JSON objects given as text, `None` if either is not an object.
@@ -465,11 +409,11 @@ mod tests {
         bytes.extend_from_slice(&[0; 8]);
         std::fs::write(&path, &bytes).unwrap();
         let opened = Checkpoint::open(&path).unwrap();
-        assert_eq!(&parse_header(&bytes, &Limits::default()).unwrap(), opened.layout());
+        assert_eq!(&crate::parse_header(&bytes, &Limits::default()).unwrap(), opened.layout());
         for cut in [0, 7, 8, 20, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();
             let from_file = Checkpoint::open(&path).unwrap_err().kind.to_string();
-            let in_memory = parse_header(&bytes[..cut], &Limits::default()).unwrap_err().to_string();
+            let in_memory = crate::parse_header(&bytes[..cut], &Limits::default()).unwrap_err().to_string();
             assert_eq!(in_memory, from_file, "cut at {cut}");
         }
     }

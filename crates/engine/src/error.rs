@@ -286,6 +286,21 @@ pub enum ReadErrorKind {
         /// The buffer's length.
         found: usize,
     },
+    /// The file is neither safetensors, a sharded set's index, nor a PyTorch checkpoint.
+    #[error(
+        "not a checkpoint: neither safetensors, a sharded index (JSON), nor a PyTorch file (zip, legacy pickle, tar)"
+    )]
+    UnknownFormat,
+    /// A PyTorch file could not be read (or would run code: the gadget is named).
+    #[error(transparent)]
+    Torch(safeshift_torch::ErrorKind),
+    /// The `safeshift.extras` record is not a JSON array of names, or names a tensor the
+    /// checkpoint does not hold.
+    #[error("bad extras record: {message}")]
+    BadExtras {
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl ReadError {

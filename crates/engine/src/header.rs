@@ -43,10 +43,6 @@ pub(crate) struct Header {
     /// `(start, end)` in the data section, parallel to `tensors`.
     pub offsets: Vec<(u64, u64)>,
     pub metadata: BTreeMap<String, String>,
-    /// Tensor indices sorted by name (names are unique).
-    pub by_name: Vec<u32>,
-    /// File offset of the data section (set by the caller, which knows the prefix).
-    pub data_start: u64,
 }
 
 /// Where an error inside the visitor happened, for typing serde's data errors.
@@ -92,8 +88,9 @@ pub(crate) fn parse(json: &[u8], data_len: u64, limits: &Limits) -> Result<Heade
         Err(err) => return Err(classify(err, state)),
     };
     // Duplicates first: a repeated name would otherwise show as overlapping offsets.
-    let by_name = index_by_name(&tensors)?;
-    let header = Header { tensors, offsets, metadata: metadata.unwrap_or_default(), by_name, data_start: 0 };
+    // Names must be unique (the checkpoint indexes them again with its extras).
+    index_by_name(&tensors)?;
+    let header = Header { tensors, offsets, metadata: metadata.unwrap_or_default() };
     validate(&header, data_len)?;
     Ok(header)
 }

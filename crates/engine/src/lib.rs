@@ -84,18 +84,25 @@ mod checkpoint;
 mod error;
 mod header;
 mod index;
+mod safetensors_file;
+mod sharded;
+mod sniff;
+mod source;
+mod torch_file;
 mod verify;
 mod view;
 mod writer;
 
+pub use checkpoint::{Checkpoint, ReadOptions, TensorLocation};
 #[doc(hidden)]
-pub use checkpoint::parse_header;
-pub use checkpoint::{Checkpoint, TensorLocation};
+pub use safetensors_file::parse_header;
+pub use source::InputFormat;
 pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
 pub use header::Limits;
 pub use verify::{verify, Problem, ProblemKind, VerifyReport};
 pub use view::{MigratedView, PlannedTensor, ViewError};
 pub use writer::{
-    write, Generator, OutputTensor, TensorOrder, TensorSource, WriteOptions, WriteSummary, SHA256_METADATA_KEY,
+    write, write_with_extras, Generator, OutputTensor, TensorOrder, TensorSource, WriteOptions, WriteSummary,
+    EXTRAS_METADATA_KEY, SHA256_METADATA_KEY,
     TEMP_INFIX,
 };

@@ -79,7 +79,7 @@ pub enum ProblemKind {
 pub fn verify(checkpoint: &Checkpoint) -> Result<VerifyReport, ReadError> {
     const CHUNK: usize = 8 << 20;
     let mut report = VerifyReport::default();
-    let largest = checkpoint.layout().tensors.iter().filter_map(|info| info.byte_len()).max().unwrap_or(0);
+    let largest = checkpoint.layout().tensors.iter().chain(checkpoint.extras()).filter_map(|info| info.byte_len()).max().unwrap_or(0);
     let mut buffer = vec![0u8; largest.min(CHUNK as u64) as usize];
     for (path, metadata) in checkpoint.file_metadata() {
         let mut recorded = match metadata.get(SHA256_METADATA_KEY).map(|text| parse_record(text)) {
@@ -91,17 +91,18 @@ pub fn verify(checkpoint: &Checkpoint) -> Result<VerifyReport, ReadError> {
                 Default::default()
             }
         };
-        for (index, info) in checkpoint.layout().tensors.iter().enumerate() {
-            let location = checkpoint.tensor_location(&info.name).expect("layout tensors have locations");
-            if location.path != path {
+        for info in checkpoint.layout().tensors.iter().chain(checkpoint.extras()) {
+            if checkpoint.file_of(&info.name) != Some(path) {
                 continue;
             }
+            let index = checkpoint.index_of(&info.name).expect("listed tensors have an index");
+            let len = checkpoint.tensor_len(index);
             let expected = recorded.remove(&info.name);
             let mut hasher = expected.is_some().then(Sha256::new);
             let mut done = 0u64;
             let mut first_bad_bool = None;
-            while done < location.len {
-                let chunk = &mut buffer[..(location.len - done).min(CHUNK as u64) as usize];
+            while done < len {
+                let chunk = &mut buffer[..(len - done).min(CHUNK as u64) as usize];
                 checkpoint.read_range(index, done, chunk)?;
                 if let Some(hasher) = hasher.as_mut() {
                     hasher.update(&*chunk);
@@ -112,7 +113,7 @@ pub fn verify(checkpoint: &Checkpoint) -> Result<VerifyReport, ReadError> {
                 done += chunk.len() as u64;
             }
             report.tensors += 1;
-            report.bytes += location.len;
+            report.bytes += len;
             if let Some((element, value)) = first_bad_bool {
                 let kind = ProblemKind::BoolOutOfRange { element, value };
                 report.problems.push(Problem { path: path.to_owned(), tensor: Some(info.name.clone()), kind });

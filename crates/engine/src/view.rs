@@ -18,7 +18,7 @@ use safeshift_ops::{byte_range, evaluate, evaluate_into, narrow_rows, simplify, 
 
 use crate::checkpoint::{Checkpoint, TensorLocation};
 use crate::error::{ReadError, WriteError};
-use crate::writer::{write, OutputTensor, TensorSource, WriteOptions, WriteSummary};
+use crate::writer::{write_with_extras, OutputTensor, TensorSource, WriteOptions, WriteSummary};
 
 /// One output tensor of a plan: its name, type and the expression that computes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -147,18 +147,42 @@ impl MigratedView {
         &self.source
     }
 
-    /// Whether `tensor(name)` borrows its bytes from the source map instead of computing.
+    /// Whether `tensor(name)` borrows its bytes from the source map instead of computing:
+    /// its expression is a byte range of a source tensor that is itself a byte range of
+    /// its file (an extra: whether the source borrows it).
     pub fn is_zero_copy(&self, name: &str) -> bool {
-        self.by_name.get(name).is_some_and(|&index| self.planned[index].range.is_some())
+        match self.by_name.get(name) {
+            Some(&index) => self.planned[index].range.as_ref().is_some_and(|range| {
+                self.checkpoint_of(name, range.aux.as_deref())
+                    .is_ok_and(|checkpoint| checkpoint.is_zero_copy(&range.source))
+            }),
+            None => self.is_extra(name) && self.source.is_zero_copy(name),
+        }
     }
 
-    /// The bytes of tensor `name`: borrowed from the map when its expression is a byte
-    /// range of a source, computed otherwise.
+    /// The source's extras (tensors outside its state dict), carried through unchanged:
+    /// [`MigratedView::tensor`] reads them and [`MigratedView::write_to`] writes them after
+    /// the state dict.
+    pub fn extras(&self) -> &[TensorInfo] {
+        self.source.extras()
+    }
+
+    fn is_extra(&self, name: &str) -> bool {
+        self.source.extras().iter().any(|info| info.name == name)
+    }
+
+    /// The bytes of tensor `name` (or of an extra): borrowed from the map when its
+    /// expression is a byte range of a source, computed otherwise.
     pub fn tensor(&self, name: &str) -> Result<Cow<'_, [u8]>, ViewError> {
-        let index = self.index(name)?;
+        let Some(&index) = self.by_name.get(name) else {
+            if self.is_extra(name) {
+                return Ok(self.source.tensor_bytes(name)?);
+            }
+            return Err(ViewError::UnknownTensor(name.to_owned()));
+        };
         let planned = &self.planned[index];
         if let Some(range) = &planned.range {
-            return Ok(Cow::Borrowed(self.range_bytes(name, range)?));
+            return self.range_bytes(name, range);
         }
         self.compute(name, &planned.expr).map(Cow::Owned)
     }
@@ -172,13 +196,15 @@ impl MigratedView {
             .map_err(|source| ViewError::Eval { tensor: name.to_owned(), source })?;
         let narrowed = simplify(narrowed);
         if let Some(range) = byte_range(&narrowed) {
-            return Ok(Cow::Borrowed(self.range_bytes(name, &range)?));
+            return self.range_bytes(name, &range);
         }
         self.compute(name, &narrowed).map(Cow::Owned)
     }
 
-    /// Writes the result to `path` with the engine's atomic writer. Byte ranges are copied
-    /// from the source file (`copy_file_range` where the OS allows); computed tensors are
+    /// Writes the result to `path` with the engine's atomic writer, then the source's
+    /// extras unchanged (their names recorded under
+    /// [`EXTRAS_METADATA_KEY`](crate::EXTRAS_METADATA_KEY)). Byte ranges are copied from
+    /// the source file (`copy_file_range` where the OS allows); computed tensors are
     /// produced one at a time, so memory stays bounded by the largest of them.
     pub fn write_to(&self, path: &Path, options: &WriteOptions) -> Result<WriteSummary, WriteError> {
         let mut options = options.clone();
@@ -209,7 +235,23 @@ impl MigratedView {
                 source,
             });
         }
-        write(path, tensors, &options)
+        let extras = self.source.extras().iter().map(|info| self.extra_output(info)).collect();
+        write_with_extras(path, tensors, extras, &options)
+    }
+
+    /// An extra as the writer takes it: a file range when it is one, built otherwise.
+    fn extra_output(&self, info: &TensorInfo) -> OutputTensor<'_> {
+        let source = match self.source.tensor_location(&info.name) {
+            Some(location) => TensorSource::File(location),
+            None => {
+                let name = info.name.clone();
+                TensorSource::Generate(Box::new(move |buffer: &mut [u8]| {
+                    buffer.copy_from_slice(&self.source.tensor_bytes(&name)?);
+                    Ok(())
+                }))
+            }
+        };
+        OutputTensor { name: info.name.clone(), dtype: info.dtype, shape: info.shape.clone(), source }
     }
 
     fn index(&self, name: &str) -> Result<usize, ViewError> {
@@ -236,11 +278,21 @@ impl MigratedView {
         }
     }
 
-    fn range_bytes(&self, tensor: &str, range: &ByteRange) -> Result<&[u8], ViewError> {
+    /// The bytes `range` names: borrowed when the source tensor is a byte range of its
+    /// file, cut from the built tensor otherwise.
+    fn range_bytes(&self, tensor: &str, range: &ByteRange) -> Result<Cow<'_, [u8]>, ViewError> {
         let bytes = self.checkpoint_of(tensor, range.aux.as_deref())?.tensor_bytes(&range.source)?;
         // The leaf was checked against the header in `new`, and `byte_range` stays within
         // the leaf's byte count, so this slice is in bounds.
-        Ok(&bytes[range.start as usize..range.end as usize])
+        let (start, end) = (range.start as usize, range.end as usize);
+        Ok(match bytes {
+            Cow::Borrowed(bytes) => Cow::Borrowed(&bytes[start..end]),
+            Cow::Owned(mut bytes) => {
+                bytes.truncate(end);
+                bytes.drain(..start);
+                Cow::Owned(bytes)
+            }
+        })
     }
 
     fn range_location(&self, range: &ByteRange) -> Option<TensorLocation<'_>> {
@@ -257,7 +309,7 @@ impl MigratedView {
     fn compute_into(&self, tensor: &str, expr: &Expr, out: &mut [u8]) -> Result<(), ViewError> {
         let fetch = |leaf: &Leaf| -> Result<Cow<'_, [u8]>, ViewError> {
             let checkpoint = self.checkpoint_of(tensor, leaf.aux.as_deref())?;
-            Ok(Cow::Borrowed(checkpoint.tensor_bytes(&leaf.name)?))
+            Ok(checkpoint.tensor_bytes(&leaf.name)?)
         };
         evaluate_into(expr, out, &fetch).map_err(|source| ViewError::Eval { tensor: tensor.to_owned(), source })
     }
@@ -265,7 +317,7 @@ impl MigratedView {
     fn compute(&self, tensor: &str, expr: &Expr) -> Result<Vec<u8>, ViewError> {
         let fetch = |leaf: &Leaf| -> Result<Cow<'_, [u8]>, ViewError> {
             let checkpoint = self.checkpoint_of(tensor, leaf.aux.as_deref())?;
-            Ok(Cow::Borrowed(checkpoint.tensor_bytes(&leaf.name)?))
+            Ok(checkpoint.tensor_bytes(&leaf.name)?)
         };
         evaluate(expr, &fetch).map_err(|source| ViewError::Eval { tensor: tensor.to_owned(), source })
     }
@@ -356,7 +408,7 @@ mod tests {
             shape: vec![6, 4],
             source: TensorSource::Bytes(Cow::Owned(qkv)),
         }];
-        write(&path, tensors, &WriteOptions::default()).unwrap();
+        crate::write(&path, tensors, &WriteOptions::default()).unwrap();
         Checkpoint::open(&path).unwrap()
     }
 

@@ -29,6 +29,11 @@ use crate::error::{GenerateError, WriteError, WriteErrorKind};
 /// set each shard records its own tensors.
 pub const SHA256_METADATA_KEY: &str = "safeshift.sha256";
 
+/// The `__metadata__` key listing the extras of a file (tensors outside the state dict,
+/// written after it): a JSON array, as a string, of their names. The reader sets them
+/// aside again ([`Checkpoint::extras`](crate::Checkpoint::extras)).
+pub const EXTRAS_METADATA_KEY: &str = "safeshift.extras";
+
 /// The header length bound of the format.
 const MAX_HEADER_LEN: u64 = 100_000_000;
 
@@ -104,8 +109,30 @@ pub struct WriteSummary {
 /// Writes `tensors` to `path` atomically: either the complete file appears at `path` or
 /// nothing changes there. See the module docs for how.
 pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions) -> Result<WriteSummary, WriteError> {
+    write_with_extras(path, tensors, Vec::new(), options)
+}
+
+/// Writes the state dict `tensors` (in [`WriteOptions::order`]) and then `extras` (tensors
+/// held outside the state dict, in the order given), atomically as [`write`] does. The
+/// extras' names are recorded under [`EXTRAS_METADATA_KEY`] (and a stale record in
+/// `options.metadata` is dropped when there are none), so the reader sets them aside again.
+pub fn write_with_extras(
+    path: &Path,
+    tensors: Vec<OutputTensor<'_>>,
+    extras: Vec<OutputTensor<'_>>,
+    options: &WriteOptions,
+) -> Result<WriteSummary, WriteError> {
     let err = |kind| WriteError::new(path, kind);
+    let mut metadata = options.metadata.clone();
+    metadata.remove(EXTRAS_METADATA_KEY);
+    if !extras.is_empty() {
+        let names: Vec<&str> = extras.iter().map(|tensor| tensor.name.as_str()).collect();
+        metadata.insert(EXTRAS_METADATA_KEY.to_owned(), serde_json::to_string(&names).expect("strings serialize"));
+    }
+    let options = &WriteOptions { metadata, ..options.clone() };
     let mut planned = plan(tensors, options.order).map_err(err)?;
+    planned.extend(plan(extras, TensorOrder::AsGiven).map_err(err)?);
+    check_unique(&planned).map_err(err)?;
     let mut sink_state = Budget { written: 0, fail_after: options.fail_after_bytes };
     let mut buffer = Vec::new();
     let Some(max_shard_size) = options.max_shard_size else {
@@ -195,12 +222,16 @@ fn plan(tensors: Vec<OutputTensor<'_>>, order: TensorOrder) -> Result<Vec<Planne
     if order == TensorOrder::Safetensors {
         planned.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
     }
+    Ok(planned)
+}
+
+fn check_unique(planned: &[Planned<'_>]) -> Result<(), WriteErrorKind> {
     let mut names: Vec<&str> = planned.iter().map(|tensor| tensor.name.as_str()).collect();
     names.sort_unstable();
     if let Some(pair) = names.windows(2).find(|pair| pair[0] == pair[1]) {
         return Err(WriteErrorKind::DuplicateTensor { tensor: pair[0].to_owned() });
     }
-    Ok(planned)
+    Ok(())
 }
 
 /// Counts of consecutive tensors per shard, greedy in output order.

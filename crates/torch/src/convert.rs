@@ -98,15 +98,22 @@ pub struct Alias {
 /// Opens and converts the checkpoint at `path`. Nothing in the file is executed; see the
 /// crate documentation for what is refused.
 pub fn open(path: &Path, options: &ConvertOptions) -> Result<Converted, TorchError> {
+    let file = std::fs::File::open(path).map_err(|err| TorchError::new(path, ErrorKind::Io(err)))?;
+    open_file(path, &file, options)
+}
+
+/// Converts the checkpoint in `file`, already open (`path` names it in errors). A caller
+/// that keeps `file` for `pread` or `copy_file_range` of the ranges
+/// [`Converted::file_range`] gives reads the same file the tensors were found in.
+pub fn open_file(path: &Path, file: &std::fs::File, options: &ConvertOptions) -> Result<Converted, TorchError> {
     let fail = |kind| TorchError::new(path, kind);
-    let file = std::fs::File::open(path).map_err(|err| fail(ErrorKind::Io(err)))?;
     let len = file.metadata().map_err(|err| fail(ErrorKind::Io(err)))?.len();
     if len == 0 {
         return Err(fail(ErrorKind::NotACheckpoint("the file is empty".into())));
     }
     // SAFETY: the map is read-only; like every mmap-based reader we rely on the file not
     // being truncated while we read it (the engine documents the same contract).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|err| fail(ErrorKind::Io(err)))?;
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|err| fail(ErrorKind::Io(err)))?;
     convert(Bytes::Mapped(map), options).map_err(fail)
 }
 
@@ -241,6 +248,24 @@ impl Converted {
         view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
     }
 
+    /// Where tensor `index`'s bytes lie in the source (the file, for [`open`] and
+    /// [`open_file`]) when [`Converted::data`] borrows them: torch stores storages
+    /// uncompressed, so a contiguous little-endian view is one byte range of the file.
+    /// `None` when the tensor must be materialised (strided, expanded or big-endian).
+    pub fn file_range(&self, index: usize) -> Option<std::ops::Range<u64>> {
+        if !self.is_borrowed(index) {
+            return None;
+        }
+        let view = &self.tensors[index].view;
+        let size = view.dtype.size()? as u64;
+        let len = view.shape.iter().product::<u64>() * size;
+        if len == 0 {
+            return Some(0..0);
+        }
+        let start = view.storage.start as u64 + view.offset * size;
+        Some(start..start + len)
+    }
+
     /// The `__metadata__` to write.
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
@@ -340,6 +365,26 @@ mod tests {
         assert_eq!(&*converted.data(0), expected.as_slice());
         let err = convert_bytes(checkpoint(&pickle, b"middle", &[("0", &storage)]), &ConvertOptions::default());
         assert!(matches!(err, Err(ErrorKind::NotACheckpoint(_))));
+    }
+
+    #[test]
+    fn contiguous_tensors_are_byte_ranges_of_the_file_and_views_are_not() {
+        // `w` is rows 1..3 of a 3x2 storage (contiguous, offset 2); `t` its transpose.
+        let pickle = state_dict_pickle(&[
+            ("w", "FloatStorage", "0", 6, 2, &[2, 2], &[2, 1]),
+            ("t", "FloatStorage", "0", 6, 0, &[2, 3], &[1, 2]),
+            ("be", "FloatStorage", "1", 1, 0, &[1], &[1]),
+        ]);
+        let storage: Vec<u8> = (0..24).collect();
+        let bytes = checkpoint(&pickle, b"little", &[("0", &storage), ("1", &[9; 4])]);
+        let converted = convert_bytes(bytes.clone(), &ConvertOptions::default()).unwrap();
+        let range = converted.file_range(0).unwrap();
+        assert_eq!(&bytes[range.start as usize..range.end as usize], &*converted.data(0));
+        assert_eq!(&*converted.data(0), &storage[8..24]);
+        assert_eq!(converted.file_range(1), None);
+        assert!(converted.file_range(2).is_some());
+        let big = convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage), ("1", &[9; 4])]), &ConvertOptions::default());
+        assert_eq!(big.unwrap().file_range(0), None, "big-endian floats are swapped, not borrowed");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! One malformed file per class of error: each gives its own `ReadErrorKind`, a message
 //! naming the file and the offending tensor, key or offset, and never a panic.
 
-use safeshift_engine::{Checkpoint, Limits};
+use safeshift_engine::{Checkpoint, Limits, ReadOptions};
 
 use crate::util::{put, raw_file, variant_name};
 
@@ -189,7 +189,7 @@ fn every_malformed_class_has_its_own_error() {
     let mut report = String::new();
     for case in cases() {
         let path = put(dir.path(), "case.safetensors", &case.bytes);
-        let err = match Checkpoint::open_with(&path, &case.limits) {
+        let err = match Checkpoint::open_with(&path, &ReadOptions { limits: case.limits.clone(), ..ReadOptions::default() }) {
             Ok(_) => panic!("{}: opened", case.name),
             Err(err) => err,
         };
