@@ -12,7 +12,7 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use safeshift_dsl::{Diagnostic, SourceMap};
-use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, ReadError, ViewError};
+use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, ReadError, ReadOptions, ViewError};
 use safeshift_graph::{
     compile, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
     VersionIdError,
@@ -59,6 +59,17 @@ pub struct OpenOptions {
     pub aux: BTreeMap<String, PathBuf>,
     /// Run plans that discard information.
     pub allow_lossy: bool,
+    /// For a PyTorch file: the top-level entry holding the state dict (default: the
+    /// usual ones, see `safeshift_torch::ConvertOptions::key`).
+    pub state_dict_key: Option<String>,
+}
+
+impl OpenOptions {
+    /// How the engine reads the checkpoint and the aux inputs, whatever their format.
+    pub fn read_options(&self) -> ReadOptions {
+        let pickle = safeshift_torch::ConvertOptions { key: self.state_dict_key.clone(), ..Default::default() };
+        ReadOptions { pickle, ..ReadOptions::default() }
+    }
 }
 
 /// Why a checkpoint could not be opened in the target layout.
@@ -165,7 +176,7 @@ impl Registry {
 
     /// Opens `path` migrated as `options` say.
     pub fn open_with(&self, path: &Path, options: &OpenOptions) -> Result<Migrated, OpenError> {
-        let checkpoint = Checkpoint::open(path)?;
+        let checkpoint = Checkpoint::open_with(path, &options.read_options())?;
         let prepared = self.prepare(path, checkpoint.layout(), options)?;
         self.open_prepared(path, checkpoint, prepared, options)
     }
@@ -182,7 +193,7 @@ impl Registry {
     ) -> Result<Migrated, OpenError> {
         let mut aux_checkpoints = BTreeMap::new();
         for (name, aux_path) in &options.aux {
-            aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);
+            aux_checkpoints.insert(name.clone(), Checkpoint::open_with(aux_path, &options.read_options())?);
         }
         let aux_layouts: BTreeMap<String, Layout> =
             aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();

@@ -158,7 +158,7 @@ fn inspect_and_verify_a_sharded_set() {
             name: info.name.clone(),
             dtype: info.dtype,
             shape: info.shape.clone(),
-            source: TensorSource::Bytes(std::borrow::Cow::Borrowed(input.tensor_bytes(&info.name).unwrap())),
+            source: TensorSource::Bytes(input.tensor_bytes(&info.name).unwrap()),
         })
         .collect();
     let index = dir.path().join("model.safetensors.index.json");

@@ -3,6 +3,7 @@ mod engine;
 mod faults;
 mod fmt;
 mod graph;
+mod pickles;
 mod registry;
 mod torch;
 mod upgrade;

@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use safeshift::open::{OpenOptions, Registry};
-use safeshift_engine::{Checkpoint, TensorOrder, WriteOptions};
+use safeshift_engine::{Checkpoint, InputFormat, TensorOrder, WriteOptions};
 use safeshift_graph::detect;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::exit_codes::ExitStatus;
-use crate::inputs::{Input, InputKind, Shard};
+use crate::inputs::{Input, Shard};
 use crate::printer::{anyhow_like::Error, Printer};
 use crate::render::sanitize;
 
@@ -224,13 +224,10 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Result<Outcome, Error> {
-    // A pickle is converted first, into a hidden file beside the output, deleted at the end.
-    let converted = match InputKind::of(&input.path) {
-        Some(InputKind::Pickle) => Some(convert_pickle(&input.path, &scratch_dir(batch, input))?),
-        _ => None,
-    };
-    let open_path: &Path = converted.as_deref().unwrap_or(&input.path);
-    let checkpoint = Checkpoint::open(open_path)?;
+    // Any format (safetensors, a PyTorch pickle, a sharded set of either) is opened by
+    // the engine and read once, straight into the output: no intermediate file.
+    let checkpoint = Checkpoint::open_with(&input.path, &batch.options.read_options())?;
+    let is_safetensors = *checkpoint.format() == InputFormat::Safetensors;
     let prepared = match batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options) {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -256,7 +253,8 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
         .iter()
         .map(|step| format!("{} -> {}{}", step.from, step.to, if step.inverse { " (undo)" } else { "" }))
         .collect();
-    if prepared.plan.steps.is_empty() && converted.is_none() {
+    // A file already at the target is skipped, unless writing it gives a safetensors file.
+    if prepared.plan.steps.is_empty() && is_safetensors {
         return Ok(Outcome::Skipped { reason: format!("already at {}", prepared.plan.to) });
     }
     let output = match &batch.destination {
@@ -264,7 +262,7 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
         Destination::File(path) => path.clone(),
         Destination::Dir(dir) => dir.join(output_name(&input.relative)),
         Destination::InPlace { .. } => {
-            if input_kind_is_single_safetensors(&input.path) {
+            if is_safetensors && checkpoint.index_metadata().is_none() {
                 input.path.clone()
             } else {
                 return Err(
@@ -296,40 +294,13 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
     Ok(Outcome::Written { output, bytes: summary.bytes })
 }
 
-fn input_kind_is_single_safetensors(path: &Path) -> bool {
-    InputKind::of(path) == Some(InputKind::Safetensors)
-}
-
-fn scratch_dir(batch: &Batch<'_>, input: &Input) -> PathBuf {
-    let beside = |path: &Path| path.parent().filter(|parent| !parent.as_os_str().is_empty()).map(Path::to_path_buf);
-    match &batch.destination {
-        Destination::File(path) => beside(path),
-        Destination::Dir(dir) => Some(dir.clone()),
-        Destination::InPlace { .. } | Destination::Nowhere => beside(&input.path),
-    }
-    .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn convert_pickle(path: &Path, dir: &Path) -> Result<tempfile::TempPath, Error> {
-    std::fs::create_dir_all(dir)?;
-    // Named like the engine's temporaries, so a run killed mid-conversion leaves a file that
-    // `safeshift` (and the book's clean-up recipe) recognises as a leftover.
-    let prefix = format!(".converted{}", safeshift_engine::TEMP_INFIX);
-    let temp = tempfile::Builder::new().prefix(&prefix).suffix(".safetensors").tempfile_in(dir)?;
-    let temp = temp.into_temp_path();
-    let converted = safeshift_torch::open(path, &safeshift_torch::ConvertOptions::default())?;
-    let tensors = crate::commands::convert::output_tensors(&converted);
-    let options =
-        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    safeshift_engine::write(&temp, tensors, &options)?;
-    Ok(temp)
-}
-
-/// `model.pt` → `model.safetensors`; `model.safetensors.index.json` → `model.safetensors`.
+/// `model.pt` → `model.safetensors`; `model.safetensors.index.json` and
+/// `pytorch_model.bin.index.json` → `model.safetensors`, `pytorch_model.safetensors`.
 fn output_name(relative: &Path) -> PathBuf {
     let name = relative.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let stem = name
         .strip_suffix(".safetensors.index.json")
+        .or_else(|| name.strip_suffix(".bin.index.json"))
         .or_else(|| name.strip_suffix(".safetensors"))
         .or_else(|| [".pt", ".pth", ".bin", ".ckpt"].iter().find_map(|ext| name.strip_suffix(ext)))
         .unwrap_or(&name);
@@ -483,6 +454,7 @@ mod tests {
         assert_eq!(output_name(Path::new("a/model.pt")), Path::new("a/model.safetensors"));
         assert_eq!(output_name(Path::new("m.safetensors.index.json")), Path::new("m.safetensors"));
         assert_eq!(output_name(Path::new("x.safetensors")), Path::new("x.safetensors"));
+        assert_eq!(output_name(Path::new("pytorch_model.bin.index.json")), Path::new("pytorch_model.safetensors"));
     }
 
     #[test]

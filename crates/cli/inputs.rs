@@ -21,7 +21,7 @@ pub struct Input {
 pub enum InputKind {
     /// `*.safetensors`
     Safetensors,
-    /// `*.safetensors.index.json`: a sharded set.
+    /// `*.safetensors.index.json`, `*.bin.index.json`: a sharded set.
     ShardedIndex,
     /// `*.pt`, `*.pth`, `*.bin`, `*.ckpt`: a PyTorch pickle.
     Pickle,
@@ -31,7 +31,7 @@ impl InputKind {
     /// The kind of `path`, or `None` for files a folder walk should skip.
     pub fn of(path: &Path) -> Option<InputKind> {
         let name = path.file_name()?.to_str()?;
-        if name.ends_with(".safetensors.index.json") {
+        if name.ends_with(".safetensors.index.json") || name.ends_with(".bin.index.json") {
             Some(InputKind::ShardedIndex)
         } else if name.ends_with(".safetensors") {
             Some(InputKind::Safetensors)

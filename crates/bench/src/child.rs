@@ -4,8 +4,7 @@
 
 use std::path::Path;
 
-use safeshift_engine::{write, OutputTensor, TensorOrder, TensorSource, WriteOptions};
-use safeshift_torch::ConvertOptions;
+use safeshift_engine::{Checkpoint, MigratedView, TensorOrder, WriteOptions};
 
 use crate::pipeline::{self, Migration};
 
@@ -66,29 +65,11 @@ fn read_view(registry: &Path, input: &Path, migration: Migration) -> Result<u64,
     Ok(std::hint::black_box(sum))
 }
 
-/// What `safeshift convert` does (`crates/cli/commands/convert.rs`): contiguous tensors
-/// are borrowed from the pickle's map, views materialised one at a time by the writer.
+/// What `safeshift convert` does (`crates/cli/commands/convert.rs`): the engine's
+/// pass-through plan; contiguous tensors are copied as file ranges, views materialised
+/// one at a time by the writer.
 fn convert_pickle(input: &Path, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let converted = safeshift_torch::open(input, &ConvertOptions::default())?;
-    let tensors = converted
-        .tensors()
-        .iter()
-        .enumerate()
-        .map(|(index, tensor)| {
-            let converted = &converted;
-            let source = if converted.is_borrowed(index) {
-                TensorSource::Bytes(converted.data(index))
-            } else {
-                TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
-                    buf.copy_from_slice(&converted.data(index));
-                    Ok(())
-                }))
-            };
-            OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
-        })
-        .collect();
-    let options =
-        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    write(output, tensors, &options)?;
+    let view = MigratedView::pass_through(Checkpoint::open(input)?)?;
+    view.write_to(output, &WriteOptions { order: TensorOrder::AsGiven, ..WriteOptions::default() })?;
     Ok(())
 }

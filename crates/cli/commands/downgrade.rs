@@ -46,6 +46,7 @@ pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> 
         dims: args.dims.into_iter().collect(),
         aux: args.aux.into_iter().collect(),
         allow_lossy: false,
+        ..OpenOptions::default()
     };
     let batch = Batch {
         registry: &registry,

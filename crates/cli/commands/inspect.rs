@@ -1,4 +1,5 @@
-//! `safeshift inspect`: what a safetensors checkpoint holds, from its headers alone.
+//! `safeshift inspect`: what a checkpoint holds (safetensors from its headers alone; a
+//! PyTorch file from its pickle, read without running anything).
 //!
 //! The `--json` output is a contract (documented in `book/src/inspect.md`); its types
 //! live here, not on library types.
@@ -7,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use safeshift_engine::Checkpoint;
+use safeshift_engine::{Checkpoint, InputFormat};
 use serde_json::{json, Value};
 
 use crate::exit_codes::ExitStatus;
@@ -16,11 +17,13 @@ use crate::render::sanitize;
 
 /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
 ///
-/// PATH is a `.safetensors` file or the `*.safetensors.index.json` of a sharded set. The
-/// header is validated strictly; a malformed file is an error (exit code 2).
+/// PATH is a `.safetensors` file, a PyTorch file (`.pt`, `.pth`, `.bin`, `.ckpt`: its
+/// pickle is read, nothing in it runs), or the index of a sharded set of either; the format
+/// is told by content. The state dict is listed as the tensors; tensors held outside it
+/// (supporting arrays, graph tensors) as extras. A malformed file is an error (exit code 2).
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The checkpoint: a `.safetensors` file or a sharded set's `.index.json`.
+    /// The checkpoint: a `.safetensors` or PyTorch file, or a sharded set's `.index.json`.
     pub path: PathBuf,
     /// Print JSON (one object, `{"type": "inspect", "data": {…}}`) instead of text.
     #[arg(long)]
@@ -86,6 +89,7 @@ fn json_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usiz
         .collect();
     let mut data = json!({
         "path": checkpoint.path().to_string_lossy(),
+        "format": format_name(checkpoint.format()),
         "sharded": sharded,
         "files": checkpoint.files().map(|path| path.to_string_lossy()).collect::<Vec<_>>(),
         "tensor_count": layout.tensors.len(),
@@ -93,6 +97,12 @@ fn json_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usiz
         "dtypes": dtypes,
         "metadata": layout.metadata,
         "index_metadata": checkpoint.index_metadata(),
+        "extras": checkpoint.extras().iter().map(|info| json!({
+            "name": info.name,
+            "dtype": info.dtype.safetensors_name(),
+            "shape": info.shape,
+            "bytes": info.byte_len().unwrap_or(0),
+        })).collect::<Vec<_>>(),
     });
     if let Some(listed) = listed {
         let tensors: Vec<Value> = listed
@@ -121,6 +131,7 @@ fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usi
     let layout = checkpoint.layout();
     let mut out = String::new();
     out.push_str(&format!("{}\n", sanitize(&checkpoint.path().display().to_string())));
+    out.push_str(&format!("  format   {}\n", format_name(checkpoint.format())));
     if checkpoint.index_metadata().is_some() {
         out.push_str(&format!("  files    {} shards\n", checkpoint.files().len()));
     }
@@ -135,6 +146,11 @@ fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usi
         out.push_str(&format!("{separator}{name} × {tensors} ({})", human_size(*bytes)));
     }
     out.push('\n');
+    if !checkpoint.extras().is_empty() {
+        let bytes: u64 = checkpoint.extras().iter().map(|info| info.byte_len().unwrap_or(0)).sum();
+        let names: Vec<String> = checkpoint.extras().iter().map(|info| sanitize(&info.name)).collect();
+        out.push_str(&format!("  extras   {} ({}): {}\n", names.len(), human_size(bytes), names.join(", ")));
+    }
     if !layout.metadata.is_empty() {
         out.push_str("metadata\n");
         for (key, value) in &layout.metadata {
@@ -176,6 +192,16 @@ fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usi
         }
     }
     out
+}
+
+/// How the format is named in the output.
+fn format_name(format: &InputFormat) -> &'static str {
+    match format {
+        InputFormat::Safetensors => "safetensors",
+        InputFormat::Torch(safeshift_torch::Format::Zip { .. }) => "PyTorch zip",
+        InputFormat::Torch(safeshift_torch::Format::Legacy) => "PyTorch legacy",
+        InputFormat::Torch(_) => "PyTorch",
+    }
 }
 
 /// A metadata value: JSON objects and arrays pretty-printed and indented under their key,

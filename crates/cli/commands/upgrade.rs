@@ -12,11 +12,13 @@ use crate::printer::{anyhow_like::Error, Printer};
 
 /// Upgrade checkpoints to the layout today's model code expects.
 ///
-/// Each input is a `.safetensors` file, a sharded set's `.safetensors.index.json`, a PyTorch
-/// checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`, converted without executing it), a folder
-/// (searched recursively) or a quoted glob. For each, safeshift detects its version from the
-/// header, plans the path to the target and writes the result atomically: complete, or not
-/// at all. Inputs are never modified (except with --in-place, which replaces them atomically
+/// Each input is a `.safetensors` file, a PyTorch checkpoint (`.pt`, `.pth`, `.bin`,
+/// `.ckpt`: read without executing anything), a sharded set's index
+/// (`.safetensors.index.json`, `pytorch_model.bin.index.json`), a folder (searched
+/// recursively) or a quoted glob; the format is told by content. For each, safeshift detects
+/// its version from the layout, plans the path to the target and writes the result
+/// atomically, reading the input once and writing one output (a PyTorch file goes straight
+/// to safetensors, no intermediate file): complete, or not at all. Inputs are never modified (except with --in-place, which replaces them atomically
 /// and keeps a `.bak` copy). Files already at the target are skipped.
 ///
 /// Exit status: 0 when every file was upgraded or skipped, 1 when some failed (the others
@@ -54,6 +56,11 @@ pub struct UpgradeArgs {
     /// Run plans that discard information (refused otherwise).
     #[arg(long)]
     pub allow_lossy: bool,
+    /// For PyTorch inputs: the top-level entry holding the state dict (default:
+    /// `state_dict`, `model_state_dict`, `model`, `module`, `net`, `network`, else the whole
+    /// object).
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
     /// Detect and plan only; print the plans and write nothing.
     #[arg(long, group = "destination")]
     pub dry_run: bool,
@@ -85,6 +92,7 @@ pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         dims: args.dims.into_iter().collect(),
         aux: args.aux.into_iter().collect(),
         allow_lossy: args.allow_lossy,
+        state_dict_key: args.key,
     };
     let batch = Batch { registry: &registry, options, destination, json: args.json, jobs: jobs(args.jobs), printer };
     batch::run(&batch, inputs::collect(&args.inputs)?, args.shard)

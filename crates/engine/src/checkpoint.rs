@@ -255,7 +255,8 @@ impl Checkpoint {
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        let position = self.by_name.binary_search_by(|&index| self.info(index as usize).name.as_str().cmp(name)).ok()?;
+        let position =
+            self.by_name.binary_search_by(|&index| self.info(index as usize).name.as_str().cmp(name)).ok()?;
         Some(self.by_name[position] as usize)
     }
 

@@ -94,15 +94,14 @@ mod view;
 mod writer;
 
 pub use checkpoint::{Checkpoint, ReadOptions, TensorLocation};
+pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
+pub use header::Limits;
 #[doc(hidden)]
 pub use safetensors_file::parse_header;
 pub use source::InputFormat;
-pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
-pub use header::Limits;
 pub use verify::{verify, Problem, ProblemKind, VerifyReport};
 pub use view::{MigratedView, PlannedTensor, ViewError};
 pub use writer::{
     write, write_with_extras, Generator, OutputTensor, TensorOrder, TensorSource, WriteOptions, WriteSummary,
-    EXTRAS_METADATA_KEY, SHA256_METADATA_KEY,
-    TEMP_INFIX,
+    EXTRAS_METADATA_KEY, SHA256_METADATA_KEY, TEMP_INFIX,
 };

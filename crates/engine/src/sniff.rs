@@ -23,7 +23,9 @@ use crate::error::{ReadError, ReadErrorKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FileFormat {
     /// With the first 8 bytes, already read (zeros past the end of a shorter file).
-    Safetensors { prefix: [u8; 8] },
+    Safetensors {
+        prefix: [u8; 8],
+    },
     Torch,
     Index,
 }

@@ -71,7 +71,11 @@ pub(crate) struct Source {
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Source").field("path", &self.path).field("len", &self.len).field("format", &self.format).finish()
+        f.debug_struct("Source")
+            .field("path", &self.path)
+            .field("len", &self.len)
+            .field("format", &self.format)
+            .finish()
     }
 }
 

@@ -19,7 +19,8 @@ pub(crate) fn open(path: &Path, file: File, len: u64, options: &ReadOptions) -> 
     }
     let mut entries = Vec::with_capacity(converted.tensors().len());
     for (index, tensor) in converted.tensors().iter().enumerate() {
-        let info = safeshift_model::TensorInfo { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone() };
+        let info =
+            safeshift_model::TensorInfo { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone() };
         // The torch reader checked that every view fits its storage and has whole bytes.
         let byte_len = info.byte_len().expect("torch tensors have whole-byte dtypes and checked shapes");
         let place = match converted.file_range(index) {

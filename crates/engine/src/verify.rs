@@ -79,7 +79,14 @@ pub enum ProblemKind {
 pub fn verify(checkpoint: &Checkpoint) -> Result<VerifyReport, ReadError> {
     const CHUNK: usize = 8 << 20;
     let mut report = VerifyReport::default();
-    let largest = checkpoint.layout().tensors.iter().chain(checkpoint.extras()).filter_map(|info| info.byte_len()).max().unwrap_or(0);
+    let largest = checkpoint
+        .layout()
+        .tensors
+        .iter()
+        .chain(checkpoint.extras())
+        .filter_map(|info| info.byte_len())
+        .max()
+        .unwrap_or(0);
     let mut buffer = vec![0u8; largest.min(CHUNK as u64) as usize];
     for (path, metadata) in checkpoint.file_metadata() {
         let mut recorded = match metadata.get(SHA256_METADATA_KEY).map(|text| parse_record(text)) {

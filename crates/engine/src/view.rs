@@ -122,6 +122,34 @@ impl MigratedView {
         Ok(MigratedView { source, aux, layout, planned: entries, by_name })
     }
 
+    /// The checkpoint as it is: every state-dict tensor planned as itself, the metadata
+    /// unchanged, the extras carried as always. Writing it is `convert`: any input
+    /// format to safetensors, contiguous tensors copied as file ranges.
+    pub fn pass_through(source: Checkpoint) -> Result<MigratedView, ViewError> {
+        let planned = source
+            .layout()
+            .tensors
+            .iter()
+            .map(|info| PlannedTensor {
+                name: info.name.clone(),
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                expr: Expr::Source(Leaf {
+                    aux: None,
+                    name: info.name.clone(),
+                    dtype: safeshift_model::DTypeClass::Exact(info.dtype),
+                    shape: info
+                        .shape
+                        .iter()
+                        .map(|&dim| safeshift_model::Sym::int(i64::try_from(dim).unwrap_or(i64::MAX)))
+                        .collect(),
+                }),
+            })
+            .collect();
+        let metadata = source.layout().metadata.clone();
+        MigratedView::new(source, BTreeMap::new(), planned, metadata)
+    }
+
     /// The result's layout: names (in plan order), dtypes, shapes and metadata.
     pub fn layout(&self) -> &Layout {
         &self.layout

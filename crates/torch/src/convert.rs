@@ -383,7 +383,8 @@ mod tests {
         assert_eq!(&*converted.data(0), &storage[8..24]);
         assert_eq!(converted.file_range(1), None);
         assert!(converted.file_range(2).is_some());
-        let big = convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage), ("1", &[9; 4])]), &ConvertOptions::default());
+        let big =
+            convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage), ("1", &[9; 4])]), &ConvertOptions::default());
         assert_eq!(big.unwrap().file_range(0), None, "big-endian floats are swapped, not borrowed");
     }
 

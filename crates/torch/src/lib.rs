@@ -67,8 +67,8 @@ mod view;
 mod zip;
 
 pub use convert::{
-    open, open_bytes, open_file, Alias, ConvertOptions, Converted, ConvertedTensor, METADATA_ANEMOI, METADATA_CHECKPOINT,
-    METADATA_DROPPED, METADATA_MODULE_CLASS, METADATA_STATE_DICT_KEY, SUPPORTING_ARRAYS_PREFIX,
+    open, open_bytes, open_file, Alias, ConvertOptions, Converted, ConvertedTensor, METADATA_ANEMOI,
+    METADATA_CHECKPOINT, METADATA_DROPPED, METADATA_MODULE_CLASS, METADATA_STATE_DICT_KEY, SUPPORTING_ARRAYS_PREFIX,
 };
 pub use error::{ErrorKind, Forbidden, PickleError, TorchError, ZipError};
 pub use limits::Limits;

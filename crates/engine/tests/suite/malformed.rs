@@ -189,7 +189,10 @@ fn every_malformed_class_has_its_own_error() {
     let mut report = String::new();
     for case in cases() {
         let path = put(dir.path(), "case.safetensors", &case.bytes);
-        let err = match Checkpoint::open_with(&path, &ReadOptions { limits: case.limits.clone(), ..ReadOptions::default() }) {
+        let err = match Checkpoint::open_with(
+            &path,
+            &ReadOptions { limits: case.limits.clone(), ..ReadOptions::default() },
+        ) {
             Ok(_) => panic!("{}: opened", case.name),
             Err(err) => err,
         };

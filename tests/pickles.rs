@@ -1,0 +1,259 @@
+//! End to end: PyTorch files go through the engine like safetensors — `detect`, `upgrade`
+//! and `convert` on a `.ckpt` and on a sharded `pytorch_model.bin.index.json` set (files
+//! written by torch, see `tests/data/pickles/make_pickles.py`), with no intermediate file,
+//! and contiguous tensors borrowed from the file's own map.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use safeshift_engine::{Checkpoint, InputFormat};
+use sha2::{Digest, Sha256};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+const CKPT: &str = "tests/data/pickles/anemoi-0.4.0.ckpt";
+const SHARDED_BIN: &str = "tests/data/pickles/sharded-bin/pytorch_model.bin.index.json";
+
+fn safeshift(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_safeshift"));
+    command.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env("NO_COLOR", "1");
+    command
+}
+
+/// Records every file created or moved into the watched folders (Linux inotify), so a
+/// temporary file that lives for a microsecond is still seen, in order.
+struct Watcher {
+    fd: i32,
+    folders: BTreeMap<i32, PathBuf>,
+}
+
+impl Watcher {
+    fn new(folders: &[&Path]) -> Watcher {
+        // SAFETY: plain syscalls on our own descriptor and NUL-terminated paths.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify_init1 failed");
+        let mut watched = BTreeMap::new();
+        for folder in folders {
+            let path = CString::new(folder.as_os_str().as_bytes()).unwrap();
+            let mask = libc::IN_CREATE | libc::IN_MOVED_TO;
+            // SAFETY: as above.
+            let wd = unsafe { libc::inotify_add_watch(fd, path.as_ptr(), mask) };
+            assert!(wd >= 0, "inotify_add_watch {} failed", folder.display());
+            watched.insert(wd, folder.to_path_buf());
+        }
+        Watcher { fd, folders: watched }
+    }
+
+    /// The paths created so far, in event order.
+    fn created(&self) -> Vec<PathBuf> {
+        let mut created = Vec::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            // SAFETY: the buffer is ours and as long as we say.
+            let read = unsafe { libc::read(self.fd, buffer.as_mut_ptr().cast(), buffer.len()) };
+            if read <= 0 {
+                return created;
+            }
+            let mut at = 0usize;
+            while at < read as usize {
+                let wd = i32::from_ne_bytes(buffer[at..at + 4].try_into().unwrap());
+                let len = u32::from_ne_bytes(buffer[at + 12..at + 16].try_into().unwrap()) as usize;
+                let name = &buffer[at + 16..at + 16 + len];
+                let name = &name[..name.iter().position(|&byte| byte == 0).unwrap_or(len)];
+                created.push(self.folders[&wd].join(std::ffi::OsStr::from_bytes(name)));
+                at += 16 + len;
+            }
+        }
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // SAFETY: closing our own descriptor once.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
+#[test]
+fn upgrade_of_a_ckpt_writes_its_output_and_nothing_else() {
+    let work = tempfile::tempdir().unwrap();
+    let (input_dir, out_dir, tmp) = (work.path().join("in"), work.path().join("out"), work.path().join("tmp"));
+    for dir in [&input_dir, &out_dir, &tmp] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let input = input_dir.join("model.ckpt");
+    std::fs::copy(repo(CKPT), &input).unwrap();
+    let output = out_dir.join("model.safetensors");
+    let watcher = Watcher::new(&[&input_dir, &out_dir, &tmp]);
+    let graph = format!("graph={}", repo("tests/data/anemoi/graph.safetensors").display());
+    let run = safeshift(&["upgrade", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--aux", &graph])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+
+    let created = watcher.created();
+    let temporaries: Vec<&PathBuf> = created.iter().filter(|path| **path != output).collect();
+    assert_eq!(created.last(), Some(&output), "the output appears last, by rename: {created:?}");
+    // Only the engine's own temporary output, beside the target, renamed into place.
+    assert_eq!(temporaries.len(), 1, "{created:?}");
+    let name = temporaries[0].file_name().unwrap().to_string_lossy();
+    assert!(
+        temporaries[0].parent() == Some(&out_dir) && name.starts_with(".model.safetensors.safeshift-tmp-"),
+        "{created:?}"
+    );
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_none(), "nothing in TMPDIR");
+    let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert_eq!(left, ["model.safetensors"]);
+    assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(repo(CKPT)).unwrap(), "the input is untouched");
+
+    // The upgrade equals upgrading the state dict the pickle was made from.
+    let from_safetensors = work.path().join("reference.safetensors");
+    let reference = safeshift(&[
+        "upgrade",
+        repo("tests/data/anemoi/0.4.0/state_dict.safetensors").to_str().unwrap(),
+        "-o",
+        from_safetensors.to_str().unwrap(),
+        "--aux",
+        &graph,
+    ])
+    .output()
+    .unwrap();
+    assert!(reference.status.success(), "{}", String::from_utf8_lossy(&reference.stderr));
+    let (ours, theirs) = (Checkpoint::open(&output).unwrap(), Checkpoint::open(&from_safetensors).unwrap());
+    assert_eq!(ours.layout().tensors, theirs.layout().tensors);
+    for info in &ours.layout().tensors {
+        assert_eq!(ours.tensor_bytes(&info.name).unwrap(), theirs.tensor_bytes(&info.name).unwrap(), "{}", info.name);
+    }
+    assert_eq!(ours.layout().metadata["safeshift.schema"], "anemoi.encprocdec@0.17.0");
+}
+
+#[test]
+fn inspect_detect_and_plan_read_a_ckpt_directly() {
+    let detect = safeshift(&["detect", CKPT]).output().unwrap();
+    assert!(detect.status.success(), "{}", String::from_utf8_lossy(&detect.stderr));
+    assert!(String::from_utf8_lossy(&detect.stdout).starts_with("anemoi.encprocdec@0.4.0"));
+    let plan = safeshift(&["plan", CKPT, "--to", "0.15.1"]).output().unwrap();
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    let inspect = safeshift(&["inspect", CKPT]).output().unwrap();
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(inspect.status.success() && text.contains("PyTorch zip"), "{text}");
+}
+
+#[test]
+fn contiguous_tensors_of_a_ckpt_are_borrowed_from_its_map() {
+    let path = repo(CKPT);
+    let checkpoint = Checkpoint::open(&path).unwrap();
+    assert!(matches!(checkpoint.format(), InputFormat::Torch(safeshift_torch::Format::Zip { .. })));
+    let name = "model.model.processor.proc.0.blocks.0.attention.lin_qkv.weight";
+    assert!(checkpoint.is_zero_copy(name));
+    let Cow::Borrowed(bytes) = checkpoint.tensor_bytes(name).unwrap() else { panic!("{name} was copied") };
+    // The pointer lies inside a mapping of the checkpoint file itself (/proc/self/maps).
+    let address = bytes.as_ptr() as usize;
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mapping = maps
+        .lines()
+        .find(|line| {
+            let range = line.split_whitespace().next().unwrap();
+            let (start, end) = range.split_once('-').unwrap();
+            let (start, end) = (usize::from_str_radix(start, 16).unwrap(), usize::from_str_radix(end, 16).unwrap());
+            (start..end).contains(&address) && (start..=end).contains(&(address + bytes.len()))
+        })
+        .unwrap_or_else(|| panic!("no mapping holds {address:#x}"));
+    assert!(mapping.ends_with(canonical.to_str().unwrap()), "{mapping}");
+    // And its bytes are the state dict's.
+    let reference = Checkpoint::open(&repo("tests/data/anemoi/0.4.0/state_dict.safetensors")).unwrap();
+    assert_eq!(bytes, &*reference.tensor_bytes(name).unwrap());
+    let location = checkpoint.tensor_location(name).unwrap();
+    let file = std::fs::read(&path).unwrap();
+    assert_eq!(&file[location.offset as usize..(location.offset + location.len) as usize], bytes);
+}
+
+/// The `torch` dtype names `expected.json` uses, as safetensors names.
+fn torch_dtype(name: &str) -> &'static str {
+    match name {
+        "float32" => "F32",
+        "bfloat16" => "BF16",
+        "int64" => "I64",
+        other => panic!("dtype {other} not in the fixture"),
+    }
+}
+
+#[test]
+fn a_sharded_bin_set_opens_as_one_checkpoint_with_torch_loads_tensors() {
+    let expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(repo("tests/data/pickles/sharded-bin/expected.json")).unwrap())
+            .unwrap();
+    let checkpoint = Checkpoint::open(&repo(SHARDED_BIN)).unwrap();
+    assert_eq!(checkpoint.files().len(), 2);
+    assert_eq!(checkpoint.layout().tensors.len(), expected.len());
+    let check = |name: &str, dtype: &str, shape: &[u64], bytes: &[u8]| {
+        let want = &expected[name];
+        assert_eq!(dtype, torch_dtype(want["dtype"].as_str().unwrap()), "{name}");
+        let want_shape: Vec<u64> = want["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
+        assert_eq!(shape, want_shape.as_slice(), "{name}");
+        assert_eq!(format!("{:x}", Sha256::digest(bytes)), want["sha256"].as_str().unwrap(), "{name}");
+    };
+    for info in &checkpoint.layout().tensors {
+        let bytes = checkpoint.tensor_bytes(&info.name).unwrap();
+        check(&info.name, info.dtype.safetensors_name(), &info.shape, &bytes);
+        // Contiguous tensors are byte ranges of their shard; the transposed one is built.
+        assert_eq!(checkpoint.is_zero_copy(&info.name), expected[&info.name]["contiguous"] == true, "{}", info.name);
+        assert_eq!(matches!(bytes, Cow::Borrowed(_)), checkpoint.is_zero_copy(&info.name));
+    }
+
+    // `convert` writes the set as one safetensors file with the same tensors.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.safetensors");
+    let run = safeshift(&["convert", SHARDED_BIN, "-o", out.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let written = std::fs::read(&out).unwrap();
+    let written = safetensors::SafeTensors::deserialize(&written).unwrap();
+    assert_eq!(written.len(), expected.len());
+    for (name, view) in written.tensors() {
+        let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
+        check(&name, &format!("{:?}", view.dtype()), &shape, view.data());
+    }
+}
+
+#[test]
+fn extras_are_set_aside_written_after_the_state_dict_and_set_aside_again() {
+    let input = repo("crates/torch/tests/data/anemoi_style.ckpt");
+    let checkpoint = Checkpoint::open(&input).unwrap();
+    let extras: Vec<&str> = checkpoint.extras().iter().map(|info| info.name.as_str()).collect();
+    assert_eq!(extras, ["anemoi.supporting_arrays.latitudes", "anemoi.supporting_arrays.longitudes"]);
+    assert!(checkpoint.layout().tensors.iter().all(|info| !info.name.starts_with("anemoi.supporting_arrays.")));
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model.safetensors");
+    let run = safeshift(&["convert", input.to_str().unwrap(), "-o", out.to_str().unwrap()]).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let bytes = std::fs::read(&out).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let recorded: Vec<String> = serde_json::from_str(&header.metadata().as_ref().unwrap()["safeshift.extras"]).unwrap();
+    assert_eq!(recorded, extras);
+    // In the file, the extras come after every state-dict tensor.
+    let written = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut order: Vec<(usize, String)> = written
+        .iter()
+        .map(|(name, view)| (view.data().as_ptr() as usize - bytes.as_ptr() as usize, name.to_owned()))
+        .collect();
+    order.sort();
+    let tail: Vec<&str> = order[order.len() - 2..].iter().map(|(_, name)| name.as_str()).collect();
+    assert_eq!(tail, extras);
+
+    let reopened = Checkpoint::open(&out).unwrap();
+    assert_eq!(reopened.extras(), checkpoint.extras());
+    assert_eq!(reopened.layout().tensors, checkpoint.layout().tensors);
+    assert!(!reopened.layout().metadata.contains_key("safeshift.extras"));
+    for info in checkpoint.layout().tensors.iter().chain(checkpoint.extras()) {
+        assert_eq!(reopened.tensor_bytes(&info.name).unwrap(), checkpoint.tensor_bytes(&info.name).unwrap());
+    }
+}
