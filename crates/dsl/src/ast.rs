@@ -246,6 +246,17 @@ pub enum MigrationDeclKind {
         /// What the user must supply, shown in the error when it is missing.
         doc: Spanned<String>,
     },
+    /// `param NAME "description" [= "default"]`: a string, or a map from captured names
+    /// to strings, that the user supplies (`--param NAME=VALUE`, `--param NAME=a:x,b:y`).
+    Param {
+        /// The name operations refer to (`encoder_names`).
+        name: Name,
+        /// What it means, shown in the error when it is missing or incomplete.
+        doc: Spanned<String>,
+        /// The value when the user gives none; without one the parameter is required
+        /// wherever an operation uses it.
+        default: Option<Spanned<String>>,
+    },
 }
 
 /// `down { ops }`

@@ -102,7 +102,11 @@ impl Checker {
             let first = *first;
             self.error(
                 Diagnostic::error(
-                    if what == "dim" { "duplicate-dim" } else { "duplicate-aux" },
+                    match what {
+                        "dim" => "duplicate-dim",
+                        "param" => "duplicate-param",
+                        _ => "duplicate-aux",
+                    },
                     format!("{what} `{}` is declared twice", name.node),
                     self.source,
                     name.span,
@@ -396,10 +400,12 @@ impl Checker {
         }
         let mut dims = HashMap::new();
         let mut auxes = HashMap::new();
+        let mut params = HashMap::new();
         for decl in &migration.decls {
             match &decl.kind {
                 MigrationDeclKind::Dim(dim) => self.declare(&mut dims, &dim.name, "dim"),
                 MigrationDeclKind::Aux { name, .. } => self.declare(&mut auxes, name, "aux"),
+                MigrationDeclKind::Param { name, .. } => self.declare(&mut params, name, "param"),
             }
         }
         let down_ops = migration.down.iter().flat_map(|down| &down.ops);

@@ -283,6 +283,8 @@ fn arb_migration_decl() -> impl Strategy<Value = MigrationDecl> {
     let kind = prop_oneof![
         arb_dim_decl().prop_map(MigrationDeclKind::Dim),
         (arb_name(), arb_text().prop_map(dummy)).prop_map(|(name, doc)| MigrationDeclKind::Aux { name, doc }),
+        (arb_name(), arb_text().prop_map(dummy), proptest::option::of(arb_text().prop_map(dummy)))
+            .prop_map(|(name, doc, default)| MigrationDeclKind::Param { name, doc, default }),
     ];
     (kind, arb_trivia()).prop_map(|(kind, trivia)| MigrationDecl { kind, trivia, span: Span::DUMMY })
 }

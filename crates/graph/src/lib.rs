@@ -83,7 +83,7 @@ mod validate;
 mod version_id;
 
 pub use check::{check, check_synth};
-pub use compile::{compile, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
+pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
 pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
 pub use manifest::{Manifest, ManifestError};

@@ -243,8 +243,8 @@ pub fn synth_aux(
                     .collect(),
             )
         };
-        for ((input, tensor), length) in crate::symbolic::aux_lengths(migration, &shape_of) {
-            let length = length?.as_int()?;
+        for ((input, tensor), used) in crate::symbolic::aux_lengths(migration, &shape_of) {
+            let length = used.length.clone()?.as_int()?;
             let entry = aux.entry(input).or_insert_with(|| Synthetic {
                 layout: Layout::default(),
                 data: Vec::new(),
@@ -253,12 +253,12 @@ pub fn synth_aux(
             if entry.layout.tensor(&tensor).is_some() {
                 continue;
             }
-            let data = (0..length).rev().flat_map(i64::to_le_bytes).collect();
-            entry.layout.tensors.push(TensorInfo {
-                name: tensor,
-                dtype: DType::I64,
-                shape: vec![u64::try_from(length).ok()?],
-            });
+            // A reversal: for an argsort, every row reversed (so the sort is one too).
+            let shape: Vec<u64> =
+                used.shape(safeshift_model::Sym::int(length)).iter().filter_map(|size| size.as_int()).map(|size| size as u64).collect();
+            let rows = if shape.len() == 2 { shape[0] } else { 1 };
+            let data = (0..rows).flat_map(|_| (0..length).rev().flat_map(i64::to_le_bytes)).collect();
+            entry.layout.tensors.push(TensorInfo { name: tensor, dtype: DType::I64, shape });
             entry.data.push(data);
         }
     }

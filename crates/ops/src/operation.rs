@@ -133,12 +133,39 @@ pub enum OpErrorKind {
         /// The tensor.
         tensor: String,
     },
+    /// A parameter the operation needs has no value.
+    #[error("the parameter `{name}` ({doc}) has no value; give it with `--param {name}=VALUE`")]
+    MissingParam {
+        /// The parameter.
+        name: String,
+        /// Its description.
+        doc: String,
+    },
+    /// A one-string parameter used where it must name several things apart, or a map
+    /// without an entry for one of them.
+    #[error("the parameter `{name}` ({doc}) needs a value for each of {}: give `--param {name}={}`", keys_text(keys), example(keys))]
+    ParamNeedsMap {
+        /// The parameter.
+        name: String,
+        /// Its description.
+        doc: String,
+        /// Every key that needs a value (those missing from a map, or all of them).
+        keys: Vec<String>,
+    },
     /// The reference implementation failed on data.
     #[error("{message}")]
     Data {
         /// Why.
         message: String,
     },
+}
+
+fn keys_text(keys: &[String]) -> String {
+    keys.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn example(keys: &[String]) -> String {
+    keys.iter().map(|key| format!("{key}:NAME")).collect::<Vec<_>>().join(",")
 }
 
 impl From<ShapeError> for OpErrorKind {
