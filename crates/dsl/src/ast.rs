@@ -458,8 +458,8 @@ impl Pattern {
 
 /// The clause words the grammar knows (the value-taking words between operands).
 pub const KEYWORDS: &[&str] = &[
-    "at", "axes", "axis", "by", "from", "head_dim", "heads", "index", "into", "kv_heads", "layout", "sizes", "to",
-    "value",
+    "at", "axes", "axis", "by", "each", "from", "head_dim", "heads", "index", "into", "kv_heads", "layout", "sizes",
+    "to", "value",
 ];
 
 /// The flag words the grammar knows (operands without a value).

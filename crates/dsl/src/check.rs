@@ -300,6 +300,12 @@ impl Checker {
         found.sort();
         let mut reported = HashSet::new();
         for (first, second, name) in found {
+            // A literal name declared first takes precedence over a later pattern that also
+            // matches it: a fixed name (`latlons_hidden`) stands out from a family
+            // (`latlons_{dataset}`). Matching tries patterns in declaration order.
+            if patterns[first].as_literal().is_some() {
+                continue;
+            }
             if !reported.insert(second) {
                 continue;
             }
@@ -608,6 +614,8 @@ mod tests {
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.b\" : f32[n]", &[]),
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.w\" : f32[n]", &["duplicate-pattern"]),
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.b.w\" : f32[n]", &["overlapping-patterns"]),
+            // A literal name declared first takes precedence.
+            ("tensor \"a.b.w\" : f32[n]\ntensor \"a.{x}.w\" : f32[n]", &[]),
             ("tensor \"{x..}.w\" : f32[n]\ntensor \"a.{i < n}.w\" : f32[n]", &["overlapping-patterns"]),
             ("tensor \"a.{i < n}.w\" : f32[n]\ntensor \"a.01.w\" : f32[n]", &[]),
             ("tensor \"w\" : f32[m]", &["unknown-dim"]),

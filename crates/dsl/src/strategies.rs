@@ -24,8 +24,21 @@ fn dummy<T>(node: T) -> Spanned<T> {
 }
 
 /// Words that cannot be used as a name everywhere (keywords, flags, JSON literals).
-const RESERVED: &[&str] =
-    &["allow", "aux", "dim", "down", "false", "meta", "migration", "null", "schema", "tensor", "true", "optional"];
+const RESERVED: &[&str] = &[
+    "allow",
+    "aux",
+    "dim",
+    "down",
+    "false",
+    "meta",
+    "migration",
+    "null",
+    "param",
+    "schema",
+    "tensor",
+    "true",
+    "optional",
+];
 
 /// An identifier usable in every name position.
 pub(crate) fn arb_ident() -> impl Strategy<Value = String> {

@@ -332,7 +332,9 @@ fn collect_leaves<'a>(expr: &'a Expr, out: &mut Vec<&'a Leaf>) {
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => collect_leaves(input, out),
-        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter().for_each(|input| collect_leaves(input, out)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().for_each(|input| collect_leaves(input, out))
+        }
         Expr::Fill { .. } => {}
         Expr::Gather { input, index, .. } => {
             collect_leaves(input, out);

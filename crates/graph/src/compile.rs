@@ -222,7 +222,19 @@ pub fn compile_with_params(
                     version: migration.from.clone(),
                     message: err.to_string(),
                 })?;
-                let applied = apply_ops(&ops.ops, set_of(&before, source), &ctx).map_err(op_error)?;
+                // Names of the instantiated schema are placeholders (`{dataset}` is
+                // `dataset`): parameters map them to themselves and aux tensors are known by
+                // the names the migration writes here; the inverse runs below with the real ones.
+                let mut placeholder_ctx = ctx.clone();
+                crate::symbolic::symbolic_params(migration, &mut placeholder_ctx);
+                let shape_of = |pattern: &ast::Pattern| {
+                    let found = before
+                        .iter()
+                        .find(|tensor| safeshift_model::pattern::match_name(pattern, &tensor.name).is_some());
+                    found.map(|tensor| tensor.shape.clone())
+                };
+                placeholder_ctx.aux.extend(crate::symbolic::symbolic_aux(migration, &shape_of));
+                let applied = apply_ops(&ops.ops, set_of(&before, source), &placeholder_ctx).map_err(op_error)?;
                 let inverse =
                     applied.inverse.map_err(|source| CompileError::NoInverse { migration: name(migration), source })?;
                 apply_plain(&inverse, &mut set, &ctx).map_err(op_error)?;

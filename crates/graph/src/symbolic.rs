@@ -309,7 +309,9 @@ pub(crate) fn source_names(expr: &Expr, out: &mut BTreeSet<String>) {
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => source_names(input, out),
-        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter().for_each(|input| source_names(input, out)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().for_each(|input| source_names(input, out))
+        }
         Expr::Gather { input, index, .. } => {
             source_names(input, out);
             source_names(index, out);

@@ -149,7 +149,9 @@ pub fn accept_unequal_merges(expr: Expr) -> Expr {
         Expr::Reshape { input, shape } => Expr::Reshape { input: boxed(input), shape },
         Expr::Permute { input, axes } => Expr::Permute { input: boxed(input), axes },
         Expr::Narrow { input, axis, start, len } => Expr::Narrow { input: boxed(input), axis, start, len },
-        Expr::Concat { inputs, axis } => Expr::Concat { inputs: inputs.into_iter().map(accept_unequal_merges).collect(), axis },
+        Expr::Concat { inputs, axis } => {
+            Expr::Concat { inputs: inputs.into_iter().map(accept_unequal_merges).collect(), axis }
+        }
         Expr::Cast { input, dtype, mode } => Expr::Cast { input: boxed(input), dtype, mode },
         Expr::Pad { input, axis, after, value } => Expr::Pad { input: boxed(input), axis, after, value },
         Expr::Gather { input, axis, index } => Expr::Gather { input: boxed(input), axis, index: boxed(index) },

@@ -95,7 +95,7 @@ pub enum EvalError {
         rows: u64,
     },
     /// Copies of one tensor that were to be merged differ.
-    #[error("{} differ: merging them into one would lose data (a lossy merge; allow it to keep the first)", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))]
+    #[error("{} differ: merging them into one would lose data (a lossy merge: allow lossy results, `--allow-lossy`, to keep the first)", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))]
     UnequalMerge {
         /// The source tensors merged.
         names: Vec<String>,

@@ -67,7 +67,8 @@ impl Merge {
         }
         let mut rewrite = Rewrite::new();
         for (target, members) in groups {
-            let parts: Vec<(&str, &V)> = members.iter().map(|&index| (tensors[index].0.as_str(), &tensors[index].1)).collect();
+            let parts: Vec<(&str, &V)> =
+                members.iter().map(|&index| (tensors[index].0.as_str(), &tensors[index].1)).collect();
             let anchor = parts[0].0;
             let merged = combine(&parts).map_err(|kind| self.base.error(Some(anchor), kind))?;
             for (name, _) in &parts {
@@ -107,7 +108,9 @@ impl Operation for Merge {
             let (_, first) = parts[0];
             if parts.iter().any(|(_, other)| *other != first) {
                 let names: Vec<String> = parts.iter().map(|(name, _)| format!("`{name}`")).collect();
-                return Err(OpErrorKind::Data { message: format!("{} differ: merging them would lose data", names.join(", ")) });
+                return Err(OpErrorKind::Data {
+                    message: format!("{} differ: merging them would lose data", names.join(", ")),
+                });
             }
             Ok(first.clone())
         })
@@ -130,11 +133,8 @@ mod tests {
 
     #[test]
     fn equal_copies_merge_into_one() {
-        let set = eager_set(&[
-            ("attrs.a.hidden", iota(&[3])),
-            ("attrs.a.data", iota(&[2])),
-            ("attrs.b.hidden", iota(&[3])),
-        ]);
+        let set =
+            eager_set(&[("attrs.a.hidden", iota(&[3])), ("attrs.a.data", iota(&[2])), ("attrs.b.hidden", iota(&[3]))]);
         let out = check_lazy_eager(&*merge_op(), &set, &OpContext::default());
         assert_eq!(names(&out), ["attrs.hidden", "attrs.a.data"]);
         assert_eq!(out.get("attrs.hidden"), set.get("attrs.a.hidden"));

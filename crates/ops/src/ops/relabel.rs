@@ -1,7 +1,7 @@
 //! ## `relabel`
 //!
 //! ```safeshift
-//! relabel SRC at CAPTURE by PARAM [optional]
+//! relabel SRC at CAPTURE by PARAM [each PATTERN] [optional]
 //! ```
 //!
 //! Renames every tensor matching `SRC` by replacing the text its capture `CAPTURE` matched
@@ -14,21 +14,24 @@
 //! any tensor is read.
 //!
 //! * **Shape rule:** unchanged.
-//! * **Inverse:** relabel back by the inverted map; one string cannot be inverted (which key
-//!   it came from is not recorded), so a downgrade needs the map.
+//! * **Inverse:** relabel back by the inverted map. One string cannot be inverted by itself
+//!   (which key it came from is not recorded): with `each PATTERN`, whose `CAPTURE` names
+//!   the keys a checkpoint has (its datasets), a label goes back to the one key found there;
+//!   otherwise, or with several keys, a downgrade needs the map.
 //! * **Lossy:** no.
 //!
 //! ```safeshift
 //! relabel "model.model.encoder.{dataset}.{rest..}" at dataset by encoder_names
+//!     each "model.pre_processors.{dataset}.{rest..}"
 //! // model.model.encoder.era5.proc.lin_key.weight  →  model.model.encoder.global.proc.lin_key.weight
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use safeshift_dsl::ast::{Pattern, PatternPart, Span};
+use safeshift_dsl::ast::{Pattern, PatternPart, Span, Value};
 
 use crate::lower::{word_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation, ParamInfo};
 use crate::rewrite::{fill_name, matches, no_match, pattern_text, Rewrite};
 use crate::tensor_set::{EagerSet, OpContext, ParamValue, TensorSet};
 
@@ -39,6 +42,7 @@ pub(crate) struct Relabel {
     source: Pattern,
     capture: String,
     param: String,
+    each: Option<Pattern>,
     invert: bool,
     optional: bool,
 }
@@ -47,6 +51,14 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let source = operands.pattern("a source name pattern");
     let capture = word_clause(operands, "at", "at dataset", "a capture of the source pattern");
     let param = word_clause(operands, "by", "by encoder_names", "a parameter name");
+    let each = match operands.clause("each") {
+        Some((Value::Patterns(patterns), _)) if patterns.len() == 1 => Some(patterns[0].clone()),
+        Some((_, span)) => {
+            operands.error("bad-value", "`each` takes one name pattern (`each \"model.{x}.weight\"`)", span);
+            return None;
+        }
+        None => None,
+    };
     let optional = operands.flag("optional").is_some();
     let base = operands.base("relabel");
     let (source, capture, param) = (source?, capture?, param?);
@@ -59,7 +71,7 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
         operands.error("bad-value", message, source.span);
         return None;
     }
-    Some(Box::new(Relabel { base, source: source.clone(), capture, param, invert: false, optional }))
+    Some(Box::new(Relabel { base, source: source.clone(), capture, param, each, invert: false, optional }))
 }
 
 /// A clause whose value is one bare word.
@@ -75,20 +87,43 @@ fn word_clause(operands: &mut Operands<'_>, keyword: &'static str, example: &str
 }
 
 impl Relabel {
+    /// The keys the `each` pattern shows in `tensors` (the datasets), if it is given.
+    fn witnessed<V>(&self, tensors: &[(String, V)]) -> Option<BTreeSet<String>> {
+        let each = self.each.as_ref()?;
+        Some(matches(tensors, each).iter().filter_map(|(_, c)| c.get(&self.capture)).map(str::to_owned).collect())
+    }
+
     /// The new text of each key, checked against the parameter, before anything is renamed.
-    fn labels(&self, keys: &BTreeSet<String>, ctx: &OpContext) -> Result<BTreeMap<String, String>, OpErrorKind> {
+    fn labels(
+        &self,
+        keys: &BTreeSet<String>,
+        witnessed: Option<BTreeSet<String>>,
+        ctx: &OpContext,
+    ) -> Result<BTreeMap<String, String>, OpErrorKind> {
         let param = ctx.params.get(&self.param);
         let doc = param.map(|param| param.doc.clone()).unwrap_or_default();
         let Some(value) = param.and_then(|param| param.value.as_ref()) else {
-            return Err(OpErrorKind::MissingParam { name: self.param.clone(), doc });
+            return Err(OpErrorKind::MissingParam { param: Box::new(ParamInfo { name: self.param.clone(), doc }) });
         };
-        let needs_map = |keys: Vec<String>| OpErrorKind::ParamNeedsMap { name: self.param.clone(), doc: doc.clone(), keys };
+        let info = || Box::new(ParamInfo { name: self.param.clone(), doc: doc.clone() });
+        let needs_map = |keys: Vec<String>| OpErrorKind::ParamNeedsMap { param: info(), keys };
         let map: BTreeMap<String, String> = match (value, self.invert) {
             (ParamValue::Symbolic, _) => return Ok(keys.iter().map(|key| (key.clone(), key.clone())).collect()),
             (ParamValue::One(label), false) if keys.len() <= 1 => {
                 return Ok(keys.iter().map(|key| (key.clone(), label.clone())).collect())
             }
-            (ParamValue::One(_), _) => return Err(needs_map(keys.iter().cloned().collect())),
+            // One label, one key in the checkpoint: the label came from that key.
+            (ParamValue::One(_), true)
+                if keys.len() == 1 && witnessed.as_ref().is_some_and(|witnessed| witnessed.len() == 1) =>
+            {
+                let key = witnessed.into_iter().flatten().next().unwrap_or_default();
+                return Ok(keys.iter().map(|label| (label.clone(), key.clone())).collect());
+            }
+            (ParamValue::One(_), true) => {
+                let labels = keys.iter().cloned().collect();
+                return Err(OpErrorKind::ParamNeedsInverse { param: info(), labels });
+            }
+            (ParamValue::One(_), false) => return Err(needs_map(keys.iter().cloned().collect())),
             (ParamValue::Map(map), false) => map.clone(),
             (ParamValue::Map(map), true) => {
                 let mut inverse = BTreeMap::new();
@@ -102,6 +137,9 @@ impl Relabel {
             }
         };
         let missing: Vec<String> = keys.iter().filter(|key| !map.contains_key(*key)).cloned().collect();
+        if !missing.is_empty() && self.invert {
+            return Err(OpErrorKind::ParamNeedsInverse { param: info(), labels: missing });
+        }
         if !missing.is_empty() {
             return Err(needs_map(missing));
         }
@@ -115,7 +153,7 @@ impl Relabel {
         }
         let keys: BTreeSet<String> =
             found.iter().filter_map(|(_, captures)| captures.get(&self.capture)).map(str::to_owned).collect();
-        let labels = self.labels(&keys, ctx).map_err(|kind| self.base.error(None, kind))?;
+        let labels = self.labels(&keys, self.witnessed(tensors), ctx).map_err(|kind| self.base.error(None, kind))?;
         let mut rewrite = Rewrite::new();
         for (index, mut captures) in found {
             let (name, value) = &tensors[index];
@@ -211,7 +249,7 @@ mod tests {
         let back = relabel_op().inverse(&lazy_of(&set), &OpContext::default()).unwrap();
         let mut upgraded = eager_set(&[("enc.0.w", iota(&[2]))]);
         let err = back[0].eager(&mut upgraded, &ctx_param(Some(ParamValue::One("0".into())))).unwrap_err();
-        assert!(err.to_string().contains("needs a value for each of `0`"), "{err}");
+        assert!(err.to_string().contains("give `--param names=KEY:0`"), "{err}");
     }
 
     #[test]
@@ -221,5 +259,17 @@ mod tests {
             vec![pats(&["enc.{rest..}"]), clause_word("at", "dataset"), clause_word("by", "names")],
         ));
         assert_eq!(codes(&diagnostics), ["bad-value"]);
+    }
+
+    #[test]
+    fn one_name_goes_back_to_the_one_dataset_the_checkpoint_shows() {
+        let op = lower_text(r#"relabel "enc.{dataset}.{rest..}" at dataset by names each "pre.{dataset}.{rest..}""#);
+        let set = eager_set(&[("enc.data.w", iota(&[2])), ("pre.data.w", iota(&[3]))]);
+        check_round_trip(&*op, &set, &ctx_param(Some(ParamValue::One("0".into()))));
+        let two = eager_set(&[("enc.data.w", iota(&[2])), ("pre.data.w", iota(&[3])), ("pre.b.w", iota(&[3]))]);
+        let back = op.inverse(&lazy_of(&two), &OpContext::default()).unwrap();
+        let mut upgraded = eager_set(&[("enc.0.w", iota(&[2])), ("pre.data.w", iota(&[3])), ("pre.b.w", iota(&[3]))]);
+        let err = back[0].eager(&mut upgraded, &ctx_param(Some(ParamValue::One("0".into())))).unwrap_err();
+        assert!(err.to_string().contains("give `--param names=KEY:0`"), "{err}");
     }
 }
