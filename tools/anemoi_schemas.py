@@ -27,6 +27,10 @@ VERSIONS = ["0.4.0", "0.4.2", "0.6.0", "0.10.0", "0.11.2", "0.11.3", "0.12.1", "
 # its own (see the README): its keys are those of the release named here.
 KEYS_FROM = {"0.18.0": "0.17.0"}
 
+# Versions whose schema the registry derives from their migration (0.17.0 -> 0.18.0 changes
+# nothing): checked here like the others, but not written.
+DERIVED = {"0.18.0"}
+
 # Which schemas each fixture fits, when not only its own. 0.17 and 0.18 have one layout,
 # and a 0.18 layout is also a 0.19 one whose encoder and decoder are named like the dataset
 # (a name 0.19 allows): detection settles these from provenance, else takes the oldest.
@@ -406,6 +410,8 @@ def main() -> None:
         expected = EXPECTED_FITS.get(version, [version])
         if fits != expected:
             raise SystemExit(f"fixture {version} fits the schemas {fits}, expected exactly {expected}")
+        if version in DERIVED:
+            continue
         path = os.path.join(ROOT, "schemas/anemoi", f"encprocdec-{version}.ss")
         text = render(version)
         if only_check:

@@ -48,14 +48,7 @@ pub(crate) struct Insert {
 
 pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let target = operands.pattern("the name of the new tensor");
-    let each = match operands.clause("each") {
-        Some((Value::Patterns(patterns), _)) if patterns.len() == 1 => Some(patterns[0].clone()),
-        Some((_, span)) => {
-            operands.error("bad-value", "`each` takes one name pattern (`each \"model.{x}.weight\"`)", span);
-            return None;
-        }
-        None => None,
-    };
+    let each = operands.pattern_clause("each").ok()?.cloned();
     let bound_by_each = |name: &str| {
         each.as_ref().is_some_and(|each| {
             each.parts.iter().any(|part| matches!(part, PatternPart::Capture { name: bound, .. } if bound.node == name))

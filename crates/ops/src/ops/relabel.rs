@@ -28,7 +28,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use safeshift_dsl::ast::{Pattern, PatternPart, Span, Value};
+use safeshift_dsl::ast::{Pattern, PatternPart, Span};
 
 use crate::lower::{word_of, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation, ParamInfo};
@@ -51,14 +51,7 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let source = operands.pattern("a source name pattern");
     let capture = word_clause(operands, "at", "at dataset", "a capture of the source pattern");
     let param = word_clause(operands, "by", "by encoder_names", "a parameter name");
-    let each = match operands.clause("each") {
-        Some((Value::Patterns(patterns), _)) if patterns.len() == 1 => Some(patterns[0].clone()),
-        Some((_, span)) => {
-            operands.error("bad-value", "`each` takes one name pattern (`each \"model.{x}.weight\"`)", span);
-            return None;
-        }
-        None => None,
-    };
+    let each = operands.pattern_clause("each").ok()?.cloned();
     let optional = operands.flag("optional").is_some();
     let base = operands.base("relabel");
     let (source, capture, param) = (source?, capture?, param?);
