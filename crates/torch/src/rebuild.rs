@@ -95,6 +95,7 @@ pub(crate) fn apply(heap: &mut Heap, known: Known, global: &Rc<GlobalRef>, args:
             .alloc(Object::Instance(Instance {
                 class: Value::Global(global.clone()),
                 args,
+                kwargs: None,
                 state: None,
                 items: Vec::new(),
                 entries: Dict::default(),

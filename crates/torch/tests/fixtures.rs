@@ -224,16 +224,17 @@ fn anemoi_metadata_and_supporting_arrays_are_kept() {
     let anemoi = std::fs::read_to_string(data("expected/anemoi_style.anemoi.json")).unwrap();
     assert_eq!(converted.metadata()["anemoi"], anemoi);
     assert_eq!(converted.metadata()["anemoi.member"], "anemoi_style/anemoi-metadata/anemoi.json");
-    let mut expected = order(&manifest);
-    expected.push("anemoi.supporting_arrays.latitudes".into());
-    expected.push("anemoi.supporting_arrays.longitudes".into());
-    assert_eq!(names(&converted), expected);
-    for (index, tensor) in converted.tensors().iter().enumerate() {
-        let Some(array) = tensor.name.strip_prefix("anemoi.supporting_arrays.") else { continue };
+    // The state dict is the module's; the supporting arrays are extras.
+    assert_eq!(names(&converted), order(&manifest));
+    let extras: Vec<&str> = converted.extras().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(extras, ["anemoi.supporting_arrays.latitudes", "anemoi.supporting_arrays.longitudes"]);
+    for (index, tensor) in converted.extras().iter().enumerate() {
+        let array = tensor.name.strip_prefix("anemoi.supporting_arrays.").unwrap();
         let entry = &manifest["supporting_arrays"][array];
         assert_eq!(tensor.dtype.safetensors_name(), "F64");
         assert_eq!(tensor.shape, vec![40]);
-        assert_eq!(sha256(&converted.data(index)), entry["sha256"].as_str().unwrap());
+        assert_eq!(sha256(&converted.extra_data(index)), entry["sha256"].as_str().unwrap());
+        assert!(converted.is_extra_borrowed(index));
     }
 }
 
