@@ -678,7 +678,9 @@ mod tests {
         // {'a': _rebuild_from_type_v2(_rebuild_tensor_v2, my.Sub, (…), {}), 'b': _rebuild_from_type_v2(my.f, my.Sub, (), {})}
         let mut pickle = b"\x80\x02}(".to_vec();
         text(&mut pickle, "a");
-        pickle.extend_from_slice(b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\ncmy\nSub\n(");
+        pickle.extend_from_slice(
+            b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\ncmy\nSub\n(",
+        );
         let mut inner = Vec::new();
         tensor_value(&mut inner, "0", 1);
         // The inner call's arguments: strip `GLOBAL … (` and the final `R`.

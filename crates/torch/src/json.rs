@@ -319,8 +319,12 @@ mod tests {
         let model = record(&mut heap, "cfg.Training", vec![], Some(state));
         // numpy: _reconstruct(ndarray, (0,), b'b') + BUILD((1, (2,), dtype('f8') + (3, '<', …), False, bytes))
         let dtype_state = heap.alloc(Object::Tuple(vec![Value::Int(3), Value::Str("<".into())])).unwrap();
-        let dtype =
-            record(&mut heap, "numpy.dtype", vec![Value::Str("f8".into()), Value::Bool(false), Value::Bool(true)], Some(dtype_state));
+        let dtype = record(
+            &mut heap,
+            "numpy.dtype",
+            vec![Value::Str("f8".into()), Value::Bool(false), Value::Bool(true)],
+            Some(dtype_state),
+        );
         let shape = heap.alloc(Object::Tuple(vec![Value::Int(2)])).unwrap();
         let bytes: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let array_state = heap
