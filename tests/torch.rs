@@ -216,3 +216,16 @@ fn allow_gadgets_converts_a_payload_file_and_runs_nothing() {
         assert!(!Path::new(marker).exists(), "{file}: the payload ran");
     }
 }
+
+#[test]
+fn inspect_shows_what_a_pickle_holds() {
+    let (code, text) = run(&["inspect", &format!("{ANEMOI}/graph.pt"), "--tensors"], None);
+    assert_eq!(code, 0, "{text}");
+    insta::assert_snapshot!("inspect_graph_pt", text);
+    let (code, text) = run(&["inspect", "--json", &fixture("malicious/mal_a_os_system.pt")], None);
+    assert_eq!(code, 0, "inspecting runs nothing, gadgets included: {text}");
+    let stdout = text.split("--- stdout\n").nth(1).unwrap().split("--- stderr\n").next().unwrap();
+    let json: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    assert_eq!(json["data"]["gadgets"][0]["global"], "os.system");
+    assert_eq!(json["data"]["tensor_count"], 2);
+}

@@ -113,7 +113,7 @@ fn kind_name(kind: UseKind) -> &'static str {
     }
 }
 
-fn format_name(format: &Format) -> &'static str {
+pub(crate) fn format_name(format: &Format) -> &'static str {
     match format {
         Format::Zip { .. } => "zip",
         Format::Legacy => "legacy",

@@ -581,6 +581,120 @@ mod tests {
         assert_eq!(&*converted.data(1), &[5, 6, 7, 8]);
     }
 
+    /// `_rebuild_tensor_v2` of `numel` float32 elements of storage `key`.
+    fn tensor_value(out: &mut Vec<u8>, key: &str, numel: u64) {
+        out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        text(out, "storage");
+        out.extend_from_slice(b"ctorch\nFloatStorage\n");
+        text(out, key);
+        text(out, "cpu");
+        int(out, numel);
+        out.extend_from_slice(b"tQ");
+        int(out, 0);
+        tuple(out, &[numel]);
+        tuple(out, &[1]);
+        out.extend_from_slice(b"\x89)tR");
+    }
+
+    /// `NEWOBJ(module.class, ())` + `BUILD({key: value, …})`, values written by `items`.
+    fn object(out: &mut Vec<u8>, class: &str, items: impl FnOnce(&mut Vec<u8>)) {
+        let (module, name) = class.rsplit_once('.').expect("module.class");
+        out.extend_from_slice(format!("c{module}\n{name}\n").as_bytes());
+        out.extend_from_slice(b")\x81}(");
+        items(out);
+        out.extend_from_slice(b"ub");
+    }
+
+    #[test]
+    fn graphs_anywhere_in_the_object_graph_are_extras() {
+        // {'state_dict': {'w': t0}, 'g': Data(x=t1, n=3), 'more': [HeteroData(a.x=t2, (a,to,a).edge_index=t3)]}
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        pickle.extend_from_slice(b"}(");
+        text(&mut pickle, "w");
+        tensor_value(&mut pickle, "0", 1);
+        pickle.extend_from_slice(b"u");
+        text(&mut pickle, "g");
+        object(&mut pickle, "pyg.Data", |out| {
+            text(out, "_store");
+            object(out, "pyg.GlobalStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "x");
+                tensor_value(out, "1", 2);
+                text(out, "n");
+                int(out, 3);
+                out.push(b'u');
+            });
+        });
+        text(&mut pickle, "more");
+        pickle.extend_from_slice(b"(");
+        object(&mut pickle, "pyg.HeteroData", |out| {
+            text(out, "_node_store_dict");
+            out.extend_from_slice(b"}(");
+            text(out, "a");
+            object(out, "pyg.NodeStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "x");
+                tensor_value(out, "2", 1);
+                out.push(b'u');
+            });
+            out.push(b'u');
+            text(out, "_edge_store_dict");
+            out.extend_from_slice(b"}((");
+            for part in ["a", "to", "a"] {
+                text(out, part);
+            }
+            out.push(b't');
+            object(out, "pyg.EdgeStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "edge_index");
+                tensor_value(out, "3", 2);
+                out.push(b'u');
+            });
+            out.push(b'u');
+        });
+        pickle.extend_from_slice(b"lu.");
+        let storages: [(&str, &[u8]); 4] = [("0", &[0; 4]), ("1", &[1; 8]), ("2", &[2; 4]), ("3", &[3; 8])];
+        let converted = convert_bytes(checkpoint(&pickle, b"little", &storages), &ConvertOptions::default()).unwrap();
+        let names = |tensors: &[ConvertedTensor]| tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(converted.tensors()), ["w"]);
+        assert_eq!(names(converted.extras()), ["graph.x", "graph2.a.x", "graph2.a_to_a.edge_index"]);
+        assert_eq!(&*converted.extra_data(2), &[3; 8]);
+        let rest: serde_json::Value = serde_json::from_str(&converted.metadata()[METADATA_CHECKPOINT]).unwrap();
+        assert_eq!(rest["g"], serde_json::json!({ "__extras__": "graph", "graph.n": 3 }));
+        assert_eq!(rest["more"][0]["__extras__"], "graph2");
+        assert_eq!(converted.data_classes().len(), 5, "{:?}", converted.data_classes());
+        // Without graphs, they are placeholders only.
+        let options = ConvertOptions { graphs: false, ..ConvertOptions::default() };
+        let converted = convert_bytes(checkpoint(&pickle, b"little", &storages), &options).unwrap();
+        assert!(converted.extras().is_empty());
+    }
+
+    #[test]
+    fn tensor_subclasses_keep_their_bytes_and_unknown_rebuilds_stay_records() {
+        // {'a': _rebuild_from_type_v2(_rebuild_tensor_v2, my.Sub, (…), {}), 'b': _rebuild_from_type_v2(my.f, my.Sub, (), {})}
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "a");
+        pickle.extend_from_slice(
+            b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\ncmy\nSub\n(",
+        );
+        let mut inner = Vec::new();
+        tensor_value(&mut inner, "0", 1);
+        // The inner call's arguments: strip `GLOBAL … (` and the final `R`.
+        let start = inner.iter().position(|&b| b == b'(').unwrap();
+        pickle.extend_from_slice(&inner[start + 1..inner.len() - 2]);
+        pickle.extend_from_slice(b"t}tR");
+        text(&mut pickle, "b");
+        pickle.extend_from_slice(b"ctorch._tensor\n_rebuild_from_type_v2\n(cmy\nf\ncmy\nSub\n)}tRu.");
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"little", &[("0", &[7; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors().len(), 1);
+        assert_eq!((converted.tensors()[0].name.as_str(), &*converted.data(0)), ("a", &[7u8; 4][..]));
+    }
+
     #[test]
     fn a_checkpoint_without_tensors_is_an_error() {
         let zip = checkpoint(b"\x80\x02}.", b"little", &[]);

@@ -286,6 +286,65 @@ pub(crate) fn torch_dtype_name(dtype: DType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::{Dict, GlobalRef, Instance};
+    use std::rc::Rc;
+
+    fn global(dotted: &str) -> Value {
+        let (module, name) = dotted.rsplit_once('.').unwrap();
+        Value::Global(Rc::new(GlobalRef { module: module.into(), name: name.into(), offset: 0 }))
+    }
+
+    fn record(heap: &mut Heap, class: &str, args: Vec<Value>, state: Option<Value>) -> Value {
+        let args = heap.alloc(Object::Tuple(args)).unwrap();
+        let instance =
+            Instance { class: global(class), args, kwargs: None, state, items: Vec::new(), entries: Dict::default() };
+        heap.alloc(Object::Instance(instance)).unwrap()
+    }
+
+    fn dict(heap: &mut Heap, entries: Vec<(&str, Value)>) -> Value {
+        let mut dict = Dict::default();
+        for (key, value) in entries {
+            dict.insert(Value::Str(key.into()), value);
+        }
+        heap.alloc(Object::Dict(dict)).unwrap()
+    }
+
+    #[test]
+    fn known_data_objects_render_as_their_data() {
+        let mut heap = Heap::new(1000);
+        // pydantic v2: {'__dict__': {...}, '__pydantic_fields_set__': set, ...}
+        let fields = dict(&mut heap, vec![("lr", Value::Float(0.5))]);
+        let set = heap.alloc(Object::Set { items: Vec::new(), frozen: false }).unwrap();
+        let state = dict(&mut heap, vec![("__dict__", fields), ("__pydantic_fields_set__", set)]);
+        let model = record(&mut heap, "cfg.Training", vec![], Some(state));
+        // numpy: _reconstruct(ndarray, (0,), b'b') + BUILD((1, (2,), dtype('f8') + (3, '<', …), False, bytes))
+        let dtype_state = heap.alloc(Object::Tuple(vec![Value::Int(3), Value::Str("<".into())])).unwrap();
+        let dtype = record(
+            &mut heap,
+            "numpy.dtype",
+            vec![Value::Str("f8".into()), Value::Bool(false), Value::Bool(true)],
+            Some(dtype_state),
+        );
+        let shape = heap.alloc(Object::Tuple(vec![Value::Int(2)])).unwrap();
+        let bytes: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let array_state = heap
+            .alloc(Object::Tuple(vec![Value::Int(1), shape, dtype, Value::Bool(false), Value::Bytes(bytes.into())]))
+            .unwrap();
+        let array = record(&mut heap, "numpy._core.multiarray._reconstruct", vec![], Some(array_state));
+        // A node whose `_parent` points back at its container: a cycle.
+        let child_state = dict(&mut heap, vec![("_parent", Value::None)]);
+        let child = record(&mut heap, "tree.Node", vec![], Some(child_state.clone()));
+        let top = dict(&mut heap, vec![("model", model), ("array", array), ("child", child.clone())]);
+        let Value::Obj(state_id) = child_state else { panic!() };
+        let Object::Dict(state) = heap.get_mut(state_id) else { panic!() };
+        state.insert(Value::Str("_parent".into()), top.clone());
+
+        let limits = Limits::default();
+        let json = JsonWriter::new(&heap, &limits).convert(&top, 0).unwrap();
+        assert_eq!(json["model"], json!({ "lr": 0.5 }));
+        assert_eq!(json["array"], json!({ "__ndarray__": "<f8", "shape": [2], "data": [1.5, -2.0] }));
+        assert_eq!(json["child"]["state"]["_parent"], json!({ "__cycle__": "dict" }));
+    }
 
     #[test]
     fn big_ints_print_as_hex() {
