@@ -181,7 +181,9 @@ pub fn compile_with_params(
         registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
     };
     let from = schema_of(&plan.from)?;
-    let bound = unify(from, layout, dims).map_err(|mismatch| CompileError::SourceMismatch {
+    // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
+    let input_extras = crate::key_layout::extras_of(layout);
+    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| CompileError::SourceMismatch {
         version: plan.from.clone(),
         mismatch: Box::new(mismatch),
     })?;
@@ -275,12 +277,21 @@ pub fn compile_with_params(
 
     let target = schema_of(&plan.to)?;
     let mut metadata = set.metadata.clone();
+    if !input_extras.is_empty() {
+        let extras: Vec<String> = outputs
+            .iter()
+            .filter(|output| matches!(&output.expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name)))
+            .map(|output| output.name.clone())
+            .collect();
+        metadata.insert(crate::key_layout::EXTRAS_KEY.to_owned(), serde_json::to_string(&extras).unwrap_or_default());
+    }
     metadata.insert(crate::SCHEMA_KEY.to_owned(), plan.to.to_string());
     metadata.insert(HISTORY_KEY.to_owned(), serde_json::Value::Array(history).to_string());
     metadata.insert(TOOL_KEY.to_owned(), format!("safeshift {}", env!("CARGO_PKG_VERSION")));
     let result = Layout {
         tensors: outputs
             .iter()
+            .filter(|output| !matches!(&output.expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name)))
             .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
             .collect(),
         metadata: metadata.clone(),
