@@ -219,15 +219,9 @@ impl Registry {
             Some(key_layout) => safeshift_graph::canonical(checkpoint.layout(), key_layout),
             None => checkpoint.layout().clone(),
         };
-        let mut compiled = compile_with_params(
-            &self.inner,
-            &prepared.plan,
-            &canonical,
-            &options.dims,
-            &aux_layouts,
-            &options.params,
-        )
-        .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
+        let mut compiled =
+            compile_with_params(&self.inner, &prepared.plan, &canonical, &options.dims, &aux_layouts, &options.params)
+                .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
         for output in &mut compiled.outputs {
             for input in &from_extras {
                 safeshift_graph::read_aux_from_extras(&mut output.expr, input);

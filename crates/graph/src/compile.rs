@@ -183,9 +183,8 @@ pub fn compile_with_params(
     let from = schema_of(&plan.from)?;
     // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
     let input_extras = crate::key_layout::extras_of(layout);
-    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| CompileError::SourceMismatch {
-        version: plan.from.clone(),
-        mismatch: Box::new(mismatch),
+    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| {
+        CompileError::SourceMismatch { version: plan.from.clone(), mismatch: Box::new(mismatch) }
     })?;
     let mut known = bound.dims;
     for (dim, value) in dims {
@@ -280,7 +279,7 @@ pub fn compile_with_params(
     if !input_extras.is_empty() {
         let extras: Vec<String> = outputs
             .iter()
-            .filter(|output| matches!(&output.expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name)))
+            .filter(|output| crate::key_layout::is_extra(&output.expr, &input_extras))
             .map(|output| output.name.clone())
             .collect();
         metadata.insert(crate::key_layout::EXTRAS_KEY.to_owned(), serde_json::to_string(&extras).unwrap_or_default());
@@ -291,7 +290,7 @@ pub fn compile_with_params(
     let result = Layout {
         tensors: outputs
             .iter()
-            .filter(|output| !matches!(&output.expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name)))
+            .filter(|output| !crate::key_layout::is_extra(&output.expr, &input_extras))
             .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
             .collect(),
         metadata: metadata.clone(),

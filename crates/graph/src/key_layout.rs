@@ -68,12 +68,19 @@ pub fn canonical(layout: &Layout, key_layout: &KeyLayout) -> Layout {
 /// the state dict, and every leaf read from the input, loses the prefix again. Fails (with
 /// the output's name) if an output does not start with the prefix, which would not be a
 /// name of this kind.
-pub fn restore(compiled: &mut CompiledPlan, key_layout: &KeyLayout, input_extras: &BTreeSet<String>) -> Result<(), String> {
+pub fn restore(
+    compiled: &mut CompiledPlan,
+    key_layout: &KeyLayout,
+    input_extras: &BTreeSet<String>,
+) -> Result<(), String> {
     let extras: BTreeSet<String> = output_extras(compiled, input_extras);
     for output in &mut compiled.outputs {
         if !extras.contains(&output.name) {
             let Some(name) = output.name.strip_prefix(&key_layout.prefix) else {
-                return Err(format!("`{}` has no `{}` to drop for the {} layout", output.name, key_layout.prefix, key_layout.kind));
+                return Err(format!(
+                    "`{}` has no `{}` to drop for the {} layout",
+                    output.name, key_layout.prefix, key_layout.kind
+                ));
             };
             output.name = name.to_owned();
         }
@@ -98,9 +105,14 @@ pub fn output_extras(compiled: &CompiledPlan, input_extras: &BTreeSet<String>) -
     compiled
         .outputs
         .iter()
-        .filter(|output| matches!(&output.expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name)))
+        .filter(|output| is_extra(&output.expr, input_extras))
         .map(|output| output.name.clone())
         .collect()
+}
+
+/// Whether an output is one of the input's extras, passed through.
+pub(crate) fn is_extra(expr: &Expr, input_extras: &BTreeSet<String>) -> bool {
+    matches!(expr, Expr::Source(leaf) if leaf.aux.is_none() && input_extras.contains(&leaf.name))
 }
 
 /// Aux tensors a migration reads from an aux input the checkpoint carries among its extras
@@ -141,7 +153,9 @@ fn visit_leaves(expr: &mut Expr, f: &mut dyn FnMut(&mut Leaf)) {
         | Expr::Pad { input, .. }
         | Expr::Argsort { input }
         | Expr::InversePermutation { index: input } => visit_leaves(input, f),
-        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter_mut().for_each(|input| visit_leaves(input, f)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter_mut().for_each(|input| visit_leaves(input, f))
+        }
         Expr::Gather { input, index, .. } => {
             visit_leaves(input, f);
             visit_leaves(index, f);
@@ -157,7 +171,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn layout(names: &[&str], extras: &[&str]) -> Layout {
-        let tensors = names.iter().map(|name| TensorInfo { name: (*name).into(), dtype: DType::F32, shape: vec![2] }).collect();
+        let tensors =
+            names.iter().map(|name| TensorInfo { name: (*name).into(), dtype: DType::F32, shape: vec![2] }).collect();
         let metadata = BTreeMap::from([(EXTRAS_KEY.to_owned(), serde_json::to_string(extras).unwrap())]);
         Layout { tensors, metadata }
     }

@@ -95,7 +95,8 @@ impl MetaRename {
         // Wrapping into (or unwrapping from) a deeper path replaces the value where it is,
         // so the document keeps its order and a move and its inverse give the same text.
         if let Some(rest) = to.strip_prefix(from.as_slice()).filter(|rest| !rest.is_empty()) {
-            let wrapped = rest.iter().rev().fold(value, |inner, segment| serde_json::json!({ segment.as_str(): inner }));
+            let wrapped =
+                rest.iter().rev().fold(value, |inner, segment| serde_json::json!({ segment.as_str(): inner }));
             return set_at(metadata, key, &from, wrapped);
         }
         if from.starts_with(&to) {
