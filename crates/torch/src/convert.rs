@@ -267,6 +267,23 @@ impl ConvertedTensor {
         let view = &self.view;
         view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
     }
+
+    /// Where the tensor's bytes lie in the file (in the bytes given to [`open_bytes`]), when
+    /// they are one range of it (contiguous, little-endian): what a writer can copy with
+    /// `copy_file_range` or borrow without materialising anything.
+    pub fn file_range(&self) -> Option<std::ops::Range<u64>> {
+        if !self.is_borrowed() {
+            return None;
+        }
+        let size = self.view.dtype.size()? as u64;
+        let len = self.shape.iter().product::<u64>() * size;
+        if len == 0 {
+            let at = self.view.storage.start as u64;
+            return Some(at..at);
+        }
+        let start = self.view.storage.start as u64 + self.view.offset * size;
+        Some(start..start + len)
+    }
 }
 
 impl Bytes {

@@ -75,6 +75,10 @@ pub const DENIED_MODULES: &[&str] = &[
     "distutils",
     "logging.config",
     "torch.utils.cpp_extension",
+    "torch.package",
+    "numpy.testing",
+    "numpy.f2py",
+    "numpy.distutils",
     // Deserialisers that would run a nested payload.
     "pickle",
     "_pickle",
@@ -141,11 +145,18 @@ pub const DENIED_GLOBALS: &[(&str, &str)] = &[
     ("_operator", "methodcaller"),
     ("functools", "reduce"),
     ("_functools", "reduce"),
+    // Lazy calls of their first argument, run when a data class consumes them.
+    ("builtins", "map"),
+    ("builtins", "filter"),
+    ("itertools", "starmap"),
     ("types", "FunctionType"),
     ("types", "LambdaType"),
     ("types", "CodeType"),
     ("torch", "load"),
     ("torch.serialization", "load"),
+    ("torch.serialization", "_load"),
+    // `pickle.dumps` of a storage: a nested `torch.load(weights_only=False)`.
+    ("torch.storage", "_load_from_bytes"),
     ("torch.jit", "load"),
     ("torch.jit._serialization", "load"),
     ("torch.hub", "load"),
@@ -392,6 +403,10 @@ mod tests {
             ("torch", "load"),
             ("torch.fx.graph_module", "reduce_graph_module"),
             ("functools", "reduce"),
+            ("__builtin__", "map"),
+            ("itertools", "imap"),
+            ("torch.storage", "_load_from_bytes"),
+            ("numpy.testing._private.utils", "runstring"),
         ] {
             assert_eq!(classify(module, name), Hazard::Gadget, "{module}.{name}");
         }

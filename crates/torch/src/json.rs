@@ -12,7 +12,8 @@
 //! `DictConfig`/`ListConfig`/value nodes as their content, pydantic models as their fields,
 //! `defaultdict` and other dict subclasses without state as objects, torch modules as
 //! `{"__module__": "module.Class"}` (their tensors are the state dict), numpy arrays as
-//! `{"__ndarray__": "<f8", "shape": [..], "data": [..]}` and numpy scalars as numbers, and a
+//! `{"__ndarray__": "<f8", "shape": [..], "data": [..]}` (elided above 65,536 elements) and
+//! numpy scalars as numbers, and a
 //! graph written as extras as `{"__extras__": "graph", ..its other attributes}`.
 
 use std::collections::HashMap;
@@ -197,7 +198,7 @@ impl<'h> JsonWriter<'h> {
             return Ok(Some(Json::Object(map)));
         }
         if let Some(array) = crate::numpy::array(self.heap, instance) {
-            self.size += array.data.len() * 4;
+            self.size += array.data.len().min(crate::numpy::MAX_JSON_ELEMENTS * 8) * 3;
             return Ok(Some(array.to_json()));
         }
         Ok(crate::numpy::scalar(self.heap, instance))

@@ -27,13 +27,26 @@ fn is_global(value: &Value, modules: &[&str], name: &str) -> bool {
     matches!(value, Value::Global(g) if g.name == name && modules.contains(&g.module.as_str()))
 }
 
+/// numpy's `_frombuffer`, how protocol 5 pickles arrays: `_frombuffer(bytes, dtype, shape, order)`.
+const NUMERIC: &[&str] = &["numpy.core.numeric", "numpy._core.numeric"];
+
 /// The array an instance records, if it is a numeric, C-order numpy array.
 pub(crate) fn array<'h>(heap: &'h Heap, instance: &Instance) -> Option<NdArray<'h>> {
-    if !is_global(&instance.class, MULTIARRAY, "_reconstruct") {
+    let (shape, dtype, data) = if is_global(&instance.class, MULTIARRAY, "_reconstruct") {
+        let state = heap.sequence(instance.state.as_ref()?)?;
+        let [_version, shape, dtype, Value::Bool(false), Value::Bytes(data)] = state else { return None };
+        (shape, dtype, data)
+    } else if is_global(&instance.class, NUMERIC, "_frombuffer") {
+        let [Value::Bytes(data), dtype, shape, Value::Str(order)] = heap.sequence(&instance.args)? else {
+            return None;
+        };
+        if &**order != "C" {
+            return None;
+        }
+        (shape, dtype, data)
+    } else {
         return None;
-    }
-    let state = heap.sequence(instance.state.as_ref()?)?;
-    let [_version, shape, dtype, Value::Bool(false), Value::Bytes(data)] = state else { return None };
+    };
     let shape: Vec<u64> = heap
         .sequence(shape)?
         .iter()
@@ -124,10 +137,20 @@ fn decode(typestr: &str, data: &[u8]) -> Option<Vec<Json>> {
     })
 }
 
+/// Arrays with more elements than this are not copied into JSON metadata (a real
+/// checkpoint's hyper-parameters can hold grids of a million points, which belong in a
+/// tensor file, not in its header).
+pub(crate) const MAX_JSON_ELEMENTS: usize = 1 << 16;
+
 impl NdArray<'_> {
     /// `{"__ndarray__": "<f8", "shape": [..], "data": [..]}` (flat, C order), or the raw bytes
-    /// as latin-1 when the elements are not JSON numbers.
+    /// as latin-1 when the elements are not JSON numbers; above [`MAX_JSON_ELEMENTS`],
+    /// `{"__ndarray__", "shape", "__elided__": true}`.
     pub fn to_json(&self) -> Json {
+        let numel = self.shape.iter().product::<u64>();
+        if numel > MAX_JSON_ELEMENTS as u64 {
+            return json!({ "__ndarray__": self.typestr, "shape": self.shape, "__elided__": true });
+        }
         match decode(&self.typestr, self.data) {
             Some(values) => json!({ "__ndarray__": self.typestr, "shape": self.shape, "data": values }),
             None => json!({

@@ -137,9 +137,19 @@ fn contiguous_tensors_are_borrowed_and_views_are_copied() {
     assert!(borrowed["row_slice"]);
     assert!(!borrowed["transposed"]);
     assert!(!borrowed["expanded"]);
+    let file = std::fs::read(data("shared_storage.pt")).unwrap();
     for index in 0..converted.tensors().len() {
         let is_borrowed = matches!(converted.data(index), std::borrow::Cow::Borrowed(_));
-        assert_eq!(converted.is_borrowed(index), is_borrowed, "{}", converted.tensors()[index].name);
+        let tensor = &converted.tensors()[index];
+        assert_eq!(converted.is_borrowed(index), is_borrowed, "{}", tensor.name);
+        // A borrowed tensor's bytes are the range of the file it names.
+        match tensor.file_range() {
+            Some(range) => {
+                assert!(is_borrowed, "{}", tensor.name);
+                assert_eq!(&file[range.start as usize..range.end as usize], &*converted.data(index), "{}", tensor.name);
+            }
+            None => assert!(!is_borrowed, "{}", tensor.name),
+        }
     }
 }
 
