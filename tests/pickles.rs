@@ -131,7 +131,7 @@ fn upgrade_of_a_ckpt_writes_its_output_and_nothing_else() {
     for info in &ours.layout().tensors {
         assert_eq!(ours.tensor_bytes(&info.name).unwrap(), theirs.tensor_bytes(&info.name).unwrap(), "{}", info.name);
     }
-    assert_eq!(ours.layout().metadata["safeshift.schema"], "anemoi.encprocdec@0.17.0");
+    assert_eq!(ours.layout().metadata["safeshift.schema"], theirs.layout().metadata["safeshift.schema"]);
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn inspect_detect_and_plan_read_a_ckpt_directly() {
     assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
     let inspect = safeshift(&["inspect", CKPT]).output().unwrap();
     let text = String::from_utf8_lossy(&inspect.stdout);
-    assert!(inspect.status.success() && text.contains("PyTorch zip"), "{text}");
+    assert!(inspect.status.success() && text.contains("state dict  114 tensors"), "{text}");
 }
 
 #[test]

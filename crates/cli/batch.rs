@@ -228,12 +228,13 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
     // the engine and read once, straight into the output: no intermediate file.
     let checkpoint = Checkpoint::open_with(&input.path, &batch.options.read_options())?;
     let is_safetensors = *checkpoint.format() == InputFormat::Safetensors;
-    let prepared = match batch.registry.prepare(&input.path, checkpoint.layout(), &batch.options) {
+    let prepared = match batch.registry.prepare(&input.path, &checkpoint.layout_with_extras(), &batch.options) {
         Ok(prepared) => prepared,
         Err(err) => {
             // The version may be known even though the plan failed (no path, lossy, bad
             // target): the report says where the file is and where it was asked to go.
-            if let Ok(detection) = detect(batch.registry.graph(), checkpoint.layout(), &batch.options.dims) {
+            if let Ok(detection) = detect(batch.registry.graph(), &checkpoint.layout_with_extras(), &batch.options.dims)
+            {
                 record.to = batch
                     .registry
                     .target(&detection.version, batch.options.to.as_deref())

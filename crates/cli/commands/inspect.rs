@@ -39,6 +39,9 @@ pub struct InspectArgs {
 /// Runs `safeshift inspect`.
 pub fn run(args: InspectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let _ = printer;
+    if crate::inputs::InputKind::of(&args.path) == Some(crate::inputs::InputKind::Pickle) {
+        return super::inspect_pickle::run(&args);
+    }
     let matcher = match &args.filter {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
         None => None,

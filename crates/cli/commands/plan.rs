@@ -75,7 +75,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         (None, Some(path)) => {
             let checkpoint = safeshift_engine::Checkpoint::open(path)?;
             let dims: BTreeMap<String, i64> = args.dims.iter().cloned().collect();
-            match safeshift_graph::detect(&registry, checkpoint.layout(), &dims) {
+            match safeshift_graph::detect(&registry, &checkpoint.layout_with_extras(), &dims) {
                 Ok(detection) => detection.version,
                 Err(err) => {
                     eprint!("{}", super::detect::explain(&err));

@@ -106,6 +106,22 @@ impl Checkpoint {
         &self.extras
     }
 
+    /// The state dict and the extras in one layout, the extras named in its metadata under
+    /// [`EXTRAS_METADATA_KEY`](crate::EXTRAS_METADATA_KEY): the form the graph layer takes
+    /// (detection sets the extras aside, compilation passes them through as outputs listed
+    /// under the same key). Just the layout when there are no extras.
+    pub fn layout_with_extras(&self) -> Cow<'_, Layout> {
+        if self.extras.is_empty() {
+            return Cow::Borrowed(&self.layout);
+        }
+        let mut layout = self.layout.clone();
+        layout.tensors.extend(self.extras.iter().cloned());
+        let names: Vec<&str> = self.extras.iter().map(|info| info.name.as_str()).collect();
+        let record = serde_json::to_string(&names).expect("strings serialize");
+        layout.metadata.insert(crate::EXTRAS_METADATA_KEY.to_owned(), record);
+        Cow::Owned(layout)
+    }
+
     /// Tied names a PyTorch file held twice and the reader listed once: `(name, kept name)`.
     pub fn aliases(&self) -> &[(String, String)] {
         &self.aliases

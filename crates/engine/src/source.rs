@@ -34,8 +34,9 @@ pub enum InputFormat {
 pub(crate) enum Place {
     /// A byte range of the file: `len` bytes from `offset` (from the file start).
     Mapped { offset: u64, len: u64 },
-    /// Built on demand by the format's reader (tensor `index` of a PyTorch file).
-    Materialised { index: u32, len: u64 },
+    /// Built on demand by the format's reader: tensor `index` of a PyTorch file's state
+    /// dict, or of its extras.
+    Materialised { index: u32, extra: bool, len: u64 },
 }
 
 impl Place {
@@ -125,10 +126,10 @@ impl Source {
                 // The reader proved offset + len <= the file length, which the map covers.
                 Ok(Cow::Borrowed(&self.map[offset as usize..(offset + len) as usize]))
             }
-            Place::Materialised { index, .. } => {
+            Place::Materialised { index, extra, .. } => {
                 self.check_unchanged()?;
                 let pickle = self.pickle.as_ref().expect("materialised tensors come from a PyTorch file");
-                Ok(pickle.data(index as usize))
+                Ok(if extra { pickle.extra_data(index as usize) } else { pickle.data(index as usize) })
             }
         }
     }

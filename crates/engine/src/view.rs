@@ -18,7 +18,7 @@ use safeshift_ops::{byte_range, evaluate, evaluate_into, narrow_rows, simplify, 
 
 use crate::checkpoint::{Checkpoint, TensorLocation};
 use crate::error::{ReadError, WriteError};
-use crate::writer::{write_with_extras, OutputTensor, TensorSource, WriteOptions, WriteSummary};
+use crate::writer::{write_with_extras, OutputTensor, TensorSource, WriteOptions, WriteSummary, EXTRAS_METADATA_KEY};
 
 /// One output tensor of a plan: its name, type and the expression that computes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -239,7 +239,12 @@ impl MigratedView {
         for (key, value) in &self.layout.metadata {
             options.metadata.entry(key.clone()).or_insert_with(|| value.clone());
         }
+        // A plan that passes extras through lists them under the extras key (the graph
+        // layer's compile does); otherwise the source's extras follow the plan unchanged.
+        let planned_extras: Option<Vec<String>> =
+            self.layout.metadata.get(EXTRAS_METADATA_KEY).and_then(|text| serde_json::from_str(text).ok());
         let mut tensors = Vec::with_capacity(self.planned.len());
+        let mut extras = Vec::new();
         for (info, planned) in self.layout.tensors.iter().zip(&self.planned) {
             let source = match planned.range.as_ref().and_then(|range| self.range_location(range)) {
                 Some(location) => TensorSource::File(location),
@@ -256,14 +261,15 @@ impl MigratedView {
                     }))
                 }
             };
-            tensors.push(OutputTensor {
-                name: info.name.clone(),
-                dtype: info.dtype,
-                shape: info.shape.clone(),
-                source,
-            });
+            let output = OutputTensor { name: info.name.clone(), dtype: info.dtype, shape: info.shape.clone(), source };
+            match &planned_extras {
+                Some(names) if names.contains(&info.name) => extras.push(output),
+                _ => tensors.push(output),
+            }
         }
-        let extras = self.source.extras().iter().map(|info| self.extra_output(info)).collect();
+        if planned_extras.is_none() {
+            extras.extend(self.source.extras().iter().map(|info| self.extra_output(info)));
+        }
         write_with_extras(path, tensors, extras, &options)
     }
 
@@ -412,13 +418,15 @@ fn collect_leaves<'a>(expr: &'a Expr, out: &mut Vec<&'a Leaf>) {
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => collect_leaves(input, out),
-        Expr::Concat { inputs, .. } => inputs.iter().for_each(|input| collect_leaves(input, out)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().for_each(|input| collect_leaves(input, out))
+        }
         Expr::Fill { .. } => {}
         Expr::Gather { input, index, .. } => {
             collect_leaves(input, out);
             collect_leaves(index, out);
         }
-        Expr::InversePermutation { index } => collect_leaves(index, out),
+        Expr::InversePermutation { index } | Expr::Argsort { input: index } => collect_leaves(index, out),
     }
 }
 

@@ -114,8 +114,9 @@ pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions
 
 /// Writes the state dict `tensors` (in [`WriteOptions::order`]) and then `extras` (tensors
 /// held outside the state dict, in the order given), atomically as [`write`] does. The
-/// extras' names are recorded under [`EXTRAS_METADATA_KEY`] (and a stale record in
-/// `options.metadata` is dropped when there are none), so the reader sets them aside again.
+/// extras' names are recorded under [`EXTRAS_METADATA_KEY`] (replacing any record in
+/// `options.metadata`; with no extras the metadata is written as given), so the reader
+/// sets them aside again.
 pub fn write_with_extras(
     path: &Path,
     tensors: Vec<OutputTensor<'_>>,
@@ -124,7 +125,6 @@ pub fn write_with_extras(
 ) -> Result<WriteSummary, WriteError> {
     let err = |kind| WriteError::new(path, kind);
     let mut metadata = options.metadata.clone();
-    metadata.remove(EXTRAS_METADATA_KEY);
     if !extras.is_empty() {
         let names: Vec<&str> = extras.iter().map(|tensor| tensor.name.as_str()).collect();
         metadata.insert(EXTRAS_METADATA_KEY.to_owned(), serde_json::to_string(&names).expect("strings serialize"));
