@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use safeshift_dsl::{Diagnostic, SourceMap};
 use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, ReadError, ViewError};
 use safeshift_graph::{
-    compile, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
+    compile_with_params, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
     VersionIdError,
 };
 use safeshift_model::Layout;
@@ -57,8 +57,12 @@ pub struct OpenOptions {
     pub dims: BTreeMap<String, i64>,
     /// Auxiliary input files by name (`--aux graph=graph.safetensors`).
     pub aux: BTreeMap<String, PathBuf>,
-    /// Run plans that discard information.
+    /// Run plans that discard information (and keep the first of per-dataset copies that
+    /// differ where a step merges them).
     pub allow_lossy: bool,
+    /// Migration parameters by name (`--param encoder_names=era5:global,cerra:regional`);
+    /// a parameter not given takes the default its migration declares.
+    pub params: BTreeMap<String, safeshift_ops::ParamValue>,
 }
 
 /// Why a checkpoint could not be opened in the target layout.
@@ -186,8 +190,20 @@ impl Registry {
         }
         let aux_layouts: BTreeMap<String, Layout> =
             aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();
-        let compiled = compile(&self.inner, &prepared.plan, checkpoint.layout(), &options.dims, &aux_layouts)
-            .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
+        let mut compiled = compile_with_params(
+            &self.inner,
+            &prepared.plan,
+            checkpoint.layout(),
+            &options.dims,
+            &aux_layouts,
+            &options.params,
+        )
+        .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
+        if options.allow_lossy {
+            for output in &mut compiled.outputs {
+                output.expr = safeshift_ops::accept_unequal_merges(output.expr.clone());
+            }
+        }
         let planned = compiled
             .outputs
             .iter()
