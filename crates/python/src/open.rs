@@ -36,7 +36,13 @@ pub fn open(
     registry: Option<PathBuf>,
     allow_lossy: bool,
 ) -> PyResult<Open> {
-    let options = OpenOptions { to: target, dims: dims.unwrap_or_default(), aux: aux.unwrap_or_default(), allow_lossy };
+    let options = OpenOptions {
+        to: target,
+        dims: dims.unwrap_or_default(),
+        aux: aux.unwrap_or_default(),
+        allow_lossy,
+        ..OpenOptions::default()
+    };
     let loaded;
     let registry = match &registry {
         None => embedded().map_err(|err| errors::registry_error(py, err))?,

@@ -16,40 +16,6 @@ from __future__ import annotations
 from . import errors
 from ._native import __version__
 from ._open import Slice, safe_open
-from .errors import (
-    CompileError,
-    ComputeError,
-    DetectError,
-    DTypeError,
-    FrameworkError,
-    LayoutMismatchError,
-    LossyError,
-    PlanError,
-    ReadError,
-    RegistryError,
-    SafeshiftError,
-    SliceError,
-    TargetError,
-    UnknownTensorError,
-)
+from .errors import *  # noqa: F401,F403 (the exception classes, listed in errors.__all__)
 
-__all__ = [
-    "__version__",
-    "safe_open",
-    "Slice",
-    "errors",
-    "SafeshiftError",
-    "RegistryError",
-    "ReadError",
-    "DetectError",
-    "TargetError",
-    "PlanError",
-    "LossyError",
-    "CompileError",
-    "UnknownTensorError",
-    "ComputeError",
-    "DTypeError",
-    "SliceError",
-    "FrameworkError",
-    "LayoutMismatchError",
-]
+__all__ = ["__version__", "safe_open", "Slice", "errors", *errors.__all__]
