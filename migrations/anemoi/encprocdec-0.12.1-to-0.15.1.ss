@@ -5,12 +5,14 @@ migration anemoi.encprocdec 0.12.1 -> 0.15.1 "one node-attribute table for the f
     // official migrations/scripts/1773048851_fuse_multiple_perdataset_graphs.py keeps the
     // first dataset's copy and deletes the others unread: here equal copies merge, and copies
     // that differ make the upgrade lossy (refused unless allowed, naming them).
-    merge "model.model.node_attributes.{dataset}.latlons_hidden" -> "model.model.node_attributes.latlons_hidden"
+    merge "model.model.node_attributes.{dataset}.latlons_hidden"
+        -> "model.model.node_attributes.latlons_hidden"
     merge "model.model.node_attributes.{dataset}.trainable_tensors.hidden.trainable"
         -> "model.model.node_attributes.trainable_tensors.hidden.trainable" optional
 
     // Each dataset's `data` nodes are named after the dataset in the fused graph.
-    rename "model.model.node_attributes.{dataset}.latlons_data" -> "model.model.node_attributes.latlons_{dataset}"
+    rename "model.model.node_attributes.{dataset}.latlons_data"
+        -> "model.model.node_attributes.latlons_{dataset}"
     rename "model.model.node_attributes.{dataset}.trainable_tensors.data.trainable"
         -> "model.model.node_attributes.trainable_tensors.{dataset}.trainable" optional
 

@@ -17,10 +17,8 @@ migration anemoi.encprocdec 0.15.1 -> 0.17.0 "MLP class (.mlp.mlp.N); trainable_
     // A persistent int64 scalar buffer of each dataset's graph providers: the layout of the
     // trainable edge features below (0.17.0 layers/graph_provider.py:153,195-199). 1 = sorted
     // by destination.
-    insert "model.model.encoder_graph_provider.{dataset}.trainable_layout_version" : i64[] = fill(1)
-        each "model.model.encoder.{dataset}.{rest..}"
-    insert "model.model.decoder_graph_provider.{dataset}.trainable_layout_version" : i64[] = fill(1)
-        each "model.model.decoder.{dataset}.{rest..}"
+    insert "model.model.encoder_graph_provider.{dataset}.trainable_layout_version" : i64[] = fill(1) each "model.model.encoder.{dataset}.{rest..}"
+    insert "model.model.decoder_graph_provider.{dataset}.trainable_layout_version" : i64[] = fill(1) each "model.model.decoder.{dataset}.{rest..}"
 
     // 0.16 sorts each edge set by destination at construction, `edge_index, perm =
     // sort_edge_index_by_dst(graph.edge_index)`, a stable index_sort of edge_index[1]
@@ -31,8 +29,6 @@ migration anemoi.encprocdec 0.15.1 -> 0.17.0 "MLP class (.mlp.mlp.N); trainable_
     // graph a dataset's nodes carry its name: its edge sets are `<dataset>_to_hidden` and
     // `hidden_to_<dataset>`. Official: migrations/scripts/1779202136_trainable_edge_perm_fix.py
     // (needs the instantiated model).
-    gather "model.model.encoder_graph_provider.{dataset}.trainable.trainable" axis 0
-        index argsort(graph["{dataset}_to_hidden.edge_index"], 1) optional
-    gather "model.model.decoder_graph_provider.{dataset}.trainable.trainable" axis 0
-        index argsort(graph["hidden_to_{dataset}.edge_index"], 1) optional
+    gather "model.model.encoder_graph_provider.{dataset}.trainable.trainable" axis 0 index argsort(graph["{dataset}_to_hidden.edge_index"], 1) optional
+    gather "model.model.decoder_graph_provider.{dataset}.trainable.trainable" axis 0 index argsort(graph["hidden_to_{dataset}.edge_index"], 1) optional
 }

@@ -17,11 +17,8 @@ migration anemoi.encprocdec 0.18.0 -> 0.19.0 "encoders and decoders keyed by the
     // to str, so a YAML `0` is `.0.` here too.
     // The pre-processors name the checkpoint's datasets: with one dataset, the way back
     // knows whose encoder `0` is without being told.
-    relabel "model.model.encoder.{dataset}.{rest..}" at dataset by encoder_names
-        each "model.pre_processors.{dataset}.{rest..}"
-    relabel "model.model.decoder.{dataset}.{rest..}" at dataset by decoder_names
-        each "model.pre_processors.{dataset}.{rest..}"
-
+    relabel "model.model.encoder.{dataset}.{rest..}" at dataset by encoder_names each "model.pre_processors.{dataset}.{rest..}"
+    relabel "model.model.decoder.{dataset}.{rest..}" at dataset by decoder_names each "model.pre_processors.{dataset}.{rest..}"
     // Not renamed (the trap of a blanket `.data.` -> `.0.`): the graph providers stay keyed by
     // dataset (0.19.0 encoder_processor_decoder.py:51,111), as do node_attributes, the pre- and
     // post-processors and the processor; strict loading fails otherwise.

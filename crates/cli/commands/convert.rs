@@ -70,13 +70,7 @@ pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         ..ConvertOptions::default()
     };
     let converted = safeshift_torch::open(&args.input, &options)?;
-    let mut tensors = output_tensors(&converted);
-    tensors.extend(output_extras(&converted));
-    let mut metadata = converted.metadata().clone();
-    if !converted.extras().is_empty() {
-        let names: Vec<&str> = converted.extras().iter().map(|extra| extra.name.as_str()).collect();
-        metadata.insert(METADATA_EXTRAS.into(), serde_json::to_string(&names)?);
-    }
+    let (tensors, metadata) = file_contents(&converted)?;
     let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
     let summary = write(&args.output, tensors, &write_options)?;
     if args.json {
@@ -85,6 +79,21 @@ pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         print!("{}", human_output(&args, &converted, summary.bytes));
     }
     Ok(ExitStatus::Success)
+}
+
+/// What a converted file holds: the state dict, then the extras, and the metadata naming
+/// the extras (so that reading the file sets them apart again).
+pub(crate) fn file_contents(
+    converted: &Converted,
+) -> Result<(Vec<OutputTensor<'_>>, std::collections::BTreeMap<String, String>), serde_json::Error> {
+    let mut tensors = output_tensors(converted);
+    tensors.extend(output_extras(converted));
+    let mut metadata = converted.metadata().clone();
+    if !converted.extras().is_empty() {
+        let names: Vec<&str> = converted.extras().iter().map(|extra| extra.name.as_str()).collect();
+        metadata.insert(METADATA_EXTRAS.into(), serde_json::to_string(&names)?);
+    }
+    Ok((tensors, metadata))
 }
 
 /// The state dict's tensors. Contiguous tensors are borrowed from the input's map; views

@@ -58,6 +58,12 @@ pub fn human(detection: &Detection) -> String {
         Evidence::OldestFit => "the oldest of the versions this layout fits".to_owned(),
     };
     let mut out = format!("{} ({evidence})\n", detection.version);
+    if let Some(key_layout) = &detection.key_layout {
+        out.push_str(&format!(
+            "  key layout: {} (the schemas' names without the leading `{}`)\n",
+            key_layout.kind, key_layout.prefix
+        ));
+    }
     if let Some(named) = detection.contradicted() {
         out.push_str(&format!(
             "  warning: the file says release {release} wrote it (`{named}`), but its layout is that of `{}`\n",
@@ -118,6 +124,7 @@ fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {
                 "release": detection.provenance.as_ref().map(|record| record.release.clone()),
                 "contradicted_by": detection.contradicted().map(ToString::to_string),
                 "alternatives": detection.alternatives.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "key_layout": detection.key_layout.as_ref().map(|key_layout| key_layout.kind.clone()),
                 "dims": detection.dims,
             }
         }),

@@ -88,6 +88,14 @@ pub enum CompileError {
         /// What it is, from the migration.
         description: String,
     },
+    /// A parameter was given that no migration of the registry declares (a typo, say).
+    #[error("no migration takes a parameter `{name}`{}", if known.is_empty() { String::new() } else { format!("; the parameters are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")) })]
+    UnknownParam {
+        /// As given.
+        name: String,
+        /// Every parameter the registry's migrations declare.
+        known: Vec<String>,
+    },
     /// A dim has no value.
     #[error("dim `{dim}`, used by migration `{migration}`, has no value; give it with `--dim {dim}=N`")]
     MissingDim {
@@ -177,13 +185,26 @@ pub fn compile_with_params(
     aux: &BTreeMap<String, Layout>,
     params: &BTreeMap<String, ParamValue>,
 ) -> Result<CompiledPlan, CompileError> {
+    let declared: std::collections::BTreeSet<String> = registry
+        .migrations()
+        .iter()
+        .flat_map(|migration| &migration.ast.decls)
+        .filter_map(|decl| match &decl.kind {
+            ast::MigrationDeclKind::Param { name, .. } => Some(name.node.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(unknown) = params.keys().find(|name| !declared.contains(*name)) {
+        return Err(CompileError::UnknownParam { name: unknown.clone(), known: declared.into_iter().collect() });
+    }
     let schema_of = |version: &VersionId| {
         registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
     };
     let from = schema_of(&plan.from)?;
-    let bound = unify(from, layout, dims).map_err(|mismatch| CompileError::SourceMismatch {
-        version: plan.from.clone(),
-        mismatch: Box::new(mismatch),
+    // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
+    let input_extras = crate::key_layout::extras_of(layout);
+    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| {
+        CompileError::SourceMismatch { version: plan.from.clone(), mismatch: Box::new(mismatch) }
     })?;
     let mut known = bound.dims;
     for (dim, value) in dims {
@@ -275,12 +296,21 @@ pub fn compile_with_params(
 
     let target = schema_of(&plan.to)?;
     let mut metadata = set.metadata.clone();
+    if !input_extras.is_empty() {
+        let extras: Vec<String> = outputs
+            .iter()
+            .filter(|output| crate::key_layout::is_extra(&output.expr, &input_extras))
+            .map(|output| output.name.clone())
+            .collect();
+        metadata.insert(crate::key_layout::EXTRAS_KEY.to_owned(), serde_json::to_string(&extras).unwrap_or_default());
+    }
     metadata.insert(crate::SCHEMA_KEY.to_owned(), plan.to.to_string());
     metadata.insert(HISTORY_KEY.to_owned(), serde_json::Value::Array(history).to_string());
     metadata.insert(TOOL_KEY.to_owned(), format!("safeshift {}", env!("CARGO_PKG_VERSION")));
     let result = Layout {
         tensors: outputs
             .iter()
+            .filter(|output| !crate::key_layout::is_extra(&output.expr, &input_extras))
             .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
             .collect(),
         metadata: metadata.clone(),

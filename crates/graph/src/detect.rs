@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use safeshift_model::{unify, Layout, Mismatch};
 
+use crate::key_layout::{canonical, state_dict, KeyLayout};
 use crate::provenance::{read_provenance, Provenance};
 use crate::{Registry, VersionId};
 
@@ -35,6 +36,9 @@ pub struct Detection {
     pub provenance: Option<Provenance>,
     /// Other versions the layout fits equally (of the same family).
     pub alternatives: Vec<VersionId>,
+    /// The key layout kind, when the names are not the schemas' own (see
+    /// [`crate::KeyLayout`]); `None` for the canonical names.
+    pub key_layout: Option<KeyLayout>,
 }
 
 impl Detection {
@@ -100,6 +104,9 @@ fn nearest_text(nearest: &[NearMiss]) -> String {
 
 /// Finds the version of a checkpoint from its layout; `given` holds dims fixed by the caller.
 pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64>) -> Result<Detection, DetectError> {
+    let file_layout = layout;
+    let state = state_dict(layout);
+    let layout = &state;
     let recorded = layout.metadata.get(SCHEMA_KEY).and_then(|text| VersionId::parse(text).ok());
     if let Some(recorded) = &recorded {
         if let Some(schema) = registry.schema_of(recorded) {
@@ -110,6 +117,7 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
                     evidence: Evidence::Recorded,
                     provenance: None,
                     alternatives: Vec::new(),
+                    key_layout: None,
                 });
             }
         }
@@ -128,6 +136,11 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
     let provenance = read_provenance(registry, layout);
     if let Some(detection) = settle(&mut fits, &provenance) {
         return Ok(detection);
+    }
+    if fits.is_empty() {
+        if let Some(detection) = detect_other_key_layouts(registry, file_layout, given, &provenance) {
+            return Ok(detection);
+        }
     }
     match fits.len() {
         0 => {
@@ -157,7 +170,36 @@ fn settle(fits: &mut Vec<(VersionId, BTreeMap<String, i64>)>, provenance: &[Prov
     };
     let (version, dims) = fits.remove(index);
     let alternatives = fits.iter().map(|(version, _)| version.clone()).collect();
-    Some(Detection { version, dims, evidence, provenance: own, alternatives })
+    Some(Detection { version, dims, evidence, provenance: own, alternatives, key_layout: None })
+}
+
+/// Tries the key layout kinds the manifest declares: the names with each kind's prefix put
+/// back, against that family's schemas.
+fn detect_other_key_layouts(
+    registry: &Registry,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+    provenance: &[Provenance],
+) -> Option<Detection> {
+    for (family, kinds) in &registry.manifest().key_layouts {
+        for (kind, prefix) in kinds {
+            let key_layout = KeyLayout { kind: kind.clone(), prefix: prefix.clone() };
+            let renamed = state_dict(&canonical(layout, &key_layout));
+            let mut fits: Vec<(VersionId, BTreeMap<String, i64>)> = registry
+                .graph()
+                .versions()
+                .filter(|version| version.family == *family)
+                .filter_map(|version| {
+                    let found = unify(registry.schema_of(version)?, &renamed, given).ok()?;
+                    Some((version.clone(), found.dims))
+                })
+                .collect();
+            if let Some(detection) = settle(&mut fits, provenance) {
+                return Some(Detection { key_layout: Some(key_layout), ..detection });
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

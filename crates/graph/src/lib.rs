@@ -70,6 +70,7 @@ mod compile;
 mod derive;
 mod detect;
 mod graph;
+mod key_layout;
 mod load;
 mod manifest;
 mod plan;
@@ -87,6 +88,10 @@ pub use check::{check, check_synth};
 pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
 pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
+pub use key_layout::{
+    aux_from_extras, canonical, extras_of, output_extras, read_aux_from_extras, read_aux_prefixed, restore, state_dict,
+    KeyLayout, EXTRAS_KEY,
+};
 pub use manifest::{Manifest, ManifestError, ProvenanceSpec};
 pub use plan::{plan, Plan, PlanError, Step};
 pub use provenance::{read_provenance, Provenance};

@@ -38,6 +38,10 @@ pub struct Manifest {
     /// (`dataset: [data]`).
     #[serde(default)]
     pub captures: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Other key layouts per family: kind → the prefix its names lack in front of the
+    /// schemas' (`anemoi.encprocdec: {inference: "model."}`).
+    #[serde(default)]
+    pub key_layouts: BTreeMap<String, BTreeMap<String, String>>,
     /// Where each family records the release that wrote a checkpoint.
     #[serde(default)]
     pub provenance: BTreeMap<String, ProvenanceSpec>,
