@@ -26,7 +26,7 @@
 use std::collections::{HashMap, HashSet};
 
 use safeshift_dsl::ast::{Pattern, PatternPart};
-use safeshift_model::{Layout, Schema};
+use safeshift_model::{Layout, LiteralFilter, Schema};
 
 use crate::{Registry, VersionId};
 
@@ -47,37 +47,11 @@ struct Entry {
     /// Names of non-optional tensors whose pattern is plain text.
     required_names: Vec<String>,
     /// Filters of the other non-optional patterns without a counted index.
-    required_patterns: Vec<NameFilter>,
+    required_patterns: Vec<LiteralFilter>,
     /// Filters of every tensor and `allow` pattern.
-    any_pattern: Vec<NameFilter>,
+    any_pattern: Vec<LiteralFilter>,
     /// How many tensors the schema can name at most, when it has only plain-text patterns.
     max_tensors: Option<usize>,
-}
-
-/// The literal text a name must start and end with to match a pattern.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct NameFilter {
-    prefix: String,
-    suffix: String,
-}
-
-impl NameFilter {
-    fn of(pattern: &Pattern) -> NameFilter {
-        let literal = |part: Option<&PatternPart>| match part {
-            Some(PatternPart::Literal(text)) => text.clone(),
-            _ => String::new(),
-        };
-        let prefix = literal(pattern.parts.first());
-        // A lone literal is both prefix and suffix; checking it once is enough.
-        let suffix = if pattern.parts.len() > 1 { literal(pattern.parts.last()) } else { String::new() };
-        NameFilter { prefix, suffix }
-    }
-
-    fn admits(&self, name: &str) -> bool {
-        name.len() >= self.prefix.len() + self.suffix.len()
-            && name.starts_with(&self.prefix)
-            && name.ends_with(&self.suffix)
-    }
 }
 
 /// The text of a pattern made of literal text only (`None` when it has captures).
@@ -116,7 +90,7 @@ impl CandidateIndex {
                 max_tensors: Some(0),
             };
             for tensor in &schema.tensors {
-                let filter = NameFilter::of(&tensor.pattern);
+                let filter = LiteralFilter::of(&tensor.pattern);
                 let plain = plain_text(&tensor.pattern);
                 if !tensor.optional {
                     match &plain {
@@ -132,7 +106,7 @@ impl CandidateIndex {
             if !schema.allows.is_empty() {
                 entry.max_tensors = None;
             }
-            entry.any_pattern.extend(schema.allows.iter().map(NameFilter::of));
+            entry.any_pattern.extend(schema.allows.iter().map(LiteralFilter::of));
             // Patterns sharing a prefix and suffix are one check.
             let mut seen = HashSet::new();
             entry.any_pattern.retain(|filter| seen.insert(filter.clone()));
@@ -200,7 +174,7 @@ impl Entry {
         if !self.required_names.iter().all(|name| names.contains(name.as_str())) {
             return false;
         }
-        let admitted = |filter: &NameFilter| layout.tensors.iter().any(|tensor| filter.admits(&tensor.name));
+        let admitted = |filter: &LiteralFilter| layout.tensors.iter().any(|tensor| filter.admits(&tensor.name));
         if !self.required_patterns.iter().all(admitted) {
             return false;
         }

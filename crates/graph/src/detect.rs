@@ -148,6 +148,9 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
     }
 }
 
+/// A version the layout fits, with the dims unification bound.
+type Fit = (VersionId, BTreeMap<String, i64>);
+
 /// Unifies `layout` with the schema of each of `versions`: the fits with their dims, and
 /// the near misses.
 fn unify_each<'r>(
@@ -155,7 +158,7 @@ fn unify_each<'r>(
     versions: impl IntoIterator<Item = &'r VersionId>,
     layout: &Layout,
     given: &BTreeMap<String, i64>,
-) -> (Vec<(VersionId, BTreeMap<String, i64>)>, Vec<NearMiss>) {
+) -> (Vec<Fit>, Vec<NearMiss>) {
     let mut fits = Vec::new();
     let mut misses = Vec::new();
     for version in versions {
