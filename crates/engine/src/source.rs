@@ -13,7 +13,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::MmapMut;
 use safeshift_model::TensorInfo;
 
 use crate::checkpoint::ReadOptions;
@@ -61,7 +61,10 @@ pub(crate) struct Entry {
 pub(crate) struct Source {
     pub path: PathBuf,
     pub file: File,
-    pub map: Mmap,
+    /// Copy-on-write: a client that hands borrowed bytes to a language with mutable arrays
+    /// (the Python package's torch tensors) lets a write there change only this process's
+    /// copy of the page, never the file, and never fault.
+    pub map: MmapMut,
     pub len: u64,
     pub format: InputFormat,
     /// This file's own `__metadata__` as stored (for a sharded set, the layout holds the union).
@@ -107,12 +110,12 @@ pub(crate) fn open(path: &Path, options: &ReadOptions) -> Result<Option<Opened>,
     }
 }
 
-/// Maps `file` read-only.
-pub(crate) fn map(path: &Path, file: &File) -> Result<Mmap, ReadError> {
-    // SAFETY: the map is read-only and private to this process; the documented contract
-    // is that the file is not modified while open, and `tensor_bytes` re-checks the
-    // length before handing out bytes.
-    unsafe { memmap2::MmapOptions::new().map(file) }
+/// Maps `file` privately (copy-on-write).
+pub(crate) fn map(path: &Path, file: &File) -> Result<MmapMut, ReadError> {
+    // SAFETY: the map is private to this process (copy-on-write: writes through it never
+    // reach the file); the documented contract is that the file is not modified while
+    // open, and `tensor_bytes` re-checks the length before handing out bytes.
+    unsafe { memmap2::MmapOptions::new().map_copy(file) }
         .map_err(|source| ReadError::new(path, ReadErrorKind::Io { action: "map the file", source }))
 }
 
@@ -173,9 +176,9 @@ impl Source {
         if end <= start {
             return;
         }
-        // SAFETY: the map is a read-only shared mapping of a file that must not change while
-        // open (see the type's docs): dropped pages are faulted back in with the same bytes,
-        // so slices borrowed from the map keep their contents.
+        // SAFETY: the map is a private mapping of a file that must not change while open (see
+        // the type's docs) and the engine never writes to it: dropped pages are faulted back in
+        // with the same bytes, so slices borrowed from the map keep their contents.
         let _ = unsafe {
             self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
         };
