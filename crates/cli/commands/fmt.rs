@@ -191,7 +191,7 @@ fn diff_hint(old: &str, new: &str) -> String {
 
 /// Writes `text` to a temporary file beside `path`, flushes it to disk and renames it
 /// over `path`, so a reader (or a crash) sees the old file or the new one, never half.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map_or_else(|| "file".into(), |name| name.to_string_lossy());
     let temporary = dir.join(format!(".{name}.{}.fmt-tmp", std::process::id()));
