@@ -119,6 +119,26 @@ pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Resul
             );
         }
     }
+    // Aux inputs given as pickles (the `graph.pt` anemoi-graphs saves) are converted once
+    // for the run, like pickle inputs.
+    let mut options = batch.options.clone();
+    let mut converted_aux = Vec::new();
+    for path in options.aux.values_mut() {
+        if InputKind::of(path) == Some(InputKind::Pickle) {
+            let temp = convert_pickle(path, &std::env::temp_dir())?;
+            *path = temp.to_path_buf();
+            converted_aux.push(temp);
+        }
+    }
+    let with_aux = Batch {
+        registry: batch.registry,
+        options,
+        destination: batch.destination.clone(),
+        json: batch.json,
+        jobs: batch.jobs,
+        printer: batch.printer,
+    };
+    let batch = &with_aux;
     let progress = progress_bar(batch, inputs.len());
     let next = AtomicUsize::new(0);
     let records: Mutex<Vec<(usize, Record)>> = Mutex::new(Vec::with_capacity(inputs.len()));
@@ -317,11 +337,12 @@ fn convert_pickle(path: &Path, dir: &Path) -> Result<tempfile::TempPath, Error> 
     let prefix = format!(".converted{}", safeshift_engine::TEMP_INFIX);
     let temp = tempfile::Builder::new().prefix(&prefix).suffix(".safetensors").tempfile_in(dir)?;
     let temp = temp.into_temp_path();
-    let converted = safeshift_torch::open(path, &safeshift_torch::ConvertOptions::default())?;
-    let tensors = crate::commands::convert::output_tensors(&converted);
-    let options =
-        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    safeshift_engine::write(&temp, tensors, &options)?;
+    // Every state-dict name is kept, tied or not: today's code loads with strict=True.
+    let options = safeshift_torch::ConvertOptions { keep_shared: true, ..safeshift_torch::ConvertOptions::default() };
+    let converted = safeshift_torch::open(path, &options)?;
+    let (tensors, metadata) = crate::commands::convert::file_contents(&converted)?;
+    let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    safeshift_engine::write(&temp, tensors, &write_options)?;
     Ok(temp)
 }
 

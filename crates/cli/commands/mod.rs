@@ -11,6 +11,7 @@ pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
+pub mod inspect_pickle;
 pub mod layout_input;
 pub mod plan;
 pub mod scan;
