@@ -156,7 +156,7 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
     let mut text = String::new();
     let _ = writeln!(
         text,
-        "// Drafted by `safeshift diff --draft`: review every operation; answer and delete each {UNRESOLVED_MARKER} comment."
+        "// Drafted by `safeshift diff --draft`: review every operation; answer and delete each question marked UNRESOLVED."
     );
     let _ = writeln!(text, "migration {} {} -> {} {{", options.family, options.from, options.to);
     for line in &writer.lines {

@@ -199,7 +199,7 @@ fn templates(instance: &Instance, literal_prefix: bool) -> (Templates, Option<i6
         let end = name.len().saturating_sub(cs);
         for segment in &name[cp.min(end)..end] {
             match index_of(segment) {
-                Some(value) if !literal_prefix || others.is_empty() => {
+                Some(value) => {
                     let capture = format!("n{}", numbers.len());
                     if record {
                         numbers.push((capture.clone(), value as i64));
@@ -224,10 +224,20 @@ fn templates(instance: &Instance, literal_prefix: bool) -> (Templates, Option<i6
             tokens.push(Token::Multi("p".into()));
         }
         let end = segments.len().saturating_sub(cs);
-        for segment in &segments[cp.min(end)..end] {
+        let window = &segments[cp.min(end)..end];
+        // As many indices as the source: each is the source's index at its place, moved.
+        let positional = window.iter().filter(|s| index_of(s).is_some()).count() == numbers.len();
+        let mut ordinal = 0;
+        for segment in window {
             match index_of(segment).filter(|_| !numbers.is_empty()) {
                 Some(value) => {
-                    let (token, fitted) = fit(value as i64, &numbers);
+                    let (token, fitted) = if positional {
+                        let (a, x) = &numbers[ordinal];
+                        (Token::Index { a: a.clone(), factor: None, value: 0, b: None, add: value as i64 - x }, None)
+                    } else {
+                        fit(value as i64, &numbers)
+                    };
+                    ordinal += 1;
                     if fitted.is_some() {
                         factor = fitted;
                     }
