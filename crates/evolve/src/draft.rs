@@ -67,7 +67,7 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
         _ => None,
     }));
     // Splits (and concats) alike in axis and sizes are generalized together.
-    let mut splits: Vec<((usize, Vec<u64>, bool), Vec<Instance>)> = Vec::new();
+    let mut splits: Vec<(SplitKey, Vec<Instance>)> = Vec::new();
     let mut merges: Vec<((usize, bool), Vec<Instance>)> = Vec::new();
     for change in changes {
         match change {
@@ -171,6 +171,9 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
     })?;
     Ok(Draft { text, unresolved: writer.unresolved })
 }
+
+/// What splits must share to be written as one operation: axis, sizes, known order.
+type SplitKey = (usize, Vec<u64>, bool);
 
 fn pick(changes: &[Change], kind: impl Fn(&Change) -> Option<Instance>) -> Vec<Instance> {
     changes.iter().filter_map(kind).collect()

@@ -86,6 +86,9 @@ pub fn fold(layout: &Layout, reserved: &dyn Fn(&str) -> bool) -> Folded {
     Folded { entries: entries.into_iter().map(|(_, entry)| entry).collect(), counts }
 }
 
+/// One tensor of an indexed block: its name after the index, dtype and shape.
+type Block<'e> = (&'e [Segment], DType, &'e [u64]);
+
 struct Fold {
     members: Vec<usize>,
     result: Vec<(usize, Entry)>,
@@ -119,7 +122,7 @@ fn one_round(
         }
         let position = prefix.len();
         // index → the block: (suffix, dtype, shape), sorted.
-        let mut blocks: BTreeMap<u64, Vec<(&[Segment], DType, &[u64])>> = BTreeMap::new();
+        let mut blocks: BTreeMap<u64, Vec<Block<'_>>> = BTreeMap::new();
         for &member in &members {
             let entry = &entries[member].1;
             let Segment::Literal(text) = &entry.segments[position] else { continue };

@@ -241,6 +241,30 @@ fn always_next_to(entries: &[Entry], size: u64, base: u64) -> bool {
         })
 }
 
+/// The names a registry schema gives sizes, once its dims are bound (`dims`): a draft
+/// written against it uses them (`f32[hidden]`, `{c * blocks_per_chunk + j}`).
+pub fn schema_names(schema: &safeshift_model::Schema, dims: &BTreeMap<String, i64>) -> InferredSchema {
+    use safeshift_model::DimKind;
+    let mut counts = BTreeMap::new();
+    let mut sizes = SizeNames::default();
+    for dim in &schema.dims {
+        let Some(&value) = dims.get(&dim.name) else { continue };
+        let Ok(value) = u64::try_from(value) else { continue };
+        match dim.kind {
+            DimKind::Counted => {
+                counts.insert(dim.name.clone(), value);
+            }
+            DimKind::Free | DimKind::Meta(_) => {
+                if value >= 2 && sizes.name(value).is_none() {
+                    sizes.dims.push((value, dim.name.clone()));
+                }
+            }
+            DimKind::Derived(_) => {}
+        }
+    }
+    InferredSchema { entries: Vec::new(), counts, sizes, meta: Vec::new() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,28 +334,4 @@ schema toy @ 1.0.0 {
         ];
         assert_eq!(pattern(&segments), "a{{b}}.{i < x}.{j < y}.w");
     }
-}
-
-/// The names a registry schema gives sizes, once its dims are bound (`dims`): a draft
-/// written against it uses them (`f32[hidden]`, `{c * blocks_per_chunk + j}`).
-pub fn schema_names(schema: &safeshift_model::Schema, dims: &BTreeMap<String, i64>) -> InferredSchema {
-    use safeshift_model::DimKind;
-    let mut counts = BTreeMap::new();
-    let mut sizes = SizeNames::default();
-    for dim in &schema.dims {
-        let Some(&value) = dims.get(&dim.name) else { continue };
-        let Ok(value) = u64::try_from(value) else { continue };
-        match dim.kind {
-            DimKind::Counted => {
-                counts.insert(dim.name.clone(), value);
-            }
-            DimKind::Free | DimKind::Meta(_) => {
-                if value >= 2 && sizes.name(value).is_none() {
-                    sizes.dims.push((value, dim.name.clone()));
-                }
-            }
-            DimKind::Derived(_) => {}
-        }
-    }
-    InferredSchema { entries: Vec::new(), counts, sizes, meta: Vec::new() }
 }
