@@ -53,6 +53,7 @@ pub fn human(detection: &Detection) -> String {
     let evidence = match detection.evidence {
         Evidence::Recorded => "recorded in the metadata, and the layout fits",
         Evidence::OnlyFit => "the only schema the layout fits",
+        Evidence::Given => "given, and the layout fits",
     };
     let mut out = format!("{} ({evidence})\n", detection.version);
     if !detection.dims.is_empty() {
@@ -93,7 +94,7 @@ fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {
                 "family": detection.version.family,
                 "version": detection.version.version.to_string(),
                 "id": detection.version.to_string(),
-                "evidence": match detection.evidence { Evidence::Recorded => "recorded", Evidence::OnlyFit => "only-fit" },
+                "evidence": match detection.evidence { Evidence::Recorded => "recorded", Evidence::OnlyFit => "only-fit", Evidence::Given => "given" },
                 "dims": detection.dims,
             }
         }),

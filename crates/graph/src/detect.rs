@@ -35,6 +35,8 @@ pub enum Evidence {
     Recorded,
     /// It is the only schema the layout fits.
     OnlyFit,
+    /// The caller named it ([`detect_as`]) and the layout fits it.
+    Given,
 }
 
 /// A schema the layout nearly fits.
@@ -63,6 +65,12 @@ pub enum DetectError {
     NoFit {
         /// The nearest schemas, best first (at most [`NEAREST`]).
         nearest: Vec<NearMiss>,
+    },
+    /// The version named by the caller has no usable schema.
+    #[error("`{version}` has no usable schema")]
+    NoSchema {
+        /// The version.
+        version: VersionId,
     },
 }
 
@@ -110,6 +118,23 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
             Ok(Detection { version, dims, evidence: Evidence::OnlyFit })
         }
         _ => Err(DetectError::Ambiguous { candidates: fits.into_iter().map(|(version, _)| version).collect() }),
+    }
+}
+
+/// Takes the caller's word for the version (a synthetic checkpoint, `--from`), checked:
+/// the layout is unified with that version's schema only, binding its dims.
+pub fn detect_as(
+    registry: &Registry,
+    version: &VersionId,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+) -> Result<Detection, DetectError> {
+    let schema = registry.schema_of(version).ok_or_else(|| DetectError::NoSchema { version: version.clone() })?;
+    match unify(schema, layout, given) {
+        Ok(found) => Ok(Detection { version: version.clone(), dims: found.dims, evidence: Evidence::Given }),
+        Err(mismatch) => Err(DetectError::NoFit {
+            nearest: vec![NearMiss { version: version.clone(), score: mismatch.score(), mismatch }],
+        }),
     }
 }
 
