@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 
 use safeshift_dsl::{Diagnostic, SourceMap};
 use safeshift_engine::{Checkpoint, MigratedView, ReadError, ViewError};
-use safeshift_graph::{compile, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId};
+use safeshift_graph::{
+    compile_with_params, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
+};
 use safeshift_model::Layout;
 
 /// All schemas and migrations of a project, ready to open checkpoints.
@@ -54,8 +56,12 @@ pub struct OpenOptions {
     pub dims: BTreeMap<String, i64>,
     /// Auxiliary input files by name (`--aux graph=graph.safetensors`).
     pub aux: BTreeMap<String, PathBuf>,
-    /// Run plans that discard information.
+    /// Run plans that discard information (and keep the first of per-dataset copies that
+    /// differ where a step merges them).
     pub allow_lossy: bool,
+    /// Migration parameters by name (`--param encoder_names=era5:global,cerra:regional`);
+    /// a parameter not given takes the default its migration declares.
+    pub params: BTreeMap<String, safeshift_ops::ParamValue>,
 }
 
 /// Why a checkpoint could not be opened in the target layout. Every failure after
@@ -116,6 +122,18 @@ pub enum OpenError {
         #[source]
         source: Box<CompileError>,
     },
+    /// The outputs cannot be named in the input's key layout kind.
+    #[error("`{path}`: {message}")]
+    KeyLayout {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
+        /// The target.
+        to: VersionId,
+        /// Which output, and why.
+        message: String,
+    },
     /// The compiled plan does not fit the files.
     #[error("`{path}`: {source}")]
     View {
@@ -139,6 +157,7 @@ impl OpenError {
             OpenError::Plan { detection, .. }
             | OpenError::Lossy { detection, .. }
             | OpenError::Compile { detection, .. }
+            | OpenError::KeyLayout { detection, .. }
             | OpenError::View { detection, .. } => Some(detection),
         }
     }
@@ -150,7 +169,10 @@ impl OpenError {
                 PlanError::NoPath { to, .. } => Some(to),
                 _ => None,
             },
-            OpenError::Lossy { to, .. } | OpenError::Compile { to, .. } | OpenError::View { to, .. } => Some(to),
+            OpenError::Lossy { to, .. }
+            | OpenError::Compile { to, .. }
+            | OpenError::KeyLayout { to, .. }
+            | OpenError::View { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -215,30 +237,59 @@ impl Registry {
         for (name, aux_path) in &options.aux {
             aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);
         }
-        let aux_layouts: BTreeMap<String, Layout> =
+        let mut aux_layouts: BTreeMap<String, Layout> =
             aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();
-        let compiled =
-            match compile(&self.inner, &plan, &detection, checkpoint.layout(), &options.dims, &aux_layouts) {
-                Ok(compiled) => compiled,
-                Err(source) => {
-                    return Err(OpenError::Compile {
-                        path: path.to_owned(),
-                        to: plan.to,
-                        detection: Box::new(detection),
-                        source: Box::new(source),
-                    })
+        // The file's own word first: an aux input nobody gave may be among its extras
+        // (`graph.<edge set>.edge_index` for `graph`).
+        let mut from_extras = Vec::new();
+        for step in &plan.steps {
+            for decl in &self.inner.migration(step.migration).ast.decls {
+                let safeshift_dsl::ast::MigrationDeclKind::Aux { name, .. } = &decl.kind else { continue };
+                if aux_layouts.contains_key(&name.node) {
+                    continue;
                 }
-            };
+                if let Some(layout) = safeshift_graph::aux_from_extras(checkpoint.layout(), &name.node) {
+                    aux_layouts.insert(name.node.clone(), layout);
+                    from_extras.push(name.node.clone());
+                }
+            }
+        }
+        // A file of another key layout kind is compiled under the schemas' names.
+        let key_layout = detection.key_layout.clone();
+        let canonical =
+            key_layout.as_ref().map(|key_layout| safeshift_graph::canonical(checkpoint.layout(), key_layout));
+        let layout = canonical.as_ref().unwrap_or(checkpoint.layout());
+        let compiled =
+            compile_with_params(&self.inner, &plan, &detection, layout, &options.dims, &aux_layouts, &options.params);
+        let learned = |detection: Detection, to: VersionId| (path.to_owned(), Box::new(detection), to);
+        let mut compiled = match compiled {
+            Ok(compiled) => compiled,
+            Err(source) => {
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::Compile { path, detection, to, source: Box::new(source) });
+            }
+        };
+        for output in &mut compiled.outputs {
+            for input in &from_extras {
+                output.edit_leaves(|expr| safeshift_graph::read_aux_from_extras(expr, input));
+            }
+            if options.allow_lossy {
+                output.accept_unequal_merges();
+            }
+        }
+        if let Some(key_layout) = &key_layout {
+            let extras = safeshift_graph::extras_of(checkpoint.layout());
+            if let Err(message) = safeshift_graph::restore(&mut compiled, key_layout, &extras) {
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::KeyLayout { path, detection, to, message });
+            }
+        }
         let CompiledPlan { outputs, metadata, dims, .. } = compiled;
         let view = match MigratedView::new(checkpoint, aux_checkpoints, outputs, metadata) {
             Ok(view) => view,
             Err(source) => {
-                return Err(OpenError::View {
-                    path: path.to_owned(),
-                    to: plan.to,
-                    detection: Box::new(detection),
-                    source: Box::new(source),
-                })
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::View { path, detection, to, source: Box::new(source) });
             }
         };
         Ok(Migrated { view, detection, plan, dims })

@@ -197,11 +197,11 @@ fn evolution(registry: &Registry) -> (BTreeMap<VersionId, String>, Vec<String>) 
         };
         let aux_layouts: BTreeMap<String, Layout> =
             aux.iter().map(|(name, aux)| (name.clone(), aux.layout.clone())).collect();
-        let compiled = match detect_as(registry, version, &input.layout, &dims)
-            .map_err(|err| err.to_string())
-            .and_then(|detection| {
+        let compiled = match detect_as(registry, version, &input.layout, &dims).map_err(|err| err.to_string()).and_then(
+            |detection| {
                 compile(registry, &path, &detection, &input.layout, &dims, &aux_layouts).map_err(|err| err.to_string())
-            }) {
+            },
+        ) {
             Ok(compiled) => compiled,
             Err(err) => {
                 problems.push(format!("`{version}` -> `{target}` does not compile: {err}"));

@@ -10,7 +10,7 @@
 use safeshift_model::{DType, DTypeClass, Sym, TensorInfo};
 
 use crate::byte_range::{range_of_simplified, ByteRange};
-use crate::expr::{shape_text, Expr};
+use crate::expr::{accept_unequal_merges, shape_text, Expr};
 use crate::simplify::simplify;
 use crate::tensor_set::TensorValue;
 
@@ -78,9 +78,46 @@ impl PlannedTensor {
         range_of_simplified(&self.expr)
     }
 
+    /// Renames the output (a key layout's names restored).
+    pub fn rename(&mut self, name: impl Into<String>) {
+        self.info.name = name.into();
+    }
+
+    /// Lets `edit` rename the expression's leaves (point them at another file or another
+    /// name). Renaming keeps the dtype, the shape and the simplified form, so nothing is
+    /// redone; `edit` must do nothing else.
+    pub fn edit_leaves(&mut self, edit: impl FnOnce(&mut Expr)) {
+        edit(&mut self.expr);
+    }
+
+    /// Takes the first of per-dataset copies wherever the expression merges copies that
+    /// may differ (`--allow-lossy`); simplifies again only when there was a merge.
+    pub fn accept_unequal_merges(&mut self) {
+        if has_merge(&self.expr) {
+            let expr = std::mem::replace(&mut self.expr, Expr::Concat { inputs: Vec::new(), axis: 0 });
+            self.expr = simplify(accept_unequal_merges(expr));
+        }
+    }
+
     /// Name, dtype and shape, and the simplified expression, by value.
     pub fn into_parts(self) -> (TensorInfo, Expr) {
         (self.info, self.expr)
+    }
+}
+
+fn has_merge(expr: &Expr) -> bool {
+    match expr {
+        Expr::Merge { .. } => true,
+        Expr::Source(_) | Expr::Fill { .. } => false,
+        Expr::Reshape { input, .. }
+        | Expr::Permute { input, .. }
+        | Expr::Narrow { input, .. }
+        | Expr::Cast { input, .. }
+        | Expr::Pad { input, .. }
+        | Expr::Argsort { input }
+        | Expr::InversePermutation { index: input } => has_merge(input),
+        Expr::Concat { inputs, .. } => inputs.iter().any(has_merge),
+        Expr::Gather { input, index, .. } => has_merge(input) || has_merge(index),
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
-use crate::error::{ErrorKind, PickleError};
+use crate::error::ErrorKind;
 use crate::machine::{Machine, Mode, RunError, Use};
 use crate::value::{Heap, StorageRef, Value};
 use crate::zip::{self, ZipArchive};
@@ -245,8 +245,5 @@ impl Loaded<'_> {
 }
 
 fn pickle_error(member: &str, err: RunError) -> ErrorKind {
-    match err.error {
-        PickleError::Forbidden(forbidden) => ErrorKind::Forbidden(forbidden),
-        reason => ErrorKind::Pickle { member: member.to_string(), offset: err.offset, reason },
-    }
+    ErrorKind::Pickle { member: member.to_string(), offset: err.offset, reason: err.error }
 }
