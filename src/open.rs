@@ -167,6 +167,8 @@ impl OpenError {
         match self {
             OpenError::Plan { source, .. } => match source.as_ref() {
                 PlanError::NoPath { to, .. } => Some(to),
+                // The start was detected, so the unknown version is the target.
+                PlanError::UnknownVersion(to) => Some(to),
                 _ => None,
             },
             OpenError::Lossy { to, .. }
