@@ -105,7 +105,7 @@ pub enum OpenError {
         /// What the checkpoint is.
         detection: Box<Detection>,
         /// The target.
-        to: VersionId,
+        to: Box<VersionId>,
         /// The lossy steps, `a -> b` each.
         steps: String,
     },
@@ -117,7 +117,7 @@ pub enum OpenError {
         /// What the checkpoint is.
         detection: Box<Detection>,
         /// The target.
-        to: VersionId,
+        to: Box<VersionId>,
         /// Why.
         #[source]
         source: Box<CompileError>,
@@ -130,7 +130,7 @@ pub enum OpenError {
         /// What the checkpoint is.
         detection: Box<Detection>,
         /// The target.
-        to: VersionId,
+        to: Box<VersionId>,
         /// Which output, and why.
         message: String,
     },
@@ -142,7 +142,7 @@ pub enum OpenError {
         /// What the checkpoint is.
         detection: Box<Detection>,
         /// The target.
-        to: VersionId,
+        to: Box<VersionId>,
         /// Why.
         #[source]
         source: Box<ViewError>,
@@ -276,7 +276,7 @@ impl Registry {
         let layout = canonical.as_ref().unwrap_or(checkpoint.layout());
         let compiled =
             compile_with_params(&self.inner, &plan, &detection, layout, &options.dims, &aux_layouts, &options.params);
-        let learned = |detection: Detection, to: VersionId| (path.to_owned(), Box::new(detection), to);
+        let learned = |detection: Detection, to: VersionId| (path.to_owned(), Box::new(detection), Box::new(to));
         let mut compiled = match compiled {
             Ok(compiled) => compiled,
             Err(source) => {
@@ -289,7 +289,7 @@ impl Registry {
                 output.edit_leaves(|expr| safeshift_graph::read_aux_from_extras(expr, input));
             }
             for input in &prefixed {
-                safeshift_graph::read_aux_prefixed(&mut output.expr, input);
+                output.edit_leaves(|expr| safeshift_graph::read_aux_prefixed(expr, input));
             }
             if options.allow_lossy {
                 output.accept_unequal_merges();
@@ -315,6 +315,7 @@ impl Registry {
 
     /// Detects the version of a checkpoint with this layout and plans the path to the
     /// target, refusing lossy paths unless allowed. Reads nothing.
+    #[allow(clippy::result_large_err)]
     pub fn prepare(&self, path: &Path, layout: &Layout, options: &OpenOptions) -> Result<Prepared, OpenError> {
         let detection = detect(&self.inner, layout, &options.dims)
             .map_err(|source| OpenError::Detect { path: path.to_owned(), source: Box::new(source) })?;
@@ -342,7 +343,7 @@ impl Registry {
             return Err(OpenError::Lossy {
                 path: path.to_owned(),
                 detection: Box::new(detection),
-                to: plan.to,
+                to: Box::new(plan.to),
                 steps: steps.join(", "),
             });
         }
@@ -351,6 +352,8 @@ impl Registry {
 
     /// The version `to` names for a checkpoint at `from` (the registry's one resolver:
     /// `FAMILY@VERSION`, a bare `VERSION`, or the family's default target).
+    // The graph crate's errors are plain located data, cold paths (see its crate docs).
+    #[allow(clippy::result_large_err)]
     pub fn target(&self, from: &VersionId, to: Option<&str>) -> Result<VersionId, PlanError> {
         self.inner.resolve_target(from, to)
     }

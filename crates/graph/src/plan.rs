@@ -79,7 +79,7 @@ pub enum PlanError {
         text: String,
         /// Why.
         #[source]
-        source: VersionIdError,
+        source: Box<VersionIdError>,
     },
 }
 

@@ -338,7 +338,7 @@ impl Registry {
     /// without `to`, the [default target](Registry::default_target) — an error, never a
     /// silent fallback, when the family has none.
     pub fn resolve_target(&self, from: &VersionId, to: Option<&str>) -> Result<VersionId, PlanError> {
-        let bad = |text: &str, source| PlanError::BadTarget { text: text.to_owned(), source };
+        let bad = |text: &str, source| PlanError::BadTarget { text: text.to_owned(), source: Box::new(source) };
         match to {
             None => self.default_target(&from.family).ok_or_else(|| PlanError::NoDefaultTarget {
                 family: from.family.clone(),
