@@ -55,6 +55,8 @@ mod convert;
 mod error;
 mod extract;
 mod globals;
+#[doc(hidden)]
+pub mod interpret;
 mod json;
 mod limits;
 mod literal;

@@ -637,9 +637,8 @@ impl<'h> Machine<'h> {
             return self.call(at, opcode, class, args);
         }
         let known = globals::lookup(&global.module, &global.name);
-        if known.is_none() {
-            self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Instantiated });
-        }
+        // Recorded even when allow-listed: the report says what torch would invoke.
+        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Instantiated });
         match (self.mode, known) {
             (Mode::Convert, Some(Known::OrderedDict | Known::Counter)) => {
                 self.heap.alloc(Object::Dict(Dict::default()))
