@@ -26,6 +26,57 @@ pub struct Interpretation {
     pub error: Option<String>,
 }
 
+impl Interpretation {
+    /// One line of `tests/differential.py`'s output.
+    pub fn from_json(line: &str) -> Result<Interpretation, String> {
+        let json: serde_json::Value = serde_json::from_str(line).map_err(|err| err.to_string())?;
+        let strings = |key: &str| -> Result<Vec<String>, String> {
+            let items = json[key].as_array().ok_or(format!("no `{key}`"))?;
+            Ok(items.iter().map(|item| item.as_str().unwrap_or_default().to_string()).collect())
+        };
+        Ok(Interpretation {
+            value: json["value"].as_str().map(str::to_string),
+            named: strings("named")?,
+            invoked: strings("invoked")?,
+            error: json["error"].as_str().map(str::to_string),
+        })
+    }
+}
+
+/// What is wrong with safeshift's reading `ours` of a pickle CPython read as `theirs`
+/// (`None`: they agree as far as they must). Where safeshift reads to the end, CPython must
+/// read the same value, name and invoke the same globals; where CPython fails, what it
+/// invoked before must be what safeshift reported; where safeshift stops (and `scan`
+/// flags the file), their invocations must agree up to there.
+pub fn disagreement(ours: &Interpretation, theirs: &Interpretation) -> Option<String> {
+    let prefix = |short: &[String], long: &[String]| long.len() >= short.len() && long[..short.len()] == *short;
+    if ours.error.is_some() {
+        // safeshift stopped (scan flags the file): what CPython invoked before stopping
+        // too, or before finishing, must not have been hidden before safeshift's stop.
+        let seen = ours.invoked.len().min(theirs.invoked.len());
+        return (ours.invoked[..seen] != theirs.invoked[..seen])
+            .then(|| format!("invocations differ before safeshift stopped: {:?} vs {:?}", ours.invoked, theirs.invoked));
+    }
+    if theirs.error.is_some() {
+        // CPython failed where safeshift read to the end: every invocation CPython made
+        // must be one safeshift reported, in order.
+        if !prefix(&theirs.invoked, &ours.invoked) || !prefix(&theirs.named, &ours.named) {
+            return Some(format!("CPython invoked {:?}, safeshift reported {:?}", theirs.invoked, ours.invoked));
+        }
+        return None;
+    }
+    if ours.named != theirs.named {
+        return Some(format!("named {:?} vs {:?}", ours.named, theirs.named));
+    }
+    if ours.invoked != theirs.invoked {
+        return Some(format!("invoked {:?} vs {:?}", ours.invoked, theirs.invoked));
+    }
+    if ours.value != theirs.value {
+        return Some(format!("value\n  safeshift {:?}\n  CPython   {:?}", ours.value, theirs.value));
+    }
+    None
+}
+
 /// Reads `bytes` as one pickle in scan mode (nothing interpreted, nothing refused).
 pub fn interpret(bytes: &[u8]) -> Interpretation {
     let limits = Limits { max_objects: 1 << 16, max_memo: 1 << 16, max_stack: 1 << 16, ..Limits::default() };

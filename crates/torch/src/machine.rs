@@ -167,12 +167,7 @@ impl<'h> Machine<'h> {
             0x88 => self.push(f, Value::Bool(true))?,
             0x89 => self.push(f, Value::Bool(false))?,
             b'I' => {
-                let line = f.line()?;
-                let value = match line {
-                    b"00" => Value::Bool(false),
-                    b"01" => Value::Bool(true),
-                    _ => literal::decimal_int(line)?,
-                };
+                let value = literal::int_line(f.line()?)?;
                 self.push(f, value)?;
             }
             b'J' => {
@@ -190,7 +185,7 @@ impl<'h> Machine<'h> {
             b'L' => {
                 let line = f.line()?;
                 let digits = line.strip_suffix(b"L").unwrap_or(line);
-                let value = literal::decimal_int(digits)?;
+                let value = literal::long_line(digits)?;
                 self.push(f, value)?;
             }
             0x8a => {

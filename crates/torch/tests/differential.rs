@@ -12,7 +12,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
-use safeshift_torch::interpret::{interpret, Interpretation};
+use safeshift_torch::interpret::{disagreement, interpret, Interpretation};
 
 mod generate {
     /// A small xorshift generator: reproducible cases without a dependency.
@@ -420,18 +420,7 @@ fn cpython(cases: &[Vec<u8>]) -> Option<Vec<Interpretation>> {
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let results = BufReader::new(child.stdout.take().unwrap())
         .lines()
-        .map(|line| {
-            let json: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-            let strings = |key: &str| -> Vec<String> {
-                json[key].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
-            };
-            Interpretation {
-                value: json["value"].as_str().map(str::to_string),
-                named: strings("named"),
-                invoked: strings("invoked"),
-                error: json["error"].as_str().map(str::to_string),
-            }
-        })
+        .map(|line| Interpretation::from_json(&line.unwrap()).unwrap())
         .collect();
     writer.join().unwrap().unwrap();
     assert!(child.wait().unwrap().success());
@@ -440,36 +429,6 @@ fn cpython(cases: &[Vec<u8>]) -> Option<Vec<Interpretation>> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What is wrong with safeshift's reading `ours` of a pickle CPython read as `theirs`.
-fn disagreement(ours: &Interpretation, theirs: &Interpretation) -> Option<String> {
-    let prefix = |short: &[String], long: &[String]| long.len() >= short.len() && long[..short.len()] == *short;
-    if ours.error.is_some() {
-        // safeshift stopped (scan flags the file): what CPython invoked before stopping
-        // too, or before finishing, must not have been hidden before safeshift's stop.
-        let seen = ours.invoked.len().min(theirs.invoked.len());
-        return (ours.invoked[..seen] != theirs.invoked[..seen])
-            .then(|| format!("invocations differ before safeshift stopped: {:?} vs {:?}", ours.invoked, theirs.invoked));
-    }
-    if theirs.error.is_some() {
-        // CPython failed where safeshift read to the end: every invocation CPython made
-        // must be one safeshift reported, in order.
-        if !prefix(&theirs.invoked, &ours.invoked) || !prefix(&theirs.named, &ours.named) {
-            return Some(format!("CPython invoked {:?}, safeshift reported {:?}", theirs.invoked, ours.invoked));
-        }
-        return None;
-    }
-    if ours.named != theirs.named {
-        return Some(format!("named {:?} vs {:?}", ours.named, theirs.named));
-    }
-    if ours.invoked != theirs.invoked {
-        return Some(format!("invoked {:?} vs {:?}", ours.invoked, theirs.invoked));
-    }
-    if ours.value != theirs.value {
-        return Some(format!("value\n  safeshift {:?}\n  CPython   {:?}", ours.value, theirs.value));
-    }
-    None
 }
 
 #[test]
