@@ -7,7 +7,7 @@
 //! By default it opens the anemoi-models 0.4.0 fixture with the fixture graph (the last
 //! migration reorders trainable edge features by the graph's destination order). Nothing
 //! is written: the loader walks `names()`/`info()`/`tensor()` and sees each tensor as
-//! 0.17.0 code expects it. Renamed and split tensors are borrowed from the memory map
+//! 0.19.0 code expects it. Renamed and split tensors are borrowed from the memory map
 //! (zero-copy); the others (here: the reordered edge features and the new buffers) are
 //! computed on demand.
 

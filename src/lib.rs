@@ -23,12 +23,12 @@
 //! };
 //! let model = registry.open_with(&data.join("0.4.0/state_dict.safetensors"), &options)?;
 //! assert_eq!(model.from_version().to_string(), "anemoi.encprocdec@0.4.0");
-//! assert_eq!(model.to_version().to_string(), "anemoi.encprocdec@0.17.0");
+//! assert_eq!(model.to_version().to_string(), "anemoi.encprocdec@0.19.0");
 //!
 //! // The fused qkv projection of 0.4.0 is split into three row blocks: borrowed, not copied.
 //! let q = "model.model.processor.proc.0.attention.lin_q.weight";
 //! assert!(model.is_zero_copy(q));
-//! let info = model.info(q).expect("a 0.17.0 tensor");
+//! let info = model.info(q).expect("a 0.19.0 tensor");
 //! assert_eq!(model.tensor(q)?.len() as u64, info.byte_len().expect("a sized dtype"));
 //! // One rank of a tensor-parallel job reads only its rows.
 //! let half = model.slice(q, 0..info.shape[0] / 2)?;

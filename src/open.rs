@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use safeshift_dsl::{Diagnostic, SourceMap};
 use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, ReadError, ViewError};
 use safeshift_graph::{
-    compile, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
+    compile_with_params, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
     VersionIdError,
 };
 use safeshift_model::Layout;
@@ -57,8 +57,12 @@ pub struct OpenOptions {
     pub dims: BTreeMap<String, i64>,
     /// Auxiliary input files by name (`--aux graph=graph.safetensors`).
     pub aux: BTreeMap<String, PathBuf>,
-    /// Run plans that discard information.
+    /// Run plans that discard information (and keep the first of per-dataset copies that
+    /// differ where a step merges them).
     pub allow_lossy: bool,
+    /// Migration parameters by name (`--param encoder_names=era5:global,cerra:regional`);
+    /// a parameter not given takes the default its migration declares.
+    pub params: BTreeMap<String, safeshift_ops::ParamValue>,
 }
 
 /// Why a checkpoint could not be opened in the target layout.
@@ -117,6 +121,14 @@ pub enum OpenError {
         /// Why.
         #[source]
         source: Box<CompileError>,
+    },
+    /// The outputs cannot be named in the input's key layout kind.
+    #[error("`{path}`: {message}")]
+    KeyLayout {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Which output, and why.
+        message: String,
     },
     /// The compiled plan does not fit the files.
     #[error("`{path}`: {source}")]
@@ -184,10 +196,45 @@ impl Registry {
         for (name, aux_path) in &options.aux {
             aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);
         }
-        let aux_layouts: BTreeMap<String, Layout> =
+        let mut aux_layouts: BTreeMap<String, Layout> =
             aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();
-        let compiled = compile(&self.inner, &prepared.plan, checkpoint.layout(), &options.dims, &aux_layouts)
-            .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
+        // The file's own word first: an aux input nobody gave may be among its extras
+        // (`graph.<edge set>.edge_index` for `graph`).
+        let mut from_extras = Vec::new();
+        for step in &prepared.plan.steps {
+            for decl in &self.inner.migration(step.migration).ast.decls {
+                let safeshift_dsl::ast::MigrationDeclKind::Aux { name, .. } = &decl.kind else { continue };
+                if aux_layouts.contains_key(&name.node) {
+                    continue;
+                }
+                if let Some(layout) = safeshift_graph::aux_from_extras(checkpoint.layout(), &name.node) {
+                    aux_layouts.insert(name.node.clone(), layout);
+                    from_extras.push(name.node.clone());
+                }
+            }
+        }
+        // A file of another key layout kind is compiled under the schemas' names.
+        let key_layout = prepared.detection.key_layout.clone();
+        let canonical = match &key_layout {
+            Some(key_layout) => safeshift_graph::canonical(checkpoint.layout(), key_layout),
+            None => checkpoint.layout().clone(),
+        };
+        let mut compiled =
+            compile_with_params(&self.inner, &prepared.plan, &canonical, &options.dims, &aux_layouts, &options.params)
+                .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
+        for output in &mut compiled.outputs {
+            for input in &from_extras {
+                safeshift_graph::read_aux_from_extras(&mut output.expr, input);
+            }
+            if options.allow_lossy {
+                output.expr = safeshift_ops::accept_unequal_merges(output.expr.clone());
+            }
+        }
+        if let Some(key_layout) = &key_layout {
+            let extras = safeshift_graph::extras_of(checkpoint.layout());
+            safeshift_graph::restore(&mut compiled, key_layout, &extras)
+                .map_err(|message| OpenError::KeyLayout { path: path.to_owned(), message })?;
+        }
         let planned = compiled
             .outputs
             .iter()

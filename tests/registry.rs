@@ -1,19 +1,25 @@
 //! The real registry (`schemas/`, `migrations/`, `safeshift.yaml`), end to end through the binary.
 //!
-//! This file: the built-in registry checks clean, plans the Anemoi history in eight steps, and
-//! `detect` names the version of each of the nine `tests/data/anemoi/<version>/state_dict.safetensors`
+//! This file: the built-in registry checks clean, plans the Anemoi history in ten steps, and
+//! `detect` names the version of each of the ten `tests/data/anemoi/<version>/state_dict.safetensors`
 //! files (written by running that anemoi-models release, see `tests/data/anemoi/README.md`).
 //! `registry/upgrade.rs`: upgrades, downgrades and the values every step moves.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod checkpoints;
+mod datasets;
 mod upgrade;
 
-/// The fixture versions, oldest first.
-const VERSIONS: [&str; 9] = ["0.4.0", "0.4.2", "0.6.0", "0.10.0", "0.11.2", "0.11.3", "0.12.1", "0.15.1", "0.17.0"];
+/// The fixture versions, oldest first (0.18.0 has no folder: its state dict is 0.17.0's).
+const VERSIONS: [&str; 10] =
+    ["0.4.0", "0.4.2", "0.6.0", "0.10.0", "0.11.2", "0.11.3", "0.12.1", "0.15.1", "0.17.0", "0.19.0"];
+/// Every version of the registry's Anemoi history, oldest first.
+const RELEASES: [&str; 11] =
+    ["0.4.0", "0.4.2", "0.6.0", "0.10.0", "0.11.2", "0.11.3", "0.12.1", "0.15.1", "0.17.0", "0.18.0", "0.19.0"];
 const ANEMOI: &str = "anemoi.encprocdec";
-const HEAD: &str = "0.17.0";
+const HEAD: &str = "0.19.0";
 
 fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
@@ -75,7 +81,7 @@ fn the_anemoi_history_is_planned_release_by_release() {
         .map(|step| (step["from"].as_str().unwrap().to_owned(), step["to"].as_str().unwrap().to_owned()))
         .collect();
     let expected: Vec<(String, String)> =
-        VERSIONS.windows(2).map(|pair| (format!("{ANEMOI}@{}", pair[0]), format!("{ANEMOI}@{}", pair[1]))).collect();
+        RELEASES.windows(2).map(|pair| (format!("{ANEMOI}@{}", pair[0]), format!("{ANEMOI}@{}", pair[1]))).collect();
     assert_eq!(steps, expected);
     assert_eq!(data["to"], format!("{ANEMOI}@{HEAD}"));
 }

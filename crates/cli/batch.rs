@@ -317,11 +317,12 @@ fn convert_pickle(path: &Path, dir: &Path) -> Result<tempfile::TempPath, Error> 
     let prefix = format!(".converted{}", safeshift_engine::TEMP_INFIX);
     let temp = tempfile::Builder::new().prefix(&prefix).suffix(".safetensors").tempfile_in(dir)?;
     let temp = temp.into_temp_path();
-    let converted = safeshift_torch::open(path, &safeshift_torch::ConvertOptions::default())?;
-    let tensors = crate::commands::convert::output_tensors(&converted);
-    let options =
-        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    safeshift_engine::write(&temp, tensors, &options)?;
+    // Every state-dict name is kept, tied or not: today's code loads with strict=True.
+    let options = safeshift_torch::ConvertOptions { keep_shared: true, ..safeshift_torch::ConvertOptions::default() };
+    let converted = safeshift_torch::open(path, &options)?;
+    let (tensors, metadata) = crate::commands::convert::file_contents(&converted)?;
+    let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    safeshift_engine::write(&temp, tensors, &write_options)?;
     Ok(temp)
 }
 

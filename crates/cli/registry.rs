@@ -59,6 +59,17 @@ pub fn plural(count: usize) -> &'static str {
 }
 
 /// Parses `--dim NAME=N`.
+/// `NAME=VALUE` or `NAME=KEY:VALUE,KEY:VALUE` for `--param`.
+pub fn parse_param(text: &str) -> Result<(String, safeshift::ops::ParamValue), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
+    let name = name.trim();
+    if name.is_empty() || value.is_empty() {
+        return Err(format!("`{text}` is not NAME=VALUE"));
+    }
+    let value = safeshift::ops::ParamValue::parse(value).map_err(|err| format!("parameter `{name}`: {err}"))?;
+    Ok((name.to_owned(), value))
+}
+
 pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
     let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=N"))?;
     let value: i64 = value.trim().parse().map_err(|_| format!("`{value}` is not an integer"))?;

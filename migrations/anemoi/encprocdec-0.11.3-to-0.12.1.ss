@@ -14,4 +14,20 @@ migration anemoi.encprocdec 0.11.3 -> 0.12.1 "one ModuleDict level per dataset; 
         -> "model.model.encoder_graph_provider.data.{rest}" optional
     rename "model.model.decoder_graph_provider.{rest..}"
         -> "model.model.decoder_graph_provider.data.{rest}" optional
+
+    // What the file holds beside the state dict follows: the supporting arrays (latitudes,
+    // longitudes) are kept per dataset from 0.12 (the anemoi-metadata member holds
+    // `data/latitudes.numpy`), and the metadata says so.
+    rename "anemoi.supporting_arrays.{name}" -> "anemoi.supporting_arrays.data.{name}" optional
+    meta-rename "anemoi" at "supporting_arrays_paths" -> "supporting_arrays_paths.data" optional
+
+    // The Lightning checkpoint's hyper_parameters, as the official script moves them.
+    meta-rename "torch.checkpoint" at "hyper_parameters.data_indices"
+        -> "hyper_parameters.data_indices.data" optional
+    meta-rename "torch.checkpoint" at "hyper_parameters.statistics"
+        -> "hyper_parameters.statistics.data" optional
+    meta-rename "torch.checkpoint" at "hyper_parameters.statistics_tendencies"
+        -> "hyper_parameters.statistics_tendencies.data" optional
+    meta-rename "torch.checkpoint" at "hyper_parameters.supporting_arrays"
+        -> "hyper_parameters.supporting_arrays.data" optional
 }

@@ -2,71 +2,71 @@
 // Shapes are symbolic: the fixture's sizes (24 channels, 40 grid points, ...) appear nowhere.
 // The number of attention heads does not show in any shape; it is not needed by any migration.
 schema anemoi.encprocdec @ 0.12.1 "anemoi-models 0.12.x (PR #594): one ModuleDict level per dataset (`data`)" {
-    dim hidden             // num_channels
-    dim mlp_hidden         // processor MLP width (num_channels * mlp_hidden_ratio)
-    dim enc_mlp_hidden     // encoder node MLP width
-    dim dec_mlp_hidden     // decoder node MLP width
-    dim variables          // all dataset variables the normaliser knows
-    dim model_inputs       // variables fed to the model
-    dim norm_outputs       // variables the normaliser maps back
-    dim model_outputs      // output channels of the decoder
-    dim data_nodes         // grid points
-    dim hidden_nodes       // latent mesh nodes
-    dim coord_features     // sin/cos of lat/lon per node
-    dim data_trainable     // trainable features per grid point
-    dim hidden_trainable   // trainable features per mesh node
-    dim enc_edges          // data->hidden edges
-    dim enc_edge_trainable // trainable features per encoder edge
-    dim enc_edge_in        // encoder edge attributes + trainable edge features
-    dim dec_edges          // hidden->data edges
-    dim dec_edge_trainable // trainable features per decoder edge
-    dim dec_edge_in        // decoder edge attributes + trainable edge features
-    dim data_in            // per grid point input: multistep * inputs + coordinates + trainable
-    dim hidden_in          // per mesh node input: coordinates + trainable
-    dim qk_head_dim        // width of the optional query/key norms (head_dim)
-    dim layers             // processor num_layers
+    dim hidden                                                    // num_channels
+    dim mlp_hidden                                                // processor MLP width (num_channels * mlp_hidden_ratio)
+    dim enc_mlp_hidden                                            // encoder node MLP width
+    dim dec_mlp_hidden                                            // decoder node MLP width
+    dim variables                                                 // all dataset variables the normaliser knows
+    dim model_inputs                                              // variables fed to the model
+    dim norm_outputs                                              // variables the normaliser maps back
+    dim model_outputs                                             // output channels of the decoder
+    dim data_nodes                                                // grid points
+    dim hidden_nodes                                              // latent mesh nodes
+    dim coord_features                                            // sin/cos of lat/lon per node
+    dim data_trainable                                            // trainable features per grid point
+    dim hidden_trainable                                          // trainable features per mesh node
+    dim enc_edges                                                 // data->hidden edges
+    dim enc_edge_trainable                                        // trainable features per encoder edge
+    dim enc_edge_in                                               // encoder edge attributes + trainable edge features
+    dim dec_edges                                                 // hidden->data edges
+    dim dec_edge_trainable                                        // trainable features per decoder edge
+    dim dec_edge_in                                               // decoder edge attributes + trainable edge features
+    dim data_in                                                   // per grid point input: multistep * inputs + coordinates + trainable
+    dim hidden_in                                                 // per mesh node input: coordinates + trainable
+    dim qk_head_dim                                               // width of the optional query/key norms (head_dim)
+    dim layers = meta("anemoi.config.model.processor.num_layers") // processor num_layers
 
-    tensor "model.pre_processors.data.processors.normalizer._norm_mul" : float[variables]
-    tensor "model.pre_processors.data.processors.normalizer._norm_add" : float[variables]
-    tensor "model.pre_processors.data.processors.normalizer._input_idx" : int[model_inputs]
-    tensor "model.pre_processors.data.processors.normalizer._output_idx" : int[norm_outputs]
-    tensor "model.post_processors.data.processors.normalizer._norm_mul" : float[variables]
-    tensor "model.post_processors.data.processors.normalizer._norm_add" : float[variables]
-    tensor "model.post_processors.data.processors.normalizer._input_idx" : int[model_inputs]
-    tensor "model.post_processors.data.processors.normalizer._output_idx" : int[norm_outputs]
-    tensor "model.model.node_attributes.data.latlons_data" : float[data_nodes, coord_features]
-    tensor "model.model.node_attributes.data.latlons_hidden" : float[hidden_nodes, coord_features]
-    tensor "model.model.node_attributes.data.trainable_tensors.data.trainable" : float[data_nodes, data_trainable] optional
-    tensor "model.model.node_attributes.data.trainable_tensors.hidden.trainable" : float[hidden_nodes, hidden_trainable] optional
-    tensor "model.model.encoder_graph_provider.data.trainable.trainable" : float[enc_edges, enc_edge_trainable] optional
-    tensor "model.model.encoder.data.proc.lin_key.weight" : float[hidden, hidden]
-    tensor "model.model.encoder.data.proc.lin_key.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.lin_query.weight" : float[hidden, hidden]
-    tensor "model.model.encoder.data.proc.lin_query.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.lin_value.weight" : float[hidden, hidden]
-    tensor "model.model.encoder.data.proc.lin_value.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.lin_self.weight" : float[hidden, hidden]
-    tensor "model.model.encoder.data.proc.lin_self.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.lin_edge.weight" : float[hidden, enc_edge_in]
-    tensor "model.model.encoder.data.proc.lin_edge.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.projection.weight" : float[hidden, hidden]
-    tensor "model.model.encoder.data.proc.projection.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention.weight" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_mlp_dst.weight" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_mlp_dst.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.node_dst_mlp.0.weight" : float[enc_mlp_hidden, hidden]
-    tensor "model.model.encoder.data.proc.node_dst_mlp.0.bias" : float[enc_mlp_hidden]
-    tensor "model.model.encoder.data.proc.node_dst_mlp.2.weight" : float[hidden, enc_mlp_hidden]
-    tensor "model.model.encoder.data.proc.node_dst_mlp.2.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention_src.weight" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention_src.bias" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention_dest.weight" : float[hidden]
-    tensor "model.model.encoder.data.proc.layer_norm_attention_dest.bias" : float[hidden]
-    tensor "model.model.encoder.data.emb_nodes_dst.weight" : float[hidden, hidden_in]
-    tensor "model.model.encoder.data.emb_nodes_dst.bias" : float[hidden]
-    tensor "model.model.encoder.data.emb_nodes_src.weight" : float[hidden, data_in]
-    tensor "model.model.encoder.data.emb_nodes_src.bias" : float[hidden]
+    tensor "model.pre_processors.{dataset}.processors.normalizer._norm_mul" : float[variables]
+    tensor "model.pre_processors.{dataset}.processors.normalizer._norm_add" : float[variables]
+    tensor "model.pre_processors.{dataset}.processors.normalizer._input_idx" : int[model_inputs]
+    tensor "model.pre_processors.{dataset}.processors.normalizer._output_idx" : int[norm_outputs]
+    tensor "model.post_processors.{dataset}.processors.normalizer._norm_mul" : float[variables]
+    tensor "model.post_processors.{dataset}.processors.normalizer._norm_add" : float[variables]
+    tensor "model.post_processors.{dataset}.processors.normalizer._input_idx" : int[model_inputs]
+    tensor "model.post_processors.{dataset}.processors.normalizer._output_idx" : int[norm_outputs]
+    tensor "model.model.node_attributes.{dataset}.latlons_data" : float[data_nodes, coord_features]
+    tensor "model.model.node_attributes.{dataset}.latlons_hidden" : float[hidden_nodes, coord_features]
+    tensor "model.model.node_attributes.{dataset}.trainable_tensors.data.trainable" : float[data_nodes, data_trainable] optional
+    tensor "model.model.node_attributes.{dataset}.trainable_tensors.hidden.trainable" : float[hidden_nodes, hidden_trainable] optional
+    tensor "model.model.encoder_graph_provider.{dataset}.trainable.trainable" : float[enc_edges, enc_edge_trainable] optional
+    tensor "model.model.encoder.{dataset}.proc.lin_key.weight" : float[hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_key.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_query.weight" : float[hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_query.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_value.weight" : float[hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_value.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_self.weight" : float[hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_self.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.lin_edge.weight" : float[hidden, enc_edge_in]
+    tensor "model.model.encoder.{dataset}.proc.lin_edge.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.projection.weight" : float[hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.projection.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention.weight" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_mlp_dst.weight" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_mlp_dst.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.node_dst_mlp.0.weight" : float[enc_mlp_hidden, hidden]
+    tensor "model.model.encoder.{dataset}.proc.node_dst_mlp.0.bias" : float[enc_mlp_hidden]
+    tensor "model.model.encoder.{dataset}.proc.node_dst_mlp.2.weight" : float[hidden, enc_mlp_hidden]
+    tensor "model.model.encoder.{dataset}.proc.node_dst_mlp.2.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention_src.weight" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention_src.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention_dest.weight" : float[hidden]
+    tensor "model.model.encoder.{dataset}.proc.layer_norm_attention_dest.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.emb_nodes_dst.weight" : float[hidden, hidden_in]
+    tensor "model.model.encoder.{dataset}.emb_nodes_dst.bias" : float[hidden]
+    tensor "model.model.encoder.{dataset}.emb_nodes_src.weight" : float[hidden, data_in]
+    tensor "model.model.encoder.{dataset}.emb_nodes_src.bias" : float[hidden]
     tensor "model.model.processor.proc.{i < layers}.layer_norm_attention.weight" : float[hidden]
     tensor "model.model.processor.proc.{i < layers}.layer_norm_attention.bias" : float[hidden]
     tensor "model.model.processor.proc.{i < layers}.layer_norm_mlp.weight" : float[hidden]
@@ -85,37 +85,37 @@ schema anemoi.encprocdec @ 0.12.1 "anemoi-models 0.12.x (PR #594): one ModuleDic
     tensor "model.model.processor.proc.{i < layers}.mlp.0.bias" : float[mlp_hidden]
     tensor "model.model.processor.proc.{i < layers}.mlp.2.weight" : float[hidden, mlp_hidden]
     tensor "model.model.processor.proc.{i < layers}.mlp.2.bias" : float[hidden]
-    tensor "model.model.decoder_graph_provider.data.trainable.trainable" : float[dec_edges, dec_edge_trainable] optional
-    tensor "model.model.decoder.data.proc.lin_key.weight" : float[hidden, hidden]
-    tensor "model.model.decoder.data.proc.lin_key.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.lin_query.weight" : float[hidden, hidden]
-    tensor "model.model.decoder.data.proc.lin_query.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.lin_value.weight" : float[hidden, hidden]
-    tensor "model.model.decoder.data.proc.lin_value.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.lin_self.weight" : float[hidden, hidden]
-    tensor "model.model.decoder.data.proc.lin_self.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.lin_edge.weight" : float[hidden, dec_edge_in]
-    tensor "model.model.decoder.data.proc.lin_edge.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.projection.weight" : float[hidden, hidden]
-    tensor "model.model.decoder.data.proc.projection.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention.weight" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_mlp_dst.weight" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_mlp_dst.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.node_dst_mlp.0.weight" : float[dec_mlp_hidden, hidden]
-    tensor "model.model.decoder.data.proc.node_dst_mlp.0.bias" : float[dec_mlp_hidden]
-    tensor "model.model.decoder.data.proc.node_dst_mlp.2.weight" : float[hidden, dec_mlp_hidden]
-    tensor "model.model.decoder.data.proc.node_dst_mlp.2.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention_src.weight" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention_src.bias" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention_dest.weight" : float[hidden]
-    tensor "model.model.decoder.data.proc.layer_norm_attention_dest.bias" : float[hidden]
-    tensor "model.model.decoder.data.emb_nodes_dst.weight" : float[hidden, data_in]
-    tensor "model.model.decoder.data.emb_nodes_dst.bias" : float[hidden]
-    tensor "model.model.decoder.data.node_data_extractor.0.weight" : float[hidden]
-    tensor "model.model.decoder.data.node_data_extractor.0.bias" : float[hidden]
-    tensor "model.model.decoder.data.node_data_extractor.1.weight" : float[model_outputs, hidden]
-    tensor "model.model.decoder.data.node_data_extractor.1.bias" : float[model_outputs]
+    tensor "model.model.decoder_graph_provider.{dataset}.trainable.trainable" : float[dec_edges, dec_edge_trainable] optional
+    tensor "model.model.decoder.{dataset}.proc.lin_key.weight" : float[hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_key.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_query.weight" : float[hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_query.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_value.weight" : float[hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_value.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_self.weight" : float[hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_self.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.lin_edge.weight" : float[hidden, dec_edge_in]
+    tensor "model.model.decoder.{dataset}.proc.lin_edge.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.projection.weight" : float[hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.projection.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention.weight" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_mlp_dst.weight" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_mlp_dst.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.node_dst_mlp.0.weight" : float[dec_mlp_hidden, hidden]
+    tensor "model.model.decoder.{dataset}.proc.node_dst_mlp.0.bias" : float[dec_mlp_hidden]
+    tensor "model.model.decoder.{dataset}.proc.node_dst_mlp.2.weight" : float[hidden, dec_mlp_hidden]
+    tensor "model.model.decoder.{dataset}.proc.node_dst_mlp.2.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention_src.weight" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention_src.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention_dest.weight" : float[hidden]
+    tensor "model.model.decoder.{dataset}.proc.layer_norm_attention_dest.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.emb_nodes_dst.weight" : float[hidden, data_in]
+    tensor "model.model.decoder.{dataset}.emb_nodes_dst.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.node_data_extractor.0.weight" : float[hidden]
+    tensor "model.model.decoder.{dataset}.node_data_extractor.0.bias" : float[hidden]
+    tensor "model.model.decoder.{dataset}.node_data_extractor.1.weight" : float[model_outputs, hidden]
+    tensor "model.model.decoder.{dataset}.node_data_extractor.1.bias" : float[model_outputs]
 
     // Training extras of an anemoi-training (Lightning) checkpoint.
     allow "loss.{rest..}"

@@ -2,30 +2,30 @@
 // Shapes are symbolic: the fixture's sizes (24 channels, 40 grid points, ...) appear nowhere.
 // The number of attention heads does not show in any shape; it is not needed by any migration.
 schema anemoi.encprocdec @ 0.4.0 "anemoi-models 0.4.0 (2024-11): layer_norm1/2, fused lin_qkv, chunked processor, mapper edge_inc" {
-    dim hidden                             // num_channels
-    dim mlp_hidden                         // processor MLP width (num_channels * mlp_hidden_ratio)
-    dim enc_mlp_hidden                     // encoder node MLP width
-    dim dec_mlp_hidden                     // decoder node MLP width
-    dim variables                          // all dataset variables the normaliser knows
-    dim model_inputs                       // variables fed to the model
-    dim norm_outputs                       // variables the normaliser maps back
-    dim model_outputs                      // output channels of the decoder
-    dim data_nodes                         // grid points
-    dim hidden_nodes                       // latent mesh nodes
-    dim coord_features                     // sin/cos of lat/lon per node
-    dim data_trainable                     // trainable features per grid point
-    dim hidden_trainable                   // trainable features per mesh node
-    dim enc_edges                          // data->hidden edges
-    dim enc_edge_trainable                 // trainable features per encoder edge
-    dim enc_edge_in                        // encoder edge attributes + trainable edge features
-    dim dec_edges                          // hidden->data edges
-    dim dec_edge_trainable                 // trainable features per decoder edge
-    dim dec_edge_in                        // decoder edge attributes + trainable edge features
-    dim data_in                            // per grid point input: multistep * inputs + coordinates + trainable
-    dim hidden_in                          // per mesh node input: coordinates + trainable
-    dim chunks                             // processor num_chunks
-    dim blocks_per_chunk                   // processor blocks per chunk: num_layers / num_chunks
-    dim layers = chunks * blocks_per_chunk // processor num_layers
+    dim hidden                                                    // num_channels
+    dim mlp_hidden                                                // processor MLP width (num_channels * mlp_hidden_ratio)
+    dim enc_mlp_hidden                                            // encoder node MLP width
+    dim dec_mlp_hidden                                            // decoder node MLP width
+    dim variables                                                 // all dataset variables the normaliser knows
+    dim model_inputs                                              // variables fed to the model
+    dim norm_outputs                                              // variables the normaliser maps back
+    dim model_outputs                                             // output channels of the decoder
+    dim data_nodes                                                // grid points
+    dim hidden_nodes                                              // latent mesh nodes
+    dim coord_features                                            // sin/cos of lat/lon per node
+    dim data_trainable                                            // trainable features per grid point
+    dim hidden_trainable                                          // trainable features per mesh node
+    dim enc_edges                                                 // data->hidden edges
+    dim enc_edge_trainable                                        // trainable features per encoder edge
+    dim enc_edge_in                                               // encoder edge attributes + trainable edge features
+    dim dec_edges                                                 // hidden->data edges
+    dim dec_edge_trainable                                        // trainable features per decoder edge
+    dim dec_edge_in                                               // decoder edge attributes + trainable edge features
+    dim data_in                                                   // per grid point input: multistep * inputs + coordinates + trainable
+    dim hidden_in                                                 // per mesh node input: coordinates + trainable
+    dim chunks = meta("anemoi.config.model.processor.num_chunks") // processor num_chunks
+    dim blocks_per_chunk                                          // processor blocks per chunk: num_layers / num_chunks
+    dim layers = chunks * blocks_per_chunk                        // processor num_layers
 
     tensor "model.pre_processors.processors.normalizer._norm_mul" : float[variables]
     tensor "model.pre_processors.processors.normalizer._norm_add" : float[variables]

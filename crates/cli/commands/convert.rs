@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use safeshift_engine::{write, OutputTensor, TensorOrder, TensorSource, WriteOptions};
-use safeshift_torch::{ConvertOptions, Converted};
+use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor, METADATA_EXTRAS};
+use serde_json::json;
 
 use crate::commands::inspect::human_size;
 use crate::exit_codes::ExitStatus;
@@ -15,13 +16,19 @@ use crate::render::sanitize;
 /// Convert a PyTorch checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`) to safetensors without
 /// executing it.
 ///
-/// The pickle is read by a restricted machine that never imports or calls anything; a file
-/// that would make `torch.load` call code outside torch's allow-list is refused (exit 2).
-/// Tensors keep state-dict order. Tied tensors are written once and the other names
-/// recorded in the metadata as `{name: kept name}`. For Lightning and Anemoi checkpoints the
-/// `state_dict` entry is converted and the rest is kept as JSON under `torch.checkpoint`;
-/// Anemoi metadata goes under `anemoi` and supporting arrays become tensors named
-/// `anemoi.supporting_arrays.<name>`.
+/// The pickle is read by a machine that never imports or calls anything: every object of
+/// any class is read as an inert record. A file holding code-execution gadgets (`os.system`,
+/// `builtins.eval`, a call of a computed callable… see `safeshift scan`) is refused (exit 2)
+/// unless `--allow-gadgets`; classes that are only data (OmegaConf, torch_geometric, your
+/// model's classes) are listed and read.
+///
+/// The output holds the state dict (state-dict order; a Lightning checkpoint's `state_dict`
+/// entry, or a whole pickled module's `state_dict()`), then the extras: the tensors of
+/// torch_geometric graphs (`graph.<node set>.<attr>`, `graph.<src>_<rel>_<dst>.<attr>`) and
+/// Anemoi supporting arrays (`anemoi.supporting_arrays.<name>`), their names listed in the
+/// metadata under `safeshift.extras`. Tied tensors are written once and the other names
+/// recorded in the metadata as `{name: kept name}`. The rest of the checkpoint is kept as
+/// JSON under `torch.checkpoint`, Anemoi metadata under `anemoi`.
 #[derive(Args, Debug)]
 pub struct ConvertArgs {
     /// The PyTorch checkpoint.
@@ -43,6 +50,13 @@ pub struct ConvertArgs {
     /// Leave out Anemoi supporting arrays (latitudes, longitudes…).
     #[arg(long)]
     pub drop_supporting_arrays: bool,
+    /// Convert even a file holding code-execution gadgets. Nothing in the file is run
+    /// either way; the gadgets are listed.
+    #[arg(long)]
+    pub allow_gadgets: bool,
+    /// Print JSON (`{"type": "convert", "data": {…}}`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs `safeshift convert`.
@@ -52,39 +66,69 @@ pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         keep_optimizer: args.keep_optimizer,
         keep_shared: args.keep_shared,
         supporting_arrays: !args.drop_supporting_arrays,
+        allow_gadgets: args.allow_gadgets,
         ..ConvertOptions::default()
     };
     let converted = safeshift_torch::open(&args.input, &options)?;
-    let tensors = output_tensors(&converted);
-    let write_options =
-        WriteOptions { metadata: converted.metadata().clone(), order: TensorOrder::AsGiven, ..WriteOptions::default() };
+    let (tensors, metadata) = file_contents(&converted)?;
+    let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
     let summary = write(&args.output, tensors, &write_options)?;
-    if !printer.quiet {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_output(&args, &converted, summary.bytes))?);
+    } else if !printer.quiet {
         print!("{}", human_output(&args, &converted, summary.bytes));
     }
     Ok(ExitStatus::Success)
 }
 
-/// Contiguous tensors are borrowed from the input's map; views are materialised one at a
-/// time, when the writer reaches them, so memory stays bounded by the largest tensor.
+/// What a converted file holds: the state dict, then the extras, and the metadata naming
+/// the extras (so that reading the file sets them apart again).
+pub(crate) fn file_contents(
+    converted: &Converted,
+) -> Result<(Vec<OutputTensor<'_>>, std::collections::BTreeMap<String, String>), serde_json::Error> {
+    let mut tensors = output_tensors(converted);
+    tensors.extend(output_extras(converted));
+    let mut metadata = converted.metadata().clone();
+    if !converted.extras().is_empty() {
+        let names: Vec<&str> = converted.extras().iter().map(|extra| extra.name.as_str()).collect();
+        metadata.insert(METADATA_EXTRAS.into(), serde_json::to_string(&names)?);
+    }
+    Ok((tensors, metadata))
+}
+
+/// The state dict's tensors. Contiguous tensors are borrowed from the input's map; views
+/// are materialised one at a time, when the writer reaches them, so memory stays bounded by
+/// the largest tensor.
 pub(crate) fn output_tensors(converted: &Converted) -> Vec<OutputTensor<'_>> {
-    converted
-        .tensors()
-        .iter()
-        .enumerate()
-        .map(|(index, tensor)| {
-            let source = if converted.is_borrowed(index) {
-                TensorSource::Bytes(converted.data(index))
-            } else {
-                TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
-                    let bytes: Cow<'_, [u8]> = converted.data(index);
-                    buf.copy_from_slice(&bytes);
-                    Ok(())
-                }))
-            };
-            OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
-        })
+    let data = |index| converted.data(index);
+    (0..converted.tensors().len())
+        .map(|index| output(&converted.tensors()[index], converted.is_borrowed(index), index, data))
         .collect()
+}
+
+/// The extras, likewise.
+pub(crate) fn output_extras(converted: &Converted) -> Vec<OutputTensor<'_>> {
+    let data = |index| converted.extra_data(index);
+    (0..converted.extras().len())
+        .map(|index| output(&converted.extras()[index], converted.is_extra_borrowed(index), index, data))
+        .collect()
+}
+
+fn output<'c>(
+    tensor: &ConvertedTensor,
+    borrowed: bool,
+    index: usize,
+    data: impl Fn(usize) -> Cow<'c, [u8]> + Send + 'c,
+) -> OutputTensor<'c> {
+    let source = if borrowed {
+        TensorSource::Bytes(data(index))
+    } else {
+        TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
+            buf.copy_from_slice(&data(index));
+            Ok(())
+        }))
+    };
+    OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
 }
 
 fn human_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> String {
@@ -109,5 +153,53 @@ fn human_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> String
         .filter(|key| !converted.aliases().iter().any(|alias| alias.name == *key))
         .collect();
     out.push_str(&format!("  metadata: {}\n", sanitize(&keys.join(", "))));
+    if !converted.extras().is_empty() {
+        out.push_str(&format!("  extras: {} tensors ({})\n", converted.extras().len(), extras_summary(converted)));
+    }
+    if !converted.data_classes().is_empty() {
+        out.push_str(&format!(
+            "  read as data: {} classes not on torch's allow-list: {}\n",
+            converted.data_classes().len(),
+            sanitize(&converted.data_classes().join(", "))
+        ));
+    }
+    for gadget in converted.gadgets() {
+        out.push_str(&format!("  gadget (not run, --allow-gadgets): {}\n", sanitize(&gadget.to_string())));
+    }
     out
+}
+
+/// `graph.* (8), anemoi.supporting_arrays.* (2)`: extras grouped by their first name part.
+fn extras_summary(converted: &Converted) -> String {
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for extra in converted.extras() {
+        let group = match extra.name.strip_prefix(safeshift_torch::SUPPORTING_ARRAYS_PREFIX) {
+            Some(_) => safeshift_torch::SUPPORTING_ARRAYS_PREFIX.to_string(),
+            None => format!("{}.", extra.name.split('.').next().unwrap_or_default()),
+        };
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, count)) => *count += 1,
+            None => groups.push((group, 1)),
+        }
+    }
+    let parts: Vec<String> = groups.iter().map(|(group, count)| format!("{count} {}*", sanitize(group))).collect();
+    parts.join(", ")
+}
+
+fn json_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> serde_json::Value {
+    let tensor = |t: &ConvertedTensor| json!({ "name": t.name, "dtype": t.dtype.safetensors_name(), "shape": t.shape });
+    json!({
+        "type": "convert",
+        "data": {
+            "input": args.input.to_string_lossy(),
+            "output": args.output.to_string_lossy(),
+            "bytes": bytes,
+            "tensors": converted.tensors().len(),
+            "extras": converted.extras().iter().map(tensor).collect::<Vec<_>>(),
+            "aliases": converted.aliases().iter().map(|a| json!({ "name": a.name, "kept": a.kept })).collect::<Vec<_>>(),
+            "metadata_keys": converted.metadata().keys().collect::<Vec<_>>(),
+            "data_classes": converted.data_classes(),
+            "gadgets": converted.gadgets().iter().map(crate::commands::scan::json_gadget).collect::<Vec<_>>(),
+        }
+    })
 }

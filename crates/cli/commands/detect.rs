@@ -50,11 +50,33 @@ pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
 
 /// The result for people: the version and its dims.
 pub fn human(detection: &Detection) -> String {
+    let release = detection.provenance.as_ref().map(|record| record.release.as_str()).unwrap_or_default();
     let evidence = match detection.evidence {
-        Evidence::Recorded => "recorded in the metadata, and the layout fits",
-        Evidence::OnlyFit => "the only schema the layout fits",
+        Evidence::Recorded => "recorded in the metadata, and the layout fits".to_owned(),
+        Evidence::OnlyFit => "the only schema the layout fits".to_owned(),
+        Evidence::Provenance => format!("written by release {release}, and the layout fits"),
+        Evidence::OldestFit => "the oldest of the versions this layout fits".to_owned(),
     };
     let mut out = format!("{} ({evidence})\n", detection.version);
+    if let Some(key_layout) = &detection.key_layout {
+        out.push_str(&format!(
+            "  key layout: {} (the schemas' names without the leading `{}`)\n",
+            key_layout.kind, key_layout.prefix
+        ));
+    }
+    if let Some(named) = detection.contradicted() {
+        out.push_str(&format!(
+            "  warning: the file says release {release} wrote it (`{named}`), but its layout is that of `{}`\n",
+            detection.version
+        ));
+    }
+    if detection.evidence == Evidence::OldestFit {
+        let others: Vec<String> = detection.alternatives.iter().map(|version| format!("`{version}`")).collect();
+        out.push_str(&format!(
+            "  note: the layout also fits {}; the file records no release to tell them apart\n",
+            others.join(", ")
+        ));
+    }
     if !detection.dims.is_empty() {
         let dims: Vec<String> = detection.dims.iter().map(|(name, value)| format!("{name} = {value}")).collect();
         out.push_str(&format!("  dims: {}\n", dims.join(", ")));
@@ -93,7 +115,16 @@ fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {
                 "family": detection.version.family,
                 "version": detection.version.version.to_string(),
                 "id": detection.version.to_string(),
-                "evidence": match detection.evidence { Evidence::Recorded => "recorded", Evidence::OnlyFit => "only-fit" },
+                "evidence": match detection.evidence {
+                    Evidence::Recorded => "recorded",
+                    Evidence::OnlyFit => "only-fit",
+                    Evidence::Provenance => "provenance",
+                    Evidence::OldestFit => "oldest-fit",
+                },
+                "release": detection.provenance.as_ref().map(|record| record.release.clone()),
+                "contradicted_by": detection.contradicted().map(ToString::to_string),
+                "alternatives": detection.alternatives.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "key_layout": detection.key_layout.as_ref().map(|key_layout| key_layout.kind.clone()),
                 "dims": detection.dims,
             }
         }),

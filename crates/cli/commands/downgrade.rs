@@ -30,6 +30,11 @@ pub struct DowngradeArgs {
     /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
     #[arg(long = "dim", value_name = "NAME=N", value_parser = crate::registry::parse_dim)]
     pub dims: Vec<(String, i64)>,
+    /// A migration parameter: one value (`--param encoder_names=0`) or one per dataset
+    /// (`--param encoder_names=era5:global,cerra:regional`); repeatable. Each
+    /// migration's `param` lines say what its parameters mean and their defaults.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::registry::parse_param)]
+    pub params: Vec<(String, safeshift::ops::ParamValue)>,
     /// An auxiliary input a migration needs (repeatable).
     #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
     pub aux: Vec<(String, PathBuf)>,
@@ -46,6 +51,7 @@ pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> 
         dims: args.dims.into_iter().collect(),
         aux: args.aux.into_iter().collect(),
         allow_lossy: false,
+        params: args.params.into_iter().collect(),
     };
     let batch = Batch {
         registry: &registry,

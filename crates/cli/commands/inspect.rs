@@ -17,10 +17,12 @@ use crate::render::sanitize;
 /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
 ///
 /// PATH is a `.safetensors` file or the `*.safetensors.index.json` of a sharded set. The
-/// header is validated strictly; a malformed file is an error (exit code 2).
+/// header is validated strictly; a malformed file is an error (exit code 2). A PyTorch
+/// pickle (`.pt`, `.pth`, `.bin`, `.ckpt`) is read without running anything and shown as
+/// `convert` would take it: state dict, extras, metadata, classes read as data, gadgets.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The checkpoint: a `.safetensors` file or a sharded set's `.index.json`.
+    /// The checkpoint: a `.safetensors` file, a sharded set's `.index.json`, or a pickle.
     pub path: PathBuf,
     /// Print JSON (one object, `{"type": "inspect", "data": {…}}`) instead of text.
     #[arg(long)]
@@ -36,6 +38,9 @@ pub struct InspectArgs {
 /// Runs `safeshift inspect`.
 pub fn run(args: InspectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let _ = printer;
+    if crate::inputs::InputKind::of(&args.path) == Some(crate::inputs::InputKind::Pickle) {
+        return super::inspect_pickle::run(&args);
+    }
     let matcher = match &args.filter {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
         None => None,

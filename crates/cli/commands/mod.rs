@@ -9,6 +9,7 @@ pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
+pub mod inspect_pickle;
 pub mod plan;
 pub mod scan;
 pub mod schema;

@@ -7,24 +7,27 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use safeshift_torch::{Format, GlobalStatus, ScanReport, UseKind, UseSite};
+use safeshift_torch::{Forbidden, Format, GlobalStatus, Hazard, ScanReport, UseKind, UseSite};
 use serde_json::{json, Value};
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
 use crate::render::sanitize;
 
-/// Report every global a PyTorch checkpoint names and whether loading it with `torch.load`
-/// would execute code.
+/// Report every global a PyTorch checkpoint names, what `torch.load` would do with it, and
+/// whether the file holds code-execution gadgets.
 ///
-/// Each global is `allowed` (on the list `torch.load(weights_only=True)` accepts),
-/// `imported` (only named: `torch.load` imports its module), `instantiated` (a class built
-/// by `NEWOBJ` + `BUILD`, as `torch.save(model)` stores modules: `torch.load` imports and
-/// runs it; `safeshift convert` reads it as data) or `called` (`torch.load` calls it;
-/// `safeshift convert` refuses the file).
+/// Each global is in one hazard class: `tensor` (torch's allow-list, what
+/// `torch.load(weights_only=True)` accepts), `data` (any other class or function: safeshift
+/// reads it as an inert record) or `gadget` (the deny-list: `os`, `subprocess`,
+/// `builtins.eval`, `pickle.loads`…). Structural gadgets (a call of a computed callable such
+/// as `getattr(x, "system")(…)`, a `getattr` of a dangerous attribute, a BUILD on a class)
+/// are listed with their byte offsets. How each global is used: `allowed`, `imported` (only
+/// named), `instantiated` (`NEWOBJ` + `BUILD`, as `torch.save(model)` stores modules) or
+/// `called`.
 ///
-/// Exits with 0 when every file is clean, 1 when any would execute code, 2 when a file
-/// cannot be read (that takes precedence).
+/// Exits with 0 when no file holds a gadget, 1 when any does (`safeshift convert` refuses
+/// it unless `--allow-gadgets`), 2 when a file cannot be read (that takes precedence).
 #[derive(Args, Debug)]
 pub struct ScanArgs {
     /// The checkpoints to scan.
@@ -44,7 +47,7 @@ pub fn run(args: ScanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         let outcome = safeshift_torch::scan(input);
         let file_status = match &outcome {
             Err(_) => ExitStatus::Error,
-            Ok(report) if report.executes_code() => ExitStatus::No,
+            Ok(report) if report.has_gadgets() => ExitStatus::No,
             Ok(report) if report.problem.is_some() => ExitStatus::Error,
             Ok(_) => ExitStatus::Success,
         };
@@ -54,7 +57,7 @@ pub fn run(args: ScanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         } else {
             match &outcome {
                 Ok(report) => {
-                    if !printer.quiet || report.executes_code() {
+                    if !printer.quiet || report.has_gadgets() {
                         text.push_str(&human_report(input, report));
                     }
                 }
@@ -94,6 +97,14 @@ fn status_name(status: GlobalStatus) -> &'static str {
     }
 }
 
+fn hazard_name(hazard: Hazard) -> &'static str {
+    match hazard {
+        Hazard::TensorRebuild => "tensor",
+        Hazard::Data => "data",
+        Hazard::Gadget => "gadget",
+    }
+}
+
 fn kind_name(kind: UseKind) -> &'static str {
     match kind {
         UseKind::Named => "named",
@@ -102,7 +113,7 @@ fn kind_name(kind: UseKind) -> &'static str {
     }
 }
 
-fn format_name(format: &Format) -> &'static str {
+pub(crate) fn format_name(format: &Format) -> &'static str {
     match format {
         Format::Zip { .. } => "zip",
         Format::TorchScript { .. } => "torchscript",
@@ -113,12 +124,12 @@ fn format_name(format: &Format) -> &'static str {
 }
 
 fn verdict(report: &ScanReport) -> &'static str {
-    if !report.executes_code() {
+    if report.has_gadgets() {
+        "GADGETS: torch.load would run them; safeshift convert refuses the file (--allow-gadgets converts it, running nothing)"
+    } else if !report.executes_code() {
         "clean: torch.load(weights_only=True) accepts every global"
-    } else if report.convertible() {
-        "torch.load would execute code (module classes); safeshift convert reads it as data"
     } else {
-        "torch.load would execute code; safeshift convert refuses it"
+        "no gadget: torch.load would import these classes; safeshift convert reads them as data"
     }
 }
 
@@ -129,7 +140,12 @@ fn human_report(path: &Path, report: &ScanReport) -> String {
     // Most dangerous first; stable within a status (first-use order).
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.status));
     for finding in findings {
-        let mut line = format!("  {:<13}{}", status_name(finding.status), sanitize(&finding.global));
+        let mut line = format!(
+            "  {:<7}{:<13}{}",
+            hazard_name(finding.hazard),
+            status_name(finding.status),
+            sanitize(&finding.global)
+        );
         if let Some(name) = &finding.python3_name {
             line.push_str(&format!(" (= {})", sanitize(name)));
         }
@@ -141,18 +157,26 @@ fn human_report(path: &Path, report: &ScanReport) -> String {
         out.push_str(&line);
         out.push('\n');
     }
-    for site in &report.non_global_calls {
-        out.push_str(&format!(
-            "  called       (not a global)  {} at byte {} of `{}`\n",
-            site.opcode,
-            site.offset,
-            sanitize(&site.member)
-        ));
+    for gadget in &report.gadgets {
+        out.push_str(&format!("  gadget: {}\n", sanitize(&gadget.to_string())));
     }
     if let Some(problem) = &report.problem {
         out.push_str(&format!("  stopped early: {}\n", sanitize(problem)));
     }
     out
+}
+
+/// A gadget as JSON (shared with `convert --json`).
+pub(crate) fn json_gadget(gadget: &Forbidden) -> Value {
+    json!({
+        "global": gadget.global,
+        "python3_name": gadget.python3_name,
+        "member": gadget.member,
+        "offset": gadget.offset,
+        "opcode": gadget.opcode,
+        "named_at": gadget.global_offset,
+        "why": gadget.why,
+    })
 }
 
 fn json_site(site: &UseSite) -> Value {
@@ -169,11 +193,15 @@ fn json_file(path: &Path, outcome: &Result<ScanReport, safeshift_torch::TorchErr
             "executes_code": report.executes_code(),
             "weights_only_accepts": report.weights_only_accepts(),
             "convertible": report.convertible(),
+            "has_gadgets": report.has_gadgets(),
+            "gadgets": report.gadgets.iter().map(json_gadget).collect::<Vec<_>>(),
+            "data_classes": report.data_classes,
             "problem": report.problem,
             "globals": report.findings.iter().map(|finding| json!({
                 "global": finding.global,
                 "python3_name": finding.python3_name,
                 "status": status_name(finding.status),
+                "hazard": hazard_name(finding.hazard),
                 "uses": finding.uses.iter().map(json_site).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
             "non_global_calls": report.non_global_calls.iter().map(json_site).collect::<Vec<_>>(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use safeshift_engine::{write, OutputTensor, TensorSource, WriteOptions};
-use safeshift_graph::{synth, VersionId};
+use safeshift_graph::{synth_with_captures, VersionId};
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
@@ -26,6 +26,10 @@ pub struct SynthArgs {
     /// A dim value, e.g. `--dim hidden=8` (repeatable).
     #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
     pub dims: Vec<(String, i64)>,
+    /// The values of a name capture of the schema, e.g. `--capture dataset=era5,cerra` for
+    /// a checkpoint of two datasets (repeatable; a capture not given takes its own name).
+    #[arg(long = "capture", value_name = "NAME=V1,V2", value_parser = parse_capture)]
+    pub captures: Vec<(String, Vec<String>)>,
     /// The seed of the values (the same seed gives the same bytes).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -33,12 +37,22 @@ pub struct SynthArgs {
     pub registry: RegistryArgs,
 }
 
+fn parse_capture(text: &str) -> Result<(String, Vec<String>), String> {
+    let (name, values) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=V1,V2"))?;
+    let values: Vec<String> = values.split(',').map(str::to_owned).collect();
+    if name.is_empty() || values.iter().any(String::is_empty) {
+        return Err(format!("`{text}` is not NAME=V1,V2"));
+    }
+    Ok((name.to_owned(), values))
+}
+
 /// Runs `safeshift synth`.
 pub fn run(args: SynthArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let registry = args.registry.load_usable(printer.color)?;
     let version = VersionId::parse(&args.version)?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
-    let checkpoint = synth(&registry, &version, &dims, args.seed)?;
+    let captures: BTreeMap<String, Vec<String>> = args.captures.into_iter().collect();
+    let checkpoint = synth_with_captures(&registry, &version, &dims, &captures, args.seed)?;
     let tensors = checkpoint
         .layout
         .tensors

@@ -246,6 +246,17 @@ pub enum MigrationDeclKind {
         /// What the user must supply, shown in the error when it is missing.
         doc: Spanned<String>,
     },
+    /// `param NAME "description" [= "default"]`: a string, or a map from captured names
+    /// to strings, that the user supplies (`--param NAME=VALUE`, `--param NAME=a:x,b:y`).
+    Param {
+        /// The name operations refer to (`encoder_names`).
+        name: Name,
+        /// What it means, shown in the error when it is missing or incomplete.
+        doc: Spanned<String>,
+        /// The value when the user gives none; without one the parameter is required
+        /// wherever an operation uses it.
+        default: Option<Spanned<String>>,
+    },
 }
 
 /// `down { ops }`
@@ -447,8 +458,8 @@ impl Pattern {
 
 /// The clause words the grammar knows (the value-taking words between operands).
 pub const KEYWORDS: &[&str] = &[
-    "at", "axes", "axis", "by", "from", "head_dim", "heads", "index", "into", "kv_heads", "layout", "sizes", "to",
-    "value",
+    "at", "axes", "axis", "by", "each", "from", "head_dim", "heads", "index", "into", "kv_heads", "layout", "sizes",
+    "to", "value",
 ];
 
 /// The flag words the grammar knows (operands without a value).

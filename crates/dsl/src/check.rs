@@ -102,7 +102,11 @@ impl Checker {
             let first = *first;
             self.error(
                 Diagnostic::error(
-                    if what == "dim" { "duplicate-dim" } else { "duplicate-aux" },
+                    match what {
+                        "dim" => "duplicate-dim",
+                        "param" => "duplicate-param",
+                        _ => "duplicate-aux",
+                    },
                     format!("{what} `{}` is declared twice", name.node),
                     self.source,
                     name.span,
@@ -296,6 +300,12 @@ impl Checker {
         found.sort();
         let mut reported = HashSet::new();
         for (first, second, name) in found {
+            // A literal name declared first takes precedence over a later pattern that also
+            // matches it: a fixed name (`latlons_hidden`) stands out from a family
+            // (`latlons_{dataset}`). Matching tries patterns in declaration order.
+            if patterns[first].as_literal().is_some() {
+                continue;
+            }
             if !reported.insert(second) {
                 continue;
             }
@@ -396,10 +406,12 @@ impl Checker {
         }
         let mut dims = HashMap::new();
         let mut auxes = HashMap::new();
+        let mut params = HashMap::new();
         for decl in &migration.decls {
             match &decl.kind {
                 MigrationDeclKind::Dim(dim) => self.declare(&mut dims, &dim.name, "dim"),
                 MigrationDeclKind::Aux { name, .. } => self.declare(&mut auxes, name, "aux"),
+                MigrationDeclKind::Param { name, .. } => self.declare(&mut params, name, "param"),
             }
         }
         let down_ops = migration.down.iter().flat_map(|down| &down.ops);
@@ -602,6 +614,8 @@ mod tests {
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.b\" : f32[n]", &[]),
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.{y}.w\" : f32[n]", &["duplicate-pattern"]),
             ("tensor \"a.{x}.w\" : f32[n]\ntensor \"a.b.w\" : f32[n]", &["overlapping-patterns"]),
+            // A literal name declared first takes precedence.
+            ("tensor \"a.b.w\" : f32[n]\ntensor \"a.{x}.w\" : f32[n]", &[]),
             ("tensor \"{x..}.w\" : f32[n]\ntensor \"a.{i < n}.w\" : f32[n]", &["overlapping-patterns"]),
             ("tensor \"a.{i < n}.w\" : f32[n]\ntensor \"a.01.w\" : f32[n]", &[]),
             ("tensor \"w\" : f32[m]", &["unknown-dim"]),

@@ -245,6 +245,10 @@ fn format_migration(out: &mut Out, migration: &Migration) {
             let line = match &decl.kind {
                 MigrationDeclKind::Dim(dim) => dim_line(dim),
                 MigrationDeclKind::Aux { name, doc } => format!("aux {} {}", name.node, quote(&doc.node)),
+                MigrationDeclKind::Param { name, doc, default } => match default {
+                    Some(default) => format!("param {} {} = {}", name.node, quote(&doc.node), quote(&default.node)),
+                    None => format!("param {} {}", name.node, quote(&doc.node)),
+                },
             };
             statement(out, INDENT, &decl.trivia, &line);
         }

@@ -51,6 +51,11 @@ pub fn normalize(file: &File) -> File {
                             name(aux);
                             name(doc);
                         }
+                        MigrationDeclKind::Param { name: param, doc, default } => {
+                            name(param);
+                            name(doc);
+                            default.iter_mut().for_each(name);
+                        }
                     }
                 }
                 migration.ops.iter_mut().for_each(op);

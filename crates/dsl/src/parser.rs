@@ -252,7 +252,7 @@ impl<'t> Builder<'t> {
                 Rule::doc => doc = Some(self.doc(child)),
                 Rule::lbrace => trivia = self.header_trivia(&child),
                 Rule::rbrace => inner_trailing = self.comments.take_before(self.span(&child).start),
-                Rule::dim_decl | Rule::aux_decl => decls.push(self.migration_decl(child)),
+                Rule::dim_decl | Rule::aux_decl | Rule::param_decl => decls.push(self.migration_decl(child)),
                 Rule::op => ops.push(self.op(child)),
                 Rule::misplaced_decl => self.misplaced_decl(child, ops.first().map(|op: &Op| op.span)),
                 Rule::down_block => down = Some(self.down_block(child)),
@@ -315,6 +315,27 @@ impl<'t> Builder<'t> {
                     doc: doc.expect("grammar: aux has a description"),
                 }
             }
+            Rule::param_decl => {
+                let mut name = None;
+                let mut doc = None;
+                let mut default = None;
+                for child in pair.into_inner() {
+                    match child.as_rule() {
+                        Rule::ident => name = Some(self.name(&child)),
+                        Rule::string => doc = Some(self.plain_string(&child)),
+                        Rule::param_default => {
+                            let string = child.into_inner().next().expect("grammar: a default is a string");
+                            default = Some(self.plain_string(&string));
+                        }
+                        _ => {}
+                    }
+                }
+                MigrationDeclKind::Param {
+                    name: name.expect("grammar: param has a name"),
+                    doc: doc.expect("grammar: param has a description"),
+                    default,
+                }
+            }
             rule => unreachable!("not a migration declaration: {rule:?}"),
         };
         MigrationDecl { kind, trivia, span }
@@ -323,7 +344,11 @@ impl<'t> Builder<'t> {
     fn misplaced_decl(&mut self, pair: Pair<'_, Rule>, first_op: Option<Span>) {
         let decl = pair.into_inner().next().expect("grammar: misplaced_decl wraps a declaration");
         let span = self.span(&decl);
-        let word = if decl.as_rule() == Rule::aux_decl { "aux" } else { "dim" };
+        let word = match decl.as_rule() {
+            Rule::aux_decl => "aux",
+            Rule::param_decl => "param",
+            _ => "dim",
+        };
         // Still consume its comments so the cursor stays in order.
         let _ = self.comments.statement(span.end);
         let mut diagnostic = Diagnostic::error(

@@ -24,8 +24,21 @@ fn dummy<T>(node: T) -> Spanned<T> {
 }
 
 /// Words that cannot be used as a name everywhere (keywords, flags, JSON literals).
-const RESERVED: &[&str] =
-    &["allow", "aux", "dim", "down", "false", "meta", "migration", "null", "schema", "tensor", "true", "optional"];
+const RESERVED: &[&str] = &[
+    "allow",
+    "aux",
+    "dim",
+    "down",
+    "false",
+    "meta",
+    "migration",
+    "null",
+    "param",
+    "schema",
+    "tensor",
+    "true",
+    "optional",
+];
 
 /// An identifier usable in every name position.
 pub(crate) fn arb_ident() -> impl Strategy<Value = String> {
@@ -283,6 +296,8 @@ fn arb_migration_decl() -> impl Strategy<Value = MigrationDecl> {
     let kind = prop_oneof![
         arb_dim_decl().prop_map(MigrationDeclKind::Dim),
         (arb_name(), arb_text().prop_map(dummy)).prop_map(|(name, doc)| MigrationDeclKind::Aux { name, doc }),
+        (arb_name(), arb_text().prop_map(dummy), proptest::option::of(arb_text().prop_map(dummy)))
+            .prop_map(|(name, doc, default)| MigrationDeclKind::Param { name, doc, default }),
     ];
     (kind, arb_trivia()).prop_map(|(kind, trivia)| MigrationDecl { kind, trivia, span: Span::DUMMY })
 }

@@ -332,13 +332,15 @@ fn collect_leaves<'a>(expr: &'a Expr, out: &mut Vec<&'a Leaf>) {
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => collect_leaves(input, out),
-        Expr::Concat { inputs, .. } => inputs.iter().for_each(|input| collect_leaves(input, out)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().for_each(|input| collect_leaves(input, out))
+        }
         Expr::Fill { .. } => {}
         Expr::Gather { input, index, .. } => {
             collect_leaves(input, out);
             collect_leaves(index, out);
         }
-        Expr::InversePermutation { index } => collect_leaves(index, out),
+        Expr::InversePermutation { index } | Expr::Argsort { input: index } => collect_leaves(index, out),
     }
 }
 

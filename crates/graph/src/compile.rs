@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use safeshift_dsl::ast;
 use safeshift_model::{resolve_meta_dim, unify, DType, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
-use safeshift_ops::{AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, TensorSet};
+use safeshift_ops::{AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, Param, ParamValue, TensorSet};
 
 use crate::plan::{Plan, Step};
 use crate::registry::{MigrationDef, Registry};
@@ -164,13 +164,27 @@ pub fn compile(
     dims: &BTreeMap<String, i64>,
     aux: &BTreeMap<String, Layout>,
 ) -> Result<CompiledPlan, CompileError> {
+    compile_with_params(registry, plan, layout, dims, aux, &BTreeMap::new())
+}
+
+/// [`compile`] with the migration parameters the caller gives (`--param NAME=VALUE`), by
+/// name; a parameter not given takes its declared default.
+pub fn compile_with_params(
+    registry: &Registry,
+    plan: &Plan,
+    layout: &Layout,
+    dims: &BTreeMap<String, i64>,
+    aux: &BTreeMap<String, Layout>,
+    params: &BTreeMap<String, ParamValue>,
+) -> Result<CompiledPlan, CompileError> {
     let schema_of = |version: &VersionId| {
         registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
     };
     let from = schema_of(&plan.from)?;
-    let bound = unify(from, layout, dims).map_err(|mismatch| CompileError::SourceMismatch {
-        version: plan.from.clone(),
-        mismatch: Box::new(mismatch),
+    // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
+    let input_extras = crate::key_layout::extras_of(layout);
+    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| {
+        CompileError::SourceMismatch { version: plan.from.clone(), mismatch: Box::new(mismatch) }
     })?;
     let mut known = bound.dims;
     for (dim, value) in dims {
@@ -184,11 +198,17 @@ pub fn compile(
         let ops = registry
             .lowered(step.migration)
             .ok_or_else(|| CompileError::BrokenMigration { migration: name(migration) })?;
-        let ctx = concrete_context(registry, migration, step, &set, &known, aux)?;
+        let ctx = concrete_context(registry, migration, step, &set, &known, aux, params)?;
         let op_error = |source: OpError| match &source.kind {
             OpErrorKind::UnknownDim { name: dim } => {
                 CompileError::MissingDim { migration: name(migration), dim: dim.clone() }
             }
+            // An aux input is only needed by an operation that has something to do.
+            OpErrorKind::Aux { input, .. } if !aux.contains_key(input) => CompileError::MissingAux {
+                migration: name(migration),
+                name: input.clone(),
+                description: aux_description(migration, input),
+            },
             _ => CompileError::Op { migration: name(migration), source },
         };
         match (step.inverse, &ops.down) {
@@ -203,7 +223,19 @@ pub fn compile(
                     version: migration.from.clone(),
                     message: err.to_string(),
                 })?;
-                let applied = apply_ops(&ops.ops, set_of(&before, source), &ctx).map_err(op_error)?;
+                // Names of the instantiated schema are placeholders (`{dataset}` is
+                // `dataset`): parameters map them to themselves and aux tensors are known by
+                // the names the migration writes here; the inverse runs below with the real ones.
+                let mut placeholder_ctx = ctx.clone();
+                crate::symbolic::symbolic_params(migration, &mut placeholder_ctx);
+                let shape_of = |pattern: &ast::Pattern| {
+                    let found = before
+                        .iter()
+                        .find(|tensor| safeshift_model::pattern::match_name(pattern, &tensor.name).is_some());
+                    found.map(|tensor| tensor.shape.clone())
+                };
+                placeholder_ctx.aux.extend(crate::symbolic::symbolic_aux(migration, &shape_of));
+                let applied = apply_ops(&ops.ops, set_of(&before, source), &placeholder_ctx).map_err(op_error)?;
                 let inverse =
                     applied.inverse.map_err(|source| CompileError::NoInverse { migration: name(migration), source })?;
                 apply_plain(&inverse, &mut set, &ctx).map_err(op_error)?;
@@ -244,12 +276,21 @@ pub fn compile(
 
     let target = schema_of(&plan.to)?;
     let mut metadata = set.metadata.clone();
+    if !input_extras.is_empty() {
+        let extras: Vec<String> = outputs
+            .iter()
+            .filter(|output| crate::key_layout::is_extra(&output.expr, &input_extras))
+            .map(|output| output.name.clone())
+            .collect();
+        metadata.insert(crate::key_layout::EXTRAS_KEY.to_owned(), serde_json::to_string(&extras).unwrap_or_default());
+    }
     metadata.insert(crate::SCHEMA_KEY.to_owned(), plan.to.to_string());
     metadata.insert(HISTORY_KEY.to_owned(), serde_json::Value::Array(history).to_string());
     metadata.insert(TOOL_KEY.to_owned(), format!("safeshift {}", env!("CARGO_PKG_VERSION")));
     let result = Layout {
         tensors: outputs
             .iter()
+            .filter(|output| !crate::key_layout::is_extra(&output.expr, &input_extras))
             .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
             .collect(),
         metadata: metadata.clone(),
@@ -278,7 +319,20 @@ fn previous_history(metadata: &BTreeMap<String, String>) -> Vec<serde_json::Valu
     }
 }
 
-/// The dims and aux tensors for one step over a concrete checkpoint.
+/// What a migration says its aux input `input` is.
+fn aux_description(migration: &MigrationDef, input: &str) -> String {
+    migration
+        .ast
+        .decls
+        .iter()
+        .find_map(|decl| match &decl.kind {
+            ast::MigrationDeclKind::Aux { name, doc } if name.node == input => Some(doc.node.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The dims, aux tensors and parameters for one step over a concrete checkpoint.
 fn concrete_context(
     registry: &Registry,
     migration: &MigrationDef,
@@ -286,6 +340,7 @@ fn concrete_context(
     set: &TensorSet,
     known: &BTreeMap<String, i64>,
     aux: &BTreeMap<String, Layout>,
+    params: &BTreeMap<String, ParamValue>,
 ) -> Result<OpContext, CompileError> {
     let mut ctx = OpContext::new(migration.source);
     for (dim, value) in known {
@@ -329,14 +384,16 @@ fn concrete_context(
                     .ok_or_else(|| CompileError::MissingDim { migration: name(migration), dim: dim_name.clone() })?;
                 ctx.dims.insert(dim_name.clone(), Sym::int(value));
             }
-            ast::MigrationDeclKind::Aux { name: input, doc } => {
-                let Some(layout) = aux.get(&input.node) else {
-                    return Err(CompileError::MissingAux {
-                        migration: name(migration),
-                        name: input.node.clone(),
-                        description: doc.node.clone(),
-                    });
-                };
+            ast::MigrationDeclKind::Param { name: param, doc, default } => {
+                let value = params
+                    .get(&param.node)
+                    .cloned()
+                    .or_else(|| default.as_ref().map(|default| ParamValue::One(default.node.clone())));
+                ctx.params.insert(param.node.clone(), Param { doc: doc.node.clone(), value });
+            }
+            ast::MigrationDeclKind::Aux { name: input, .. } => {
+                // A missing input is reported by the operation that needs it.
+                let Some(layout) = aux.get(&input.node) else { continue };
                 for tensor in &layout.tensors {
                     let shape =
                         tensor.shape.iter().map(|&size| Sym::int(i64::try_from(size).unwrap_or(i64::MAX))).collect();

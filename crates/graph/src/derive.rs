@@ -99,6 +99,7 @@ pub(crate) fn derive(migration: &MigrationDef, from: &Schema, lowered: &LoweredO
         set.iter().find(|(name, _)| match_name(pattern, name).is_some()).map(|(_, value)| value.shape().to_vec())
     };
     ctx.aux = symbolic_aux(migration, &shape_of);
+    crate::symbolic::symbolic_params(migration, &mut ctx);
     apply_plain(&lowered.ops, &mut set, &ctx).map_err(|err| fail(err.to_string()))?;
 
     let mut tensors = Vec::new();

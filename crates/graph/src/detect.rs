@@ -1,14 +1,19 @@
-//! Detection: which family and version a checkpoint is, from its layout alone.
+//! Detection: which family and version a checkpoint is, from its own word and its layout.
 //!
 //! A version recorded by safeshift in the metadata ([`SCHEMA_KEY`]) is trusted only when
 //! the layout fits that schema. Otherwise the layout is unified with every schema of the
-//! registry (derived ones included): one fit wins; several are ambiguous unless the
-//! recorded version is among them; none gives the nearest schemas, ranked, with diffs.
+//! registry (derived ones included), and the release the checkpoint's provenance names
+//! (see [`crate::provenance`]) settles between the fits; then one fit wins; several of one
+//! family, which share a layout, go to the oldest (upgrading through the steps between
+//! them changes nothing the layout shows); several of different families are ambiguous;
+//! none gives the nearest schemas, ranked, with diffs.
 
 use std::collections::BTreeMap;
 
 use safeshift_model::{unify, Layout, Mismatch};
 
+use crate::key_layout::{canonical, state_dict, KeyLayout};
+use crate::provenance::{read_provenance, Provenance};
 use crate::{Registry, VersionId};
 
 /// The metadata key where safeshift records a written checkpoint's `family@version`.
@@ -26,6 +31,22 @@ pub struct Detection {
     pub dims: BTreeMap<String, i64>,
     /// Why this version.
     pub evidence: Evidence,
+    /// What the checkpoint's metadata says about the release that wrote it, if anything;
+    /// see [`Detection::contradicted`].
+    pub provenance: Option<Provenance>,
+    /// Other versions the layout fits equally (of the same family).
+    pub alternatives: Vec<VersionId>,
+    /// The key layout kind, when the names are not the schemas' own (see
+    /// [`crate::KeyLayout`]); `None` for the canonical names.
+    pub key_layout: Option<KeyLayout>,
+}
+
+impl Detection {
+    /// The version the provenance names when it is not the detected one: the layout
+    /// contradicts what the checkpoint says of itself.
+    pub fn contradicted(&self) -> Option<&VersionId> {
+        self.provenance.as_ref()?.version.as_ref().filter(|named| **named != self.version)
+    }
 }
 
 /// Why a version was chosen.
@@ -35,6 +56,10 @@ pub enum Evidence {
     Recorded,
     /// It is the only schema the layout fits.
     OnlyFit,
+    /// The checkpoint's provenance names it, and the layout fits it.
+    Provenance,
+    /// The layout fits several versions of one family (one layout); this is the oldest.
+    OldestFit,
 }
 
 /// A schema the layout nearly fits.
@@ -79,11 +104,21 @@ fn nearest_text(nearest: &[NearMiss]) -> String {
 
 /// Finds the version of a checkpoint from its layout; `given` holds dims fixed by the caller.
 pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64>) -> Result<Detection, DetectError> {
+    let file_layout = layout;
+    let state = state_dict(layout);
+    let layout = &state;
     let recorded = layout.metadata.get(SCHEMA_KEY).and_then(|text| VersionId::parse(text).ok());
     if let Some(recorded) = &recorded {
         if let Some(schema) = registry.schema_of(recorded) {
             if let Ok(found) = unify(schema, layout, given) {
-                return Ok(Detection { version: recorded.clone(), dims: found.dims, evidence: Evidence::Recorded });
+                return Ok(Detection {
+                    version: recorded.clone(),
+                    dims: found.dims,
+                    evidence: Evidence::Recorded,
+                    provenance: None,
+                    alternatives: Vec::new(),
+                    key_layout: None,
+                });
             }
         }
     }
@@ -98,6 +133,15 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
             Err(mismatch) => misses.push(NearMiss { version: version.clone(), score: mismatch.score(), mismatch }),
         }
     }
+    let provenance = read_provenance(registry, layout);
+    if let Some(detection) = settle(&mut fits, &provenance) {
+        return Ok(detection);
+    }
+    if fits.is_empty() {
+        if let Some(detection) = detect_other_key_layouts(registry, file_layout, given, &provenance) {
+            return Ok(detection);
+        }
+    }
     match fits.len() {
         0 => {
             // Best first; equal scores in version order, so the output is stable.
@@ -105,12 +149,57 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
             misses.truncate(NEAREST);
             Err(DetectError::NoFit { nearest: misses })
         }
-        1 => {
-            let (version, dims) = fits.pop().expect("one fit");
-            Ok(Detection { version, dims, evidence: Evidence::OnlyFit })
-        }
         _ => Err(DetectError::Ambiguous { candidates: fits.into_iter().map(|(version, _)| version).collect() }),
     }
+}
+
+/// Chooses among the fits: the one the provenance names, the only one, or the oldest of
+/// one family. `None` when there is nothing to choose from, or fits of several families.
+fn settle(fits: &mut Vec<(VersionId, BTreeMap<String, i64>)>, provenance: &[Provenance]) -> Option<Detection> {
+    let family_of_fits = fits.first().map(|(version, _)| version.family.clone())?;
+    let own = provenance.iter().find(|record| record.family == family_of_fits).cloned();
+    let named = own.as_ref().and_then(|record| record.version.as_ref());
+    let (index, evidence) = match fits.iter().position(|(version, _)| Some(version) == named) {
+        Some(index) => (index, Evidence::Provenance),
+        None if fits.len() == 1 => (0, Evidence::OnlyFit),
+        None if fits.iter().all(|(version, _)| version.family == family_of_fits) => {
+            let oldest = fits.iter().enumerate().min_by(|a, b| a.1 .0.cmp(&b.1 .0)).map(|(index, _)| index)?;
+            (oldest, Evidence::OldestFit)
+        }
+        None => return None,
+    };
+    let (version, dims) = fits.remove(index);
+    let alternatives = fits.iter().map(|(version, _)| version.clone()).collect();
+    Some(Detection { version, dims, evidence, provenance: own, alternatives, key_layout: None })
+}
+
+/// Tries the key layout kinds the manifest declares: the names with each kind's prefix put
+/// back, against that family's schemas.
+fn detect_other_key_layouts(
+    registry: &Registry,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+    provenance: &[Provenance],
+) -> Option<Detection> {
+    for (family, kinds) in &registry.manifest().key_layouts {
+        for (kind, prefix) in kinds {
+            let key_layout = KeyLayout { kind: kind.clone(), prefix: prefix.clone() };
+            let renamed = state_dict(&canonical(layout, &key_layout));
+            let mut fits: Vec<(VersionId, BTreeMap<String, i64>)> = registry
+                .graph()
+                .versions()
+                .filter(|version| version.family == *family)
+                .filter_map(|version| {
+                    let found = unify(registry.schema_of(version)?, &renamed, given).ok()?;
+                    Some((version.clone(), found.dims))
+                })
+                .collect();
+            if let Some(detection) = settle(&mut fits, provenance) {
+                return Some(Detection { key_layout: Some(key_layout), ..detection });
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -182,5 +271,45 @@ schema e @ 1.0.0 {
             err.to_string(),
             "the checkpoint fits no schema of the registry (nearest: `d@1.0.0`, 50% of tensors fit)"
         );
+    }
+
+    const ONE_LAYOUT: &str = r#"
+schema d @ 1.0.0 {
+    dim n
+    tensor "a" : f32[n]
+}
+schema d @ 1.1.0 {
+    dim n
+    tensor "a" : f32[n]
+}
+schema d @ 2.0.0 {
+    dim n
+    tensor "b" : f32[n]
+}
+"#;
+
+    fn with_provenance(release: &str, names: &[&str]) -> Layout {
+        let mut layout = layout(names);
+        layout.metadata.insert("info".into(), format!(r#"{{"versions": {{"d.lib": "{release}"}}}}"#));
+        layout
+    }
+
+    #[test]
+    fn one_layout_of_several_versions_is_the_oldest_unless_provenance_names_one() {
+        let manifest = "provenance:\n  d:\n    metadata: info\n    path: [versions, d.lib]\n    releases: {1.0.0: 1.0.0, 1.1.0: 1.1.0, 2.0.0: 2.0.0}\n";
+        let files =
+            crate::RegistryFiles { files: vec![("d.ss".into(), ONE_LAYOUT.into())], manifest: Some(manifest.into()) };
+        let (registry, diagnostics) = Registry::from_files(files);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let found = detect(&registry, &layout(&["a"]), &BTreeMap::new()).unwrap();
+        assert_eq!((found.version.to_string(), found.evidence), ("d@1.0.0".to_owned(), Evidence::OldestFit));
+        assert_eq!(found.alternatives.iter().map(ToString::to_string).collect::<Vec<_>>(), ["d@1.1.0"]);
+        let found = detect(&registry, &with_provenance("1.1.3", &["a"]), &BTreeMap::new()).unwrap();
+        assert_eq!((found.version.to_string(), found.evidence), ("d@1.1.0".to_owned(), Evidence::Provenance));
+        assert_eq!(found.contradicted(), None);
+        // The file says 2.0 but holds the 1.x layout: the layout wins, the contradiction shows.
+        let found = detect(&registry, &with_provenance("2.0.0", &["a"]), &BTreeMap::new()).unwrap();
+        assert_eq!(found.version.to_string(), "d@1.0.0");
+        assert_eq!(found.contradicted().map(ToString::to_string).as_deref(), Some("d@2.0.0"));
     }
 }

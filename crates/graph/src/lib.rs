@@ -70,9 +70,11 @@ mod compile;
 mod derive;
 mod detect;
 mod graph;
+mod key_layout;
 mod load;
 mod manifest;
 mod plan;
+mod provenance;
 mod registry;
 mod static_check;
 mod symbolic;
@@ -83,17 +85,23 @@ mod validate;
 mod version_id;
 
 pub use check::{check, check_synth};
-pub use compile::{compile, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
+pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
 pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
-pub use manifest::{Manifest, ManifestError};
+pub use key_layout::{
+    aux_from_extras, canonical, extras_of, output_extras, read_aux_from_extras, restore, state_dict, KeyLayout,
+    EXTRAS_KEY,
+};
+pub use manifest::{Manifest, ManifestError, ProvenanceSpec};
 pub use plan::{plan, Plan, PlanError, Step};
+pub use provenance::{read_provenance, Provenance};
 pub use registry::{
     LoadError, MigrationDef, MigrationId, Registry, RegistryFiles, SchemaDef, MAX_DEPTH, MAX_FILES, MAX_FILE_BYTES,
 };
 pub use static_check::check_migrations;
 pub use synth::{
-    run_in_memory, synth, synth_aux, synth_dims, SynthError, Synthetic, DEFAULT_COUNT, DEFAULT_DIM, MAX_SYNTH_BYTES,
+    run_in_memory, synth, synth_aux, synth_dims, synth_with_captures, SynthError, Synthetic, DEFAULT_COUNT,
+    DEFAULT_DIM, MAX_SYNTH_BYTES,
 };
 pub use validate::{validate, PathComparer};
 pub use version_id::{VersionId, VersionIdError};

@@ -9,6 +9,13 @@
 //!   anemoi.encprocdec:
 //!     hidden: 8
 //!     heads: 2
+//! # Where a family's checkpoints record the release that wrote them (detection reads it
+//! # first), and the first release each version's layout describes.
+//! provenance:
+//!   anemoi.encprocdec:
+//!     metadata: anemoi
+//!     path: [provenance_training, module_versions, anemoi.models]
+//!     releases: {0.4.0: 0.4.0, 0.6.0: 0.5.0}
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +34,31 @@ pub struct Manifest {
     /// Default dim values per family, for synthetic checkpoints.
     #[serde(default)]
     pub dims: BTreeMap<String, BTreeMap<String, i64>>,
+    /// Default values of name captures per family, for synthetic checkpoints
+    /// (`dataset: [data]`).
+    #[serde(default)]
+    pub captures: BTreeMap<String, BTreeMap<String, Vec<String>>>,
+    /// Other key layouts per family: kind → the prefix its names lack in front of the
+    /// schemas' (`anemoi.encprocdec: {inference: "model."}`).
+    #[serde(default)]
+    pub key_layouts: BTreeMap<String, BTreeMap<String, String>>,
+    /// Where each family records the release that wrote a checkpoint.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, ProvenanceSpec>,
+}
+
+/// Where a family's checkpoints record their release, and which version each release is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenanceSpec {
+    /// The `__metadata__` key holding a JSON document (`anemoi`).
+    pub metadata: String,
+    /// The keys leading to the release string inside it (a key may hold dots:
+    /// `anemoi.models`).
+    pub path: Vec<String>,
+    /// For each version of the family, the first release whose layout it describes: a
+    /// release belongs to the version with the greatest first release not after it.
+    pub releases: BTreeMap<String, String>,
 }
 
 /// Why a manifest could not be read, with the 1-based position when known.
@@ -55,6 +87,18 @@ impl Manifest {
                     message: format!("target `{target}`: {err}"),
                     offset: text.find(target.as_str()),
                 });
+            }
+        }
+        for (family, spec) in &manifest.provenance {
+            for (version, release) in &spec.releases {
+                for value in [version, release] {
+                    if semver::Version::parse(value).is_err() {
+                        return Err(ManifestError {
+                            message: format!("provenance of `{family}`: `{value}` is not a version"),
+                            offset: text.find(value.as_str()),
+                        });
+                    }
+                }
             }
         }
         Ok(manifest)

@@ -7,7 +7,9 @@ use safeshift_dsl::ast::{self, Span, Value};
 use safeshift_dsl::Diagnostic;
 use safeshift_model::pattern::match_name;
 use safeshift_model::{DTypeClass, DimKind, Schema, Sym, SymTensor};
-use safeshift_ops::{AuxInfo, Expr, NoInverse, OpContext, OpError, Operation, TensorSet, TensorValue};
+use safeshift_ops::{
+    AuxInfo, Expr, NoInverse, OpContext, OpError, Operation, Param, ParamValue, TensorSet, TensorValue,
+};
 
 use crate::registry::MigrationDef;
 
@@ -167,19 +169,33 @@ pub(crate) fn symbolic_context(
         }
     }
     for decl in &migration.ast.decls {
-        if let ast::MigrationDeclKind::Dim(dim) = &decl.kind {
-            let value = match &dim.value {
-                Some(ast::DimValue::Expr(expr)) => ctx.resolve(expr).unwrap_or_else(|_| Sym::from_expr(expr)),
-                _ => Sym::dim(&dim.name.node),
-            };
-            ctx.dims.insert(dim.name.node.clone(), value);
+        match &decl.kind {
+            ast::MigrationDeclKind::Dim(dim) => {
+                let value = match &dim.value {
+                    Some(ast::DimValue::Expr(expr)) => ctx.resolve(expr).unwrap_or_else(|_| Sym::from_expr(expr)),
+                    _ => Sym::dim(&dim.name.node),
+                };
+                ctx.dims.insert(dim.name.node.clone(), value);
+            }
+            ast::MigrationDeclKind::Param { .. } | ast::MigrationDeclKind::Aux { .. } => {}
         }
     }
+    symbolic_params(migration, &mut ctx);
     let shape_of = |pattern: &ast::Pattern| {
         tensors.iter().find(|tensor| match_name(pattern, &tensor.name).is_some()).map(|tensor| tensor.shape.clone())
     };
     ctx.aux = symbolic_aux(migration, &shape_of);
     ctx
+}
+
+/// Over schemas, every parameter maps each captured name to itself.
+pub(crate) fn symbolic_params(migration: &MigrationDef, ctx: &mut OpContext) {
+    for decl in &migration.ast.decls {
+        if let ast::MigrationDeclKind::Param { name, doc, .. } = &decl.kind {
+            let param = Param { doc: doc.node.clone(), value: Some(ParamValue::Symbolic) };
+            ctx.params.insert(name.node.clone(), param);
+        }
+    }
 }
 
 fn substitute(sym: &Sym, counts: &BTreeMap<String, i64>) -> Sym {
@@ -192,14 +208,50 @@ fn substitute(sym: &Sym, counts: &BTreeMap<String, i64>) -> Sym {
     out
 }
 
+/// How an aux tensor is used: an index of `length` (`AUX["t"]`, `argsort(AUX["t"])`), or
+/// a 2-d tensor whose row `row` is sorted (`argsort(AUX["t"], row)`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct AuxUse {
+    /// The index length: that axis of the first tensor the gather's source matches.
+    pub length: Option<Sym>,
+    /// For `argsort(AUX["t"], row)`: the row.
+    pub row: Option<u64>,
+}
+
+impl AuxUse {
+    /// The shape the tensor must have, with `length` for an unknown length.
+    pub fn shape(&self, length: Sym) -> Vec<Sym> {
+        match self.row {
+            Some(row) => vec![Sym::int(row as i64 + 1), length],
+            None => vec![length],
+        }
+    }
+}
+
+/// The aux tensor of an `index` value: `AUX["t"]`, or the one `argsort(AUX["t"][, row])` sorts.
+fn aux_of(value: &Value) -> Option<(&ast::Name, &ast::Spanned<String>, Option<u64>)> {
+    match value {
+        Value::Aux { input, tensor } => Some((input, tensor, None)),
+        Value::Call { name, args } if name.node == "argsort" => {
+            let Some(Value::Aux { input, tensor }) = args.first() else { return None };
+            let row = match args.get(1) {
+                Some(Value::Expr(ast::Expr { kind: ast::ExprKind::Int(row), .. })) => Some(*row),
+                _ => None,
+            };
+            Some((input, tensor, row))
+        }
+        _ => None,
+    }
+}
+
 /// The aux tensors a migration's operations read, by `(input, tensor)`, each with the
-/// length it must have if the registry is right: an aux tensor is an index along an axis
-/// (`gather SRC axis N index AUX["t"]`), so its length is that axis of the first tensor
-/// `shape_of` finds for `SRC`; `None` when there is no such tensor.
+/// length it must have if the registry is right: an aux tensor is (or is sorted into) an
+/// index along an axis (`gather SRC axis N index AUX["t"]`), so its length is that axis of
+/// the first tensor `shape_of` finds for `SRC`; `None` when there is no such tensor.
 pub(crate) fn aux_lengths(
     migration: &MigrationDef,
     shape_of: &dyn Fn(&ast::Pattern) -> Option<Vec<Sym>>,
-) -> BTreeMap<(String, String), Option<Sym>> {
+) -> BTreeMap<(String, String), AuxUse> {
     let mut lengths = BTreeMap::new();
     let ops = migration.ast.ops.iter().chain(migration.ast.down.iter().flat_map(|down| down.ops.iter()));
     for op in ops {
@@ -220,9 +272,9 @@ pub(crate) fn aux_lengths(
                 ast::OperandKind::Clause { value, .. } | ast::OperandKind::Assign(value) => value,
                 _ => continue,
             };
-            if let Value::Aux { input, tensor } = value {
+            if let Some((input, tensor, row)) = aux_of(value) {
                 let length = source.zip(axis).and_then(|(source, axis)| shape_of(source)?.get(axis).cloned());
-                lengths.insert((input.node.clone(), tensor.node.clone()), length);
+                lengths.insert((input.node.clone(), tensor.node.clone()), AuxUse { length, row });
             }
         }
     }
@@ -237,9 +289,9 @@ pub(crate) fn symbolic_aux(
 ) -> BTreeMap<(String, String), AuxInfo> {
     aux_lengths(migration, shape_of)
         .into_iter()
-        .map(|((input, tensor), length)| {
-            let length = length.unwrap_or_else(|| Sym::dim(&format!("{input}[{tensor}]")));
-            ((input, tensor), AuxInfo { dtype: DTypeClass::Int, shape: vec![length] })
+        .map(|((input, tensor), used)| {
+            let length = used.length.clone().unwrap_or_else(|| Sym::dim(&format!("{input}[{tensor}]")));
+            ((input, tensor), AuxInfo { dtype: DTypeClass::Int, shape: used.shape(length) })
         })
         .collect()
 }
@@ -257,12 +309,14 @@ pub(crate) fn source_names(expr: &Expr, out: &mut BTreeSet<String>) {
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => source_names(input, out),
-        Expr::Concat { inputs, .. } => inputs.iter().for_each(|input| source_names(input, out)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().for_each(|input| source_names(input, out))
+        }
         Expr::Gather { input, index, .. } => {
             source_names(input, out);
             source_names(index, out);
         }
-        Expr::InversePermutation { index } => source_names(index, out),
+        Expr::InversePermutation { index } | Expr::Argsort { input: index } => source_names(index, out),
         Expr::Fill { .. } => {}
     }
 }

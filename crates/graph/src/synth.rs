@@ -97,14 +97,29 @@ pub fn synth(
     given: &BTreeMap<String, i64>,
     seed: u64,
 ) -> Result<Synthetic, SynthError> {
+    synth_with_captures(registry, version, given, &BTreeMap::new(), seed)
+}
+
+/// [`synth`] with the values of the schema's captures given (`dataset` → `era5`, `cerra`:
+/// one tensor per value); a capture not given takes the values `safeshift.yaml` lists
+/// (`captures:`), else its own name as its one value.
+pub fn synth_with_captures(
+    registry: &Registry,
+    version: &VersionId,
+    given: &BTreeMap<String, i64>,
+    given_captures: &BTreeMap<String, Vec<String>>,
+    seed: u64,
+) -> Result<Synthetic, SynthError> {
     let schema = registry.schema_of(version).ok_or_else(|| SynthError::NoSchema(version.clone()))?;
     let dims = synth_dims(registry, version, given);
-    // A capture that counts nothing (`{p..}`) takes its own name as its one value.
     let mut captures: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for def in &schema.tensors {
         for part in &def.pattern.parts {
             if let PatternPart::Capture { name, .. } = part {
-                captures.insert(name.node.clone(), vec![name.node.clone()]);
+                let manifest = registry.manifest().captures.get(&version.family).and_then(|c| c.get(&name.node));
+                let values =
+                    given_captures.get(&name.node).or(manifest).cloned().unwrap_or_else(|| vec![name.node.clone()]);
+                captures.insert(name.node.clone(), values);
             }
         }
     }
@@ -243,8 +258,8 @@ pub fn synth_aux(
                     .collect(),
             )
         };
-        for ((input, tensor), length) in crate::symbolic::aux_lengths(migration, &shape_of) {
-            let length = length?.as_int()?;
+        for ((input, tensor), used) in crate::symbolic::aux_lengths(migration, &shape_of) {
+            let length = used.length.clone()?.as_int()?;
             let entry = aux.entry(input).or_insert_with(|| Synthetic {
                 layout: Layout::default(),
                 data: Vec::new(),
@@ -253,12 +268,16 @@ pub fn synth_aux(
             if entry.layout.tensor(&tensor).is_some() {
                 continue;
             }
-            let data = (0..length).rev().flat_map(i64::to_le_bytes).collect();
-            entry.layout.tensors.push(TensorInfo {
-                name: tensor,
-                dtype: DType::I64,
-                shape: vec![u64::try_from(length).ok()?],
-            });
+            // A reversal: for an argsort, every row reversed (so the sort is one too).
+            let shape: Vec<u64> = used
+                .shape(safeshift_model::Sym::int(length))
+                .iter()
+                .filter_map(|size| size.as_int())
+                .map(|size| size as u64)
+                .collect();
+            let rows = if shape.len() == 2 { shape[0] } else { 1 };
+            let data = (0..rows).flat_map(|_| (0..length).rev().flat_map(i64::to_le_bytes)).collect();
+            entry.layout.tensors.push(TensorInfo { name: tensor, dtype: DType::I64, shape });
             entry.data.push(data);
         }
     }

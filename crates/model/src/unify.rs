@@ -254,6 +254,7 @@ pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) ->
 
     // 5. Missing tensors and metadata.
     find_missing(schema, &defs, &matched, &dims, &mut mismatch);
+    find_missing_per_capture(schema, &defs, &matched, &mut mismatch);
     check_meta(schema, layout, &mut mismatch);
 
     let misfits: HashSet<&str> = mismatch
@@ -600,6 +601,50 @@ fn find_missing(
                 break;
             }
             mismatch.missing_unlisted = mismatch.missing_unlisted.saturating_add(absent - listed);
+        }
+    }
+}
+
+/// A capture name shared by several tensor patterns ranges over one set of names (the
+/// datasets of `"pre_processors.{dataset}.…"` and `"encoder.{dataset}.…"`): every required
+/// pattern whose only capture it is must be present for every value any pattern shows.
+/// Lists the names that lack.
+fn find_missing_per_capture(schema: &Schema, defs: &[CompiledDef<'_>], matched: &[Matched], mismatch: &mut Mismatch) {
+    let mut users: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (def_idx, def) in defs.iter().enumerate() {
+        for capture in &def.free_captures {
+            users.entry(capture.as_str()).or_default().push(def_idx);
+        }
+    }
+    for (capture, def_indices) in users {
+        if def_indices.len() < 2 {
+            continue;
+        }
+        let mut seen: BTreeMap<usize, BTreeSet<&str>> = BTreeMap::new();
+        for hit in matched.iter().filter(|hit| def_indices.contains(&hit.def_idx)) {
+            if let Some(value) = hit.captures.get(capture) {
+                seen.entry(hit.def_idx).or_default().insert(value);
+            }
+        }
+        let all: BTreeSet<&str> = seen.values().flatten().copied().collect();
+        for &def_idx in &def_indices {
+            let def = &defs[def_idx];
+            let only_this = def.free_captures.iter().all(|name| name == capture) && def.counted.is_empty();
+            let has_hits = seen.contains_key(&def_idx);
+            // A family with no tensor at all is already reported by `find_missing`.
+            if schema.tensors[def_idx].optional || !only_this || !has_hits {
+                continue;
+            }
+            for value in all.difference(&seen[&def_idx]) {
+                if mismatch.missing.len() >= MISSING_LIST_LIMIT {
+                    mismatch.missing_unlisted = mismatch.missing_unlisted.saturating_add(1);
+                    continue;
+                }
+                let captures = Captures(BTreeMap::from([(capture.to_owned(), (*value).to_owned())]));
+                if let Ok(name) = fill(def.pattern, &captures, &|_| None) {
+                    mismatch.missing.push(name);
+                }
+            }
         }
     }
 }

@@ -119,6 +119,45 @@ pub enum Expr {
         /// The permutation.
         index: Box<Expr>,
     },
+    /// The stable argsort of a 1-d integer tensor, as `i64`: position `i` holds the index
+    /// of the `i`-th smallest value, equal values in their original order (torch's
+    /// `sort(stable=True).indices`). Always a permutation.
+    Argsort {
+        /// The values sorted.
+        input: Box<Expr>,
+    },
+    /// Copies of one tensor merged into one: the first input, once every input has the
+    /// same bytes. Evaluating it fails, naming the tensors, when they differ: keeping one
+    /// of two different tensors would lose the other ([`accept_unequal_merges`] keeps the
+    /// first when the caller allows a lossy result).
+    Merge {
+        /// The copies, all of one dtype and shape; at least one.
+        inputs: Vec<Expr>,
+    },
+}
+
+/// `expr` with every [`Expr::Merge`] replaced by its first input: what `--allow-lossy`
+/// accepts when per-dataset copies differ.
+pub fn accept_unequal_merges(expr: Expr) -> Expr {
+    let boxed = |input: Box<Expr>| Box::new(accept_unequal_merges(*input));
+    match expr {
+        Expr::Merge { mut inputs } => {
+            let first = if inputs.is_empty() { return Expr::Merge { inputs } } else { inputs.swap_remove(0) };
+            accept_unequal_merges(first)
+        }
+        Expr::Source(_) | Expr::Fill { .. } => expr,
+        Expr::Reshape { input, shape } => Expr::Reshape { input: boxed(input), shape },
+        Expr::Permute { input, axes } => Expr::Permute { input: boxed(input), axes },
+        Expr::Narrow { input, axis, start, len } => Expr::Narrow { input: boxed(input), axis, start, len },
+        Expr::Concat { inputs, axis } => {
+            Expr::Concat { inputs: inputs.into_iter().map(accept_unequal_merges).collect(), axis }
+        }
+        Expr::Cast { input, dtype, mode } => Expr::Cast { input: boxed(input), dtype, mode },
+        Expr::Pad { input, axis, after, value } => Expr::Pad { input: boxed(input), axis, after, value },
+        Expr::Gather { input, axis, index } => Expr::Gather { input: boxed(input), axis, index: boxed(index) },
+        Expr::InversePermutation { index } => Expr::InversePermutation { index: boxed(index) },
+        Expr::Argsort { input } => Expr::Argsort { input: boxed(input) },
+    }
 }
 
 /// Why an expression is ill-formed.
@@ -280,8 +319,21 @@ pub fn shape_of(expr: &Expr) -> Result<Vec<Sym>, ShapeError> {
             shape[*axis] = index_shape[0].clone();
             Ok(shape)
         }
-        Expr::InversePermutation { index } => {
-            let index_shape = shape_of(index)?;
+        Expr::Merge { inputs } => {
+            let Some((first, rest)) = inputs.split_first() else {
+                return Err(ShapeError::EmptyConcat);
+            };
+            let shape = shape_of(first)?;
+            for other in rest {
+                let other_shape = shape_of(other)?;
+                if other_shape != shape || !compatible(dtype_of(first), dtype_of(other)) {
+                    return Err(ShapeError::Concat { a: shape_text(&shape), b: shape_text(&other_shape), axis: 0 });
+                }
+            }
+            Ok(shape)
+        }
+        Expr::InversePermutation { index: input } | Expr::Argsort { input } => {
+            let index_shape = shape_of(input)?;
             if index_shape.len() != 1 {
                 return Err(ShapeError::Index { shape: shape_text(&index_shape) });
             }
@@ -296,13 +348,13 @@ pub fn dtype_of(expr: &Expr) -> DTypeClass {
         Expr::Source(leaf) => leaf.dtype,
         Expr::Cast { dtype, .. } => DTypeClass::Exact(*dtype),
         Expr::Fill { dtype, .. } => *dtype,
-        Expr::InversePermutation { .. } => DTypeClass::Exact(DType::I64),
+        Expr::InversePermutation { .. } | Expr::Argsort { .. } => DTypeClass::Exact(DType::I64),
         Expr::Reshape { input, .. }
         | Expr::Permute { input, .. }
         | Expr::Narrow { input, .. }
         | Expr::Pad { input, .. }
         | Expr::Gather { input, .. } => dtype_of(input),
-        Expr::Concat { inputs, .. } => inputs.first().map_or(DTypeClass::Any, dtype_of),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.first().map_or(DTypeClass::Any, dtype_of),
     }
 }
 
@@ -363,6 +415,17 @@ impl fmt::Display for Expr {
             Expr::Fill { dtype, shape, init } => write!(f, "fill({dtype}[{}], {init:?})", shape_text(shape)),
             Expr::Gather { input, axis, index } => write!(f, "gather({input}, {axis}, {index})"),
             Expr::InversePermutation { index } => write!(f, "inverse_permutation({index})"),
+            Expr::Argsort { input } => write!(f, "argsort({input})"),
+            Expr::Merge { inputs } => {
+                f.write_str("merge(")?;
+                for (position, input) in inputs.iter().enumerate() {
+                    if position > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{input}")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }

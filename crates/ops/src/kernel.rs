@@ -94,6 +94,12 @@ pub enum EvalError {
         /// Rows the tensor has.
         rows: u64,
     },
+    /// Copies of one tensor that were to be merged differ.
+    #[error("{} differ: merging them into one would lose data (a lossy merge: allow lossy results, `--allow-lossy`, to keep the first)", names.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", "))]
+    UnequalMerge {
+        /// The source tensors merged.
+        names: Vec<String>,
+    },
     /// A 0-d tensor has no rows to slice.
     #[error("a 0-d tensor has no rows")]
     Scalar,
@@ -195,6 +201,26 @@ where
     Evaluator { fetch: &fetch }.materialize(expr)
 }
 
+/// The names of the input tensors `expr` reads, in order.
+fn leaf_names(expr: &Expr, out: &mut Vec<String>) {
+    match expr {
+        Expr::Source(leaf) => out.push(leaf.name.clone()),
+        Expr::Reshape { input, .. }
+        | Expr::Permute { input, .. }
+        | Expr::Narrow { input, .. }
+        | Expr::Cast { input, .. }
+        | Expr::Pad { input, .. }
+        | Expr::Argsort { input }
+        | Expr::InversePermutation { index: input } => leaf_names(input, out),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter().for_each(|input| leaf_names(input, out)),
+        Expr::Gather { input, index, .. } => {
+            leaf_names(input, out);
+            leaf_names(index, out);
+        }
+        Expr::Fill { .. } => {}
+    }
+}
+
 /// The leaf called `name` (in `aux`) somewhere in `expr`.
 fn find_leaf<'e>(expr: &'e Expr, name: &str, aux: Option<&str>) -> Option<&'e Leaf> {
     match expr {
@@ -204,10 +230,12 @@ fn find_leaf<'e>(expr: &'e Expr, name: &str, aux: Option<&str>) -> Option<&'e Le
         | Expr::Narrow { input, .. }
         | Expr::Cast { input, .. }
         | Expr::Pad { input, .. } => find_leaf(input, name, aux),
-        Expr::Concat { inputs, .. } => inputs.iter().find_map(|input| find_leaf(input, name, aux)),
+        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
+            inputs.iter().find_map(|input| find_leaf(input, name, aux))
+        }
         Expr::Fill { .. } => None,
         Expr::Gather { input, index, .. } => find_leaf(input, name, aux).or_else(|| find_leaf(index, name, aux)),
-        Expr::InversePermutation { index } => find_leaf(index, name, aux),
+        Expr::InversePermutation { index } | Expr::Argsort { input: index } => find_leaf(index, name, aux),
     }
 }
 
@@ -676,6 +704,31 @@ impl<'a> Evaluator<'_, 'a> {
                     inverse[row] = position;
                 }
                 Ok(inverse.iter().flat_map(|&position| (position as i64).to_le_bytes()).collect())
+            }
+            Expr::Merge { inputs } => {
+                let first = self.materialize(&inputs[0])?;
+                for other in &inputs[1..] {
+                    if self.materialize(other)? != first {
+                        let mut names = Vec::new();
+                        for input in inputs {
+                            leaf_names(input, &mut names);
+                        }
+                        return Err(EvalError::UnequalMerge { names });
+                    }
+                }
+                Ok(first)
+            }
+            Expr::Argsort { input } => {
+                let (dtype, _) = element_size(dtype_of(input))?;
+                if !dtype.is_int() {
+                    return Err(EvalError::Unsupported { dtype });
+                }
+                let wide = cast_bytes(&self.materialize(input)?, dtype, DType::I64)?;
+                let values: Vec<i64> =
+                    wide.chunks_exact(8).map(|chunk| i64::from_le_bytes(chunk.try_into().expect("8 bytes"))).collect();
+                let mut order: Vec<usize> = (0..values.len()).collect();
+                order.sort_by_key(|&position| values[position]); // stable
+                Ok(order.iter().flat_map(|&position| (position as i64).to_le_bytes()).collect())
             }
             Expr::Source(_) | Expr::Reshape { .. } | Expr::Permute { .. } | Expr::Narrow { .. } => {
                 self.materialize(expr)

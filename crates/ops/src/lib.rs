@@ -75,9 +75,9 @@ mod tensor_set;
 mod tests;
 
 pub use byte_range::{byte_range, ByteRange};
-pub use expr::{dtype_of, numel, shape_of, shape_text, Expr, Init, Leaf, ShapeError};
+pub use expr::{accept_unequal_merges, dtype_of, numel, shape_of, shape_text, Expr, Init, Leaf, ShapeError};
 pub use kernel::{evaluate, evaluate_into, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};
 pub use lower::{builtin_names, lower, lower_all};
-pub use operation::{NoInverse, OpError, OpErrorKind, Operation, OperationClone};
+pub use operation::{NoInverse, OpError, OpErrorKind, Operation, OperationClone, ParamInfo};
 pub use simplify::simplify;
-pub use tensor_set::{AuxInfo, EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};
+pub use tensor_set::{AuxInfo, EagerSet, EagerTensor, OpContext, Param, ParamValue, TensorSet, TensorValue};

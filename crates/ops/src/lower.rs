@@ -156,6 +156,20 @@ impl<'a> Operands<'a> {
         found
     }
 
+    /// The one name pattern of optional clause `keyword` (`each "model.{x}.w"`): `Ok(None)`
+    /// when not written, `Err(())` (reported) when its value is not one pattern.
+    pub fn pattern_clause(&mut self, keyword: &'static str) -> Result<Option<&'a Pattern>, ()> {
+        match self.clause(keyword) {
+            Some((Value::Patterns(patterns), _)) if patterns.len() == 1 => Ok(Some(&patterns[0])),
+            Some((_, span)) => {
+                let message = format!("`{keyword}` takes one name pattern (`{keyword} \"model.{{x}}.weight\"`)");
+                self.error("bad-value", message, span);
+                Err(())
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Whether flag `name` is written.
     pub fn flag(&mut self, name: &'static str) -> Option<Span> {
         self.take(name, |kind| matches!(kind, OperandKind::Flag(word) if word.node == name)).map(|operand| operand.span)

@@ -133,12 +133,62 @@ pub enum OpErrorKind {
         /// The tensor.
         tensor: String,
     },
+    /// A parameter the operation needs has no value.
+    #[error("the parameter `{}` ({}) has no value; give it with `--param {}=VALUE`", param.name, param.doc, param.name)]
+    MissingParam {
+        /// The parameter.
+        param: Box<ParamInfo>,
+    },
+    /// A one-string parameter used where it must name several things apart, or a map
+    /// without an entry for one of them.
+    #[error(
+        "the parameter `{}` ({}) needs a value for each of {}: give `--param {}={}`",
+        param.name, param.doc, keys_text(keys), param.name, example(keys)
+    )]
+    ParamNeedsMap {
+        /// The parameter.
+        param: Box<ParamInfo>,
+        /// Every key that needs a value (those missing from a map, or all of them).
+        keys: Vec<String>,
+    },
+    /// Undoing a relabelling needs to know which key each label came from.
+    #[error(
+        "undoing `{}` ({}) needs the key of each of {}: give `--param {}={}`",
+        param.name, param.doc, keys_text(labels), param.name, inverse_example(labels)
+    )]
+    ParamNeedsInverse {
+        /// The parameter.
+        param: Box<ParamInfo>,
+        /// The labels whose key is unknown.
+        labels: Vec<String>,
+    },
     /// The reference implementation failed on data.
     #[error("{message}")]
     Data {
         /// Why.
         message: String,
     },
+}
+
+/// A migration parameter, named in an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// Its name.
+    pub name: String,
+    /// What it means (its declaration's description).
+    pub doc: String,
+}
+
+fn keys_text(keys: &[String]) -> String {
+    keys.iter().map(|key| format!("`{key}`")).collect::<Vec<_>>().join(", ")
+}
+
+fn inverse_example(labels: &[String]) -> String {
+    labels.iter().map(|label| format!("KEY:{label}")).collect::<Vec<_>>().join(",")
+}
+
+fn example(keys: &[String]) -> String {
+    keys.iter().map(|key| format!("{key}:NAME")).collect::<Vec<_>>().join(",")
 }
 
 impl From<ShapeError> for OpErrorKind {

@@ -59,6 +59,8 @@ fn simplify_once(expr: Expr) -> Expr {
             Expr::Gather { input: Box::new(simplify_once(*input)), axis, index: Box::new(simplify_once(*index)) }
         }
         Expr::InversePermutation { index } => Expr::InversePermutation { index: Box::new(simplify_once(*index)) },
+        Expr::Argsort { input } => Expr::Argsort { input: Box::new(simplify_once(*input)) },
+        Expr::Merge { inputs } => Expr::Merge { inputs: inputs.into_iter().map(simplify_once).collect() },
     }
 }
 

@@ -170,8 +170,53 @@ pub struct AuxInfo {
     pub shape: Vec<Sym>,
 }
 
-/// What operations need beyond the tensor set: dim values, aux tensors, and where the
-/// migration text lives (for errors).
+/// The value of a migration parameter (`param NAME "…"`), as the user gave it or as its
+/// default says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParamValue {
+    /// One string for every key: `--param encoder_names=0`. Usable only while an operation
+    /// sees one distinct key (one dataset), so two keys never silently get one name.
+    One(String),
+    /// A string per key: `--param encoder_names=era5:global,cerra:regional`.
+    Map(BTreeMap<String, String>),
+    /// Static checks over schemas: every key maps to itself.
+    Symbolic,
+}
+
+impl ParamValue {
+    /// Parses `VALUE` or `KEY:VALUE,KEY:VALUE` (a value without `:` is [`ParamValue::One`]).
+    pub fn parse(text: &str) -> Result<ParamValue, String> {
+        if !text.contains(':') {
+            return Ok(ParamValue::One(text.to_owned()));
+        }
+        let mut map = BTreeMap::new();
+        for entry in text.split(',') {
+            let Some((key, value)) = entry.split_once(':') else {
+                return Err(format!("`{entry}` is not `KEY:VALUE`"));
+            };
+            if key.is_empty() || value.is_empty() {
+                return Err(format!("`{entry}` has an empty key or value"));
+            }
+            if map.insert(key.to_owned(), value.to_owned()).is_some() {
+                return Err(format!("`{key}` is given twice"));
+            }
+        }
+        Ok(ParamValue::Map(map))
+    }
+}
+
+/// A migration parameter in a context: what it means and its value (`None` when it has
+/// no default and the user gave none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Param {
+    /// The description from the `param` declaration.
+    pub doc: String,
+    /// The value.
+    pub value: Option<ParamValue>,
+}
+
+/// What operations need beyond the tensor set: dim values, aux tensors, parameters, and
+/// where the migration text lives (for errors).
 #[derive(Clone, Debug, Default)]
 pub struct OpContext {
     /// The registry file the operations come from.
@@ -181,6 +226,8 @@ pub struct OpContext {
     pub dims: BTreeMap<String, Sym>,
     /// Aux tensors by (aux input, tensor name).
     pub aux: BTreeMap<(String, String), AuxInfo>,
+    /// The migration's parameters, by name.
+    pub params: BTreeMap<String, Param>,
 }
 
 impl OpContext {

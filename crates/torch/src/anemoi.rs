@@ -1,9 +1,12 @@
 //! Anemoi's metadata member (`<dir>/anemoi-metadata/anemoi.json`, older `ai-models.json`)
 //! and its supporting arrays (`latitudes.numpy` …), appended by anemoi-utils `save_metadata`.
-
-use safeshift_model::DType;
+//!
+//! `supporting_arrays_paths` maps a name to `{path, shape, dtype}`; from anemoi-models 0.12
+//! (several datasets) it nests one level per dataset (`{"data": {"latitudes": {…}}}`). An
+//! array's name joins the keys on its way with `.` (`data.latitudes`).
 
 use crate::error::ErrorKind;
+use crate::numpy;
 use crate::view::View;
 use crate::zip::ZipArchive;
 
@@ -11,7 +14,8 @@ use crate::zip::ZipArchive;
 pub(crate) struct AnemoiMetadata {
     pub member: String,
     pub text: String,
-    /// `(name, view)` per supporting array, in the order the metadata lists them.
+    /// `(name, view)` per supporting array, in the order the metadata lists them; nested
+    /// names joined with `.`.
     pub arrays: Vec<(String, View)>,
 }
 
@@ -38,13 +42,38 @@ pub(crate) fn read(archive: &ZipArchive<'_>, verify_crc: bool) -> Result<Option<
         .map_err(|err| ErrorKind::Anemoi(format!("`{}` is not JSON: {err}", member.name)))?;
     let mut arrays = Vec::new();
     if let Some(paths) = json.get("supporting_arrays_paths") {
-        let paths =
-            paths.as_object().ok_or_else(|| ErrorKind::Anemoi("`supporting_arrays_paths` is not an object".into()))?;
-        for (name, entry) in paths {
-            arrays.push((name.clone(), array_view(archive, name, entry, verify_crc)?));
-        }
+        collect_arrays(archive, "", paths, verify_crc, 0, &mut arrays)?;
     }
     Ok(Some(AnemoiMetadata { member: member.name, text, arrays }))
+}
+
+/// Datasets nest one level; a few more are tolerated, a hostile depth is not.
+const MAX_NESTING: usize = 8;
+
+/// Every array under `entries` (an object of arrays or of nested objects), named by the
+/// keys on the way.
+fn collect_arrays(
+    archive: &ZipArchive<'_>,
+    prefix: &str,
+    entries: &serde_json::Value,
+    verify_crc: bool,
+    depth: usize,
+    arrays: &mut Vec<(String, View)>,
+) -> Result<(), ErrorKind> {
+    let what = if prefix.is_empty() { "`supporting_arrays_paths`".to_string() } else { format!("`{prefix}`") };
+    let entries = entries.as_object().ok_or_else(|| ErrorKind::Anemoi(format!("{what} is not an object")))?;
+    if depth > MAX_NESTING {
+        return Err(ErrorKind::Anemoi(format!("{what} nests more than {MAX_NESTING} levels")));
+    }
+    for (key, entry) in entries {
+        let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        if entry.get("path").is_some() {
+            arrays.push((name.clone(), array_view(archive, &name, entry, verify_crc)?));
+        } else {
+            collect_arrays(archive, &name, entry, verify_crc, depth + 1, arrays)?;
+        }
+    }
+    Ok(())
 }
 
 fn array_view(
@@ -61,7 +90,8 @@ fn array_view(
         .and_then(|s| s.as_array())
         .and_then(|dims| dims.iter().map(|d| d.as_u64()).collect())
         .ok_or_else(|| bad("`shape` is not a list of sizes".into()))?;
-    let dtype = numpy_dtype(dtype_name).ok_or_else(|| bad(format!("numpy dtype `{dtype_name}` is not supported")))?;
+    let dtype =
+        numpy::dtype_of(dtype_name).ok_or_else(|| bad(format!("numpy dtype `{dtype_name}` is not supported")))?;
     let member = archive.member(path).ok_or_else(|| bad(format!("member `{path}` is missing")))?;
     let bytes = archive.bytes(member, verify_crc)?;
     let numel = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
@@ -80,25 +110,4 @@ fn array_view(
     let view = View { storage: start..start + bytes.len(), dtype, offset: 0, shape, stride, big_endian: false };
     view.check().map_err(bad)?;
     Ok(view)
-}
-
-/// `str(numpy.dtype)` names (and `<f8`-style little-endian codes) → dtype.
-fn numpy_dtype(name: &str) -> Option<DType> {
-    let name = name.strip_prefix(['<', '|', '=']).unwrap_or(name);
-    Some(match name {
-        "float64" | "f8" => DType::F64,
-        "float32" | "f4" => DType::F32,
-        "float16" | "f2" => DType::F16,
-        "int64" | "i8" => DType::I64,
-        "int32" | "i4" => DType::I32,
-        "int16" | "i2" => DType::I16,
-        "int8" | "i1" => DType::I8,
-        "uint8" | "u1" => DType::U8,
-        "uint16" | "u2" => DType::U16,
-        "uint32" | "u4" => DType::U32,
-        "uint64" | "u8" => DType::U64,
-        "bool" | "b1" => DType::Bool,
-        "complex64" | "c8" => DType::C64,
-        _ => return None,
-    })
 }

@@ -1,16 +1,18 @@
 //! `open`: a checkpoint's tensors as safetensors would hold them, plus metadata and aliases.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use safeshift_model::{DType, Layout, TensorInfo};
 
 use crate::anemoi;
-use crate::error::{ErrorKind, TorchError};
+use crate::error::{ErrorKind, Forbidden, TorchError};
 use crate::extract;
+use crate::hazard;
 use crate::load::{self, Format};
 use crate::machine::Mode;
+use crate::value::TensorRef;
 use crate::view::View;
 use crate::Limits;
 
@@ -24,8 +26,15 @@ pub const METADATA_STATE_DICT_KEY: &str = "torch.state_dict_key";
 pub const METADATA_DROPPED: &str = "torch.dropped";
 /// Metadata key of the class of a pickled whole module (`__main__.TinyNet`).
 pub const METADATA_MODULE_CLASS: &str = "torch.module_class";
-/// Name prefix of Anemoi supporting arrays written as tensors.
+/// Name prefix of Anemoi supporting arrays given as extras (`anemoi.supporting_arrays.latitudes`,
+/// per dataset from anemoi-models 0.12: `anemoi.supporting_arrays.data.latitudes`).
 pub const SUPPORTING_ARRAYS_PREFIX: &str = "anemoi.supporting_arrays.";
+/// Name prefix of the tensors of the first torch_geometric graph a checkpoint holds, as
+/// extras (`graph.data.x`, `graph.data_to_hidden.edge_index`); later graphs use `graph2.`…
+pub const GRAPH_PREFIX: &str = "graph.";
+/// Metadata key a writer records the extras' names under, as a JSON array, so that reading
+/// the written file sets them apart from the state dict again.
+pub const METADATA_EXTRAS: &str = "safeshift.extras";
 
 /// What to take from a checkpoint.
 #[derive(Clone, Debug)]
@@ -38,8 +47,14 @@ pub struct ConvertOptions {
     /// Write tied tensors (same storage, offset, shape and stride) once per name instead of
     /// once, with an alias.
     pub keep_shared: bool,
-    /// Write Anemoi supporting arrays as tensors named `anemoi.supporting_arrays.<name>`.
+    /// Give Anemoi supporting arrays as extras named `anemoi.supporting_arrays.<name>`.
     pub supporting_arrays: bool,
+    /// Give the tensors of torch_geometric graphs the checkpoint holds as extras named
+    /// `graph.<node set>.<attr>` and `graph.<src>_<rel>_<dst>.<attr>`.
+    pub graphs: bool,
+    /// Convert a file even when it holds code-execution gadgets (still running nothing);
+    /// they are listed in [`Converted::gadgets`].
+    pub allow_gadgets: bool,
     /// Check the CRC-32 of every zip member read.
     pub verify_crc: bool,
     /// Resource bounds.
@@ -53,20 +68,27 @@ impl Default for ConvertOptions {
             keep_optimizer: false,
             keep_shared: false,
             supporting_arrays: true,
+            graphs: true,
+            allow_gadgets: false,
             verify_crc: true,
             limits: Limits::default(),
         }
     }
 }
 
-/// A converted checkpoint: tensors in state-dict order (bytes materialised on demand, borrowed
-/// from the mapped file when already contiguous), `__metadata__`, and the aliases removed.
+/// A converted checkpoint: the state dict's tensors in state-dict order, the extras (tensors
+/// the file holds outside the state dict: Anemoi supporting arrays, graph tensors), bytes
+/// materialised on demand (borrowed from the mapped file when already contiguous),
+/// `__metadata__`, the aliases removed, and the hazard verdict.
 pub struct Converted {
     bytes: Bytes,
     tensors: Vec<ConvertedTensor>,
+    extras: Vec<ConvertedTensor>,
     metadata: BTreeMap<String, String>,
     aliases: Vec<Alias>,
     format: Format,
+    gadgets: Vec<Forbidden>,
+    data_classes: Vec<String>,
 }
 
 enum Bytes {
@@ -74,10 +96,10 @@ enum Bytes {
     Owned(Vec<u8>),
 }
 
-/// One output tensor.
+/// One output tensor (of the state dict, or an extra).
 #[derive(Clone, Debug)]
 pub struct ConvertedTensor {
-    /// Its name (the state-dict key).
+    /// Its name (the state-dict key, or the extra's name).
     pub name: String,
     /// Its element type.
     pub dtype: DType,
@@ -118,21 +140,29 @@ pub fn open_bytes(name: &str, bytes: Vec<u8>, options: &ConvertOptions) -> Resul
 fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKind> {
     let data: &[u8] = bytes.as_slice();
     let mut uses = Vec::new();
-    let loaded = load::load(data, Mode::Convert, &options.limits, options.verify_crc, &mut uses)?;
+    let loaded = load::load(data, Mode::Convert, &options.limits, options.verify_crc, &mut uses);
+    // The verdict comes first: a file with gadgets is refused as such even when reading it
+    // failed further on.
+    let verdict = hazard::verdict(&uses);
+    if let Some((first, rest)) = verdict.gadgets.split_first() {
+        if !options.allow_gadgets {
+            return Err(ErrorKind::Forbidden(Box::new(Forbidden { also: rest.to_vec(), ..first.clone() })));
+        }
+    }
+    let loaded = loaded?;
     let extracted = extract::extract(&loaded.heap, &loaded.top, options)?;
     let mut metadata = extracted.metadata;
     metadata.insert("format".into(), "pt".into());
 
     let mut ranges = HashMap::new();
-    let mut tensors = Vec::with_capacity(extracted.tensors.len());
-    for (name, tensor) in &extracted.tensors {
+    let mut view_of = |name: &str, tensor: &TensorRef| -> Result<ConvertedTensor, ErrorKind> {
         let storage = &tensor.storage;
         let range =
             match ranges.get(&storage.key) {
                 Some(range) => Clone::clone(range),
                 None => {
                     let range = loaded.storage_range(storage, options.verify_crc).map_err(|reason| {
-                        ErrorKind::Storage { key: storage.key.to_string(), tensor: name.clone(), reason }
+                        ErrorKind::Storage { key: storage.key.to_string(), tensor: name.to_string(), reason }
                     })?;
                     ranges.insert(storage.key.clone(), range.clone());
                     range
@@ -146,7 +176,15 @@ fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKin
             stride: tensor.stride.clone(),
             big_endian: loaded.big_endian,
         };
-        tensors.push(ConvertedTensor { name: name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), view });
+        Ok(ConvertedTensor { name: name.to_string(), dtype: tensor.dtype, shape: tensor.shape.clone(), view })
+    };
+    let mut tensors = Vec::with_capacity(extracted.tensors.len());
+    for (name, tensor) in &extracted.tensors {
+        tensors.push(view_of(name, tensor)?);
+    }
+    let mut extras = Vec::with_capacity(extracted.extras.len());
+    for (name, tensor) in &extracted.extras {
+        extras.push(view_of(name, tensor)?);
     }
 
     if let (Some(archive), Format::Zip { .. }) = (&loaded.zip, &loaded.format) {
@@ -156,13 +194,15 @@ fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKin
             if options.supporting_arrays {
                 for (name, view) in anemoi.arrays {
                     let name = format!("{SUPPORTING_ARRAYS_PREFIX}{name}");
-                    if tensors.iter().any(|t| t.name == name) {
-                        return Err(ErrorKind::Structure(format!("a model tensor is already called `{name}`")));
-                    }
-                    tensors.push(ConvertedTensor { name, dtype: view.dtype, shape: view.shape.clone(), view });
+                    extras.push(ConvertedTensor { name, dtype: view.dtype, shape: view.shape.clone(), view });
                 }
             }
         }
+    }
+    // State dict and extras share one namespace in a written file.
+    let mut names = HashSet::new();
+    if let Some(name) = tensors.iter().chain(&extras).map(|t| t.name.as_str()).find(|name| !names.insert(*name)) {
+        return Err(ErrorKind::Structure(format!("two tensors are both named `{name}` (state dict and extras)")));
     }
 
     // Tied tensors: same bytes, same view. The first name is kept (as Hugging Face's
@@ -195,7 +235,7 @@ fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKin
     }
 
     let mut expanded = 0u64;
-    for tensor in &tensors {
+    for tensor in tensors.iter().chain(&extras) {
         let bytes = tensor.view.check().map_err(|reason| ErrorKind::Tensor { tensor: tensor.name.clone(), reason })?;
         if bytes > tensor.view.storage.len() as u64 {
             expanded = expanded.saturating_add(bytes);
@@ -209,7 +249,41 @@ fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKin
     }
     let format = loaded.format.clone();
     drop(loaded);
-    Ok(Converted { bytes, tensors, metadata, aliases, format })
+    Ok(Converted {
+        bytes,
+        tensors,
+        extras,
+        metadata,
+        aliases,
+        format,
+        gadgets: verdict.gadgets,
+        data_classes: verdict.data_classes,
+    })
+}
+
+impl ConvertedTensor {
+    /// Contiguous in its storage and little-endian: its bytes are a range of the file.
+    fn is_borrowed(&self) -> bool {
+        let view = &self.view;
+        view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
+    }
+
+    /// Where the tensor's bytes lie in the file (in the bytes given to [`open_bytes`]), when
+    /// they are one range of it (contiguous, little-endian): what a writer can copy with
+    /// `copy_file_range` or borrow without materialising anything.
+    pub fn file_range(&self) -> Option<std::ops::Range<u64>> {
+        if !self.is_borrowed() {
+            return None;
+        }
+        let size = self.view.dtype.size()? as u64;
+        let len = self.shape.iter().product::<u64>() * size;
+        if len == 0 {
+            let at = self.view.storage.start as u64;
+            return Some(at..at);
+        }
+        let start = self.view.storage.start as u64 + self.view.offset * size;
+        Some(start..start + len)
+    }
 }
 
 impl Bytes {
@@ -222,9 +296,39 @@ impl Bytes {
 }
 
 impl Converted {
-    /// The tensors, in state-dict order (supporting arrays last).
+    /// The state dict's tensors, in state-dict order.
     pub fn tensors(&self) -> &[ConvertedTensor] {
         &self.tensors
+    }
+
+    /// The extras: tensors the file holds outside the state dict, graph tensors first
+    /// (`graph.…`), then Anemoi supporting arrays (`anemoi.supporting_arrays.…`).
+    pub fn extras(&self) -> &[ConvertedTensor] {
+        &self.extras
+    }
+
+    /// The bytes of extra `index`, as [`Converted::data`] gives a tensor's. Panics if `index`
+    /// is out of range.
+    pub fn extra_data(&self, index: usize) -> Cow<'_, [u8]> {
+        self.extras[index].view.materialise(self.bytes.as_slice())
+    }
+
+    /// Whether [`Converted::extra_data`] borrows extra `index` from the file.
+    pub fn is_extra_borrowed(&self, index: usize) -> bool {
+        self.extras[index].is_borrowed()
+    }
+
+    /// The gadgets the file holds (empty unless [`ConvertOptions::allow_gadgets`] let a
+    /// file with gadgets through): each deny-listed global and structural pattern, with
+    /// its byte offset.
+    pub fn gadgets(&self) -> &[Forbidden] {
+        &self.gadgets
+    }
+
+    /// Classes and functions outside torch's allow-list that the file instantiates or
+    /// calls, read as inert data (`omegaconf.dictconfig.DictConfig`…), in first-use order.
+    pub fn data_classes(&self) -> &[String] {
+        &self.data_classes
     }
 
     /// The bytes of tensor `index` (C order, little-endian): borrowed from the file when the
@@ -237,8 +341,7 @@ impl Converted {
     /// its storage and little-endian) rather than building a copy. Writers can take
     /// borrowed tensors up front and materialise the others one at a time.
     pub fn is_borrowed(&self, index: usize) -> bool {
-        let view = &self.tensors[index].view;
-        view.is_contiguous() && !(view.big_endian && view.dtype.size().is_some_and(|size| size > 1))
+        self.tensors[index].is_borrowed()
     }
 
     /// The `__metadata__` to write.
@@ -420,7 +523,8 @@ mod tests {
             )
         };
         let ok = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &ConvertOptions::default()).unwrap();
-        assert_eq!(ok.tensors()[1].name, "anemoi.supporting_arrays.lat");
+        assert_eq!(ok.tensors().len(), 1);
+        assert_eq!(ok.extras()[0].name, "anemoi.supporting_arrays.lat");
         for (json, array) in [
             (entry("[3]", "float32"), &[0u8; 8][..]),
             (entry("[2]", "object"), &[0; 8]),
@@ -437,11 +541,16 @@ mod tests {
         }
         // An empty array whose other dims would overflow a stride product is still empty.
         let empty = with_metadata(&entry("[0, 1099511627776, 1099511627776]", "float32"), &[]);
-        assert_eq!(convert_bytes(empty, &ConvertOptions::default()).unwrap().data(1).len(), 0);
+        assert_eq!(convert_bytes(empty, &ConvertOptions::default()).unwrap().extra_data(0).len(), 0);
         let dropped = ConvertOptions { supporting_arrays: false, ..ConvertOptions::default() };
         let converted = convert_bytes(with_metadata(&entry("[2]", "float32"), &[0; 8]), &dropped).unwrap();
         assert_eq!(converted.tensors().len(), 1);
+        assert!(converted.extras().is_empty());
         assert!(converted.metadata().contains_key("anemoi"));
+        // Per dataset (anemoi-models >= 0.12): names join the keys on the way.
+        let nested = r#"{"supporting_arrays_paths": {"data": {"lat": {"path": "ck/anemoi-metadata/lat.numpy", "shape": [2], "dtype": "float32"}}}}"#;
+        let converted = convert_bytes(with_metadata(nested, &[0; 8]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.extras()[0].name, "anemoi.supporting_arrays.data.lat");
     }
 
     #[test]
@@ -487,6 +596,120 @@ mod tests {
         assert_eq!(converted.tensors()[0].dtype, DType::F8E4M3);
         assert_eq!(converted.tensors()[1].dtype, DType::F8E5M2Fnuz);
         assert_eq!(&*converted.data(1), &[5, 6, 7, 8]);
+    }
+
+    /// `_rebuild_tensor_v2` of `numel` float32 elements of storage `key`.
+    fn tensor_value(out: &mut Vec<u8>, key: &str, numel: u64) {
+        out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        text(out, "storage");
+        out.extend_from_slice(b"ctorch\nFloatStorage\n");
+        text(out, key);
+        text(out, "cpu");
+        int(out, numel);
+        out.extend_from_slice(b"tQ");
+        int(out, 0);
+        tuple(out, &[numel]);
+        tuple(out, &[1]);
+        out.extend_from_slice(b"\x89)tR");
+    }
+
+    /// `NEWOBJ(module.class, ())` + `BUILD({key: value, …})`, values written by `items`.
+    fn object(out: &mut Vec<u8>, class: &str, items: impl FnOnce(&mut Vec<u8>)) {
+        let (module, name) = class.rsplit_once('.').expect("module.class");
+        out.extend_from_slice(format!("c{module}\n{name}\n").as_bytes());
+        out.extend_from_slice(b")\x81}(");
+        items(out);
+        out.extend_from_slice(b"ub");
+    }
+
+    #[test]
+    fn graphs_anywhere_in_the_object_graph_are_extras() {
+        // {'state_dict': {'w': t0}, 'g': Data(x=t1, n=3), 'more': [HeteroData(a.x=t2, (a,to,a).edge_index=t3)]}
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "state_dict");
+        pickle.extend_from_slice(b"}(");
+        text(&mut pickle, "w");
+        tensor_value(&mut pickle, "0", 1);
+        pickle.extend_from_slice(b"u");
+        text(&mut pickle, "g");
+        object(&mut pickle, "pyg.Data", |out| {
+            text(out, "_store");
+            object(out, "pyg.GlobalStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "x");
+                tensor_value(out, "1", 2);
+                text(out, "n");
+                int(out, 3);
+                out.push(b'u');
+            });
+        });
+        text(&mut pickle, "more");
+        pickle.extend_from_slice(b"(");
+        object(&mut pickle, "pyg.HeteroData", |out| {
+            text(out, "_node_store_dict");
+            out.extend_from_slice(b"}(");
+            text(out, "a");
+            object(out, "pyg.NodeStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "x");
+                tensor_value(out, "2", 1);
+                out.push(b'u');
+            });
+            out.push(b'u');
+            text(out, "_edge_store_dict");
+            out.extend_from_slice(b"}((");
+            for part in ["a", "to", "a"] {
+                text(out, part);
+            }
+            out.push(b't');
+            object(out, "pyg.EdgeStorage", |out| {
+                text(out, "_mapping");
+                out.extend_from_slice(b"}(");
+                text(out, "edge_index");
+                tensor_value(out, "3", 2);
+                out.push(b'u');
+            });
+            out.push(b'u');
+        });
+        pickle.extend_from_slice(b"lu.");
+        let storages: [(&str, &[u8]); 4] = [("0", &[0; 4]), ("1", &[1; 8]), ("2", &[2; 4]), ("3", &[3; 8])];
+        let converted = convert_bytes(checkpoint(&pickle, b"little", &storages), &ConvertOptions::default()).unwrap();
+        let names = |tensors: &[ConvertedTensor]| tensors.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(converted.tensors()), ["w"]);
+        assert_eq!(names(converted.extras()), ["graph.x", "graph2.a.x", "graph2.a_to_a.edge_index"]);
+        assert_eq!(&*converted.extra_data(2), &[3; 8]);
+        let rest: serde_json::Value = serde_json::from_str(&converted.metadata()[METADATA_CHECKPOINT]).unwrap();
+        assert_eq!(rest["g"], serde_json::json!({ "__extras__": "graph", "graph.n": 3 }));
+        assert_eq!(rest["more"][0]["__extras__"], "graph2");
+        assert_eq!(converted.data_classes().len(), 5, "{:?}", converted.data_classes());
+        // Without graphs, they are placeholders only.
+        let options = ConvertOptions { graphs: false, ..ConvertOptions::default() };
+        let converted = convert_bytes(checkpoint(&pickle, b"little", &storages), &options).unwrap();
+        assert!(converted.extras().is_empty());
+    }
+
+    #[test]
+    fn tensor_subclasses_keep_their_bytes_and_unknown_rebuilds_stay_records() {
+        // {'a': _rebuild_from_type_v2(_rebuild_tensor_v2, my.Sub, (…), {}), 'b': _rebuild_from_type_v2(my.f, my.Sub, (), {})}
+        let mut pickle = b"\x80\x02}(".to_vec();
+        text(&mut pickle, "a");
+        pickle.extend_from_slice(
+            b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\ncmy\nSub\n(",
+        );
+        let mut inner = Vec::new();
+        tensor_value(&mut inner, "0", 1);
+        // The inner call's arguments: strip `GLOBAL … (` and the final `R`.
+        let start = inner.iter().position(|&b| b == b'(').unwrap();
+        pickle.extend_from_slice(&inner[start + 1..inner.len() - 2]);
+        pickle.extend_from_slice(b"t}tR");
+        text(&mut pickle, "b");
+        pickle.extend_from_slice(b"ctorch._tensor\n_rebuild_from_type_v2\n(cmy\nf\ncmy\nSub\n)}tRu.");
+        let converted =
+            convert_bytes(checkpoint(&pickle, b"little", &[("0", &[7; 4])]), &ConvertOptions::default()).unwrap();
+        assert_eq!(converted.tensors().len(), 1);
+        assert_eq!((converted.tensors()[0].name.as_str(), &*converted.data(0)), ("a", &[7u8; 4][..]));
     }
 
     #[test]

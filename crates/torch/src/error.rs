@@ -37,7 +37,9 @@ pub enum ErrorKind {
         /// What is wrong.
         reason: PickleError,
     },
-    /// The pickle would make `torch.load` call something outside the allow-list.
+    /// The pickle holds code-execution gadgets (deny-listed globals or structural gadget
+    /// patterns, see the hazard verdict); refused unless `allow_gadgets` is set. The first
+    /// gadget, with every other one in [`Forbidden::also`].
     #[error("refusing to convert: {0}")]
     Forbidden(Box<Forbidden>),
     /// A storage referenced by a tensor is missing or has the wrong size.
@@ -74,12 +76,14 @@ pub enum ErrorKind {
     },
 }
 
-/// A global that `torch.load` would call (or an equivalent code-running construct).
+/// A code-execution gadget: a deny-listed global `torch.load` would import and call, or a
+/// structural pattern (a call of a computed callable…), with where it is in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Forbidden {
     /// The pickle member.
     pub member: String,
-    /// The byte offset of the opcode that would call it (REDUCE, NEWOBJ, INST, OBJ, BUILD…).
+    /// The byte offset of the opcode that would call it (REDUCE, NEWOBJ, INST, OBJ, BUILD…),
+    /// or that names it (GLOBAL, STACK_GLOBAL) when it is never called.
     pub offset: u64,
     /// The opcode name.
     pub opcode: &'static str,
@@ -87,10 +91,20 @@ pub struct Forbidden {
     pub global: Option<String>,
     /// The Python 3 name when the pickle used a Python 2 alias (`subprocess.Popen`).
     pub python3_name: Option<String>,
-    /// Byte offset of the GLOBAL/STACK_GLOBAL opcode that named it.
+    /// Byte offset of the GLOBAL/STACK_GLOBAL opcode that named it, when that is not
+    /// `offset`.
     pub global_offset: Option<u64>,
-    /// Why it is refused.
+    /// Why it is a gadget.
     pub why: String,
+    /// The other gadgets of the file, when this is the first one of a refusal.
+    pub also: Vec<Forbidden>,
+}
+
+impl Forbidden {
+    /// This gadget, then each one in [`Forbidden::also`].
+    pub fn all(&self) -> impl Iterator<Item = &Forbidden> {
+        std::iter::once(self).chain(self.also.iter())
+    }
 }
 
 impl fmt::Display for Forbidden {
@@ -105,10 +119,17 @@ impl fmt::Display for Forbidden {
                 if let Some(at) = self.global_offset {
                     write!(f, " (named at byte {at})")?;
                 }
-                write!(f, " {}", self.why)
+                write!(f, ": {}", self.why)?;
             }
-            None => write!(f, "{} at byte {} of `{}` {}", self.opcode, self.offset, self.member, self.why),
+            None => write!(f, "{} at byte {} of `{}` {}", self.opcode, self.offset, self.member, self.why)?,
         }
+        if !self.also.is_empty() {
+            write!(f, "; {} more gadget(s):", self.also.len())?;
+            for other in &self.also {
+                write!(f, " [{other}]")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -193,9 +214,6 @@ pub enum PickleError {
     /// A value has the wrong type or content for where it is used.
     #[error("{0}")]
     BadValue(String),
-    /// A convert-mode refusal (the caller turns it into [`ErrorKind::Forbidden`]).
-    #[error("{0}")]
-    Forbidden(Box<Forbidden>),
 }
 
 impl From<ZipError> for ErrorKind {

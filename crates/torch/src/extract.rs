@@ -1,14 +1,17 @@
 //! Choosing the tensors of a checkpoint: a state dict, a Lightning/Anemoi checkpoint's
-//! `state_dict` entry, or the state dict of a whole pickled module, plus the rest of the
-//! content as JSON metadata.
+//! `state_dict` entry, or the state dict of a whole pickled module; the tensors of the
+//! torch_geometric graphs it holds as extras; and the rest of the content as JSON metadata.
 
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
+use serde_json::{Map, Value as Json};
+
 use crate::error::ErrorKind;
+use crate::graph::{self, Attribute};
 use crate::json::{key_string, walk_budget, JsonWriter};
 use crate::value::{Dict, Heap, Instance, Object, TensorRef, Value};
-use crate::{ConvertOptions, Limits};
+use crate::{ConvertOptions, Limits, GRAPH_PREFIX};
 
 /// Top-level entries holding optimizer state (dropped unless `keep_optimizer`).
 pub(crate) const OPTIMIZER_KEYS: &[&str] =
@@ -17,9 +20,11 @@ pub(crate) const OPTIMIZER_KEYS: &[&str] =
 /// Top-level entries tried, in order, as the model's state dict when no key is given.
 const STATE_DICT_KEYS: &[&str] = &["state_dict", "model_state_dict", "model", "module", "net", "network"];
 
-/// The tensors chosen, in state-dict order, and the metadata describing the rest.
+/// The tensors chosen, in state-dict order, the extras (graph tensors), and the metadata
+/// describing the rest.
 pub(crate) struct Extracted {
     pub tensors: Vec<(String, Rc<TensorRef>)>,
+    pub extras: Vec<(String, Rc<TensorRef>)>,
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -27,6 +32,8 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
     let limits = &options.limits;
     let mut walker = Walker { heap, limits, budget: walk_budget(heap), tensors: Vec::new() };
     let mut metadata = BTreeMap::new();
+    let mut json = JsonWriter::new(heap, limits);
+    let extras = if options.graphs { graph_extras(heap, top, &mut json, limits)? } else { Vec::new() };
     let top_dict = heap.dict(top);
     let chosen_key: Option<String> = match (&options.key, top_dict) {
         (Some(key), Some(dict)) => {
@@ -74,7 +81,6 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
                 }
                 rest.push((name, value));
             }
-            let mut json = JsonWriter::new(heap, limits);
             let mut map = serde_json::Map::new();
             for (name, value) in rest {
                 map.insert(name, json.convert(value, 0)?);
@@ -87,13 +93,28 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
         _ => {
             if let Some(class) = module_class(heap, top) {
                 metadata.insert("torch.module_class".into(), class);
+                // A whole module: its own public attributes (Anemoi's `config`, `metadata`,
+                // `data_indices`, `statistics`…) are the rest of the checkpoint.
+                let state = graph::object_state(heap, top).expect("a module has a state");
+                let mut map = serde_json::Map::new();
+                for (key, value) in &state.entries {
+                    let Value::Str(name) = key else { continue };
+                    if !name.starts_with('_') && &**name != "training" {
+                        map.insert(name.to_string(), json.convert(value, 0)?);
+                    }
+                }
+                if !map.is_empty() {
+                    metadata.insert("torch.checkpoint".into(), serde_json::Value::Object(map).to_string());
+                }
+            } else if graph::is_graph(heap, top) {
+                metadata.insert("torch.checkpoint".into(), json.convert(top, 0)?.to_string());
             }
             // `torch.save(tensor)`: one unnamed tensor.
             let prefix = if matches!(top, Value::Tensor(_)) { "tensor" } else { "" };
             walker.collect(top, prefix, 0)?;
         }
     }
-    if walker.tensors.is_empty() {
+    if walker.tensors.is_empty() && extras.is_empty() {
         return Err(ErrorKind::Structure(format!("no tensors found (the checkpoint holds a {})", heap.type_name(top))));
     }
     if walker.tensors.iter().any(|(name, _)| name.is_empty()) {
@@ -103,7 +124,41 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
     if let Some((name, _)) = walker.tensors.iter().find(|(name, _)| !seen.insert(name.as_str())) {
         return Err(ErrorKind::Structure(format!("two tensors are both named `{name}`")));
     }
-    Ok(Extracted { tensors: walker.tensors, metadata })
+    let mut seen = HashSet::new();
+    if let Some((name, _)) = extras.iter().find(|(name, _)| !seen.insert(name.as_str())) {
+        return Err(ErrorKind::Structure(format!("two graph tensors are both named `{name}`")));
+    }
+    Ok(Extracted { tensors: walker.tensors, extras, metadata })
+}
+
+/// The tensors of every graph reachable from `top`, named `graph.…` (then `graph2.…`…);
+/// `json` learns to render each graph as a reference to its prefix plus its non-tensor
+/// attributes.
+fn graph_extras(
+    heap: &Heap,
+    top: &Value,
+    json: &mut JsonWriter<'_>,
+    limits: &Limits,
+) -> Result<Vec<(String, Rc<TensorRef>)>, ErrorKind> {
+    let mut extras = Vec::new();
+    for (index, id) in graph::find(heap, top, limits.max_depth)?.into_iter().enumerate() {
+        // `graph`, then `graph2`, `graph3`…
+        let first = GRAPH_PREFIX.trim_end_matches('.');
+        let prefix = if index == 0 { first.to_string() } else { format!("{first}{}", index + 1) };
+        let mut rendering = Map::new();
+        rendering.insert("__extras__".into(), Json::String(prefix.clone()));
+        for (name, attribute) in graph::attributes(heap, &Value::Obj(id), &prefix, limits.max_depth)? {
+            match attribute {
+                Attribute::Tensor(tensor) => extras.push((name, tensor)),
+                Attribute::Other(value) => {
+                    let value = json.convert(value, 1)?;
+                    rendering.insert(name, value);
+                }
+            }
+        }
+        json.set_extra(id, Json::Object(rendering));
+    }
+    Ok(extras)
 }
 
 /// Whether a value has a tensor somewhere inside (bounded look).
@@ -158,6 +213,8 @@ impl Walker<'_> {
                 Object::Instance(instance) => {
                     if let Some(state) = module_state(self.heap, instance) {
                         self.module(state, prefix, depth)?;
+                    } else if graph::is_graph(self.heap, value) {
+                        // A graph's tensors are extras, not part of a state dict.
                     } else {
                         self.collect_dict(&instance.entries, prefix, depth)?;
                         for (index, item) in instance.items.iter().enumerate() {

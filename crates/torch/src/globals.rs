@@ -140,7 +140,9 @@ pub(crate) fn lookup(module: &str, name: &str) -> Option<Known> {
         ("torch", "Size") => Known::Size,
         ("torch", "Tensor") | ("torch.nn.parameter", "Parameter") => Known::TensorType,
         ("torch.storage", "UntypedStorage") | ("torch", "UntypedStorage") => Known::Storage(None),
-        ("torch", storage) if storage.ends_with("Storage") => match storage_dtype(storage) {
+        // `torch.cuda.FloatStorage`: legacy files saved from a GPU name the CUDA classes; the
+        // location is ignored, the bytes are the same.
+        ("torch" | "torch.cuda", storage) if storage.ends_with("Storage") => match storage_dtype(storage) {
             Some(dtype) => Known::Storage(Some(dtype)),
             None if KNOWN_UNSUPPORTED_STORAGES.contains(&storage) => Known::UnsupportedStorage,
             None => return None,
@@ -244,6 +246,7 @@ mod tests {
         assert_eq!(lookup("torch._utils", "_rebuild_tensor_v2"), Some(Known::RebuildTensorV2));
         assert_eq!(lookup("__builtin__", "set"), Some(Known::Set));
         assert_eq!(lookup("torch", "FloatStorage"), Some(Known::Storage(Some(DType::F32))));
+        assert_eq!(lookup("torch.cuda", "HalfStorage"), Some(Known::Storage(Some(DType::F16))));
         assert_eq!(lookup("torch", "float8_e4m3fn"), Some(Known::TorchDType(Some(DType::F8E4M3))));
         for (module, name) in [
             ("os", "system"),

@@ -8,26 +8,22 @@
 //! * a hand-written zip reader over the mapped file (stored members only; sizes from the
 //!   central directory, ZIP64 included; local headers checked; nothing is ever inflated),
 //!   and the legacy pre-1.6 format (five pickles then raw storages);
-//! * a pickle machine for protocols 0 to 5 that resolves globals against an allow-list (what
-//!   `torch.load(weights_only=True)` accepts) and never imports or calls anything;
-//! * tensor rebuilding (`_rebuild_tensor_v2`/`_v3`, `_rebuild_parameter`) into strided views
-//!   of storages, materialised in C order and borrowed from the map when already contiguous;
-//! * state-dict extraction from plain state dicts, Lightning/Anemoi checkpoints
-//!   (`state_dict` entry; the rest kept as JSON metadata) and whole pickled modules
-//!   (`torch.save(model)`: `_parameters`, `_buffers`, `_modules` walked as data).
+//! * a pickle machine for protocols 0 to 5 that never imports or calls anything: every
+//!   call, instantiation and BUILD of any class becomes an inert record (callee, arguments,
+//!   keyword arguments, state), so the whole object graph of any torch file is read;
+//! * tensor rebuilding (`_rebuild_tensor_v2`/`_v3`, `_rebuild_parameter`, torch's
+//!   allow-list, the only calls interpreted) into strided views of storages, materialised
+//!   in C order and borrowed from the map when already contiguous;
+//! * a hazard verdict apart from reading ([`Hazard`], [`DENIED_MODULES`], [`DENIED_GLOBALS`]
+//!   and structural patterns such as a call of a computed callable), which makes [`open`]
+//!   refuse a file with gadgets unless [`ConvertOptions::allow_gadgets`];
+//! * extraction: the state dict (plain state dicts, a Lightning/Anemoi checkpoint's
+//!   `state_dict` entry, a whole pickled module's `state_dict()`), the extras
+//!   ([`Converted::extras`]: torch_geometric graph tensors `graph.…`, Anemoi supporting
+//!   arrays `anemoi.supporting_arrays.…`), and the rest as JSON metadata.
 //!
-//! [`open`] converts; [`scan`] reports every global a file names and whether `torch.load`
-//! would execute code.
-//!
-//! # What `open` refuses
-//!
-//! Any call of a global outside the allow-list (REDUCE, INST, OBJ, NEWOBJ with arguments,
-//! NEWOBJ_EX with keyword arguments, BUILD with a state that is not a dict), any call of a
-//! value that is not a global, the EXT1/2/4 and out-of-band buffer opcodes. The one accepted
-//! pattern outside the allow-list is how `torch.save(model)` stores modules:
-//! `NEWOBJ(cls, ())` followed by `BUILD(dict)`; the object stays opaque data (its class is
-//! never imported), and its `__dict__` is read as data. A global that is only named (not
-//! called) is kept as data. [`scan`] reports module classes as code `torch.load` would run.
+//! [`open`] converts; [`scan`] reports every global a file names, its hazard class, and the
+//! gadgets with their byte offsets.
 //!
 //! # Bounds
 //!
@@ -39,11 +35,14 @@
 //! use safeshift_torch::{open, scan, ConvertOptions};
 //!
 //! let report = scan(Path::new("model.ckpt"))?;
-//! if !report.executes_code() {
+//! if !report.has_gadgets() {
 //!     let converted = open(Path::new("model.ckpt"), &ConvertOptions::default())?;
 //!     for (index, tensor) in converted.tensors().iter().enumerate() {
 //!         let bytes = converted.data(index);
 //!         println!("{} {:?} {:?} {} bytes", tensor.name, tensor.dtype, tensor.shape, bytes.len());
+//!     }
+//!     for (index, extra) in converted.extras().iter().enumerate() {
+//!         println!("extra {} {} bytes", extra.name, converted.extra_data(index).len());
 //!     }
 //! }
 //! Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,6 +54,8 @@ mod convert;
 mod error;
 mod extract;
 mod globals;
+mod graph;
+mod hazard;
 #[doc(hidden)]
 pub mod interpret;
 mod json;
@@ -62,6 +63,7 @@ mod limits;
 mod literal;
 mod load;
 mod machine;
+mod numpy;
 mod opcodes;
 mod rebuild;
 mod scan;
@@ -71,10 +73,12 @@ mod view;
 mod zip;
 
 pub use convert::{
-    open, open_bytes, Alias, ConvertOptions, Converted, ConvertedTensor, METADATA_ANEMOI, METADATA_CHECKPOINT,
-    METADATA_DROPPED, METADATA_MODULE_CLASS, METADATA_STATE_DICT_KEY, SUPPORTING_ARRAYS_PREFIX,
+    open, open_bytes, Alias, ConvertOptions, Converted, ConvertedTensor, GRAPH_PREFIX, METADATA_ANEMOI,
+    METADATA_CHECKPOINT, METADATA_DROPPED, METADATA_EXTRAS, METADATA_MODULE_CLASS, METADATA_STATE_DICT_KEY,
+    SUPPORTING_ARRAYS_PREFIX,
 };
 pub use error::{ErrorKind, Forbidden, PickleError, TorchError, ZipError};
+pub use hazard::{Hazard, DENIED_GLOBALS, DENIED_MODULES};
 pub use limits::Limits;
 pub use load::Format;
 pub use machine::UseKind;

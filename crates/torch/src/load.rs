@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::rc::Rc;
 
-use crate::error::{ErrorKind, PickleError};
+use crate::error::ErrorKind;
 use crate::machine::{Machine, Mode, RunError, Use};
 use crate::opcodes;
 use crate::value::{Heap, StorageRef, Value};
@@ -309,8 +309,5 @@ pub(crate) fn container(data: &[u8], limits: &Limits, member: &str) -> Format {
 }
 
 fn pickle_error(member: &str, err: RunError) -> ErrorKind {
-    match err.error {
-        PickleError::Forbidden(forbidden) => ErrorKind::Forbidden(forbidden),
-        reason => ErrorKind::Pickle { member: member.to_string(), offset: err.offset, reason },
-    }
+    ErrorKind::Pickle { member: member.to_string(), offset: err.offset, reason: err.error }
 }

@@ -1,18 +1,20 @@
 //! The restricted pickle machine: runs the opcodes of protocols 0 to 5 over a byte slice and
 //! builds a [`Value`] tree. It never imports or calls anything.
 //!
-//! Calls (REDUCE, NEWOBJ, INST, OBJ, NEWOBJ_EX, BUILD with a foreign `__setstate__`) are
-//! recorded as [`Use`]s. In [`Mode::Convert`] a call of an allow-listed global is turned into
-//! plain data by [`crate::rebuild`], the module pattern `NEWOBJ(cls, ())` + `BUILD(dict)`
-//! makes an opaque [`Instance`], and any other call stops the run with
-//! [`PickleError::Forbidden`]. In [`Mode::Scan`] nothing is interpreted: every call becomes an
-//! opaque instance and the run goes on, so the report lists every global.
+//! Every global call, class instantiation (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ) and BUILD
+//! of any class becomes an inert record, an [`Instance`] holding the callee, its arguments,
+//! keyword arguments and state, so the whole object graph of any torch file is read. Each
+//! is also recorded as a [`Use`] for the hazard verdict ([`crate::hazard`]), which is decided
+//! apart from reading. In [`Mode::Convert`] the one thing interpreted is torch's tensor
+//! rebuilding (the allow-list, by [`crate::rebuild`]) and persistent ids as storages; in
+//! [`Mode::Scan`] nothing is interpreted.
 
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::error::{Forbidden, PickleError};
+use crate::error::PickleError;
 use crate::globals::{self, Known};
+use crate::hazard;
 use crate::literal;
 use crate::rebuild;
 use crate::value::{Dict, GlobalRef, Heap, Instance, Object, StorageRef, Value};
@@ -21,9 +23,9 @@ use crate::Limits;
 /// How the machine treats calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
-    /// Interpret allow-listed calls, refuse the rest.
+    /// Interpret allow-listed calls (tensor rebuilding) and storages; record the rest.
     Convert,
-    /// Interpret nothing, refuse nothing, record everything.
+    /// Interpret nothing, record everything (files that are not checkpoints included).
     Scan,
 }
 
@@ -47,6 +49,8 @@ pub(crate) struct Use {
     pub offset: u64,
     pub opcode: &'static str,
     pub kind: UseKind,
+    /// Why this use is a gadget by its shape alone (a call of a computed callable…).
+    pub structural: Option<String>,
 }
 
 /// What one memo entry costs against the parse's memory budget: key and value in a hash
@@ -409,7 +413,7 @@ impl<'h> Machine<'h> {
             b'R' => {
                 let args = self.pop(f, "REDUCE")?;
                 let callee = self.pop(f, "REDUCE")?;
-                let result = self.call(at, "REDUCE", callee, args)?;
+                let result = self.call(at, "REDUCE", callee, args, None)?;
                 self.push(f, result)?;
             }
             0x81 => {
@@ -426,7 +430,7 @@ impl<'h> Machine<'h> {
                 let result = if no_kwargs {
                     self.new_object(at, "NEWOBJ_EX", class, args)?
                 } else {
-                    self.call(at, "NEWOBJ_EX", class, args)?
+                    self.call(at, "NEWOBJ_EX", class, args, Some(kwargs))?
                 };
                 self.push(f, result)?;
             }
@@ -436,7 +440,7 @@ impl<'h> Machine<'h> {
                 let class = self.global(module, name, at, "INST");
                 let args = self.pop_mark(f, "INST")?;
                 let args = self.heap.alloc(Object::Tuple(args))?;
-                let result = self.call(at, "INST", class, args)?;
+                let result = self.call(at, "INST", class, args, None)?;
                 self.push(f, result)?;
             }
             b'o' => {
@@ -446,7 +450,7 @@ impl<'h> Machine<'h> {
                 }
                 let class = items.remove(0);
                 let args = self.heap.alloc(Object::Tuple(items))?;
-                let result = self.call(at, "OBJ", class, args)?;
+                let result = self.call(at, "OBJ", class, args, None)?;
                 self.push(f, result)?;
             }
             b'b' => {
@@ -536,7 +540,13 @@ impl<'h> Machine<'h> {
 
     fn global(&mut self, module: String, name: String, at: u64, opcode: &'static str) -> Value {
         let global = Rc::new(GlobalRef { module, name, offset: at });
-        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Named });
+        self.uses.push(Use {
+            global: Some(global.clone()),
+            offset: at,
+            opcode,
+            kind: UseKind::Named,
+            structural: None,
+        });
         Value::Global(global)
     }
 
@@ -592,84 +602,96 @@ impl<'h> Machine<'h> {
         PickleError::BadValue(format!("{opcode} on a {}", self.heap.type_name(target)))
     }
 
-    /// A call of `callee(*args)`: interpreted when allow-listed (convert mode), else recorded
-    /// and, in convert mode, refused.
-    fn call(&mut self, at: u64, opcode: &'static str, callee: Value, args: Value) -> Result<Value, PickleError> {
-        let Value::Global(global) = &callee else {
-            self.uses.push(Use { global: None, offset: at, opcode, kind: UseKind::Called });
-            if self.mode == Mode::Convert {
-                return Err(self.forbidden(
-                    at,
-                    opcode,
-                    None,
-                    "calls a value that is not a global (the result of another call?)",
-                ));
-            }
-            return self.opaque(callee, args);
+    /// A call of `callee(*args, **kwargs)`: interpreted when it rebuilds a tensor (convert
+    /// mode), else recorded as an inert object. Nothing is refused here: the hazard verdict
+    /// ([`crate::hazard`]) judges the recorded uses afterwards.
+    fn call(
+        &mut self,
+        at: u64,
+        opcode: &'static str,
+        callee: Value,
+        args: Value,
+        kwargs: Option<Value>,
+    ) -> Result<Value, PickleError> {
+        let structural = hazard::structural_call(self.heap, &callee, &args);
+        let global = match &callee {
+            Value::Global(global) => Some(global.clone()),
+            _ => None,
         };
-        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Called });
-        match (self.mode, globals::lookup(&global.module, &global.name)) {
-            (Mode::Scan, _) => self.opaque(callee, args),
-            (Mode::Convert, None) => Err(self.forbidden(
-                at,
-                opcode,
-                Some(global),
-                "would call it when torch.load reads this file; it is not on the allow-list",
-            )),
-            (Mode::Convert, Some(Known::Data)) => self.opaque(callee, args),
-            (Mode::Convert, Some(known)) => rebuild::apply(self.heap, known, global, args),
+        self.uses.push(Use { global: global.clone(), offset: at, opcode, kind: UseKind::Called, structural });
+        let known = global.as_ref().and_then(|g| globals::lookup(&g.module, &g.name));
+        match (self.mode, known, &global) {
+            (Mode::Convert, Some(known), Some(global))
+                if !matches!(known, Known::Data | Known::UnsupportedTensor) && kwargs.is_none() =>
+            {
+                rebuild::apply(self.heap, known, global, args)
+            }
+            _ => self.record(callee, args, kwargs),
         }
     }
 
     /// NEWOBJ(cls, args): `cls.__new__(cls, *args)`. Without arguments this is how
-    /// `torch.save(model)` stores module objects; that pattern is kept as an opaque instance.
+    /// `torch.save(model)` stores module objects (an instantiation, not a call).
     fn new_object(&mut self, at: u64, opcode: &'static str, class: Value, args: Value) -> Result<Value, PickleError> {
         let no_args = self.heap.sequence(&args).is_some_and(<[Value]>::is_empty);
         let Value::Global(global) = &class else {
-            return self.call(at, opcode, class, args);
+            return self.call(at, opcode, class, args, None);
         };
         if !no_args {
-            return self.call(at, opcode, class, args);
+            return self.call(at, opcode, class, args, None);
         }
         let known = globals::lookup(&global.module, &global.name);
         // Recorded even when allow-listed: the report says what torch would invoke.
-        self.uses.push(Use { global: Some(global.clone()), offset: at, opcode, kind: UseKind::Instantiated });
+        let used = Some(global.clone());
+        self.uses.push(Use { global: used, offset: at, opcode, kind: UseKind::Instantiated, structural: None });
         match (self.mode, known) {
             (Mode::Convert, Some(Known::OrderedDict | Known::Counter)) => {
                 self.heap.alloc(Object::Dict(Dict::default()))
             }
             (Mode::Convert, Some(Known::Set)) => self.heap.alloc(Object::Set { items: Vec::new(), frozen: false }),
-            (Mode::Convert, Some(Known::Data) | None) | (Mode::Scan, _) => self.opaque(class, args),
-            (Mode::Convert, Some(_)) => self.call(at, opcode, class, args),
+            (Mode::Convert, Some(Known::Data) | None) | (Mode::Scan, _) => self.record(class, args, None),
+            (Mode::Convert, Some(_)) => self.call(at, opcode, class, args, None),
         }
     }
 
-    fn opaque(&mut self, class: Value, args: Value) -> Result<Value, PickleError> {
+    /// An inert record of a call or instantiation: what was called, with what.
+    fn record(&mut self, class: Value, args: Value, kwargs: Option<Value>) -> Result<Value, PickleError> {
         self.heap.alloc(Object::Instance(Instance {
             class,
             args,
+            kwargs,
             state: None,
             items: Vec::new(),
             entries: Dict::default(),
         }))
     }
 
-    /// BUILD: sets an instance's state. A dict (or `(dict, slots)`) state on an opaque
-    /// instance is data; any other state would go to the class's `__setstate__`, a call.
+    /// BUILD: records an object's state. On an instance of a class outside the allow-list
+    /// whose state is not a `__dict__`, `torch.load` would call the class's `__setstate__`
+    /// (a call, for the verdict); on a global, BUILD would set attributes of a module or
+    /// class (a structural gadget). Either way the state is only recorded.
     fn build(&mut self, at: u64, target: &Value, state: Value) -> Result<(), PickleError> {
         let plain_state = self.heap.dict(&state).is_some()
             || self.heap.sequence(&state).is_some_and(|parts| {
                 parts.len() == 2
                     && parts.iter().all(|part| matches!(part, Value::None) || self.heap.dict(part).is_some())
             });
-        let Value::Obj(id) = target else {
-            return match (self.mode, target) {
-                // Tensor subclasses carry their Python state this way; it is not tensor data.
-                (_, Value::Tensor(_)) | (Mode::Scan, _) => Ok(()),
-                _ => Err(self.bad_target("BUILD", target)),
-            };
+        let id = match target {
+            Value::Obj(id) => *id,
+            // Tensor subclasses carry their Python state this way; it is not tensor data.
+            Value::Tensor(_) => return Ok(()),
+            Value::Global(global) => {
+                let structural = Some(format!(
+                    "sets attributes of `{}` itself (BUILD on a module or class overwrites its code)",
+                    global.dotted()
+                ));
+                self.uses.push(Use { global: None, offset: at, opcode: "BUILD", kind: UseKind::Called, structural });
+                return Ok(());
+            }
+            _ if self.mode == Mode::Scan => return Ok(()),
+            _ => return Err(self.bad_target("BUILD", target)),
         };
-        let class = match self.heap.get(*id) {
+        let class = match self.heap.get(id) {
             Object::Instance(instance) => instance.class.clone(),
             // `state_dict()` OrderedDicts carry `_metadata` this way; dropped.
             Object::Dict(_) => return Ok(()),
@@ -682,18 +704,10 @@ impl<'h> Machine<'h> {
                 Value::Global(global) => Some(global.clone()),
                 _ => None,
             };
-            self.uses.push(Use { global: global.clone(), offset: at, opcode: "BUILD", kind: UseKind::Called });
-            if self.mode == Mode::Convert {
-                return Err(self.forbidden(
-                    at,
-                    "BUILD",
-                    global.as_ref(),
-                    "would pass a non-dict state to the class's __setstate__",
-                ));
-            }
+            self.uses.push(Use { global, offset: at, opcode: "BUILD", kind: UseKind::Called, structural: None });
         }
-        self.heap.grow(*id, [&state])?;
-        if let Object::Instance(instance) = self.heap.get_mut(*id) {
+        self.heap.grow(id, [&state])?;
+        if let Object::Instance(instance) = self.heap.get_mut(id) {
             instance.state = Some(state);
         }
         Ok(())
@@ -762,21 +776,6 @@ impl<'h> Machine<'h> {
         self.storage_index.insert(key, self.storages.len());
         self.storages.push(storage.clone());
         Ok(Value::Storage(storage))
-    }
-
-    fn forbidden(&self, at: u64, opcode: &'static str, global: Option<&Rc<GlobalRef>>, why: &str) -> PickleError {
-        PickleError::Forbidden(Box::new(Forbidden {
-            member: self.member.clone(),
-            offset: at,
-            opcode,
-            global: global.map(|g| g.dotted()),
-            python3_name: global
-                .and_then(|g| globals::python3_name(&g.module, &g.name))
-                .map(|(module, name)| format!("{module}.{name}"))
-                .filter(|name| global.is_some_and(|g| *name != g.dotted())),
-            global_offset: global.map(|g| g.offset),
-            why: why.to_string(),
-        }))
     }
 }
 
@@ -863,11 +862,16 @@ mod tests {
         run(bytes, Mode::Convert, &Limits::default()).0
     }
 
+    /// The file is read to the end, then judged: its first gadget.
+    fn first_gadget(bytes: &[u8]) -> crate::error::Forbidden {
+        let (result, _, uses) = run(bytes, Mode::Convert, &Limits::default());
+        assert!(result.is_ok(), "reading never refuses: {result:?}");
+        let uses: Vec<(String, Use)> = uses.into_iter().map(|u| ("test.pkl".to_string(), u)).collect();
+        crate::hazard::verdict(&uses).gadgets.into_iter().next().expect("a gadget")
+    }
+
     fn forbidden_global(bytes: &[u8]) -> Option<String> {
-        match convert(bytes) {
-            Err(PickleError::Forbidden(forbidden)) => Some(forbidden.global.unwrap_or_default()),
-            other => panic!("expected a refusal, got {other:?}"),
-        }
+        first_gadget(bytes).global
     }
 
     /// `GLOBAL module name` then `(arg,)` then REDUCE.
@@ -879,7 +883,7 @@ mod tests {
     }
 
     #[test]
-    fn calls_of_code_running_globals_are_refused() {
+    fn calls_of_code_running_globals_are_read_as_records_and_judged_gadgets() {
         for (module, name) in [
             ("os", "system"),
             ("posix", "system"),
@@ -899,7 +903,7 @@ mod tests {
 
     #[test]
     fn the_refusal_names_the_python3_name_and_offsets() {
-        let Err(PickleError::Forbidden(forbidden)) = convert(&reduce_of("commands", "Popen")) else { panic!() };
+        let forbidden = first_gadget(&reduce_of("commands", "Popen"));
         assert_eq!(forbidden.python3_name.as_deref(), Some("subprocess.Popen"));
         assert_eq!(forbidden.global_offset, Some(2));
         assert_eq!(forbidden.opcode, "REDUCE");
@@ -917,29 +921,50 @@ mod tests {
         assert_eq!(forbidden_global(b"(cos\nsystem\nX\x02\x00\x00\x00ido."), Some("os.system".into()));
         assert_eq!(forbidden_global(b"\x80\x02cos\nsystem\nX\x01\x00\x00\x00a\x85\x81."), Some("os.system".into()));
         assert_eq!(forbidden_global(b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."), Some("os.system".into()));
-        // NEWOBJ_EX with keyword arguments.
-        assert_eq!(forbidden_global(b"\x80\x04cmain\nC\n)}X\x01\x00\x00\x00aK\x00s\x92."), Some("main.C".into()));
+        // NEWOBJ_EX with keyword arguments: a record with its kwargs, and no gadget.
+        let (result, heap, _) =
+            run(b"\x80\x04cmain\nC\n)}X\x01\x00\x00\x00aK\x00s\x92.", Mode::Convert, &Limits::default());
+        let record = heap.instance(&result.unwrap()).map(|i| i.kwargs.is_some());
+        assert_eq!(record, Some(true));
     }
 
     #[test]
-    fn calling_the_result_of_a_call_is_refused() {
-        // getattr-style chains: REDUCE on an opaque instance.
-        let bytes = b"\x80\x02cmain\nC\n)\x81)R.";
-        let Err(PickleError::Forbidden(forbidden)) = convert(bytes) else { panic!() };
-        assert_eq!(forbidden.global, None);
+    fn calling_the_result_of_a_call_is_a_structural_gadget() {
+        // getattr-style chains: REDUCE on a record.
+        let forbidden = first_gadget(b"\x80\x02cmain\nC\n)\x81)R.");
+        assert_eq!((forbidden.global, forbidden.opcode, forbidden.offset), (None, "REDUCE", 13));
+        // getattr(x, "system")(…): both the fetch and the call are gadgets.
+        let bytes =
+            b"\x80\x02c__builtin__\ngetattr\ncmain\nC\n)\x81X\x06\x00\x00\x00system\x86RX\x02\x00\x00\x00id\x85R.";
+        let (result, _, uses) = run(bytes, Mode::Convert, &Limits::default());
+        assert!(result.is_ok());
+        let uses: Vec<(String, Use)> = uses.into_iter().map(|u| ("test.pkl".to_string(), u)).collect();
+        let gadgets = crate::hazard::verdict(&uses).gadgets;
+        assert_eq!(gadgets.len(), 2, "{gadgets:?}");
+        assert!(gadgets[0].why.contains("`system`") && gadgets[1].why.contains("computed"), "{gadgets:?}");
+        // BUILD on a global overwrites a module's or class's attributes.
+        let forbidden = first_gadget(b"\x80\x02cmain\nC\nN}X\x01\x00\x00\x00aK\x01s\x86b.");
+        assert_eq!(forbidden.opcode, "BUILD");
     }
 
     #[test]
-    fn module_objects_are_opaque_data_but_foreign_setstate_is_refused() {
-        // NEWOBJ(main.Net, ()) + BUILD({'a': 1}) is accepted.
+    fn objects_of_any_class_are_inert_records_with_their_state() {
+        // NEWOBJ(main.Net, ()) + BUILD({'a': 1}).
         let ok = b"\x80\x02cmain\nNet\n)\x81}X\x01\x00\x00\x00aK\x01sb.";
         let (result, heap, uses) = run(ok, Mode::Convert, &Limits::default());
         let Value::Obj(id) = result.unwrap() else { panic!() };
         assert!(matches!(heap.get(id), Object::Instance(instance) if instance.state.is_some()));
         assert!(uses.iter().any(|u| u.kind == UseKind::Instantiated));
-        // BUILD with a list state would call Net.__setstate__.
-        let bad = b"\x80\x02cmain\nNet\n)\x81]b.";
-        assert_eq!(forbidden_global(bad), Some("main.Net".into()));
+        // BUILD with a list state would call Net.__setstate__: a call, recorded, no gadget.
+        let (result, heap, uses) = run(b"\x80\x02cmain\nNet\n)\x81]b.", Mode::Convert, &Limits::default());
+        let state = heap.instance(&result.unwrap()).and_then(|i| i.state.clone());
+        assert!(state.is_some_and(|state| heap.sequence(&state).is_some()));
+        assert!(uses.iter().any(|u| u.kind == UseKind::Called && u.opcode == "BUILD" && u.structural.is_none()));
+        // An unknown class called with arguments: a record of the call.
+        let (result, heap, _) = run(&reduce_of("enum_module", "Color"), Mode::Convert, &Limits::default());
+        let record = heap.instance(&result.unwrap()).unwrap();
+        assert!(matches!(&record.class, Value::Global(g) if g.name == "Color"));
+        assert!(matches!(heap.sequence(&record.args), Some([Value::Str(s)]) if &**s == "id"));
     }
 
     #[test]

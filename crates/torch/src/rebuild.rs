@@ -27,20 +27,18 @@ pub(crate) fn apply(heap: &mut Heap, known: Known, global: &Rc<GlobalRef>, args:
             _ => Err(PickleError::BadValue(format!("`{name}` needs a tensor as its first argument"))),
         },
         Known::RebuildFromTypeV2 => {
-            let [Value::Global(func), Value::Global(new_type), inner_args, _state] = args_vec.as_slice() else {
+            // `func(*args).as_subclass(type)` plus Python state: for a subclass made with
+            // `as_subclass` (any `type`, torch's own or not) the bytes are those of the
+            // inner tensor, which is what is kept. Any other `func` (wrapper subclasses…) stays
+            // an inert record.
+            let [Value::Global(func), Value::Global(_), inner_args, _state] = args_vec.as_slice() else {
                 return Err(PickleError::BadValue(format!("`{name}` needs (func, type, args, state)")));
             };
-            if globals::lookup(&new_type.module, &new_type.name) != Some(Known::TensorType) {
-                return Err(PickleError::BadValue(format!(
-                    "`{name}` rebuilds a tensor subclass `{}`; only torch.Tensor and Parameter are supported",
-                    new_type.dotted()
-                )));
-            }
             match globals::lookup(&func.module, &func.name) {
                 Some(inner @ (Known::RebuildTensorV1 | Known::RebuildTensorV2 | Known::RebuildTensorV3)) => {
                     apply(heap, inner, func, inner_args.clone())
                 }
-                _ => Err(PickleError::BadValue(format!("`{name}` with function `{}`", func.dotted()))),
+                _ => record(heap, global, args),
             }
         }
         Known::OrderedDict | Known::Counter => {
@@ -91,15 +89,22 @@ pub(crate) fn apply(heap: &mut Heap, known: Known, global: &Rc<GlobalRef>, args:
             [dims] => Ok(dims.clone()),
             _ => Err(PickleError::BadValue(format!("`{name}` needs one argument"))),
         },
-        Known::Data | Known::TensorType | Known::Storage(_) | Known::UnsupportedStorage | Known::TorchDType(_) => heap
-            .alloc(Object::Instance(Instance {
-                class: Value::Global(global.clone()),
-                args,
-                state: None,
-                items: Vec::new(),
-                entries: Dict::default(),
-            })),
+        Known::Data | Known::TensorType | Known::Storage(_) | Known::UnsupportedStorage | Known::TorchDType(_) => {
+            record(heap, global, args)
+        }
     }
+}
+
+/// An inert record of the call `global(*args)`.
+fn record(heap: &mut Heap, global: &Rc<GlobalRef>, args: Value) -> Result<Value, PickleError> {
+    heap.alloc(Object::Instance(Instance {
+        class: Value::Global(global.clone()),
+        args,
+        kwargs: None,
+        state: None,
+        items: Vec::new(),
+        entries: Dict::default(),
+    }))
 }
 
 /// `_rebuild_tensor[_v2|_v3](storage, storage_offset, size, stride, …)`.

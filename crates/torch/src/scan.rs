@@ -1,10 +1,12 @@
-//! `scan`: a security report of a checkpoint, without executing or converting anything.
+//! `scan`: a security report of a checkpoint, without executing or converting anything:
+//! every global, how it is used, and the hazard verdict (see [`crate::hazard`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::error::{ErrorKind, TorchError};
+use crate::error::{ErrorKind, Forbidden, TorchError};
 use crate::globals;
+use crate::hazard::{self, Hazard};
 use crate::load::{self, Format};
 use crate::machine::{Mode, UseKind};
 use crate::{tar, zip, Limits};
@@ -16,11 +18,17 @@ pub struct ScanReport {
     pub format: Format,
     /// One entry per distinct global, in first-use order.
     pub findings: Vec<GlobalFinding>,
-    /// Calls of values that are not globals (the result of another call), which
-    /// `torch.load(weights_only=False)` would also perform.
+    /// Calls of values that are not globals (the result of another call) and BUILDs on
+    /// globals, which `torch.load(weights_only=False)` would also perform.
     pub non_global_calls: Vec<UseSite>,
     /// Why the scan stopped early (a malformed pickle); findings up to there are listed.
     pub problem: Option<String>,
+    /// The code-execution gadgets: deny-listed globals (at their most severe use) and
+    /// structural patterns, with byte offsets. `convert` refuses the file when there is one.
+    pub gadgets: Vec<Forbidden>,
+    /// Classes and functions outside torch's allow-list that the file instantiates or calls
+    /// and that are not gadgets: `convert` reads them as inert data.
+    pub data_classes: Vec<String>,
 }
 
 /// One global and every place it is used.
@@ -32,6 +40,8 @@ pub struct GlobalFinding {
     pub python3_name: Option<String>,
     /// What loading it entails.
     pub status: GlobalStatus,
+    /// Its class in the hazard verdict.
+    pub hazard: Hazard,
     /// Where it is named, instantiated or called.
     pub uses: Vec<UseSite>,
 }
@@ -49,7 +59,8 @@ pub enum GlobalStatus {
     /// `torch.save(model)` stores modules: `torch.load` imports the class and runs its
     /// `__setstate__`. `convert` keeps such objects as opaque data.
     Instantiated,
-    /// Called: `torch.load(weights_only=False)` runs it. `convert` refuses the file.
+    /// Called: `torch.load(weights_only=False)` runs it. `convert` records the call as data,
+    /// and refuses the file if the global is a gadget ([`GlobalFinding::hazard`]).
     Called,
 }
 
@@ -79,12 +90,15 @@ impl ScanReport {
         !self.executes_code()
     }
 
-    /// Whether `safeshift convert` accepts the globals (it may still refuse the file for
-    /// structural reasons: missing storages, bad sizes).
+    /// Whether the file holds code-execution gadgets (`safeshift scan` exits with 1).
+    pub fn has_gadgets(&self) -> bool {
+        !self.gadgets.is_empty()
+    }
+
+    /// Whether `safeshift convert` accepts the file without `--allow-gadgets` (it may still
+    /// refuse it for structural reasons: missing storages, bad sizes).
     pub fn convertible(&self) -> bool {
-        self.problem.is_none()
-            && self.non_global_calls.is_empty()
-            && self.findings.iter().all(|f| f.status != GlobalStatus::Called)
+        self.problem.is_none() && self.gadgets.is_empty()
     }
 }
 
@@ -114,7 +128,8 @@ fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
         // torch.load would unpickle the tar's members, which are not read here: whatever
         // the bytes after the header say, the file is not known to be safe.
         let problem = Some(format!("{}; treat it as unsafe", load::TAR_REFUSAL));
-        return Ok(ScanReport { format: Format::Tar, findings: Vec::new(), non_global_calls: Vec::new(), problem });
+        let (findings, non_global_calls, gadgets, data_classes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        return Ok(ScanReport { format: Format::Tar, findings, non_global_calls, problem, gadgets, data_classes });
     }
     let (format, problem) = match load::load(data, Mode::Scan, &limits, false, &mut uses) {
         Ok(loaded) => (loaded.format.clone(), None),
@@ -124,6 +139,7 @@ fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
         }
         Err(other) => return Err(other),
     };
+    let verdict = hazard::verdict(&uses);
     let mut findings: Vec<GlobalFinding> = Vec::new();
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut non_global_calls = Vec::new();
@@ -142,6 +158,7 @@ fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
                     .map(|(module, name)| format!("{module}.{name}"))
                     .filter(|name| *name != dotted),
                 status: if allowed { GlobalStatus::Allowed } else { GlobalStatus::Imported },
+                hazard: hazard::classify(&global.module, &global.name),
                 uses: Vec::new(),
             });
             findings.len() - 1
@@ -157,5 +174,12 @@ fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
         }
         finding.uses.push(site);
     }
-    Ok(ScanReport { format, findings, non_global_calls, problem })
+    Ok(ScanReport {
+        format,
+        findings,
+        non_global_calls,
+        problem,
+        gadgets: verdict.gadgets,
+        data_classes: verdict.data_classes,
+    })
 }

@@ -150,12 +150,15 @@ impl Dict {
     }
 }
 
-/// An instance of a class we never import: its class, how it was made, and its state as data.
+/// An inert record of a call or instantiation of a global we never import or call: the
+/// callee, its arguments, and the state and items later given to the object, all as data.
 #[derive(Debug)]
 pub(crate) struct Instance {
     pub class: Value,
     /// The argument tuple given to the class or callable (REDUCE/NEWOBJ args).
     pub args: Value,
+    /// The keyword arguments (NEWOBJ_EX), when there are any.
+    pub kwargs: Option<Value>,
     /// The BUILD state (`__dict__` for modules).
     pub state: Option<Value>,
     /// Items appended (list subclasses).
@@ -268,6 +271,17 @@ impl Heap {
 
     pub fn len(&self) -> usize {
         self.objects.len()
+    }
+
+    /// The record behind `value`, if it is one.
+    pub fn instance(&self, value: &Value) -> Option<&Instance> {
+        match value {
+            Value::Obj(id) => match self.get(*id) {
+                Object::Instance(instance) => Some(instance),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// The dict behind `value`, if it is one.

@@ -146,9 +146,19 @@ fn contiguous_tensors_are_borrowed_and_views_are_copied() {
     assert!(borrowed["row_slice"]);
     assert!(!borrowed["transposed"]);
     assert!(!borrowed["expanded"]);
+    let file = std::fs::read(data("shared_storage.pt")).unwrap();
     for index in 0..converted.tensors().len() {
         let is_borrowed = matches!(converted.data(index), std::borrow::Cow::Borrowed(_));
-        assert_eq!(converted.is_borrowed(index), is_borrowed, "{}", converted.tensors()[index].name);
+        let tensor = &converted.tensors()[index];
+        assert_eq!(converted.is_borrowed(index), is_borrowed, "{}", tensor.name);
+        // A borrowed tensor's bytes are the range of the file it names.
+        match tensor.file_range() {
+            Some(range) => {
+                assert!(is_borrowed, "{}", tensor.name);
+                assert_eq!(&file[range.start as usize..range.end as usize], &*converted.data(index), "{}", tensor.name);
+            }
+            None => assert!(!is_borrowed, "{}", tensor.name),
+        }
     }
 }
 
@@ -233,16 +243,17 @@ fn anemoi_metadata_and_supporting_arrays_are_kept() {
     let anemoi = std::fs::read_to_string(data("expected/anemoi_style.anemoi.json")).unwrap();
     assert_eq!(converted.metadata()["anemoi"], anemoi);
     assert_eq!(converted.metadata()["anemoi.member"], "anemoi_style/anemoi-metadata/anemoi.json");
-    let mut expected = order(&manifest);
-    expected.push("anemoi.supporting_arrays.latitudes".into());
-    expected.push("anemoi.supporting_arrays.longitudes".into());
-    assert_eq!(names(&converted), expected);
-    for (index, tensor) in converted.tensors().iter().enumerate() {
-        let Some(array) = tensor.name.strip_prefix("anemoi.supporting_arrays.") else { continue };
+    // The state dict is the module's; the supporting arrays are extras.
+    assert_eq!(names(&converted), order(&manifest));
+    let extras: Vec<&str> = converted.extras().iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(extras, ["anemoi.supporting_arrays.latitudes", "anemoi.supporting_arrays.longitudes"]);
+    for (index, tensor) in converted.extras().iter().enumerate() {
+        let array = tensor.name.strip_prefix("anemoi.supporting_arrays.").unwrap();
         let entry = &manifest["supporting_arrays"][array];
         assert_eq!(tensor.dtype.safetensors_name(), "F64");
         assert_eq!(tensor.shape, vec![40]);
-        assert_eq!(sha256(&converted.data(index)), entry["sha256"].as_str().unwrap());
+        assert_eq!(sha256(&converted.extra_data(index)), entry["sha256"].as_str().unwrap());
+        assert!(converted.is_extra_borrowed(index));
     }
 }
 

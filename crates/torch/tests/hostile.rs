@@ -49,6 +49,46 @@ fn code_execution_payloads_are_refused_naming_the_global_and_never_run() {
 }
 
 #[test]
+fn allow_gadgets_converts_the_payload_files_as_data_and_never_runs_them() {
+    for (file, global, marker) in [
+        ("mal_a_os_system.pt", "os.system", MARKERS[0].1),
+        ("mal_b_builtins_eval.pt", "builtins.eval", MARKERS[1].1),
+        ("mal_c_subprocess_popen.pt", "commands.Popen", MARKERS[2].1),
+    ] {
+        let _ = std::fs::remove_file(marker);
+        let options = ConvertOptions { allow_gadgets: true, ..ConvertOptions::default() };
+        let converted = open(&malicious(file), &options).unwrap();
+        assert_eq!(converted.tensors().len(), 2, "{file}: the legitimate tensors");
+        let gadgets: Vec<_> = converted.gadgets().iter().map(|g| g.global.as_deref()).collect();
+        assert_eq!(gadgets, [Some(global)], "{file}");
+        assert!(converted.gadgets()[0].offset > 0);
+        assert!(!Path::new(marker).exists(), "{file}: the payload ran");
+    }
+}
+
+/// A pickle with several gadgets names each, with its offset, in one refusal.
+#[test]
+fn every_gadget_of_a_file_is_named() {
+    // [os.system('x'), getattr(None, '__globals__'), posix.popen]
+    let payload = b"\x80\x02](cos\nsystem\nX\x01\x00\x00\x00x\x85Rc__builtin__\ngetattr\nNX\x0b\x00\x00\x00__globals__\x86Rcposix\npopen\ne.";
+    let err = safeshift_torch::open_bytes("many.pkl", payload.to_vec(), &ConvertOptions::default()).err().unwrap();
+    let ErrorKind::Forbidden(forbidden) = err.kind else { panic!("{err}") };
+    let all: Vec<(Option<&str>, &str, u64)> =
+        forbidden.all().map(|g| (g.global.as_deref(), g.opcode, g.offset)).collect();
+    assert_eq!(
+        all,
+        [
+            (Some("os.system"), "REDUCE", 22),
+            (Some("__builtin__.getattr"), "REDUCE", 62),
+            (Some("posix.popen"), "GLOBAL", 63)
+        ]
+    );
+    assert!(forbidden.also[0].why.contains("__globals__"), "{:?}", forbidden.also[0]);
+    let message = ErrorKind::Forbidden(forbidden).to_string();
+    assert!(message.contains("2 more gadget(s)") && message.contains("posix.popen"), "{message}");
+}
+
+#[test]
 fn scan_reports_the_payloads_as_code() {
     for (file, global) in [
         ("mal_a_os_system.pt", "os.system"),
@@ -57,9 +97,11 @@ fn scan_reports_the_payloads_as_code() {
     ] {
         let report = scan(&malicious(file)).unwrap();
         assert!(report.executes_code(), "{file}");
-        assert!(!report.convertible(), "{file}");
+        assert!(report.has_gadgets() && !report.convertible(), "{file}");
+        assert_eq!(report.gadgets[0].global.as_deref(), Some(global), "{file}");
         let finding = report.findings.iter().find(|f| f.global == global).unwrap();
         assert_eq!(finding.status, GlobalStatus::Called, "{file}");
+        assert_eq!(finding.hazard, safeshift_torch::Hazard::Gadget, "{file}");
         assert!(report
             .findings
             .iter()
@@ -93,7 +135,7 @@ fn a_compressed_storage_is_refused_without_inflating_it() {
 fn structural_attacks_are_not_code() {
     for file in ["mal_e_missing_storage.pt", "mal_f_short_storage.pt", "mal_g_zip_bomb_storage.pt"] {
         let report = scan(&malicious(file)).unwrap();
-        assert!(!report.executes_code(), "{file}");
+        assert!(!report.executes_code() && !report.has_gadgets(), "{file}");
     }
 }
 

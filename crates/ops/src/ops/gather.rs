@@ -2,12 +2,14 @@
 //!
 //! ```safeshift
 //! gather SRC axis N index AUX["tensor"] [optional]
+//! gather SRC axis N index argsort(AUX["tensor"], ROW) [optional]
 //! ```
 //!
-//! Reorders axis `N` of every tensor matching `SRC` by a 1-d integer index tensor read
-//! from an auxiliary input file (`aux NAME "…"`, supplied as `--aux NAME=PATH`): output
-//! index `i` along `N` is input index `index[i]`. Typically the index is a permutation
-//! (graph nodes re-sorted), and then nothing is lost.
+//! Reorders axis `N` of every tensor matching `SRC` by a 1-d integer index: a tensor of an
+//! auxiliary input (`aux NAME "…"`, supplied as `--aux NAME=PATH` or found in the
+//! checkpoint's extras as `NAME.tensor`), or an index computed from one (see `argsort`
+//! below). Output index `i` along `N` is input index `index[i]`. Typically the index is a
+//! permutation (graph edges re-sorted), and then nothing is lost.
 //!
 //! * **Shape rule:** `shape[N]` becomes the index length.
 //! * **Inverse:** gather with the inverse permutation (computing it fails if the index is
@@ -18,24 +20,25 @@
 //! gather "model.encoder.edge_attr" axis 0 index graph["data_to_hidden.perm_sort_by_dst"]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
-use safeshift_model::DTypeClass;
+use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_model::pattern::Captures;
 
 use crate::eager;
-use crate::expr::{Expr, Leaf};
+use crate::expr::Expr;
 use crate::lower::{axis_clause, Operands};
 use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{map_each, matches, resolve_axis};
-use crate::tensor_set::{EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};
+use crate::ops::argsort::{lower_index, Index};
+use crate::rewrite::{matches, no_match, resolve_axis};
+use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
-/// `gather SRC axis N index AUX["t"]`; `invert` gathers by the inverse permutation.
+/// `gather SRC axis N index AUX["t"]` (or `index argsort(…)`); `invert` gathers by the
+/// inverse permutation.
 #[derive(Clone, Debug)]
 pub(crate) struct Gather {
     base: OpBase,
     source: Pattern,
     axis: i64,
-    input: String,
-    tensor: String,
+    index: Index,
     invert: bool,
     optional: bool,
 }
@@ -44,47 +47,29 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let source = operands.pattern("a source name pattern");
     let axis = axis_clause(operands, None);
     let index = match operands.required("index", "index graph[\"perm\"]") {
-        Some((Value::Aux { input, tensor }, _)) => Some((input.node.clone(), tensor.node.clone())),
-        Some((_, span)) => {
-            operands.error("bad-value", "`index` takes an aux tensor (`index graph[\"perm\"]`)", span);
-            None
-        }
+        Some((value, span)) => match lower_index(value) {
+            Ok(index) => Some(index),
+            Err(message) => {
+                operands.error("bad-value", message, span);
+                None
+            }
+        },
         None => None,
     };
     let optional = operands.flag("optional").is_some();
     let base = operands.base("gather");
-    let (input, tensor) = index?;
-    Some(Box::new(Gather { base, source: source?.clone(), axis: axis?, input, tensor, invert: false, optional }))
+    Some(Box::new(Gather { base, source: source?.clone(), axis: axis?, index: index?, invert: false, optional }))
 }
 
 impl Gather {
-    fn aux_error(&self) -> OpError {
-        self.base.error(None, OpErrorKind::Aux { input: self.input.clone(), tensor: self.tensor.clone() })
-    }
-
-    fn index_leaf(&self, ctx: &OpContext) -> Result<Leaf, OpError> {
-        let info = ctx.aux.get(&(self.input.clone(), self.tensor.clone())).ok_or_else(|| self.aux_error())?;
-        let integer =
-            matches!(info.dtype, DTypeClass::Int) || matches!(info.dtype, DTypeClass::Exact(dtype) if dtype.is_int());
-        if !integer || info.shape.len() != 1 {
-            let message = format!(
-                "the index must be a 1-d integer tensor, not {}[{}]",
-                info.dtype,
-                crate::expr::shape_text(&info.shape)
-            );
-            return Err(self.base.error(None, OpErrorKind::invalid(message)));
-        }
-        Ok(Leaf {
-            aux: Some(self.input.clone()),
-            name: self.tensor.clone(),
-            dtype: info.dtype,
-            shape: info.shape.clone(),
-        })
+    /// The lazy index for a source tensor with these captures (inverted if asked).
+    fn index_expr(&self, ctx: &OpContext, captures: &Captures) -> Result<Expr, OpErrorKind> {
+        let index = self.index.expr(ctx, captures)?;
+        Ok(if self.invert { Expr::InversePermutation { index: Box::new(index) } } else { index })
     }
 
     /// The row order, by plain loops (inverting the permutation if asked).
-    fn eager_rows(&self, index: &EagerTensor) -> Result<Vec<u64>, OpErrorKind> {
-        let values = eager::int_values(index)?;
+    fn eager_rows(&self, values: &[i64]) -> Result<Vec<u64>, OpErrorKind> {
         let size = values.len() as u64;
         let rows: Vec<u64> = values
             .iter()
@@ -119,44 +104,49 @@ impl Operation for Gather {
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        // Nothing to reorder: the aux input is not needed (an optional gather).
-        if self.optional && matches(&set.tensors, &self.source).is_empty() {
-            return Ok(());
+        let found = matches(&set.tensors, &self.source);
+        if found.is_empty() {
+            // Nothing to reorder: the aux input is not needed (an optional gather).
+            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
         }
-        let leaf = self.index_leaf(ctx)?;
-        let mut index = Expr::Source(leaf);
-        if self.invert {
-            index = Expr::InversePermutation { index: Box::new(index) };
+        for (position, captures) in found {
+            let (name, value) = &set.tensors[position];
+            let error = |kind| self.base.error(Some(name), kind);
+            let index = self.index_expr(ctx, &captures).map_err(error)?;
+            let axis = resolve_axis(self.axis, value.shape().len()).map_err(error)?;
+            let gathered =
+                TensorValue::new(Expr::Gather { input: Box::new(value.expr().clone()), axis, index: Box::new(index) })
+                    .map_err(|err| error(err.into()))?;
+            set.tensors[position].1 = gathered;
         }
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
-            let axis = resolve_axis(self.axis, value.shape().len())?;
-            Ok(TensorValue::new(Expr::Gather {
-                input: Box::new(value.expr().clone()),
-                axis,
-                index: Box::new(index.clone()),
-            })?)
-        })
+        Ok(())
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        if self.optional && matches(&set.tensors, &self.source).is_empty() {
-            return Ok(());
+        let found = matches(&set.tensors, &self.source);
+        if found.is_empty() {
+            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
         }
-        let index = set.aux.get(&(self.input.clone(), self.tensor.clone())).cloned().ok_or_else(|| self.aux_error())?;
-        let rows = self.eager_rows(&index).map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
-            let axis = resolve_axis(self.axis, tensor.shape.len())?;
-            eager::gather(tensor, axis, &rows)
-        })
+        for (position, captures) in found {
+            let (name, tensor) = &set.tensors[position];
+            let error = |kind| self.base.error(Some(name), kind);
+            let values = self.index.eager(&set.aux, &captures).map_err(error)?;
+            let rows = self.eager_rows(&values).map_err(error)?;
+            let axis = resolve_axis(self.axis, tensor.shape.len()).map_err(error)?;
+            let gathered = eager::gather(tensor, axis, &rows).map_err(error)?;
+            set.tensors[position].1 = gathered;
+        }
+        Ok(())
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
-        let leaf = self.index_leaf(ctx).map_err(|err| self.base.no_inverse(err.kind.to_string()))?;
-        for (index, _) in matches(&before.tensors, &self.source) {
-            let (name, value) = &before.tensors[index];
+        for (position, captures) in matches(&before.tensors, &self.source) {
+            let (name, value) = &before.tensors[position];
+            let index = self.index.expr(ctx, &captures).map_err(|kind| self.base.no_inverse(kind.to_string()))?;
+            let length = crate::expr::shape_of(&index).map_err(|err| self.base.no_inverse(err.to_string()))?;
             let axis =
                 resolve_axis(self.axis, value.shape().len()).map_err(|kind| self.base.no_inverse(kind.to_string()))?;
-            if value.shape()[axis] != leaf.shape[0] {
+            if value.shape()[axis] != length[0] {
                 return Err(self.base.no_inverse(format!("the index does not permute axis {axis} of `{name}`")));
             }
         }
@@ -192,7 +182,7 @@ mod tests {
     fn missing_aux_and_bad_index_are_errors() {
         let mut set = eager_set(&[("w", iota(&[4]))]);
         let err = gather_op().eager(&mut set, &OpContext::default()).unwrap_err();
-        assert_eq!(err.to_string(), "`gather`: aux tensor `graph[\"perm\"]` is not available");
+        assert_eq!(err.to_string(), "`gather` on `w`: aux tensor `graph[\"perm\"]` is not available");
         let mut set = with_perm(eager_set(&[("w", iota(&[4]))]), &[0, 9]);
         assert!(gather_op().eager(&mut set, &OpContext::default()).is_err());
     }

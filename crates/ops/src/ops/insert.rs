@@ -1,13 +1,15 @@
 //! ## `insert`
 //!
 //! ```safeshift
-//! insert DST : TYPE = (zeros | ones | eye | fill(X)) [optional]
+//! insert DST : TYPE = (zeros | ones | eye | fill(X)) [each PATTERN] [optional]
 //! ```
 //!
 //! Adds a new tensor, so that a feature the old checkpoint lacks starts as a no-op (a
 //! norm scale of ones, a gate of zeros, an identity projection). `DST` is a literal name
-//! or uses counted captures `{i < n}`, which insert one tensor per index `0..n`. `TYPE` is
-//! an exact dtype and a shape over dims; `eye` needs a 2-d shape.
+//! or uses counted captures `{i < n}`, which insert one tensor per index `0..n`. With
+//! `each PATTERN`, `DST` may also use the captures of `PATTERN`: one tensor is inserted
+//! for each distinct value they take in the names matching `PATTERN` (one per dataset).
+//! `TYPE` is an exact dtype and a shape over dims; `eye` needs a 2-d shape.
 //!
 //! * **Shape rule:** `TYPE`; inserting a name that exists is an error (with `optional`,
 //!   existing names are left alone).
@@ -16,9 +18,11 @@
 //!
 //! ```safeshift
 //! insert "model.layers.{i < layers}.q_norm.weight" : f32[head_dim] = ones
+//! insert "model.{dataset}.version" : i64[] = fill(1) each "model.encoder.{dataset}.{rest..}"
 //! ```
 
 use safeshift_dsl::ast::{Pattern, PatternPart, Span, Value};
+use safeshift_model::pattern::Captures;
 use safeshift_model::{DType, DTypeClass, Sym};
 
 use super::drop::Drop;
@@ -38,13 +42,24 @@ pub(crate) struct Insert {
     dtype: DType,
     shape: Vec<Sym>,
     init: Init,
+    each: Option<Pattern>,
     optional: bool,
 }
 
 pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let target = operands.pattern("the name of the new tensor");
+    let each = operands.pattern_clause("each").ok()?.cloned();
+    let bound_by_each = |name: &str| {
+        each.as_ref().is_some_and(|each| {
+            each.parts.iter().any(|part| matches!(part, PatternPart::Capture { name: bound, .. } if bound.node == name))
+        })
+    };
     if let Some(part) = target.and_then(|target| {
-        target.parts.iter().find(|part| matches!(part, PatternPart::Capture { .. } | PatternPart::Expr(_)))
+        target.parts.iter().find(|part| match part {
+            PatternPart::Capture { name, .. } => !bound_by_each(&name.node),
+            PatternPart::Expr(_) => true,
+            _ => false,
+        })
     }) {
         let span = match part {
             PatternPart::Capture { name, .. } => name.span,
@@ -52,9 +67,9 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
         };
         operands.error_with_hint(
             "bad-value",
-            "`insert` can only expand counted captures",
+            "`insert` can only expand counted captures and those of its `each` pattern",
             span,
-            "write `{i < layers}` to insert one tensor per layer",
+            "write `{i < layers}` to insert one tensor per layer, or `each \"PATTERN\"` to bind the capture",
         );
     }
     let ty = operands.ty();
@@ -112,16 +127,46 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     };
     let optional = operands.flag("optional").is_some();
     let base = operands.base("insert");
-    Some(Box::new(Insert { base, target: target?.clone(), dtype: dtype?, shape: shape?, init: init?, optional }))
+    Some(Box::new(Insert { base, target: target?.clone(), dtype: dtype?, shape: shape?, init: init?, each, optional }))
 }
 
 impl Insert {
-    /// The names to insert: counted captures expanded over `0..n`.
-    fn names(&self, ctx: &OpContext) -> Result<Vec<String>, OpError> {
+    /// The values the `each` pattern's captures take in `tensors`, distinct, in order; one
+    /// empty binding without `each`.
+    fn bindings<V>(&self, tensors: &[(String, V)]) -> Vec<Captures> {
+        let Some(each) = &self.each else { return vec![Captures::default()] };
+        let mut out: Vec<Captures> = Vec::new();
+        for (_, captures) in crate::rewrite::matches(tensors, each) {
+            if !out.contains(&captures) {
+                out.push(captures);
+            }
+        }
+        out
+    }
+
+    /// The names to insert: counted captures expanded over `0..n`, the `each` pattern's
+    /// captures over the values they take in `tensors`.
+    fn names<V>(&self, ctx: &OpContext, tensors: &[(String, V)]) -> Result<Vec<String>, OpError> {
+        let mut all = Vec::new();
+        for binding in self.bindings(tensors) {
+            for name in self.names_for(ctx, &binding)? {
+                if !all.contains(&name) {
+                    all.push(name);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    fn names_for(&self, ctx: &OpContext, binding: &Captures) -> Result<Vec<String>, OpError> {
         let mut names = vec![String::new()];
         for part in &self.target.parts {
             match part {
                 PatternPart::Literal(text) => names.iter_mut().for_each(|name| name.push_str(text)),
+                PatternPart::Capture { name: capture, .. } if binding.get(&capture.node).is_some() => {
+                    let value = binding.get(&capture.node).unwrap_or_default();
+                    names.iter_mut().for_each(|name| name.push_str(value));
+                }
                 PatternPart::Counted { bound, .. } => {
                     let count = concrete(ctx, &Sym::from_expr(bound)).map_err(|kind| self.base.error(None, kind))?;
                     names =
@@ -143,7 +188,7 @@ impl Insert {
         value: impl Fn() -> Result<V, OpErrorKind>,
     ) -> Result<(), OpError> {
         let mut rewrite = Rewrite::new();
-        for name in self.names(ctx)? {
+        for name in self.names(ctx, tensors)? {
             if self.optional && tensors.iter().any(|(existing, _)| *existing == name) {
                 continue;
             }
@@ -193,7 +238,17 @@ impl Operation for Insert {
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
-        let names = self.names(ctx).map_err(|err| self.base.no_inverse(err.kind.to_string()))?;
+        if self.each.is_some() {
+            // Which names the way back drops depends on the set it runs on: the pattern.
+            let patterns = vec![self.target.clone()];
+            return Ok(vec![Box::new(Drop {
+                base: self.base.renamed("drop"),
+                patterns,
+                lossy: false,
+                optional: true,
+            })]);
+        }
+        let names = self.names(ctx, &before.tensors).map_err(|err| self.base.no_inverse(err.kind.to_string()))?;
         let patterns =
             names.iter().filter(|name| before.get(name).is_none()).map(|name| literal(name, &self.target)).collect();
         Ok(vec![Box::new(Drop { base: self.base.renamed("drop"), patterns, lossy: false, optional: false })])
@@ -261,5 +316,16 @@ mod tests {
             vec![pats(&["x"]), type_spec("f32", vec![int(3)]), assign(Value::Expr(ident("eye")))],
         ));
         assert_eq!(codes(&diagnostics), ["bad-value"]);
+    }
+
+    #[test]
+    fn each_inserts_one_tensor_per_captured_value_and_drops_them_back() {
+        let op = lower_text(r#"insert "{ds}.version" : i64[] = fill(1) each "enc.{ds}.{rest..}""#);
+        let set = eager_set(&[("enc.a.w", iota(&[2])), ("enc.a.b", iota(&[2])), ("enc.b.w", iota(&[2]))]);
+        let out = check_lazy_eager(&*op, &set, &OpContext::default());
+        assert_eq!(names(&out), ["enc.a.w", "enc.a.b", "enc.b.w", "a.version", "b.version"]);
+        check_round_trip(&*op, &set, &OpContext::default());
+        let unbound = lower_err(parse_ops(r#"insert "{ds}.version" : i64[] = fill(1) each "enc.{x}""#).remove(0));
+        assert_eq!(codes(&unbound), ["bad-value"]);
     }
 }

@@ -129,6 +129,24 @@ pub(crate) fn set_at(
     Ok(())
 }
 
+/// The value at `path` inside the JSON of `key`; `Ok(None)` when the key holds JSON
+/// without it.
+pub(crate) fn get_at(
+    metadata: &BTreeMap<String, String>,
+    key: &str,
+    path: &[String],
+) -> Result<Option<JsonValue>, OpErrorKind> {
+    let mut root = parse(metadata, key)?;
+    let mut node = &mut root;
+    for segment in path {
+        match step(node, segment, false) {
+            Ok(next) => node = next,
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(node.take()))
+}
+
 /// Deletes `path` inside the JSON of `key`; `Ok(false)` when it was not there.
 pub(crate) fn delete_at(
     metadata: &mut BTreeMap<String, String>,

@@ -3,12 +3,14 @@
 //! Each file's `//!` docs are its reference entry in `book/src/operations.md` (a test
 //! checks that the book holds them verbatim).
 
+mod argsort;
 mod cast;
 mod concat;
 mod copy;
 mod drop;
 mod gather;
 mod insert;
+mod merge;
 mod merge_heads;
 mod meta_delete;
 mod meta_rename;
@@ -16,6 +18,7 @@ mod meta_set;
 mod pad;
 mod permute;
 mod permute_heads;
+mod relabel;
 mod rename;
 mod reshape;
 mod split;
@@ -43,6 +46,7 @@ pub(crate) const BUILTINS: &[(&str, LowerFn)] = &[
     ("drop", drop::lower),
     ("gather", gather::lower),
     ("insert", insert::lower),
+    ("merge", merge::lower),
     ("merge-heads", merge_heads::lower),
     ("meta-delete", meta_delete::lower),
     ("meta-rename", meta_rename::lower),
@@ -50,6 +54,7 @@ pub(crate) const BUILTINS: &[(&str, LowerFn)] = &[
     ("pad", pad::lower),
     ("permute", permute::lower),
     ("permute-heads", permute_heads::lower),
+    ("relabel", relabel::lower),
     ("rename", rename::lower),
     ("reshape", reshape::lower),
     ("split", split::lower),
@@ -67,6 +72,7 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("drop", include_str!("drop.rs")),
     ("gather", include_str!("gather.rs")),
     ("insert", include_str!("insert.rs")),
+    ("merge", include_str!("merge.rs")),
     ("merge-heads", include_str!("merge_heads.rs")),
     ("meta-delete", include_str!("meta_delete.rs")),
     ("meta-rename", include_str!("meta_rename.rs")),
@@ -74,6 +80,7 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("pad", include_str!("pad.rs")),
     ("permute", include_str!("permute.rs")),
     ("permute-heads", include_str!("permute_heads.rs")),
+    ("relabel", include_str!("relabel.rs")),
     ("rename", include_str!("rename.rs")),
     ("reshape", include_str!("reshape.rs")),
     ("split", include_str!("split.rs")),
@@ -82,12 +89,16 @@ pub(crate) const SOURCES: &[(&str, &str)] = &[
     ("truncate", include_str!("truncate.rs")),
 ];
 
+/// The source of every index expression's file, for the book check (after the ops).
+#[cfg(test)]
+pub(crate) const INDEX_SOURCES: &[(&str, &str)] = &[("argsort", include_str!("argsort.rs"))];
+
 /// The reference section of `book/src/operations.md`: every op file's `//!` docs, in
-/// table order, headings one level down.
+/// table order, headings one level down, then the index expressions'.
 #[cfg(test)]
 pub(crate) fn book_reference() -> String {
     let mut out = String::new();
-    for (_, source) in SOURCES {
+    for (_, source) in SOURCES.iter().chain(INDEX_SOURCES) {
         for line in source.lines().take_while(|line| line.starts_with("//!")) {
             let text = line.trim_start_matches("//!").strip_prefix(' ').unwrap_or("");
             match text.strip_prefix("## ") {
