@@ -124,7 +124,8 @@ fn format_one(path: &Path, check: bool, printer: &Printer) -> Result<Outcome, Fm
     if check {
         return Ok(Outcome::Unformatted { diff: diff_hint(&text, &formatted) });
     }
-    safeshift::engine::write_file_atomically(path, formatted.as_bytes()).map_err(|source| FmtError::Write { path: path.to_owned(), source })?;
+    safeshift::engine::write_file_atomically(path, formatted.as_bytes())
+        .map_err(|source| FmtError::Write { path: path.to_owned(), source })?;
     Ok(Outcome::Rewritten)
 }
 

@@ -115,8 +115,7 @@ fn unnamed(directory: &Path) -> std::io::Result<Option<File>> {
     if !Path::new("/proc/self/fd").is_dir() {
         return Ok(None);
     }
-    match std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(directory)
-    {
+    match std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).mode(0o600).open(directory) {
         Ok(file) => Ok(Some(file)),
         Err(err) if matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => Ok(None),
         Err(err) => Err(err),
@@ -137,7 +136,8 @@ fn link(from: &str, to: &Path) -> std::io::Result<()> {
     let from = CString::new(from).map_err(std::io::Error::other)?;
     let to = CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: both are valid NUL-terminated paths that outlive the call.
-    let result = unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
+    let result =
+        unsafe { libc::linkat(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::AT_SYMLINK_FOLLOW) };
     if result == 0 {
         Ok(())
     } else {

@@ -92,9 +92,9 @@ mod verify;
 mod view;
 mod writer;
 
+pub use atomic::write_file_atomically;
 #[doc(hidden)]
 pub use checkpoint::parse_header;
-pub use atomic::write_file_atomically;
 pub use checkpoint::{Checkpoint, TensorLocation};
 pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
 pub use header::Limits;

@@ -54,8 +54,9 @@ pub fn disagreement(ours: &Interpretation, theirs: &Interpretation) -> Option<St
         // safeshift stopped (scan flags the file): what CPython invoked before stopping
         // too, or before finishing, must not have been hidden before safeshift's stop.
         let seen = ours.invoked.len().min(theirs.invoked.len());
-        return (ours.invoked[..seen] != theirs.invoked[..seen])
-            .then(|| format!("invocations differ before safeshift stopped: {:?} vs {:?}", ours.invoked, theirs.invoked));
+        return (ours.invoked[..seen] != theirs.invoked[..seen]).then(|| {
+            format!("invocations differ before safeshift stopped: {:?} vs {:?}", ours.invoked, theirs.invoked)
+        });
     }
     if theirs.error.is_some() {
         // CPython failed where safeshift read to the end: every invocation CPython made
@@ -104,7 +105,12 @@ pub fn interpret(bytes: &[u8]) -> Interpretation {
         }
         Err(err) => {
             let opcode = bytes.get(err.offset as usize).and_then(|&b| opcodes::name(b)).unwrap_or("?");
-            Interpretation { value: None, named, invoked, error: Some(format!("{opcode} at {}: {}", err.offset, err.error)) }
+            Interpretation {
+                value: None,
+                named,
+                invoked,
+                error: Some(format!("{opcode} at {}: {}", err.offset, err.error)),
+            }
         }
     }
 }

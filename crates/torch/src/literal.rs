@@ -85,9 +85,7 @@ pub(crate) fn int_line(line: &[u8]) -> Result<Value, PickleError> {
             Ok(if line.len() == 2 && (value == 0 || value == 1) { Value::Bool(value == 1) } else { Value::Int(value) })
         }
         // CPython's fallback, `int(text, 0)`: the same as ours for a plain decimal.
-        None if radix == 10 && line.iter().all(|b| b.is_ascii_digit() || *b == b'-' || *b == b'+') => {
-            decimal_int(line)
-        }
+        None if radix == 10 && line.iter().all(|b| b.is_ascii_digit() || *b == b'-' || *b == b'+') => decimal_int(line),
         None => Err(refuse()),
     }
 }

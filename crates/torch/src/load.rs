@@ -8,8 +8,8 @@ use std::rc::Rc;
 use crate::error::ErrorKind;
 use crate::machine::{Machine, Mode, RunError, Use};
 use crate::opcodes;
-use crate::value::{Heap, StorageRef, Value};
 use crate::tar;
+use crate::value::{Heap, StorageRef, Value};
 use crate::zip::{self, ZipArchive};
 use crate::Limits;
 
@@ -134,7 +134,14 @@ fn load_zip<'a>(
         }
         let format = Format::TorchScript { dir };
         let top = Value::None;
-        return Ok(Loaded { format, heap, top, zip: Some(archive), legacy_storages: HashMap::new(), big_endian: false });
+        return Ok(Loaded {
+            format,
+            heap,
+            top,
+            zip: Some(archive),
+            legacy_storages: HashMap::new(),
+            big_endian: false,
+        });
     }
     let member = archive
         .member(&format!("{dir}/data.pkl"))

@@ -20,8 +20,8 @@ pub(crate) fn is_tar(data: &[u8]) -> bool {
     }
     let Some(checksum) = checksum_field(&block[148..156]) else { return false };
     let spaces = 8 * u32::from(b' ');
-    let unsigned: i64 = i64::from(spaces)
-        + block[..148].iter().chain(&block[156..]).map(|&b| i64::from(b)).sum::<i64>();
+    let unsigned: i64 =
+        i64::from(spaces) + block[..148].iter().chain(&block[156..]).map(|&b| i64::from(b)).sum::<i64>();
     let signed: i64 =
         i64::from(spaces) + block[..148].iter().chain(&block[156..]).map(|&b| i64::from(b as i8)).sum::<i64>();
     checksum == unsigned || checksum == signed
@@ -42,8 +42,7 @@ fn checksum_field(field: &[u8]) -> Option<i64> {
     }
     let text = field.split(|&b| b == 0).next().unwrap_or_default();
     let text = text.trim_ascii_start().trim_ascii_end();
-    let text: Vec<u8> =
-        text.iter().copied().filter(|b| !b"\x0b\x0c\x1c\x1d\x1e\x1f".contains(b)).collect::<Vec<u8>>();
+    let text: Vec<u8> = text.iter().copied().filter(|b| !b"\x0b\x0c\x1c\x1d\x1e\x1f".contains(b)).collect::<Vec<u8>>();
     let (negative, digits) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         Some((b'+', rest)) => (false, rest),

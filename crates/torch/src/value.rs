@@ -211,7 +211,9 @@ impl Heap {
             Object::List(items) | Object::Tuple(items) | Object::Set { items, .. } => {
                 (self.depth_of(items), items.len())
             }
-            Object::Dict(dict) => (self.depth_of(dict.entries.iter().flat_map(|(k, v)| [k, v])), 2 * dict.entries.len()),
+            Object::Dict(dict) => {
+                (self.depth_of(dict.entries.iter().flat_map(|(k, v)| [k, v])), 2 * dict.entries.len())
+            }
             Object::Instance(instance) => (self.depth_of([&instance.class, &instance.args]), 2),
         };
         self.charge(OBJECT_COST + elements as u64 * ELEMENT_COST)?;
@@ -223,7 +225,11 @@ impl Heap {
 
     /// Records that `items` are about to be added to object `id` (APPEND, SETITEM, BUILD…):
     /// charges them and deepens the object, failing at the opcode that crosses a limit.
-    pub fn grow<'v>(&mut self, id: ObjId, items: impl IntoIterator<Item = &'v Value> + Clone) -> Result<(), PickleError> {
+    pub fn grow<'v>(
+        &mut self,
+        id: ObjId,
+        items: impl IntoIterator<Item = &'v Value> + Clone,
+    ) -> Result<(), PickleError> {
         let count = items.clone().into_iter().count() as u64;
         self.charge(count * ELEMENT_COST)?;
         let depth = self.check_depth(self.depth_of(items))?;

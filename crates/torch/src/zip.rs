@@ -551,7 +551,7 @@ pub(crate) mod tests {
         let first = build_zip(&[("a/data.pkl", b"first")]);
         let mut zip = first.clone();
         let end = zip.len() - END_LEN;
-        zip.extend_from_slice(&zip[end..end + END_LEN].to_vec());
+        zip.extend_from_within(end..end + END_LEN);
         let last = zip.len() - END_LEN;
         zip[last + 20..last + 22].copy_from_slice(&7u16.to_le_bytes());
         let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();

@@ -72,13 +72,15 @@ mod generate {
                 }
                 6 => {
                     out.push([b']', b'}', b')', 0x8f][rng.below(4)]);
-                    stack.push([Slot::List, Slot::Dict, Slot::Tuple, Slot::Set][(out.last().copied().map(|b| match b {
-                        b']' => 0,
-                        b'}' => 1,
-                        b')' => 2,
-                        _ => 3,
-                    }))
-                    .unwrap_or(0)]);
+                    stack.push(
+                        [Slot::List, Slot::Dict, Slot::Tuple, Slot::Set][(out.last().copied().map(|b| match b {
+                            b']' => 0,
+                            b'}' => 1,
+                            b')' => 2,
+                            _ => 3,
+                        }))
+                        .unwrap_or(0)],
+                    );
                 }
                 7 => {
                     out.push(b'(');
@@ -165,13 +167,8 @@ mod generate {
                 16 if above >= 2 => {
                     // REDUCE, NEWOBJ or BUILD on whatever is there.
                     out.push([b'R', 0x81, b'b'][rng.below(3)]);
-                    let op = *out.last().unwrap();
                     stack.truncate(top - 2);
-                    if op == b'b' {
-                        stack.push(Slot::Object);
-                    } else {
-                        stack.push(Slot::Object);
-                    }
+                    stack.push(Slot::Object);
                 }
                 17 => {
                     // A call of a global on a tuple: `G (args) REDUCE` or NEWOBJ.
@@ -324,7 +321,8 @@ mod generate {
 
     /// One hashable scalar, by any of the opcodes that make one.
     fn scalar(rng: &mut Rng, out: &mut Vec<u8>) {
-        let int = [0i64, 1, -1, 255, 256, 65535, 65536, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN][rng.below(11)];
+        let int =
+            [0i64, 1, -1, 255, 256, 65535, 65536, i32::MAX as i64, i32::MIN as i64, i64::MAX, i64::MIN][rng.below(11)];
         match rng.below(20) {
             0 => out.push(b'N'),
             1 => out.push([0x88, 0x89][rng.below(2)]),
@@ -350,7 +348,9 @@ mod generate {
                 out.extend_from_slice(&(bytes.len() as i32).to_le_bytes());
                 out.extend_from_slice(&bytes);
             }
-            9 => out.extend_from_slice(format!("F{}\n", ["1.5", "-0.0", "1e300", "nan", "inf", "3"][rng.below(6)]).as_bytes()),
+            9 => out.extend_from_slice(
+                format!("F{}\n", ["1.5", "-0.0", "1e300", "nan", "inf", "3"][rng.below(6)]).as_bytes(),
+            ),
             10 => {
                 out.push(b'G');
                 out.extend_from_slice(&f64::from_bits(rng.next()).to_be_bytes());
@@ -369,7 +369,9 @@ mod generate {
                 out.extend_from_slice(&[b'U', t.len() as u8]);
                 out.extend_from_slice(t.as_bytes());
             }
-            14 => out.extend_from_slice(format!("V{}\n", ["a", "\\u00e9", "\\U0001f600", "x\\\\y"][rng.below(4)]).as_bytes()),
+            14 => out.extend_from_slice(
+                format!("V{}\n", ["a", "\\u00e9", "\\U0001f600", "x\\\\y"][rng.below(4)]).as_bytes(),
+            ),
             15 => {
                 let t = text(rng);
                 out.push(b'X');
@@ -434,8 +436,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn safeshift_reads_random_pickles_as_cpython_does() {
-    let count: usize =
-        std::env::var("SAFESHIFT_DIFFERENTIAL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
+    let count: usize = std::env::var("SAFESHIFT_DIFFERENTIAL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(400);
     let seed: u64 = std::env::var("SAFESHIFT_DIFFERENTIAL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or(19);
     let mut rng = generate::Rng(seed | 1);
     let cases: Vec<Vec<u8>> = match std::env::var("SAFESHIFT_DIFFERENTIAL_REPLAY") {

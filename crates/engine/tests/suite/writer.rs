@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use safeshift_engine::{
-    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorSource, WriteErrorKind, WriteOptions, TEMP_INFIX,
+    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorSource, WriteErrorKind, WriteOptions,
 };
 use safeshift_model::DType;
 
