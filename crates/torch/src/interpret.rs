@@ -237,18 +237,7 @@ impl Renderer<'_> {
                 self.out.push_str(&rendered.join(","));
                 self.out.push('}');
             }
-            Object::Dict(dict) => {
-                self.out.push('{');
-                for (index, (key, value)) in dict.entries.iter().enumerate() {
-                    if index > 0 {
-                        self.out.push(',');
-                    }
-                    self.render(key, depth + 1);
-                    self.out.push(':');
-                    self.render(value, depth + 1);
-                }
-                self.out.push('}');
-            }
+            Object::Dict(dict) => self.entries(&dict.entries, depth),
             Object::Instance(instance) => {
                 self.out.push_str("Obj(");
                 self.render(&instance.class, depth + 1);
@@ -261,18 +250,24 @@ impl Renderer<'_> {
                 }
                 self.out.push_str(",items=");
                 self.sequence("[", &instance.items, "]", depth);
-                self.out.push_str(",entries={");
-                for (index, (key, value)) in instance.entries.entries.iter().enumerate() {
-                    if index > 0 {
-                        self.out.push(',');
-                    }
-                    self.render(key, depth + 1);
-                    self.out.push(':');
-                    self.render(value, depth + 1);
-                }
-                self.out.push_str("})");
+                self.out.push_str(",entries=");
+                self.entries(&instance.entries.entries, depth);
+                self.out.push(')');
             }
         }
+    }
+
+    fn entries(&mut self, entries: &[(Value, Value)], depth: usize) {
+        self.out.push('{');
+        for (index, (key, value)) in entries.iter().enumerate() {
+            if index > 0 {
+                self.out.push(',');
+            }
+            self.render(key, depth + 1);
+            self.out.push(':');
+            self.render(value, depth + 1);
+        }
+        self.out.push('}');
     }
 
     fn sequence(&mut self, open: &str, items: &[Value], close: &str, depth: usize) {

@@ -104,12 +104,7 @@ def render(value, ids, out, depth=0):
     elif isinstance(value, Meta):
         out.append("G(%s)" % value._dotted)
     elif isinstance(value, tuple):
-        out.append("(")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            render(item, ids, out, depth + 1)
-        out.append(")")
+        render_items("(", value, ")", ids, out, depth)
     elif isinstance(value, frozenset):
         items = sorted(set(detached(item, ids, depth) for item in value))
         out.append("frozenset{" + ",".join(items) + "}")
@@ -120,12 +115,7 @@ def render(value, ids, out, depth=0):
         ids[id(value)] = (len(ids), value)
         out.append("#%d=" % ids[id(value)][0])
         if isinstance(value, list):
-            out.append("[")
-            for i, item in enumerate(value):
-                if i:
-                    out.append(",")
-                render(item, ids, out, depth + 1)
-            out.append("]")
+            render_items("[", value, "]", ids, out, depth)
         elif isinstance(value, set):
             items = sorted(set(detached(item, ids, depth) for item in value))
             out.append("set{" + ",".join(items) + "}")
@@ -141,16 +131,22 @@ def render(value, ids, out, depth=0):
                 render(value.state, ids, out, depth + 1)
             else:
                 out.append("-")
-            out.append(",items=[")
-            for i, item in enumerate(value.items):
-                if i:
-                    out.append(",")
-                render(item, ids, out, depth + 1)
-            out.append("],entries=")
+            out.append(",items=")
+            render_items("[", value.items, "]", ids, out, depth)
+            out.append(",entries=")
             render_dict(value.entries, ids, out, depth)
             out.append(")")
         else:
             out.append("<%s>" % type(value).__name__)
+
+
+def render_items(open_, items, close, ids, out, depth):
+    out.append(open_)
+    for i, item in enumerate(items):
+        if i:
+            out.append(",")
+        render(item, ids, out, depth + 1)
+    out.append(close)
 
 
 def render_dict(value, ids, out, depth):
