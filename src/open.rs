@@ -196,8 +196,21 @@ impl Registry {
         for (name, aux_path) in &options.aux {
             aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);
         }
-        let mut aux_layouts: BTreeMap<String, Layout> =
-            aux_checkpoints.iter().map(|(name, aux)| (name.clone(), aux.layout().clone())).collect();
+        let mut aux_layouts: BTreeMap<String, Layout> = BTreeMap::new();
+        // An aux file may hold its tensors as extras under the input's name (a converted
+        // `graph.pt`: `graph.data_to_hidden.edge_index` for `graph`).
+        let mut prefixed = Vec::new();
+        for (name, aux) in &aux_checkpoints {
+            match safeshift_graph::aux_from_extras(aux.layout(), name) {
+                Some(inner) => {
+                    aux_layouts.insert(name.clone(), inner);
+                    prefixed.push(name.clone());
+                }
+                None => {
+                    aux_layouts.insert(name.clone(), aux.layout().clone());
+                }
+            }
+        }
         // The file's own word first: an aux input nobody gave may be among its extras
         // (`graph.<edge set>.edge_index` for `graph`).
         let mut from_extras = Vec::new();
@@ -225,6 +238,9 @@ impl Registry {
         for output in &mut compiled.outputs {
             for input in &from_extras {
                 safeshift_graph::read_aux_from_extras(&mut output.expr, input);
+            }
+            for input in &prefixed {
+                safeshift_graph::read_aux_prefixed(&mut output.expr, input);
             }
             if options.allow_lossy {
                 output.expr = safeshift_ops::accept_unequal_merges(output.expr.clone());

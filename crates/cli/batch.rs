@@ -119,6 +119,26 @@ pub fn run(batch: &Batch<'_>, inputs: Vec<Input>, shard: Option<Shard>) -> Resul
             );
         }
     }
+    // Aux inputs given as pickles (the `graph.pt` anemoi-graphs saves) are converted once
+    // for the run, like pickle inputs.
+    let mut options = batch.options.clone();
+    let mut converted_aux = Vec::new();
+    for path in options.aux.values_mut() {
+        if InputKind::of(path) == Some(InputKind::Pickle) {
+            let temp = convert_pickle(path, &std::env::temp_dir())?;
+            *path = temp.to_path_buf();
+            converted_aux.push(temp);
+        }
+    }
+    let with_aux = Batch {
+        registry: batch.registry,
+        options,
+        destination: batch.destination.clone(),
+        json: batch.json,
+        jobs: batch.jobs,
+        printer: batch.printer,
+    };
+    let batch = &with_aux;
     let progress = progress_bar(batch, inputs.len());
     let next = AtomicUsize::new(0);
     let records: Mutex<Vec<(usize, Record)>> = Mutex::new(Vec::with_capacity(inputs.len()));

@@ -215,3 +215,21 @@ fn processor_sizes_in_the_config_must_agree_with_the_counted_blocks() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_bare_state_dict_upgrades_with_the_graph_anemoi_graphs_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph_pt = format!("graph={}", data_dir().join("anemoi-checkpoints/graph.pt").display());
+    let edges = format!("graph={}", data_dir().join("anemoi/graph.safetensors").display());
+    let head = layout(&read(&fixture("0.19.0")).0);
+    for version in &VERSIONS[..VERSIONS.len() - 1] {
+        let from_pt = dir.path().join(format!("{version}-pt.safetensors"));
+        upgrade(&fixture(version), &from_pt, &["--aux", &graph_pt]);
+        let from_edges = dir.path().join(format!("{version}-edges.safetensors"));
+        upgrade(&fixture(version), &from_edges, &["--aux", &edges]);
+        let upgraded = read(&from_pt).0;
+        assert_eq!(layout(&upgraded), head, "{version}");
+        // The pickled HeteroData and the safetensors file hold the same edges.
+        assert_eq!(upgraded, read(&from_edges).0, "{version}");
+    }
+}

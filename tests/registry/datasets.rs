@@ -191,3 +191,17 @@ fn unequal_per_dataset_copies_are_a_lossy_merge() {
         "allowed, the first copy in the file (`cerra`, as synth wrote it) is kept"
     );
 }
+
+#[test]
+fn a_misspelt_parameter_is_refused_not_ignored() {
+    let case = Case::new();
+    let output = case.upgrade("equal.safetensors", &["--param", "encoder_name=era5:global,cerra:regional"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "no migration takes a parameter `encoder_name`; the parameters are `decoder_names`, `encoder_names`"
+        ),
+        "{stderr}"
+    );
+}

@@ -88,6 +88,14 @@ pub enum CompileError {
         /// What it is, from the migration.
         description: String,
     },
+    /// A parameter was given that no migration of the registry declares (a typo, say).
+    #[error("no migration takes a parameter `{name}`{}", if known.is_empty() { String::new() } else { format!("; the parameters are {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")) })]
+    UnknownParam {
+        /// As given.
+        name: String,
+        /// Every parameter the registry's migrations declare.
+        known: Vec<String>,
+    },
     /// A dim has no value.
     #[error("dim `{dim}`, used by migration `{migration}`, has no value; give it with `--dim {dim}=N`")]
     MissingDim {
@@ -177,6 +185,18 @@ pub fn compile_with_params(
     aux: &BTreeMap<String, Layout>,
     params: &BTreeMap<String, ParamValue>,
 ) -> Result<CompiledPlan, CompileError> {
+    let declared: std::collections::BTreeSet<String> = registry
+        .migrations()
+        .iter()
+        .flat_map(|migration| &migration.ast.decls)
+        .filter_map(|decl| match &decl.kind {
+            ast::MigrationDeclKind::Param { name, .. } => Some(name.node.clone()),
+            _ => None,
+        })
+        .collect();
+    if let Some(unknown) = params.keys().find(|name| !declared.contains(*name)) {
+        return Err(CompileError::UnknownParam { name: unknown.clone(), known: declared.into_iter().collect() });
+    }
     let schema_of = |version: &VersionId| {
         registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
     };

@@ -133,6 +133,17 @@ pub fn aux_from_extras(layout: &Layout, input: &str) -> Option<Layout> {
     (!tensors.is_empty()).then(|| Layout { tensors, metadata: Default::default() })
 }
 
+/// Points every leaf of aux input `input` at `input.NAME` in the aux file itself: for an aux
+/// file whose tensors are extras under that prefix (a `graph.pt` read as
+/// `graph.<edge set>.edge_index`).
+pub fn read_aux_prefixed(expr: &mut Expr, input: &str) {
+    visit_leaves(expr, &mut |leaf: &mut Leaf| {
+        if leaf.aux.as_deref() == Some(input) {
+            leaf.name = format!("{input}.{}", leaf.name);
+        }
+    });
+}
+
 /// Points every leaf of aux input `input` at the checkpoint's own extra `input.NAME`.
 pub fn read_aux_from_extras(expr: &mut Expr, input: &str) {
     visit_leaves(expr, &mut |leaf: &mut Leaf| {

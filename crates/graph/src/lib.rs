@@ -89,8 +89,8 @@ pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, Outp
 pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
 pub use key_layout::{
-    aux_from_extras, canonical, extras_of, output_extras, read_aux_from_extras, restore, state_dict, KeyLayout,
-    EXTRAS_KEY,
+    aux_from_extras, canonical, extras_of, output_extras, read_aux_from_extras, read_aux_prefixed, restore, state_dict,
+    KeyLayout, EXTRAS_KEY,
 };
 pub use manifest::{Manifest, ManifestError, ProvenanceSpec};
 pub use plan::{plan, Plan, PlanError, Step};
