@@ -24,6 +24,8 @@ pub enum ChildStep {
     PlanHeavy,
     /// Convert a PyTorch pickle to safetensors, as `safeshift convert` does.
     ConvertPickle,
+    /// Upgrade a LLaMA from Meta's layout to Hugging Face's with the embedded registry.
+    UpgradeLlama,
 }
 
 /// Runs `step` on `input` (writing `output` for rewrites) with the registry in
@@ -41,6 +43,7 @@ pub fn run(
         ChildStep::RewriteLight => pipeline::rewrite(registry, input, output()?, Migration::Light)?,
         ChildStep::RewriteHeavy => pipeline::rewrite(registry, input, output()?, Migration::Heavy)?,
         ChildStep::ConvertPickle => convert_pickle(input, output()?)?,
+        ChildStep::UpgradeLlama => crate::llama::upgrade(input, output()?)?,
         ChildStep::PlanHeavy => {
             let registry = pipeline::load_registry(registry)?;
             for _ in 0..10 {

@@ -5,18 +5,24 @@
 //! cargo run --release -p safeshift-bench -- [--size 256MiB|4GiB] [--runs N] [--out-dir DIR]
 //! ```
 //!
-//! It generates a synthetic Anemoi-like checkpoint ([`synth`]) in a scratch directory
-//! inside the output directory, warms the page cache, and measures each step of issue #9
-//! (header parsing, the view, light and heavy rewrites against `cp`, the Python way, the
-//! torch way), each process-level step in a child process whose memory is polled
-//! ([`measure`]). It prints a markdown table of medians and the targets.
+//! It generates a synthetic Anemoi-like checkpoint ([`synth`]), a LLaMA ([`llama`]), a
+//! pickled state dict, an archive of checkpoints ([`archive`]) and registries of every size
+//! ([`registries`]) in a scratch directory inside the output directory, warms the page
+//! cache, and measures each step (header parsing against registry size, the view, light
+//! and heavy rewrites and the LLaMA upgrade against `cp` + `sync`, the Python way, pickle
+//! conversion against torch, an archive upgrade at several `--jobs`), each process-level
+//! step in a child process whose memory is polled ([`measure`]), round-robin. It prints a
+//! markdown table of medians and the targets.
 
+mod archive;
 mod bench;
 mod child;
+mod llama;
 mod machine;
 mod measure;
 mod pipeline;
 mod python;
+mod registries;
 mod report;
 mod size;
 mod synth;
@@ -53,9 +59,32 @@ struct Cli {
     /// Keep the scratch directory (the synthetic checkpoint and the outputs) for profiling.
     #[arg(long)]
     keep_scratch: bool,
-    /// Install torch (the CPU wheel, large) into the Python environment for step 7.
+    /// Skip the torch baselines of step 7 (otherwise torch is installed from PyPI into the
+    /// Python environment, several GB, once per machine).
     #[arg(long)]
-    with_torch: bool,
+    no_torch: bool,
+    /// The cached Python environment (default: `~/.cache/safeshift/bench-venv`).
+    #[arg(long)]
+    venv: Option<PathBuf>,
+    /// Which groups of steps to run, comma-separated: `core` (steps 1–6 on the synthetic
+    /// Anemoi-like checkpoint), `llama` (Meta → HF upgrade), `registries` (step 1 with
+    /// registries of 3 to 10,000 schemas and the real one), `pickle` (step 7), `archive`
+    /// (step 8).
+    #[arg(long, value_delimiter = ',', default_value = "core,llama,registries,pickle,archive")]
+    steps: Vec<bench::Group>,
+    /// Size of the LLaMA checkpoint.
+    #[arg(long, default_value = "1GiB", value_parser = size::parse_size)]
+    llama_size: u64,
+    /// Size of the pickled state dict of step 7.
+    #[arg(long, default_value = "1GiB", value_parser = size::parse_size)]
+    pickle_size: u64,
+    /// Checkpoints in the archive of step 8.
+    #[arg(long, default_value_t = 200)]
+    archive_files: usize,
+    /// Largest generated registry of step 1 (registries of 3, 100, 1,000, 10,000 schemas
+    /// up to this).
+    #[arg(long, default_value_t = 10_000)]
+    max_schemas: usize,
     #[command(subcommand)]
     child: Option<Hidden>,
 }
@@ -87,7 +116,13 @@ fn main() -> ExitCode {
             out_dir: cli.out_dir.unwrap_or_else(|| std::env::temp_dir().join("safeshift-bench")),
             markdown: cli.markdown,
             python: !cli.no_python,
-            with_torch: cli.with_torch,
+            torch: !cli.no_torch,
+            venv: cli.venv.unwrap_or_else(python::default_venv),
+            groups: cli.steps,
+            llama_size: cli.llama_size,
+            pickle_size: cli.pickle_size,
+            archive_files: cli.archive_files,
+            max_schemas: cli.max_schemas,
             keep_scratch: cli.keep_scratch,
         }),
     };

@@ -1,5 +1,6 @@
 //! The Python baselines' environment: a virtual environment created with
-//! `python3 -m venv` and filled from PyPI with pip, cached in the output directory.
+//! `python3 -m venv` and filled from PyPI with pip, cached outside the checkout
+//! (`~/.cache/safeshift/bench-venv` by default).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,7 +19,7 @@ pub struct Venv {
 }
 
 /// Creates (or reuses) `dir` as a virtual environment with `safetensors`, `numpy` and
-/// `ml_dtypes`, and `torch` (CPU wheel) when `with_torch`. `Err` says why the Python
+/// `ml_dtypes`, and `torch` when `with_torch`. `Err` says why the Python
 /// baselines are skipped.
 pub fn prepare(dir: &Path, with_torch: bool) -> Result<Venv, String> {
     let python = dir.join("bin/python");
@@ -33,13 +34,11 @@ pub fn prepare(dir: &Path, with_torch: bool) -> Result<Venv, String> {
             "pip install safetensors numpy ml_dtypes",
         )?;
     }
-    if with_torch && !imports(&python, "torch") {
-        eprintln!("installing torch (CPU wheel) from download.pytorch.org");
-        let index = "https://download.pytorch.org/whl/cpu";
-        run(
-            Command::new(&python).args(["-m", "pip", "install", "--quiet", "torch", "--index-url", index]),
-            "pip install torch",
-        )?;
+    if with_torch && !imports(&python, "torch, safetensors.torch") {
+        // PyPI's wheel (with its CUDA libraries, several GB): downloaded once per machine,
+        // since the environment is cached outside the checkout.
+        eprintln!("installing torch from PyPI (large, once per machine)");
+        run(Command::new(&python).args(["-m", "pip", "install", "--quiet", "torch"]), "pip install torch")?;
     }
     let has_torch = imports(&python, "torch, safetensors.torch");
     Ok(Venv { python, has_torch })
@@ -70,4 +69,16 @@ fn run(command: &mut Command, what: &str) -> Result<(), String> {
         return Err(format!("{what} failed: {last}"));
     }
     Ok(())
+}
+
+/// `$XDG_CACHE_HOME/safeshift/bench-venv`, else `~/.cache/safeshift/bench-venv`, else
+/// `bench-venv` in the system's temporary directory.
+pub fn default_venv() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME").filter(|dir| !dir.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").filter(|dir| !dir.is_empty()).map(|home| PathBuf::from(home).join(".cache"))
+    });
+    match cache {
+        Some(cache) => cache.join("safeshift/bench-venv"),
+        None => std::env::temp_dir().join("bench-venv"),
+    }
 }

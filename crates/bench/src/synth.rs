@@ -96,8 +96,13 @@ impl ModelShape {
 /// Writes the synthetic checkpoint of `shape` to `path` with deterministic pseudo-random
 /// weights (small uniform floats, as after initialisation).
 pub fn generate(path: &Path, shape: &ModelShape) -> Result<(), safeshift_engine::WriteError> {
-    let tensors = shape
-        .tensors()
+    write_random(path, shape.tensors())
+}
+
+/// Writes `tensors` to `path` (in the order given) with deterministic pseudo-random
+/// weights.
+pub fn write_random(path: &Path, tensors: Vec<TensorInfo>) -> Result<(), safeshift_engine::WriteError> {
+    let tensors = tensors
         .into_iter()
         .enumerate()
         .map(|(index, info)| {

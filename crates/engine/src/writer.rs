@@ -1,14 +1,16 @@
 //! The streaming atomic writer.
 //!
 //! The whole header is computed before any data is written; tensors are then streamed
-//! one at a time: borrowed bytes are written as they are, file ranges are copied with
+//! in order: borrowed bytes are written as they are, file ranges are copied with
 //! `copy_file_range` (falling back to `pread`/`write` where the kernel or file system
-//! cannot), generated tensors are produced into one reused buffer, so memory stays
-//! bounded by the largest generated tensor. Output goes to an unnamed (`O_TMPFILE`) file
-//! in the target's directory, or where the file system has none to a temporary file
-//! beside the target (`.NAME.safeshift-tmp-XXXXXX`, removed on any error by its drop
-//! guard); it is fsynced, given the target's name (see [`crate::atomic`]), and the
-//! directory fsynced.
+//! cannot), generated tensors are produced into reused buffers. Writing happens on a
+//! second thread while the caller's thread computes the next generated tensor, so
+//! computation overlaps the I/O; at most two generated tensors are in memory at once
+//! (one being written, one being computed), so memory stays bounded by twice the largest
+//! generated tensor. Output goes to an unnamed (`O_TMPFILE`) file in the target's
+//! directory, or where the file system has none to a temporary file beside the target
+//! (`.NAME.safeshift-tmp-XXXXXX`, removed on any error by its drop guard); it is fsynced,
+//! given the target's name (see [`crate::atomic`]), and the directory fsynced.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use safeshift_model::DType;
 use sha2::{Digest, Sha256};
@@ -110,9 +113,9 @@ pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions
     let err = |kind| WriteError::new(path, kind);
     let mut planned = plan(tensors, options.order).map_err(err)?;
     let mut sink_state = Budget { written: 0, fail_after: options.fail_after_bytes };
-    let mut buffer = Vec::new();
+    let mut buffers = Vec::new();
     let Some(max_shard_size) = options.max_shard_size else {
-        let pending = write_file(path, &mut planned, options, &mut sink_state, &mut buffer).map_err(err)?;
+        let pending = write_file(path, &mut planned, options, &mut sink_state, &mut buffers).map_err(err)?;
         commit(vec![(pending, path.to_owned())]).map_err(err)?;
         return Ok(WriteSummary { files: vec![path.to_owned()], bytes: sink_state.written });
     };
@@ -136,7 +139,7 @@ pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions
             weight_map.insert(tensor.name.clone(), serde_json::Value::String(shard_name.clone()));
             total_size += tensor.byte_len;
         }
-        let file = write_file(&shard_path, group, options, &mut sink_state, &mut buffer)
+        let file = write_file(&shard_path, group, options, &mut sink_state, &mut buffers)
             .map_err(|kind| WriteError::new(&shard_path, kind))?;
         pending.push((file, shard_path));
     }
@@ -389,7 +392,7 @@ fn write_file(
     tensors: &mut [Planned<'_>],
     options: &WriteOptions,
     budget: &mut Budget,
-    buffer: &mut Vec<u8>,
+    buffers: &mut Vec<Vec<u8>>,
 ) -> Result<Pending, WriteErrorKind> {
     let placeholder = vec!["0".repeat(64); tensors.len()];
     let digests_in = options.record_sha256.then_some(placeholder.as_slice());
@@ -401,23 +404,121 @@ fn write_file(
     let mut sink = Sink { file: temp.file(), budget };
     sink.write_all(&(header.len() as u64).to_le_bytes(), "write the header")?;
     sink.write_all(&header, "write the header")?;
-    let mut digests = Vec::with_capacity(if options.record_sha256 { tensors.len() } else { 0 });
-    for tensor in tensors.iter_mut() {
-        let mut hasher = options.record_sha256.then(Sha256::new);
-        match tensor.source.take().expect("each tensor is written once") {
-            TensorSource::Bytes(bytes) => {
-                if let Some(hasher) = hasher.as_mut() {
-                    hasher.update(&bytes);
+    let digests = stream(tensors, &mut sink, options.record_sha256, buffers)?;
+    if options.record_sha256 {
+        let final_header = header_bytes(tensors, &options.metadata, Some(&digests));
+        // Hex digests have a fixed length, so the header keeps its length and offsets.
+        assert_eq!(final_header.len(), header.len(), "digest placeholders have the digests' length");
+        temp.file()
+            .write_all_at(&final_header, 8)
+            .map_err(|source| WriteErrorKind::Io { action: "write the checksums", source })?;
+    }
+    temp.file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
+    Ok(temp)
+}
+
+/// How many generated tensors may be in memory at once: one being written while the
+/// next is computed.
+const GENERATED_IN_FLIGHT: usize = 2;
+
+/// What the I/O thread writes next, in output order.
+enum Chunk<'a> {
+    Bytes(Cow<'a, [u8]>),
+    File(TensorLocation<'a>),
+    /// A generated tensor's buffer, handed back once written.
+    Generated(Vec<u8>),
+}
+
+/// Streams the tensors' data into `sink`, in order, and returns their hex SHA-256s when
+/// `record_sha256`.
+///
+/// The writing happens on a second thread, fed in output order through a channel: while
+/// it writes (or `copy_file_range`s) earlier tensors, this thread already computes the
+/// next generated one, so computation hides behind I/O instead of adding to it. The
+/// look-ahead is bounded by [`GENERATED_IN_FLIGHT`] buffers, which are recycled: memory
+/// stays within twice the largest generated tensor (`buffers` keeps them for the next
+/// file of a sharded write). Pass-through tensors cost no memory in the queue.
+fn stream(
+    tensors: &mut [Planned<'_>],
+    sink: &mut Sink<'_, '_>,
+    record_sha256: bool,
+    buffers: &mut Vec<Vec<u8>>,
+) -> Result<Vec<String>, WriteErrorKind> {
+    std::thread::scope(|scope| {
+        let (to_writer, chunks) = mpsc::channel::<(Chunk<'_>, &str)>();
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        let writer = scope.spawn(move || -> Result<Vec<String>, WriteErrorKind> {
+            let mut digests = Vec::new();
+            for (chunk, name) in chunks {
+                let mut hasher = record_sha256.then(Sha256::new);
+                match &chunk {
+                    Chunk::Bytes(bytes) => {
+                        if let Some(hasher) = hasher.as_mut() {
+                            hasher.update(bytes);
+                        }
+                        sink.write_all(bytes, "write tensor bytes")?;
+                    }
+                    Chunk::File(location) => match hasher.as_mut() {
+                        Some(hasher) => {
+                            sink.copy_range_buffered(location.file, location.offset, location.len, name, Some(hasher))?
+                        }
+                        None => sink.copy_range(location.file, location.offset, location.len, name)?,
+                    },
+                    Chunk::Generated(buffer) => {
+                        if let Some(hasher) = hasher.as_mut() {
+                            hasher.update(buffer);
+                        }
+                        sink.write_all(buffer, "write tensor bytes")?;
+                    }
                 }
-                sink.write_all(&bytes, "write tensor bytes")?;
+                if let Some(hasher) = hasher {
+                    digests.push(hex(&hasher.finalize()));
+                }
+                if let Chunk::Generated(buffer) = chunk {
+                    // The producer may have finished already; the buffer is then dropped.
+                    let _ = give_back.send(buffer);
+                }
             }
-            TensorSource::File(location) => match hasher.as_mut() {
-                Some(hasher) => {
-                    sink.copy_range_buffered(location.file, location.offset, location.len, &tensor.name, Some(hasher))?
-                }
-                None => sink.copy_range(location.file, location.offset, location.len, &tensor.name)?,
-            },
+            Ok(digests)
+        });
+        let produced = produce(tensors, &to_writer, &returned, buffers);
+        drop(to_writer);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        buffers.extend(returned.try_iter());
+        // The writer's error comes first: when it stopped, the producer only saw a
+        // closed channel.
+        let digests = written?;
+        produced?;
+        Ok(digests)
+    })
+}
+
+/// Feeds the writer thread every tensor's bytes in order, computing generated tensors
+/// into recycled buffers. Returns early, with `Ok`, when the writer has stopped (its
+/// error is reported by the caller).
+fn produce<'t>(
+    tensors: &'t mut [Planned<'_>],
+    to_writer: &mpsc::Sender<(Chunk<'t>, &'t str)>,
+    returned: &mpsc::Receiver<Vec<u8>>,
+    buffers: &mut Vec<Vec<u8>>,
+) -> Result<(), WriteErrorKind> {
+    let mut allocated = buffers.len();
+    for tensor in tensors.iter_mut() {
+        let chunk = match tensor.source.take().expect("each tensor is written once") {
+            TensorSource::Bytes(bytes) => Chunk::Bytes(bytes),
+            TensorSource::File(location) => Chunk::File(location),
             TensorSource::Generate(generate) => {
+                let mut buffer = match buffers.pop() {
+                    Some(buffer) => buffer,
+                    None if allocated < GENERATED_IN_FLIGHT => {
+                        allocated += 1;
+                        Vec::new()
+                    }
+                    None => match returned.recv() {
+                        Ok(buffer) => buffer,
+                        Err(_) => return Ok(()),
+                    },
+                };
                 let len = tensor.byte_len as usize;
                 buffer.clear();
                 buffer.try_reserve_exact(len).map_err(|_| WriteErrorKind::Io {
@@ -425,27 +526,16 @@ fn write_file(
                     source: std::io::ErrorKind::OutOfMemory.into(),
                 })?;
                 buffer.resize(len, 0);
-                generate(buffer).map_err(|source| WriteErrorKind::Generator { tensor: tensor.name.clone(), source })?;
-                if let Some(hasher) = hasher.as_mut() {
-                    hasher.update(&*buffer);
-                }
-                sink.write_all(buffer, "write tensor bytes")?;
+                generate(&mut buffer)
+                    .map_err(|source| WriteErrorKind::Generator { tensor: tensor.name.clone(), source })?;
+                Chunk::Generated(buffer)
             }
-        }
-        if let Some(hasher) = hasher {
-            digests.push(hex(&hasher.finalize()));
+        };
+        if to_writer.send((chunk, tensor.name.as_str())).is_err() {
+            return Ok(());
         }
     }
-    if options.record_sha256 {
-        let final_header = header_bytes(tensors, &options.metadata, Some(&digests));
-        // Hex digests have a fixed length, so the header keeps its length and offsets.
-        assert_eq!(final_header.len(), header.len(), "digest placeholders have the digests' length");
-        sink.file
-            .write_all_at(&final_header, 8)
-            .map_err(|source| WriteErrorKind::Io { action: "write the checksums", source })?;
-    }
-    temp.file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
-    Ok(temp)
+    Ok(())
 }
 
 /// Gives each pending file its target's name, in order, then fsyncs the directories.

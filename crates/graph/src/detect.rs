@@ -7,6 +7,9 @@
 //! family, which share a layout, go to the oldest (upgrading through the steps between
 //! them changes nothing the layout shows); several of different families are ambiguous;
 //! none gives the nearest schemas, ranked, with diffs.
+//! Only the candidates of the registry's index (`candidates.rs`) are unified first: it
+//! never drops a schema the layout fits, so the answer is the full scan's; the full scan
+//! runs only to rank near misses when nothing fits.
 
 use std::collections::BTreeMap;
 
@@ -122,17 +125,8 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
             }
         }
     }
-    let mut fits = Vec::new();
-    let mut misses = Vec::new();
-    for version in registry.graph().versions() {
-        let Some(schema) = registry.schema_of(version) else {
-            continue;
-        };
-        match unify(schema, layout, given) {
-            Ok(found) => fits.push((version.clone(), found.dims)),
-            Err(mismatch) => misses.push(NearMiss { version: version.clone(), score: mismatch.score(), mismatch }),
-        }
-    }
+    // Only the candidates can fit; when none does, every schema is ranked for the report.
+    let (mut fits, _) = unify_each(registry, registry.candidate_index().candidates(layout), layout, given);
     let provenance = read_provenance(registry, layout);
     if let Some(detection) = settle(&mut fits, &provenance) {
         return Ok(detection);
@@ -144,6 +138,7 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
     }
     match fits.len() {
         0 => {
+            let (_, mut misses) = unify_each(registry, registry.graph().versions(), layout, given);
             // Best first; equal scores in version order, so the output is stable.
             misses.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.version.cmp(&b.version)));
             misses.truncate(NEAREST);
@@ -151,6 +146,31 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
         }
         _ => Err(DetectError::Ambiguous { candidates: fits.into_iter().map(|(version, _)| version).collect() }),
     }
+}
+
+/// A version the layout fits, with the dims unification bound.
+type Fit = (VersionId, BTreeMap<String, i64>);
+
+/// Unifies `layout` with the schema of each of `versions`: the fits with their dims, and
+/// the near misses.
+fn unify_each<'r>(
+    registry: &'r Registry,
+    versions: impl IntoIterator<Item = &'r VersionId>,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+) -> (Vec<Fit>, Vec<NearMiss>) {
+    let mut fits = Vec::new();
+    let mut misses = Vec::new();
+    for version in versions {
+        let Some(schema) = registry.schema_of(version) else {
+            continue;
+        };
+        match unify(schema, layout, given) {
+            Ok(found) => fits.push((version.clone(), found.dims)),
+            Err(mismatch) => misses.push(NearMiss { version: version.clone(), score: mismatch.score(), mismatch }),
+        }
+    }
+    (fits, misses)
 }
 
 /// Chooses among the fits: the one the provenance names, the only one, or the oldest of

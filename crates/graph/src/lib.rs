@@ -65,6 +65,7 @@
 // only add noise at every call site.
 #![allow(clippy::result_large_err)]
 
+mod candidates;
 mod check;
 mod compile;
 mod derive;

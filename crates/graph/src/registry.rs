@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use safeshift_dsl::{ast, Diagnostic, SourceId, SourceMap};
 use sha2::{Digest, Sha256};
 
 use safeshift_model::Schema;
 
+use crate::candidates::CandidateIndex;
 use crate::derive::derive;
 use crate::graph::{EdgeFacts, Origin, VersionGraph};
 use crate::manifest::Manifest;
@@ -33,6 +35,8 @@ pub struct Registry {
     derived: BTreeMap<VersionId, Schema>,
     /// Each migration's operations, lowered (`None` when lowering reported an error).
     lowered: Vec<Option<LoweredOps>>,
+    /// Detection's index of candidate schemas, built on first use.
+    candidates: OnceLock<CandidateIndex>,
 }
 
 /// One `schema` item.
@@ -273,7 +277,8 @@ impl Registry {
             }
         }
         graph.add_edges(&migrations, &grounded, &|id| facts.get(&id).copied().unwrap_or_default());
-        let registry = Registry { sources, manifest, schemas, migrations, graph, derived, lowered };
+        let registry =
+            Registry { sources, manifest, schemas, migrations, graph, derived, lowered, candidates: OnceLock::new() };
         (registry, diagnostics)
     }
 
@@ -325,6 +330,12 @@ impl Registry {
             Origin::Schema(index) => self.schemas.get(index).filter(|def| def.usable).map(|def| &def.schema),
             Origin::Derived(_) => self.derived.get(id),
         }
+    }
+
+    /// The index detection uses to unify a layout only with schemas it could fit, built
+    /// on first use and kept: name filters are compiled once per registry.
+    pub(crate) fn candidate_index(&self) -> &CandidateIndex {
+        self.candidates.get_or_init(|| CandidateIndex::build(self))
     }
 
     /// The default target for a checkpoint of `family`: the manifest's choice, else the

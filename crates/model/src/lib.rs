@@ -73,4 +73,4 @@ pub use mismatch::{DimConflict, DimSource, DtypeMismatch, MetaMismatch, Mismatch
 pub use render::render_schema;
 pub use schema::{pattern_text, DimDef, DimKind, MetaDef, Schema, TensorDef};
 pub use sym::{Atom, Solution, Sym};
-pub use unify::{unify, Assigned, Match};
+pub use unify::{unify, Assigned, LiteralFilter, Match};

@@ -314,14 +314,17 @@ impl<'a> CompiledDef<'a> {
     }
 }
 
-/// The literal text a name must start and end with to match a pattern.
-struct LiteralFilter {
+/// The literal text a name must start and end with to match a pattern: a cheap test
+/// every name the pattern matches passes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LiteralFilter {
     prefix: String,
     suffix: String,
 }
 
 impl LiteralFilter {
-    fn of(pattern: &ast::Pattern) -> LiteralFilter {
+    /// The filter of `pattern`.
+    pub fn of(pattern: &ast::Pattern) -> LiteralFilter {
         let literal = |part: Option<&PatternPart>| match part {
             Some(PatternPart::Literal(text)) => text.clone(),
             _ => String::new(),
@@ -332,7 +335,8 @@ impl LiteralFilter {
         LiteralFilter { prefix, suffix }
     }
 
-    fn admits(&self, name: &str) -> bool {
+    /// Whether `name` starts and ends with the pattern's literal text.
+    pub fn admits(&self, name: &str) -> bool {
         name.len() >= self.prefix.len() + self.suffix.len()
             && name.starts_with(&self.prefix)
             && name.ends_with(&self.suffix)

@@ -157,7 +157,25 @@ where
         out.copy_from_slice(&bytes);
         return Ok(());
     }
-    let view = Evaluator { fetch: &fetch }.view(without_reshapes(&simplified))?;
+    let evaluator = Evaluator { fetch: &fetch };
+    // A cast at the top converts straight from its input's runs (often the memory map)
+    // into `out`: no intermediate buffer to allocate, zero and copy.
+    if let Expr::Cast { input, dtype, mode: CastMode::Torch } = without_reshapes(&simplified) {
+        let (from, _) = element_size(dtype_of(input))?;
+        if crate::cast::supported(from) {
+            let view = evaluator.view(without_reshapes(input))?;
+            let expected = product(&view.shape)?
+                .checked_mul(dtype.size().ok_or(EvalError::Unsupported { dtype: *dtype })?)
+                .ok_or(EvalError::TooLarge)?;
+            if expected != out.len() {
+                return Err(EvalError::OutputLength { expected: expected as u64, actual: out.len() as u64 });
+            }
+            if let Some(done) = cast_runs(&view, from, *dtype, out) {
+                return Ok(done?);
+            }
+        }
+    }
+    let view = evaluator.view(without_reshapes(&simplified))?;
     let expected = product(&view.shape)?.checked_mul(view.elem).ok_or(EvalError::TooLarge)?;
     if expected != out.len() {
         return Err(EvalError::OutputLength { expected: expected as u64, actual: out.len() as u64 });
@@ -517,11 +535,15 @@ fn copy_transposed(data: &[u8], elem: usize, base: usize, rows: usize, cols: usi
 }
 
 fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
-    const TILE: usize = 32;
-    for row_start in (0..rows).step_by(TILE) {
-        let row_end = (row_start + TILE).min(rows);
-        for col_start in (0..cols).step_by(TILE) {
-            let col_end = (col_start + TILE).min(cols);
+    // Tall, narrow tiles: a tile reads COL_TILE source rows, which with a power-of-two
+    // row stride all fall in one cache set; eight of them fit its ways, so the source
+    // lines stay in cache while ROW_TILE output rows take their elements.
+    const ROW_TILE: usize = 64;
+    const COL_TILE: usize = 8;
+    for row_start in (0..rows).step_by(ROW_TILE) {
+        let row_end = (row_start + ROW_TILE).min(rows);
+        for col_start in (0..cols).step_by(COL_TILE) {
+            let col_end = (col_start + COL_TILE).min(cols);
             for row in row_start..row_end {
                 let out_row = &mut out[(row * cols + col_start) * N..(row * cols + col_end) * N];
                 gather_elements::<N>(data, base + row + col_start * stride, stride, out_row);
