@@ -5,7 +5,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::MmapMut;
 use safeshift_model::{Layout, TensorInfo};
 
 use crate::error::{ReadError, ReadErrorKind};
@@ -50,7 +50,10 @@ struct Span {
 struct Shard {
     path: PathBuf,
     file: File,
-    map: Mmap,
+    /// Copy-on-write: a client that hands borrowed bytes to a language with mutable arrays
+    /// (the Python package's torch tensors) lets a write there change only this process's
+    /// copy of the page, never the file, and never fault.
+    map: MmapMut,
     len: u64,
     /// This file's own `__metadata__` (for a sharded set, the layout holds the union).
     metadata: BTreeMap<String, String>,
@@ -187,9 +190,9 @@ impl Checkpoint {
         if end <= start {
             return;
         }
-        // SAFETY: the map is a read-only shared mapping of a file that must not change while
-        // open (see the type's docs): dropped pages are faulted back in with the same bytes,
-        // so slices borrowed from the map keep their contents.
+        // SAFETY: the map is a private mapping of a file that must not change while open (see
+        // the type's docs) and the engine never writes to it: dropped pages are faulted back in
+        // with the same bytes, so slices borrowed from the map keep their contents.
         let _ = unsafe {
             shard.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start as usize, (end - start) as usize)
         };
@@ -290,10 +293,10 @@ fn open_shard(path: &Path, limits: &Limits) -> Result<(Shard, header::Header), R
     let data_start = PREFIX_LEN + header_len;
     let mut header = header::parse(&json, len - data_start, limits).map_err(err)?;
     header.data_start = data_start;
-    // SAFETY: the map is read-only and private to this process; the documented contract
-    // is that the file is not modified while open, and `tensor_bytes` re-checks the
-    // length before handing out bytes.
-    let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io("map the file"))?;
+    // SAFETY: the map is private to this process (copy-on-write: writes through it never
+    // reach the file); the documented contract is that the file is not modified while
+    // open, and `tensor_bytes` re-checks the length before handing out bytes.
+    let map = unsafe { memmap2::MmapOptions::new().map_copy(&file) }.map_err(io("map the file"))?;
     let metadata = header.metadata.clone();
     Ok((Shard { path: path.to_owned(), file, map, len, metadata }, header))
 }

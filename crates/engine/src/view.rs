@@ -177,6 +177,17 @@ impl MigratedView {
         self.compute(name, &narrowed).map(Cow::Owned)
     }
 
+    /// Unmaps this process's pages of the source tensors `name` reads (`madvise`, see the
+    /// writer's use): a loader that has copied the tensor where it belongs keeps its resident
+    /// set bounded instead of growing by every page it read. The bytes stay in the page
+    /// cache and later reads fault them in again; bytes a client wrote into the
+    /// copy-on-write map through a borrowed tensor are lost. Advisory: errors are ignored.
+    pub fn release(&self, name: &str) {
+        if let Some(&index) = self.by_name.get(name) {
+            self.release_sources(name, &self.planned[index].expr);
+        }
+    }
+
     /// Writes the result to `path` with the engine's atomic writer. Byte ranges are copied
     /// from the source file (`copy_file_range` where the OS allows); computed tensors are
     /// produced one at a time, so memory stays bounded by the largest of them.

@@ -1,0 +1,161 @@
+"""PyTorch loading, as ``safetensors.torch``: ``load_file`` and ``load_model`` over
+:class:`safeshift.safe_open`, the latter with a report of what was migrated."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from ._open import PathLike, safe_open
+from .errors import LayoutMismatchError
+
+__all__ = ["load_file", "load_model", "LoadReport"]
+
+
+def load_file(filename: PathLike, device: Any = "cpu", **options: Any) -> Dict[str, Any]:
+    """Every tensor of ``filename`` in the target layout, as torch tensors by name.
+
+    ``options`` are :class:`safeshift.safe_open`'s keyword arguments (``target``, ``dims``,
+    ``aux``, ``registry``, ``allow_lossy``). On the CPU, borrowed tensors share memory
+    with the copy-on-write map (in-place writes stay in this process).
+    """
+    with safe_open(filename, framework="pt", device=device, **options) as checkpoint:
+        return {name: checkpoint.get_tensor(name) for name in checkpoint.keys()}
+
+
+class LoadReport(tuple):  # type: ignore[type-arg]
+    """What :func:`load_model` did. Unpacks as ``missing, unexpected`` (the two lists
+    ``safetensors.torch.load_model`` returns); ``str(report)`` is a readable summary."""
+
+    missing: List[str]
+    """The model's parameters and buffers the migrated checkpoint does not have."""
+    unexpected: List[str]
+    """The migrated checkpoint's tensors the model does not have."""
+    source_version: str
+    """The version the file is at."""
+    target_version: str
+    """The version it was loaded as."""
+    steps: List[str]
+    """The migration steps, ``from -> to`` each (empty: loaded as it is)."""
+    borrowed: List[str]
+    """Tensors read straight from the memory map (renamed, reshaped or split by rows)."""
+    computed: List[str]
+    """Tensors computed by the migration (transposed, gathered, concatenated, cast, new)."""
+
+    def __new__(
+        cls,
+        missing: List[str],
+        unexpected: List[str],
+        *,
+        source_version: str,
+        target_version: str,
+        steps: List[str],
+        borrowed: List[str],
+        computed: List[str],
+    ) -> "LoadReport":
+        report = super().__new__(cls, (missing, unexpected))
+        report.missing = missing
+        report.unexpected = unexpected
+        report.source_version = source_version
+        report.target_version = target_version
+        report.steps = steps
+        report.borrowed = borrowed
+        report.computed = computed
+        return report
+
+    def __str__(self) -> str:
+        lines = [f"{self.source_version} loaded as {self.target_version}"]
+        if self.steps:
+            lines.append(f"migrated in {len(self.steps)} step(s): " + ", ".join(self.steps))
+        else:
+            lines.append("no migration: the file is already at the target version")
+        lines.append(f"{len(self.borrowed)} tensor(s) borrowed from the memory map, {len(self.computed)} computed")
+        lines.extend(f"  computed: {name}" for name in self.computed)
+        lines.extend(f"  missing: {name}" for name in self.missing)
+        lines.extend(f"  unexpected: {name}" for name in self.unexpected)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"LoadReport(missing={self.missing!r}, unexpected={self.unexpected!r})"
+
+
+def load_model(
+    model: Any,
+    filename: PathLike,
+    strict: bool = True,
+    device: Any = "cpu",
+    **options: Any,
+) -> LoadReport:
+    """Loads ``filename``, migrated to the target layout, into ``model`` (a
+    ``torch.nn.Module``), as ``safetensors.torch.load_model`` does.
+
+    Each tensor is copied straight into the parameter or buffer of the same name (borrowed
+    ones from the memory map, whose pages are released after the copy; computed ones from
+    their one buffer). With ``strict`` (the default), a model whose names differ from the
+    migrated checkpoint's raises :class:`~safeshift.errors.LayoutMismatchError` before
+    anything is copied; otherwise the differences are returned. A shape the model cannot
+    take raises :class:`~safeshift.errors.LayoutMismatchError`. ``device`` is
+    accepted for compatibility: tensors go to the device of the model's parameters.
+    ``options`` are :class:`safeshift.safe_open`'s keyword arguments.
+
+    Returns a :class:`LoadReport`: ``missing, unexpected = load_model(...)`` works as with
+    safetensors, and ``print(report)`` tells what was migrated, computed and borrowed.
+    """
+    import torch
+
+    del device
+    with safe_open(filename, framework="pt", **options) as checkpoint:
+        state = model.state_dict(keep_vars=True)
+        names = checkpoint.keys()
+        available = set(names)
+        loaded = [name for name in names if name in state]
+        unexpected = [name for name in names if name not in state]
+        missing = _missing(state, available)
+        borrowed = [name for name in names if checkpoint.is_zero_copy(name)]
+        computed = [name for name in names if not checkpoint.is_zero_copy(name)]
+        report = LoadReport(
+            missing,
+            unexpected,
+            source_version=checkpoint.source_version,
+            target_version=checkpoint.target_version,
+            steps=checkpoint.plan,
+            borrowed=borrowed,
+            computed=computed,
+        )
+        if strict and (missing or unexpected):
+            raise LayoutMismatchError(
+                f"cannot load `{filename}` into {type(model).__name__} (strict): the layouts differ\n{report}"
+            )
+        with torch.no_grad():
+            for name in loaded:
+                _copy(checkpoint, name, state[name], filename)
+        return report
+
+
+def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
+    """Copies tensor ``name`` into ``target``; releases the map's pages it read."""
+    source = checkpoint.get_tensor(name)
+    if tuple(source.shape) != tuple(target.shape):
+        raise LayoutMismatchError(
+            f"`{filename}`: tensor `{name}` has shape {list(source.shape)} in the migrated "
+            f"checkpoint, the model's has {list(target.shape)}"
+        )
+    target.copy_(source)
+    del source
+    checkpoint._open.release(name)
+
+
+def _missing(state: Dict[str, Any], available: "set[str]") -> List[str]:
+    """The model's names the checkpoint lacks, leaving out names tied to one it has (a
+    shared embedding saved once), as ``safetensors.torch.load_model`` does."""
+    loaded = {_storage_key(state[name]) for name in state if name in available}
+    return [
+        name
+        for name in state
+        if name not in available and (_storage_key(state[name]) is None or _storage_key(state[name]) not in loaded)
+    ]
+
+
+def _storage_key(tensor: Any) -> Optional[Sequence[int]]:
+    if tensor.device.type == "meta" or tensor.numel() == 0:
+        return None
+    return (tensor.data_ptr(), tensor.numel(), *tensor.shape)

@@ -1,0 +1,161 @@
+//! `safeshift._native.open`: a checkpoint opened through the facade, seen in the target
+//! layout.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use pyo3::prelude::*;
+use safeshift::engine::ViewError;
+use safeshift::{Migrated, OpenOptions, Registry, RegistryError};
+
+use crate::bytes::Bytes;
+use crate::errors;
+
+/// A checkpoint opened in the target layout: the facade's `Migrated` view.
+///
+/// Immutable and shared between threads: every method takes `&self`, and tensor reads
+/// release the GIL while bytes are computed.
+#[pyclass(frozen, module = "safeshift._native")]
+pub struct Open {
+    path: PathBuf,
+    migrated: Migrated,
+}
+
+/// Opens `path` with the embedded registry (or the one in the folder `registry`), detects
+/// its version and plans the path to `target`; reads headers only.
+#[pyfunction]
+#[pyo3(signature = (path, *, target=None, dims=None, aux=None, registry=None, allow_lossy=false))]
+pub fn open(
+    py: Python<'_>,
+    path: PathBuf,
+    target: Option<String>,
+    dims: Option<BTreeMap<String, i64>>,
+    aux: Option<BTreeMap<String, PathBuf>>,
+    registry: Option<PathBuf>,
+    allow_lossy: bool,
+) -> PyResult<Open> {
+    let options = OpenOptions {
+        to: target,
+        dims: dims.unwrap_or_default(),
+        aux: aux.unwrap_or_default(),
+        allow_lossy,
+        ..OpenOptions::default()
+    };
+    let loaded;
+    let registry = match &registry {
+        None => embedded().map_err(|err| errors::registry_error(py, err))?,
+        Some(dir) => {
+            loaded = py.detach(|| Registry::load(dir)).map_err(|err| errors::registry_error(py, &err))?;
+            &loaded
+        }
+    };
+    let migrated = py.detach(|| registry.open_with(&path, &options)).map_err(|err| errors::open_error(py, &err))?;
+    Ok(Open { path, migrated })
+}
+
+/// The embedded registry, checked once per process.
+fn embedded() -> Result<&'static Registry, &'static RegistryError> {
+    static EMBEDDED: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+    EMBEDDED.get_or_init(Registry::embedded).as_ref()
+}
+
+impl Open {
+    fn bytes(slf: &Bound<'_, Open>, read: Result<Cow<'_, [u8]>, ViewError>, writable: bool) -> PyResult<Bytes> {
+        match read {
+            Ok(Cow::Borrowed(bytes)) => Ok(Bytes::mapped(slf.clone().unbind(), bytes, writable)),
+            Ok(Cow::Owned(bytes)) => Ok(Bytes::computed(bytes)),
+            Err(err) => Err(errors::view_error(slf.py(), &err)),
+        }
+    }
+}
+
+#[pymethods]
+impl Open {
+    /// The path given to `open`.
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    /// The output tensor names, in plan order.
+    fn keys(&self) -> Vec<String> {
+        self.migrated.names().map(str::to_owned).collect()
+    }
+
+    /// `(dtype, shape)` of tensor `name`, the dtype in the language's spelling (`f32`, `bf16`).
+    fn info(&self, py: Python<'_>, name: &str) -> PyResult<(String, Vec<u64>)> {
+        match self.migrated.info(name) {
+            Some(info) => Ok((info.dtype.to_string(), info.shape.clone())),
+            None => Err(errors::view_error(py, &ViewError::UnknownTensor(name.to_owned()))),
+        }
+    }
+
+    /// The bytes of tensor `name`: borrowed from the map or computed (without the GIL).
+    #[pyo3(signature = (name, writable=false))]
+    fn tensor(slf: &Bound<'_, Open>, name: &str, writable: bool) -> PyResult<Bytes> {
+        let open = slf.get();
+        let read = slf.py().detach(|| open.migrated.tensor(name));
+        Open::bytes(slf, read, writable)
+    }
+
+    /// The bytes of rows `start..end` of tensor `name`'s first axis, pushed down to the
+    /// source: borrowed when the narrowed plan is a byte range, computed otherwise.
+    #[pyo3(signature = (name, start, end, writable=false))]
+    fn rows(slf: &Bound<'_, Open>, name: &str, start: u64, end: u64, writable: bool) -> PyResult<Bytes> {
+        let open = slf.get();
+        let read = slf.py().detach(|| open.migrated.slice(name, start..end));
+        Open::bytes(slf, read, writable)
+    }
+
+    /// Unmaps this process's pages of the sources `name` reads (after copying it where it
+    /// belongs); see `MigratedView::release`.
+    fn release(&self, name: &str) {
+        self.migrated.release(name);
+    }
+
+    /// Whether `tensor(name)` is borrowed from the memory map rather than computed.
+    fn is_zero_copy(&self, name: &str) -> bool {
+        self.migrated.is_zero_copy(name)
+    }
+
+    /// The output `__metadata__`.
+    fn metadata(&self) -> BTreeMap<String, String> {
+        self.migrated.metadata().clone()
+    }
+
+    /// The version the file is at (`family@version`).
+    #[getter]
+    fn source_version(&self) -> String {
+        self.migrated.from_version().to_string()
+    }
+
+    /// The version the view shows (`family@version`).
+    #[getter]
+    fn target_version(&self) -> String {
+        self.migrated.to_version().to_string()
+    }
+
+    /// The steps of the plan, as the CLI writes them: `from -> to`, with ` (undo)` for a
+    /// migration run backwards.
+    #[getter]
+    fn steps(&self) -> Vec<String> {
+        self.migrated
+            .plan()
+            .steps
+            .iter()
+            .map(|step| format!("{} -> {}{}", step.from, step.to, if step.inverse { " (undo)" } else { "" }))
+            .collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<safeshift checkpoint {} ({} -> {}, {} tensors)>",
+            self.path.display(),
+            self.migrated.from_version(),
+            self.migrated.to_version(),
+            self.migrated.names().len()
+        )
+    }
+}
