@@ -98,8 +98,9 @@ pub use checkpoint::parse_header;
 pub use checkpoint::{Checkpoint, TensorLocation};
 pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
 pub use header::Limits;
+pub use safeshift_ops::PlannedTensor;
 pub use verify::{verify, Problem, ProblemKind, VerifyReport};
-pub use view::{MigratedView, PlannedTensor, ViewError};
+pub use view::{MigratedView, ViewError};
 pub use writer::{
     write, Generator, OutputTensor, TensorOrder, TensorSource, WriteOptions, WriteSummary, SHA256_METADATA_KEY,
     TEMP_INFIX,
