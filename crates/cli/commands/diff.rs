@@ -70,7 +70,7 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         let drafted = draft(&old.layout, &found, &infer(&old.layout), &options)?;
         match &args.output {
             Some(path) => {
-                super::fmt::write_atomically(path, &drafted.text)
+                safeshift::engine::write_file_atomically(path, drafted.text.as_bytes())
                     .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
                 if !printer.quiet {
                     eprintln!("wrote {} ({} unresolved)", path.display(), drafted.unresolved);

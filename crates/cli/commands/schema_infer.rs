@@ -41,7 +41,7 @@ pub fn run(args: SchemaInferArgs, printer: &Printer) -> Result<ExitStatus, Error
     let text = infer_schema_text(&opened.layout, &options)?;
     match &args.output {
         Some(path) => {
-            super::fmt::write_atomically(path, &text)
+            safeshift::engine::write_file_atomically(path, text.as_bytes())
                 .map_err(|err| format!("cannot write `{}`: {err}", path.display()))?;
             if !printer.quiet {
                 eprintln!("wrote {}", path.display());
