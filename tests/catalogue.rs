@@ -35,6 +35,8 @@ const ENUMS: &[(&str, &str)] = &[
     ("crates/graph/src/registry.rs", "LoadError"),
     ("crates/graph/src/synth.rs", "SynthError"),
     ("crates/graph/src/version_id.rs", "VersionIdError"),
+    ("crates/evolve/src/layout_json.rs", "LayoutJsonError"),
+    ("crates/evolve/src/infer.rs", "InferError"),
     ("src/open.rs", "OpenError"),
     ("crates/cli/inputs.rs", "InputError"),
     ("crates/cli/commands/fmt.rs", "FmtError"),

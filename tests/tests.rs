@@ -1,5 +1,6 @@
 mod catalogue;
 mod engine;
+mod evolve;
 mod faults;
 mod fmt;
 mod graph;

@@ -18,10 +18,21 @@ pub struct CheckArgs {
     /// its family's target, and check the result against the target schema.
     #[arg(long)]
     pub synth: bool,
+    /// Instead: check that a model's layout (a checkpoint or a layout JSON) is the
+    /// registry head's schema; exit 1 with the difference and a drafted migration if not.
+    #[arg(long, value_name = "CHECKPOINT_OR_LAYOUT")]
+    pub against: Option<String>,
+    /// With `--against`: the family (default: the one the layout is nearest to).
+    #[arg(long, requires = "against")]
+    pub family: Option<String>,
 }
 
 /// Runs `safeshift check`.
 pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
+    if let Some(against) = &args.against {
+        let registry = args.registry.load_usable(printer.color)?;
+        return super::check_against::run(against, args.family.as_deref(), &args.registry, &registry);
+    }
     let (registry, mut diagnostics) = args.registry.load()?;
     diagnostics.extend(safeshift_graph::check(&registry));
     if args.synth {

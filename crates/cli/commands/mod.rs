@@ -3,16 +3,20 @@
 use clap::{Args, Parser, Subcommand};
 
 pub mod check;
+pub mod check_against;
 pub mod convert;
 pub mod detect;
+pub mod diff;
 pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
 pub mod inspect_pickle;
+pub mod layout_input;
 pub mod plan;
 pub mod scan;
 pub mod schema;
+pub mod schema_infer;
 pub mod synth;
 pub mod upgrade;
 pub mod verify;
@@ -50,6 +54,8 @@ pub enum Command {
     Convert(convert::ConvertArgs),
     /// Find a checkpoint's family and version from its header.
     Detect(detect::DetectArgs),
+    /// Compare two layouts; with `--draft`, write the migration between them.
+    Diff(diff::DiffArgs),
     /// Take a checkpoint back to an older layout, through the inverses of its migrations.
     Downgrade(downgrade::DowngradeArgs),
     /// Format schema and migration files (`*.ss`) in the canonical layout.
@@ -80,6 +86,7 @@ pub fn run(cli: Cli, printer: &Printer) -> Result<ExitStatus, Error> {
         Command::Check(args) => check::run(args, printer),
         Command::Convert(args) => convert::run(args, printer),
         Command::Detect(args) => detect::run(args, printer),
+        Command::Diff(args) => diff::run(args, printer),
         Command::Downgrade(args) => downgrade::run(args, printer),
         Command::Fmt(args) => fmt::run(args, printer),
         Command::Graph(args) => graph::run(args, printer),

@@ -60,6 +60,7 @@ mod strategies;
 mod strings;
 mod syntax_error;
 mod trivia;
+mod unresolved;
 
 pub use check::check;
 pub use diagnostic::{similar, Diagnostic, Label, Severity, SourceId};
@@ -67,3 +68,4 @@ pub use format::{format, MAX_WIDTH};
 pub use normalize::normalize;
 pub use parser::parse;
 pub use source_map::SourceMap;
+pub use unresolved::{unresolved, UNRESOLVED_MARKER};

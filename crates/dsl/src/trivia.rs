@@ -67,7 +67,7 @@ impl<'t> CommentCursor<'t> {
 /// The comments of `text` in order. Strings are skipped with the same rules as the
 /// grammar (a backslash escapes the next character; a line break ends an unterminated
 /// literal), so `"a//b"` is no comment.
-fn scan(text: &str) -> Vec<Comment> {
+pub(crate) fn scan(text: &str) -> Vec<Comment> {
     let bytes = text.as_bytes();
     let mut comments = Vec::new();
     let mut index = 0;

@@ -39,6 +39,8 @@ impl Registry {
         for (path, text) in files.files {
             let source = sources.add(path, text);
             let text = sources.text(source);
+            // A drafted migration's open questions are errors wherever the file stands.
+            diagnostics.extend(safeshift_dsl::unresolved(source, text));
             match safeshift_dsl::parse(source, text) {
                 Ok(file) => {
                     diagnostics.extend(safeshift_dsl::check(source, &file));

@@ -508,7 +508,9 @@ mod tests {
         text.push_str("    dim d7\n    tensor \"{a}.t7\" : f32[1]\n    meta \"k7\"\n}\n");
         let start = std::time::Instant::now();
         let (schema, diagnostics) = lower(&text);
-        assert!(start.elapsed() < std::time::Duration::from_secs(5), "took {:?}", start.elapsed());
+        // Not a speed target: the quadratic checks this guards against took minutes here, so a
+        // bound far above any load's noise still catches them.
+        assert!(start.elapsed() < std::time::Duration::from_secs(90), "took {:?}", start.elapsed());
         assert_eq!(schema.tensors.len(), 20_001);
         let codes: Vec<_> = diagnostics.iter().map(|d| d.code).collect();
         assert_eq!(codes, ["duplicate-dim", "duplicate-pattern", "duplicate-meta"]);

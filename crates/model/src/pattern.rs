@@ -299,7 +299,7 @@ mod tests {
         assert!(match_name(&qkv, &long).is_none());
         let matching = format!("{long}.attention.lin_qkv.weight");
         assert_eq!(match_name(&qkv, &matching).unwrap().get("p"), Some(long.as_str()));
-        assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+        assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
     }
 
     /// The first implementation (quadratic, obviously right), kept as the reference.

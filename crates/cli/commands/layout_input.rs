@@ -1,0 +1,99 @@
+//! What `schema infer`, `diff` and `check --against` read: a checkpoint the engine opens,
+//! a layout JSON, a schema file (`.ss`), or a registry version (`family@version`); the
+//! last two as a synthetic checkpoint of the schema.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use safeshift_engine::Checkpoint;
+use safeshift_evolve::Content;
+use safeshift_graph::{Registry, RegistryFiles, Synthetic, VersionId};
+use safeshift_model::Layout;
+
+use crate::printer::anyhow_like::Error;
+use crate::registry::RegistryArgs;
+
+/// An opened input: its layout, and its bytes when it has any.
+pub struct Opened {
+    /// Names, dtypes, shapes, metadata.
+    pub layout: Layout,
+    bytes: Bytes,
+}
+
+enum Bytes {
+    Checkpoint(Box<Checkpoint>),
+    Synthetic(Box<Synthetic>),
+    None,
+}
+
+impl Content for Opened {
+    fn bytes(&self, name: &str) -> Option<Cow<'_, [u8]>> {
+        match &self.bytes {
+            Bytes::Checkpoint(checkpoint) => checkpoint.tensor_bytes(name).ok(),
+            Bytes::Synthetic(synthetic) => {
+                let index = synthetic.layout.tensors.iter().position(|info| info.name == name)?;
+                synthetic.data.get(index).map(|data| Cow::Borrowed(data.as_slice()))
+            }
+            Bytes::None => None,
+        }
+    }
+}
+
+impl Opened {
+    /// Whether it has tensor bytes (a layout JSON has none).
+    pub fn has_bytes(&self) -> bool {
+        !matches!(self.bytes, Bytes::None)
+    }
+}
+
+/// Opens `input` (see the module docs); `family@version` is looked up in `registry`.
+pub fn open(input: &str, registry: &RegistryArgs) -> Result<Opened, Error> {
+    let path = Path::new(input);
+    if path.exists() {
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        if name.ends_with(".ss") {
+            return open_schema_file(path);
+        }
+        if name.ends_with(".json") && !name.ends_with(".index.json") {
+            let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read `{input}`: {err}"))?;
+            let layout = safeshift_evolve::parse_layout_json(&text)
+                .map_err(|err| format!("`{input}` is not a layout JSON: {err}"))?;
+            return Ok(Opened { layout, bytes: Bytes::None });
+        }
+        let checkpoint = Checkpoint::open(path)?;
+        let layout = checkpoint.layout().clone();
+        return Ok(Opened { layout, bytes: Bytes::Checkpoint(Box::new(checkpoint)) });
+    }
+    if input.contains('@') {
+        let registry = registry.load_usable(false)?;
+        let version = VersionId::parse(input)?;
+        return synthetic(&registry, &version);
+    }
+    Err(format!("`{input}` is neither a file nor `family@version`").into())
+}
+
+/// A synthetic checkpoint of `version` at the registry's synth dims.
+pub fn synthetic(registry: &Registry, version: &VersionId) -> Result<Opened, Error> {
+    if registry.schema_of(version).is_none() {
+        return Err(format!("unknown version `{version}`").into());
+    }
+    let synthetic = safeshift_graph::synth(registry, version, &BTreeMap::new(), 0)?;
+    Ok(Opened { layout: synthetic.layout.clone(), bytes: Bytes::Synthetic(Box::new(synthetic)) })
+}
+
+fn open_schema_file(path: &Path) -> Result<Opened, Error> {
+    let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read `{}`: {err}", path.display()))?;
+    let files = RegistryFiles { files: vec![(path.display().to_string(), text)], manifest: None };
+    let (registry, diagnostics) = Registry::from_files(files);
+    if diagnostics.iter().any(|diagnostic| diagnostic.is_error()) {
+        eprint!("{}", crate::render::render_diagnostics(&diagnostics, registry.sources(), false));
+        return Err(format!("`{}` has errors", path.display()).into());
+    }
+    let versions: Vec<VersionId> =
+        registry.graph().versions().filter(|version| registry.schema_of(version).is_some()).cloned().collect();
+    let [version] = versions.as_slice() else {
+        return Err(format!("`{}` must hold exactly one schema (it holds {})", path.display(), versions.len()).into());
+    };
+    synthetic(&registry, version)
+}
