@@ -18,7 +18,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-targets=(safetensors_header dsl_roundtrip pickle torch_zip registry)
+targets=(safetensors_header dsl_roundtrip pickle pickle_differential torch_zip registry)
 
 usage() {
     echo "usage: $0 TARGET|all SECONDS   (targets: ${targets[*]})" >&2
@@ -40,7 +40,7 @@ seed() {
                 cp -n "$file" "$corpus/$(echo "$file" | tr / _)"
             done
             ;;
-        pickle)
+        pickle | pickle_differential)
             # The pickles inside the zip fixtures, and the legacy files (pickles back to back).
             local file
             for file in crates/torch/tests/data/*.pt crates/torch/tests/data/*.ckpt crates/torch/tests/data/malicious/mal_[a-f]*.pt; do

@@ -12,10 +12,9 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use safeshift_dsl::{Diagnostic, SourceMap};
-use safeshift_engine::{Checkpoint, MigratedView, PlannedTensor, ReadError, ViewError};
+use safeshift_engine::{Checkpoint, MigratedView, ReadError, ViewError};
 use safeshift_graph::{
     compile_with_params, detect, plan, CompileError, CompiledPlan, DetectError, Detection, Plan, PlanError, VersionId,
-    VersionIdError,
 };
 use safeshift_model::Layout;
 
@@ -65,7 +64,9 @@ pub struct OpenOptions {
     pub params: BTreeMap<String, safeshift_ops::ParamValue>,
 }
 
-/// Why a checkpoint could not be opened in the target layout.
+/// Why a checkpoint could not be opened in the target layout. Every failure after
+/// detection carries the [`Detection`] (and, once known, the target), so a caller that
+/// reports it (the batch runner's row) never detects again.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -81,35 +82,30 @@ pub enum OpenError {
         #[source]
         source: Box<DetectError>,
     },
-    /// `--to` is not a version.
-    #[error("bad target `{text}`: {source}")]
-    BadTarget {
-        /// As given.
-        text: String,
-        /// Why.
-        #[source]
-        source: VersionIdError,
-    },
-    /// No path to the target.
+    /// No target, or no path to it (a bad `--to`, a family without a default target, no
+    /// migrations between the versions).
     #[error("`{path}`: {source}")]
     Plan {
         /// The checkpoint.
         path: PathBuf,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
         /// Why.
         #[source]
         source: Box<PlanError>,
     },
     /// The plan discards information and that was not allowed.
     #[error(
-        "`{path}`: the path {from} -> {to} discards information (lossy steps: {steps}); pass --allow-lossy to run it"
+        "`{path}`: the path {from} -> {to} discards information (lossy steps: {steps}); pass --allow-lossy to run it",
+        from = detection.version
     )]
     Lossy {
         /// The checkpoint.
         path: PathBuf,
-        /// Its version (`family@version`).
-        from: String,
-        /// The target (`family@version`).
-        to: String,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
+        /// The target.
+        to: Box<VersionId>,
         /// The lossy steps, `a -> b` each.
         steps: String,
     },
@@ -118,6 +114,10 @@ pub enum OpenError {
     Compile {
         /// The checkpoint.
         path: PathBuf,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
+        /// The target.
+        to: Box<VersionId>,
         /// Why.
         #[source]
         source: Box<CompileError>,
@@ -127,6 +127,10 @@ pub enum OpenError {
     KeyLayout {
         /// The checkpoint.
         path: PathBuf,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
+        /// The target.
+        to: Box<VersionId>,
         /// Which output, and why.
         message: String,
     },
@@ -135,10 +139,45 @@ pub enum OpenError {
     View {
         /// The checkpoint.
         path: PathBuf,
+        /// What the checkpoint is.
+        detection: Box<Detection>,
+        /// The target.
+        to: Box<VersionId>,
         /// Why.
         #[source]
         source: Box<ViewError>,
     },
+}
+
+impl OpenError {
+    /// What the checkpoint was detected as, when detection got that far.
+    pub fn detection(&self) -> Option<&Detection> {
+        match self {
+            OpenError::Read(_) | OpenError::Detect { .. } => None,
+            OpenError::Plan { detection, .. }
+            | OpenError::Lossy { detection, .. }
+            | OpenError::Compile { detection, .. }
+            | OpenError::KeyLayout { detection, .. }
+            | OpenError::View { detection, .. } => Some(detection),
+        }
+    }
+
+    /// The version the checkpoint was to go to, when it was resolved.
+    pub fn target(&self) -> Option<&VersionId> {
+        match self {
+            OpenError::Plan { source, .. } => match source.as_ref() {
+                PlanError::NoPath { to, .. } => Some(to),
+                // The start was detected, so the unknown version is the target.
+                PlanError::UnknownVersion(to) => Some(to),
+                _ => None,
+            },
+            OpenError::Lossy { to, .. }
+            | OpenError::Compile { to, .. }
+            | OpenError::KeyLayout { to, .. }
+            | OpenError::View { to, .. } => Some(to),
+            _ => None,
+        }
+    }
 }
 
 impl Registry {
@@ -175,7 +214,9 @@ impl Registry {
         self.open_with(path, &OpenOptions::default())
     }
 
-    /// Opens `path` migrated as `options` say.
+    /// Opens `path` migrated as `options` say: the whole pipeline, each step once (the
+    /// header read, the layout detected and unified once, planned, compiled from the
+    /// detection, viewed).
     pub fn open_with(&self, path: &Path, options: &OpenOptions) -> Result<Migrated, OpenError> {
         let checkpoint = Checkpoint::open(path)?;
         let prepared = self.prepare(path, checkpoint.layout(), options)?;
@@ -184,7 +225,8 @@ impl Registry {
 
     /// Compiles an already [prepared](Registry::prepare) plan for an open checkpoint and
     /// returns its view, so a caller that looked at the plan first (to skip, or report) does
-    /// not detect and plan twice. `path` names the checkpoint in errors.
+    /// not detect and plan twice. The detection's dims are used as they are: the layout is
+    /// not unified again. `path` names the checkpoint in errors.
     pub fn open_prepared(
         &self,
         path: &Path,
@@ -192,6 +234,7 @@ impl Registry {
         prepared: Prepared,
         options: &OpenOptions,
     ) -> Result<Migrated, OpenError> {
+        let Prepared { detection, plan } = prepared;
         let mut aux_checkpoints = BTreeMap::new();
         for (name, aux_path) in &options.aux {
             aux_checkpoints.insert(name.clone(), Checkpoint::open(aux_path)?);
@@ -214,7 +257,7 @@ impl Registry {
         // The file's own word first: an aux input nobody gave may be among its extras
         // (`graph.<edge set>.edge_index` for `graph`).
         let mut from_extras = Vec::new();
-        for step in &prepared.plan.steps {
+        for step in &plan.steps {
             for decl in &self.inner.migration(step.migration).ast.decls {
                 let safeshift_dsl::ast::MigrationDeclKind::Aux { name, .. } = &decl.kind else { continue };
                 if aux_layouts.contains_key(&name.node) {
@@ -227,53 +270,69 @@ impl Registry {
             }
         }
         // A file of another key layout kind is compiled under the schemas' names.
-        let key_layout = prepared.detection.key_layout.clone();
-        let canonical = match &key_layout {
-            Some(key_layout) => safeshift_graph::canonical(checkpoint.layout(), key_layout),
-            None => checkpoint.layout().clone(),
+        let key_layout = detection.key_layout.clone();
+        let canonical =
+            key_layout.as_ref().map(|key_layout| safeshift_graph::canonical(checkpoint.layout(), key_layout));
+        let layout = canonical.as_ref().unwrap_or(checkpoint.layout());
+        let compiled =
+            compile_with_params(&self.inner, &plan, &detection, layout, &options.dims, &aux_layouts, &options.params);
+        let learned = |detection: Detection, to: VersionId| (path.to_owned(), Box::new(detection), Box::new(to));
+        let mut compiled = match compiled {
+            Ok(compiled) => compiled,
+            Err(source) => {
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::Compile { path, detection, to, source: Box::new(source) });
+            }
         };
-        let mut compiled =
-            compile_with_params(&self.inner, &prepared.plan, &canonical, &options.dims, &aux_layouts, &options.params)
-                .map_err(|source| OpenError::Compile { path: path.to_owned(), source: Box::new(source) })?;
         for output in &mut compiled.outputs {
             for input in &from_extras {
-                safeshift_graph::read_aux_from_extras(&mut output.expr, input);
+                output.edit_leaves(|expr| safeshift_graph::read_aux_from_extras(expr, input));
             }
             for input in &prefixed {
-                safeshift_graph::read_aux_prefixed(&mut output.expr, input);
+                output.edit_leaves(|expr| safeshift_graph::read_aux_prefixed(expr, input));
             }
             if options.allow_lossy {
-                output.expr = safeshift_ops::accept_unequal_merges(output.expr.clone());
+                output.accept_unequal_merges();
             }
         }
         if let Some(key_layout) = &key_layout {
             let extras = safeshift_graph::extras_of(checkpoint.layout());
-            safeshift_graph::restore(&mut compiled, key_layout, &extras)
-                .map_err(|message| OpenError::KeyLayout { path: path.to_owned(), message })?;
+            if let Err(message) = safeshift_graph::restore(&mut compiled, key_layout, &extras) {
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::KeyLayout { path, detection, to, message });
+            }
         }
-        let planned = compiled
-            .outputs
-            .iter()
-            .map(|output| PlannedTensor {
-                name: output.name.clone(),
-                dtype: output.dtype,
-                shape: output.shape.clone(),
-                expr: output.expr.clone(),
-            })
-            .collect();
-        let view = MigratedView::new(checkpoint, aux_checkpoints, planned, compiled.metadata.clone())
-            .map_err(|source| OpenError::View { path: path.to_owned(), source: Box::new(source) })?;
-        Ok(Migrated { view, detection: prepared.detection, compiled })
+        let CompiledPlan { outputs, metadata, dims, .. } = compiled;
+        let view = match MigratedView::new(checkpoint, aux_checkpoints, outputs, metadata) {
+            Ok(view) => view,
+            Err(source) => {
+                let (path, detection, to) = learned(detection, plan.to);
+                return Err(OpenError::View { path, detection, to, source: Box::new(source) });
+            }
+        };
+        Ok(Migrated { view, detection, plan, dims })
     }
 
     /// Detects the version of a checkpoint with this layout and plans the path to the
     /// target, refusing lossy paths unless allowed. Reads nothing.
+    #[allow(clippy::result_large_err)]
     pub fn prepare(&self, path: &Path, layout: &Layout, options: &OpenOptions) -> Result<Prepared, OpenError> {
         let detection = detect(&self.inner, layout, &options.dims)
             .map_err(|source| OpenError::Detect { path: path.to_owned(), source: Box::new(source) })?;
-        let target = self.target(&detection.version, options.to.as_deref())?;
-        let plan = plan(self.inner.graph(), &detection.version, &target)
-            .map_err(|source| OpenError::Plan { path: path.to_owned(), source: Box::new(source) })?;
+        let planned = self
+            .inner
+            .resolve_target(&detection.version, options.to.as_deref())
+            .and_then(|target| plan(self.inner.graph(), &detection.version, &target));
+        let plan = match planned {
+            Ok(plan) => plan,
+            Err(source) => {
+                return Err(OpenError::Plan {
+                    path: path.to_owned(),
+                    detection: Box::new(detection),
+                    source: Box::new(source),
+                })
+            }
+        };
         if plan.lossy() && !options.allow_lossy {
             let steps: Vec<String> = plan
                 .steps
@@ -283,22 +342,20 @@ impl Registry {
                 .collect();
             return Err(OpenError::Lossy {
                 path: path.to_owned(),
-                from: plan.from.to_string(),
-                to: plan.to.to_string(),
+                detection: Box::new(detection),
+                to: Box::new(plan.to),
                 steps: steps.join(", "),
             });
         }
         Ok(Prepared { detection, plan })
     }
 
-    /// The version `to` names for a checkpoint at `from`.
-    pub fn target(&self, from: &VersionId, to: Option<&str>) -> Result<VersionId, OpenError> {
-        let bad = |text: &str, source| OpenError::BadTarget { text: text.to_owned(), source };
-        match to {
-            None => Ok(self.inner.default_target(&from.family).unwrap_or_else(|| from.clone())),
-            Some(text) if text.contains('@') => VersionId::parse(text).map_err(|source| bad(text, source)),
-            Some(text) => VersionId::new(&from.family, text).map_err(|source| bad(text, source)),
-        }
+    /// The version `to` names for a checkpoint at `from` (the registry's one resolver:
+    /// `FAMILY@VERSION`, a bare `VERSION`, or the family's default target).
+    // The graph crate's errors are plain located data, cold paths (see its crate docs).
+    #[allow(clippy::result_large_err)]
+    pub fn target(&self, from: &VersionId, to: Option<&str>) -> Result<VersionId, PlanError> {
+        self.inner.resolve_target(from, to)
     }
 }
 
@@ -316,7 +373,8 @@ pub struct Prepared {
 pub struct Migrated {
     view: MigratedView,
     detection: Detection,
-    compiled: CompiledPlan,
+    plan: Plan,
+    dims: BTreeMap<String, i64>,
 }
 
 impl Migrated {
@@ -327,12 +385,23 @@ impl Migrated {
 
     /// The version the view shows.
     pub fn to_version(&self) -> &VersionId {
-        &self.compiled.to
+        &self.plan.to
     }
 
-    /// The compiled plan (steps, dims, one expression per output).
-    pub fn plan(&self) -> &CompiledPlan {
-        &self.compiled
+    /// What the file was detected as (version, bound dims, evidence).
+    pub fn detection(&self) -> &Detection {
+        &self.detection
+    }
+
+    /// The steps from the file's version to the view's.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Every dim value known after compiling (bound from the checkpoint, given, or
+    /// computed by the migrations).
+    pub fn dims(&self) -> &BTreeMap<String, i64> {
+        &self.dims
     }
 
     /// The lazy view.
@@ -346,5 +415,101 @@ impl Deref for Migrated {
 
     fn deref(&self) -> &MigratedView {
         &self.view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use safeshift_engine::WriteOptions;
+    use safeshift_model::probe::{self, Unified};
+
+    use super::*;
+
+    fn data() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/anemoi")
+    }
+
+    fn options() -> OpenOptions {
+        OpenOptions {
+            aux: BTreeMap::from([("graph".to_owned(), data().join("graph.safetensors"))]),
+            ..OpenOptions::default()
+        }
+    }
+
+    /// The unifications of the layout of `path` among `log`, and the others.
+    fn split(log: Vec<Unified>, path: &Path) -> (Vec<String>, Vec<String>) {
+        let input = probe::fingerprint(Checkpoint::open(path).unwrap().layout());
+        let (mine, others): (Vec<Unified>, Vec<Unified>) = log.into_iter().partition(|call| call.layout == input);
+        (mine.into_iter().map(|call| call.schema).collect(), others.into_iter().map(|call| call.schema).collect())
+    }
+
+    /// Opening detects once and never unifies the input again: each schema meets the
+    /// input's layout at most once (detection), and the only other unification is the
+    /// result checked against the target schema.
+    #[test]
+    #[cfg(debug_assertions)]
+    fn each_input_is_detected_and_unified_once_per_open() {
+        let registry = Registry::embedded().unwrap();
+        let input = data().join("0.4.0/state_dict.safetensors");
+        probe::take();
+        let migrated = registry.open_with(&input, &options()).unwrap();
+        let (mine, others) = split(probe::take(), &input);
+        let mut distinct = mine.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), mine.len(), "a schema met the input twice: {mine:?}");
+        let from = migrated.from_version().to_string();
+        assert_eq!(mine.iter().filter(|schema| **schema == from).count(), 1, "{mine:?}");
+        assert!(mine.len() <= registry.graph().graph().versions().count());
+        assert_eq!(others, [migrated.to_version().to_string()]);
+
+        // A file safeshift wrote records its version: detection trusts it after one
+        // unification, and nothing else touches its layout.
+        let dir = tempfile::tempdir().unwrap();
+        let written = dir.path().join("upgraded.safetensors");
+        migrated.write_to(&written, &WriteOptions::default()).unwrap();
+        probe::take();
+        let again = registry.open_with(&written, &options()).unwrap();
+        assert_eq!(again.detection().evidence, safeshift_graph::Evidence::Recorded);
+        assert!(again.plan().steps.is_empty());
+        let (mine, others) = split(probe::take(), &written);
+        assert_eq!(mine, [again.from_version().to_string()]);
+        assert!(others.is_empty(), "{others:?}");
+    }
+
+    /// A failure after detection carries the detection and the target, so a report need
+    /// not detect again.
+    #[test]
+    fn errors_after_detection_carry_it() {
+        let registry = Registry::embedded().unwrap();
+        let input = data().join("0.4.0/state_dict.safetensors");
+        let bad = OpenOptions { to: Some("not-a-version".to_owned()), ..options() };
+        let err = registry.open_with(&input, &bad).err().expect("a bad target");
+        assert!(matches!(&err, OpenError::Plan { .. }), "{err}");
+        assert_eq!(err.detection().map(|found| found.version.to_string()).as_deref(), Some("anemoi.encprocdec@0.4.0"));
+
+        // A lossy path refused: the error names where the file is and where it was to go.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("schemas")).unwrap();
+        std::fs::create_dir_all(dir.path().join("migrations")).unwrap();
+        let schema = "schema t @ 1.0.0 {\n    dim n\n    tensor \"a\" : f32[n]\n}\n";
+        std::fs::write(dir.path().join("schemas/t.ss"), schema).unwrap();
+        let migration = "migration t 1.0.0 -> 2.0.0 {\n    cast \"a\" to bf16 lossy\n}\n";
+        std::fs::write(dir.path().join("migrations/t.ss"), migration).unwrap();
+        let registry = Registry::load(dir.path()).unwrap();
+        let file = dir.path().join("a.safetensors");
+        let tensor = safeshift_engine::OutputTensor {
+            name: "a".into(),
+            dtype: safeshift_model::DType::F32,
+            shape: vec![2],
+            source: safeshift_engine::TensorSource::Bytes(vec![0u8; 8].into()),
+        };
+        safeshift_engine::write(&file, vec![tensor], &WriteOptions::default()).unwrap();
+        let err = registry.open(&file).err().expect("a lossy path");
+        assert!(matches!(&err, OpenError::Lossy { .. }), "{err}");
+        assert_eq!(err.detection().map(|found| found.version.to_string()).as_deref(), Some("t@1.0.0"));
+        assert_eq!(err.target().map(ToString::to_string).as_deref(), Some("t@2.0.0"));
     }
 }

@@ -4,9 +4,11 @@
 //! After every kill: the input is byte-identical to before (SHA-256), and the target is
 //! either absent or complete (opens with `Checkpoint::open`, verifies, and has the layout
 //! of an uninterrupted run); with `--in-place`, the path holds either the original bytes or
-//! a complete new file, never a partial one. Any other file left in the folder must be a
-//! writer's temporary file, recognised by the engine's `TEMP_INFIX` (a killed process cannot
-//! clean up; what matters is that nothing partial is at a name a user or a program reads).
+//! a complete new file, never a partial one. On a file system with `O_TMPFILE` (tmpfs, ext4)
+//! no other file may be left at all: the engine writes into an unnamed file. Elsewhere any
+//! other file must be a writer's temporary file, recognised by the engine's `TEMP_INFIX`
+//! (a killed process cannot clean up; what matters is that nothing partial is at a name a
+//! user or a program reads).
 //!
 //! Kill delays are drawn over the length of an uninterrupted run (measured first), half of
 //! them in its second half where the output is written, from a seeded generator: `SAFESHIFT_FAULT_SEED` picks the seed (default fixed) and
@@ -131,8 +133,17 @@ fn run_and_kill(args: &[&std::ffi::OsStr], delay: Duration) -> bool {
     killed
 }
 
-/// Removes the writers' leftovers in `dir` (other than `keep`), failing on any other file.
+/// Whether the file system of `dir` offers unnamed files (`O_TMPFILE`; tmpfs and ext4 do).
+/// There the engine writes into an unnamed file, and a killed run leaves nothing at all.
+fn has_o_tmpfile(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).open(dir).is_ok()
+}
+
+/// Removes the writers' leftovers in `dir` (other than `keep`), failing on any other file,
+/// and on any file at all where the file system has `O_TMPFILE`.
 fn sweep_leftovers(dir: &Path, keep: &[&Path]) -> usize {
+    let unnamed = has_o_tmpfile(dir);
     let mut leftovers = 0;
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -140,6 +151,7 @@ fn sweep_leftovers(dir: &Path, keep: &[&Path]) -> usize {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!unnamed, "a killed run left `{name}` on a file system with O_TMPFILE");
         assert!(name.contains(TEMP_INFIX), "a killed run left `{name}`, which is not a recognisable temporary file");
         std::fs::remove_file(&path).unwrap();
         leftovers += 1;

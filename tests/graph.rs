@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use safeshift::graph::{compile, plan, run_in_memory, synth, synth_aux, synth_dims, Registry, VersionId};
+use safeshift::graph::{compile, detect_as, plan, run_in_memory, synth, synth_aux, synth_dims, Registry, VersionId};
 use safeshift::model::Layout;
 
 fn data(path: &str) -> PathBuf {
@@ -197,7 +197,11 @@ fn evolution(registry: &Registry) -> (BTreeMap<VersionId, String>, Vec<String>) 
         };
         let aux_layouts: BTreeMap<String, Layout> =
             aux.iter().map(|(name, aux)| (name.clone(), aux.layout.clone())).collect();
-        let compiled = match compile(registry, &path, &input.layout, &dims, &aux_layouts) {
+        let compiled = match detect_as(registry, version, &input.layout, &dims).map_err(|err| err.to_string()).and_then(
+            |detection| {
+                compile(registry, &path, &detection, &input.layout, &dims, &aux_layouts).map_err(|err| err.to_string())
+            },
+        ) {
             Ok(compiled) => compiled,
             Err(err) => {
                 problems.push(format!("`{version}` -> `{target}` does not compile: {err}"));
@@ -224,7 +228,12 @@ fn evolution(registry: &Registry) -> (BTreeMap<VersionId, String>, Vec<String>) 
                 continue;
             }
         };
-        let compiled_back = match compile(registry, &back, &upgraded.layout, &dims, &aux_layouts) {
+        let compiled_back = match detect_as(registry, &target, &upgraded.layout, &dims)
+            .map_err(|err| err.to_string())
+            .and_then(|detection| {
+                compile(registry, &back, &detection, &upgraded.layout, &dims, &aux_layouts)
+                    .map_err(|err| err.to_string())
+            }) {
             Ok(compiled) => compiled,
             Err(err) => {
                 problems.push(format!("`{target}` -> `{version}` does not compile: {err}"));

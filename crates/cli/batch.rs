@@ -14,7 +14,6 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use safeshift::open::{OpenOptions, Registry};
 use safeshift_engine::{Checkpoint, TensorOrder, WriteOptions};
-use safeshift_graph::detect;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -255,15 +254,10 @@ fn process_inner(batch: &Batch<'_>, input: &Input, record: &mut Record) -> Resul
         Ok(prepared) => prepared,
         Err(err) => {
             // The version may be known even though the plan failed (no path, lossy, bad
-            // target): the report says where the file is and where it was asked to go.
-            if let Ok(detection) = detect(batch.registry.graph(), checkpoint.layout(), &batch.options.dims) {
-                record.to = batch
-                    .registry
-                    .target(&detection.version, batch.options.to.as_deref())
-                    .ok()
-                    .map(|to| to.to_string());
-                record.from = Some(detection.version.to_string());
-            }
+            // target): the error carries it, and the report says where the file is and
+            // where it was asked to go.
+            record.from = err.detection().map(|detection| detection.version.to_string());
+            record.to = err.target().map(ToString::to_string);
             return Err(err.into());
         }
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use safeshift_dsl::Diagnostic;
-use safeshift_graph::{Registry, VersionId};
+use safeshift_graph::Registry;
 
 use crate::printer::anyhow_like::Error;
 
@@ -39,14 +39,6 @@ impl RegistryArgs {
         }
         Ok(registry)
     }
-}
-
-/// `family@version`, or a bare version of `family`.
-pub fn parse_target(text: &str, family: &str) -> Result<VersionId, Error> {
-    if text.contains('@') {
-        return Ok(VersionId::parse(text)?);
-    }
-    Ok(VersionId::new(family, text)?)
 }
 
 /// "s" unless `count` is one.

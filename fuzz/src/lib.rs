@@ -314,3 +314,42 @@ mod tests {
         assert!(matches!(err.kind, safeshift_torch::ErrorKind::Structure(_)), "{err}");
     }
 }
+
+/// CPython's reader for `pickle_differential`: one `python3` running the differential
+/// test's script, fed one hex line per input.
+struct CPython {
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+static CPYTHON: std::sync::OnceLock<std::sync::Mutex<CPython>> = std::sync::OnceLock::new();
+
+/// The differential target: safeshift's reading of the pickle `data` must agree with
+/// CPython's C unpickler (with a recording `find_class`) as the test suite's
+/// `differential` test requires (`safeshift_torch::interpret::disagreement`).
+pub fn pickle_differential(data: &[u8]) {
+    use std::io::{BufRead, Write};
+    use safeshift_torch::interpret::{disagreement, interpret, Interpretation};
+    let cpython = CPYTHON.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/torch/tests/differential.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the differential target needs python3");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+        std::sync::Mutex::new(CPython { stdin, stdout })
+    });
+    let mut cpython = cpython.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+    writeln!(cpython.stdin, "{hex}").expect("python3 is running");
+    let mut line = String::new();
+    cpython.stdout.read_line(&mut line).expect("python3 answers");
+    let theirs = Interpretation::from_json(&line).expect("a JSON line");
+    let ours = interpret(data);
+    if let Some(why) = disagreement(&ours, &theirs) {
+        panic!("safeshift and CPython disagree on {hex}: {why}\nours: {ours:?}\ntheirs: {theirs:?}");
+    }
+}

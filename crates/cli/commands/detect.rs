@@ -56,6 +56,7 @@ pub fn human(detection: &Detection) -> String {
         Evidence::OnlyFit => "the only schema the layout fits".to_owned(),
         Evidence::Provenance => format!("written by release {release}, and the layout fits"),
         Evidence::OldestFit => "the oldest of the versions this layout fits".to_owned(),
+        Evidence::Given => "given, and the layout fits".to_owned(),
     };
     let mut out = format!("{} ({evidence})\n", detection.version);
     if let Some(key_layout) = &detection.key_layout {
@@ -120,6 +121,7 @@ fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {
                     Evidence::OnlyFit => "only-fit",
                     Evidence::Provenance => "provenance",
                     Evidence::OldestFit => "oldest-fit",
+                    Evidence::Given => "given",
                 },
                 "release": detection.provenance.as_ref().map(|record| record.release.clone()),
                 "contradicted_by": detection.contradicted().map(ToString::to_string),

@@ -1,7 +1,6 @@
 //! `safeshift fmt`: rewrite registry files in the canonical layout, like `cargo fmt`.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -46,7 +45,7 @@ pub enum FmtError {
     NotUtf8(PathBuf),
     /// Writing the formatted file failed (the original is untouched).
     #[error("cannot write `{}`", .path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write { path: PathBuf, source: safeshift::engine::WriteError },
 }
 
 /// Formats (or checks) every file; exit status 1 when `--check` finds unformatted files,
@@ -125,7 +124,8 @@ fn format_one(path: &Path, check: bool, printer: &Printer) -> Result<Outcome, Fm
     if check {
         return Ok(Outcome::Unformatted { diff: diff_hint(&text, &formatted) });
     }
-    write_atomically(path, &formatted).map_err(|source| FmtError::Write { path: path.to_owned(), source })?;
+    safeshift::engine::write_file_atomically(path, formatted.as_bytes())
+        .map_err(|source| FmtError::Write { path: path.to_owned(), source })?;
     Ok(Outcome::Rewritten)
 }
 
@@ -189,32 +189,6 @@ fn diff_hint(old: &str, new: &str) -> String {
     out
 }
 
-/// Writes `text` to a temporary file beside `path`, flushes it to disk and renames it
-/// over `path`, so a reader (or a crash) sees the old file or the new one, never half.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map_or_else(|| "file".into(), |name| name.to_string_lossy());
-    let temporary = dir.join(format!(".{name}.{}.fmt-tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&temporary)?;
-        if let Ok(metadata) = fs::metadata(path) {
-            file.set_permissions(metadata.permissions())?;
-        }
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)?;
-        // Make the rename itself durable.
-        if let Ok(dir) = fs::File::open(dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,15 +198,5 @@ mod tests {
         let hint = diff_hint("a\nb  \nc\n", "a\nb\nc\n");
         assert_eq!(hint, "  at line 2:\n  -b  \n  +b\n");
         assert!(diff_hint("a", "a\n").contains("final newline"));
-    }
-
-    #[test]
-    fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.ss");
-        fs::write(&path, "old").unwrap();
-        write_atomically(&path, "new").unwrap();
-        assert_eq!(fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::registry::{parse_dim, parse_target, RegistryArgs};
+use crate::registry::{parse_dim, RegistryArgs};
 
 /// Show the plan from a checkpoint's version (detected from its header, or given with
 /// `--from`) to a target: fewest lossy steps first, then fewest steps.
@@ -85,13 +85,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         }
         (None, None) => unreachable!("clap requires a checkpoint or --from"),
     };
-    let to = match &args.to {
-        Some(text) => parse_target(text, &from.family)?,
-        None => registry.default_target(&from.family).ok_or_else(|| safeshift_graph::PlanError::NoDefaultTarget {
-            family: from.family.clone(),
-            heads: registry.graph().heads(&from.family).into_iter().cloned().collect(),
-        })?,
-    };
+    let to = registry.resolve_target(&from, args.to.as_deref())?;
     let plan = safeshift_graph::plan(registry.graph(), &from, &to)?;
     if args.json {
         let json = serde_json::json!({ "type": "plan", "data": to_json(&registry, &plan) });

@@ -116,6 +116,8 @@ fn kind_name(kind: UseKind) -> &'static str {
 pub(crate) fn format_name(format: &Format) -> &'static str {
     match format {
         Format::Zip { .. } => "zip",
+        Format::TorchScript { .. } => "torchscript",
+        Format::Tar => "tar",
         Format::Legacy => "legacy",
         Format::Pickle => "pickle",
     }

@@ -36,11 +36,14 @@
 //!
 //! [`write`] takes the output tensors ([`OutputTensor`]: name, dtype, shape and a
 //! [`TensorSource`]: bytes, a file range, or a generator), computes the whole header,
-//! then streams the data into a temporary file beside the target
-//! (`.NAME.safeshift-tmp-XXXXXX`), fsyncs it, renames it over the target and fsyncs the
-//! directory. On any error the temporary file is removed and the target is untouched. A
-//! process killed mid-write leaves its temporary file behind, never a partial target;
-//! such leftovers are recognised by the [`TEMP_INFIX`] in their name and can be deleted.
+//! then streams the data into an unnamed file (`O_TMPFILE`) in the target's directory,
+//! fsyncs it, links it under a temporary name and renames that over the target, and fsyncs
+//! the directory. On any error nothing is left and the target is untouched; a process
+//! killed mid-write leaves nothing either (the kernel drops the unnamed file). Where the
+//! file system has no `O_TMPFILE`, the file is a named temporary beside the target
+//! (`.NAME.safeshift-tmp-XXXXXX`), which a killed process leaves behind, never a partial
+//! target; such leftovers are recognised by the [`TEMP_INFIX`] in their name and can be
+//! deleted. [`write_file_atomically`] does the same for a whole file's bytes.
 //! In the default [`TensorOrder::Safetensors`] the output is byte-identical to what the
 //! `safetensors` crate writes for the same tensors (with at most one metadata key; with
 //! more, it orders keys by hash and we sort them). [`WriteOptions::record_sha256`]
@@ -80,6 +83,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod atomic;
 mod checkpoint;
 mod error;
 mod header;
@@ -88,13 +92,15 @@ mod verify;
 mod view;
 mod writer;
 
+pub use atomic::write_file_atomically;
 #[doc(hidden)]
 pub use checkpoint::parse_header;
 pub use checkpoint::{Checkpoint, TensorLocation};
 pub use error::{GenerateError, ReadError, ReadErrorKind, WriteError, WriteErrorKind};
 pub use header::Limits;
+pub use safeshift_ops::PlannedTensor;
 pub use verify::{verify, Problem, ProblemKind, VerifyReport};
-pub use view::{MigratedView, PlannedTensor, ViewError};
+pub use view::{MigratedView, ViewError};
 pub use writer::{
     write, Generator, OutputTensor, TensorOrder, TensorSource, WriteOptions, WriteSummary, SHA256_METADATA_KEY,
     TEMP_INFIX,

@@ -13,25 +13,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 
-use safeshift_model::{DType, Layout, TensorInfo};
-use safeshift_ops::{byte_range, evaluate, evaluate_into, narrow_rows, simplify, ByteRange, EvalError, Expr, Leaf};
+use safeshift_model::{Layout, TensorInfo};
+use safeshift_ops::{
+    byte_range, evaluate, evaluate_into, narrow_rows, simplify, ByteRange, EvalError, Expr, Leaf, PlannedTensor,
+};
 
 use crate::checkpoint::{Checkpoint, TensorLocation};
 use crate::error::{ReadError, WriteError};
 use crate::writer::{write, OutputTensor, TensorSource, WriteOptions, WriteSummary};
-
-/// One output tensor of a plan: its name, type and the expression that computes it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PlannedTensor {
-    /// The output name.
-    pub name: String,
-    /// The output dtype.
-    pub dtype: DType,
-    /// The output shape.
-    pub shape: Vec<u64>,
-    /// How to compute it from the source checkpoint and the aux inputs.
-    pub expr: Expr,
-}
 
 /// A checkpoint seen through a plan. See the [module docs](self).
 pub struct MigratedView {
@@ -84,23 +73,14 @@ pub enum ViewError {
         #[source]
         source: EvalError,
     },
-    /// The planned shape or dtype disagrees with what the expression gives.
-    #[error("the plan for `{tensor}` says {planned}, but its expression gives {actual}")]
-    Inconsistent {
-        /// The output tensor.
-        tensor: String,
-        /// What the plan declared.
-        planned: String,
-        /// What the expression computes.
-        actual: String,
-    },
 }
 
 impl MigratedView {
     /// A view of `source` (with `aux` inputs by name) whose tensors are `planned`, in that
     /// order, with `metadata` as the result's `__metadata__`. Every leaf of every
     /// expression is checked against the sources now, so reads cannot fail for a plan
-    /// that does not fit the file.
+    /// that does not fit the file. Nothing else is redone: a [`PlannedTensor`]'s
+    /// expression is already simplified and its dtype and shape are the expression's.
     pub fn new(
         source: Checkpoint,
         aux: BTreeMap<String, Checkpoint>,
@@ -111,13 +91,12 @@ impl MigratedView {
         let mut entries = Vec::with_capacity(planned.len());
         let mut by_name = HashMap::with_capacity(planned.len());
         for tensor in planned {
-            check_leaves(&tensor.name, &tensor.expr, &source, &aux)?;
-            check_type(&tensor)?;
-            let expr = simplify(tensor.expr);
-            let range = byte_range(&expr);
-            by_name.insert(tensor.name.clone(), entries.len());
+            check_leaves(tensor.name(), tensor.expr(), &source, &aux)?;
+            let range = tensor.byte_range();
+            let (info, expr) = tensor.into_parts();
+            by_name.insert(info.name.clone(), entries.len());
             entries.push(Planned { expr, range });
-            layout.tensors.push(TensorInfo { name: tensor.name, dtype: tensor.dtype, shape: tensor.shape });
+            layout.tensors.push(info);
         }
         Ok(MigratedView { source, aux, layout, planned: entries, by_name })
     }
@@ -170,6 +149,7 @@ impl MigratedView {
         let index = self.index(name)?;
         let narrowed = narrow_rows(&self.planned[index].expr, rows)
             .map_err(|source| ViewError::Eval { tensor: name.to_owned(), source })?;
+        // Simplified once for both uses: the range test and the kernels.
         let narrowed = simplify(narrowed);
         if let Some(range) = byte_range(&narrowed) {
             return Ok(Cow::Borrowed(self.range_bytes(name, &range)?));
@@ -314,23 +294,6 @@ fn check_leaves(
     Ok(())
 }
 
-fn check_type(tensor: &PlannedTensor) -> Result<(), ViewError> {
-    let inconsistent =
-        |planned: String, actual: String| ViewError::Inconsistent { tensor: tensor.name.clone(), planned, actual };
-    let shape = safeshift_ops::shape_of(&tensor.expr)
-        .map_err(|err| inconsistent(format!("{:?}", tensor.shape), err.to_string()))?;
-    let concrete: Option<Vec<u64>> =
-        shape.iter().map(|dim| dim.as_int().and_then(|value| u64::try_from(value).ok())).collect();
-    if concrete.as_deref() != Some(tensor.shape.as_slice()) {
-        return Err(inconsistent(format!("shape {:?}", tensor.shape), format!("shape {}", shape_text(&shape))));
-    }
-    let dtype = safeshift_ops::dtype_of(&tensor.expr);
-    if dtype != safeshift_model::DTypeClass::Exact(tensor.dtype) {
-        return Err(inconsistent(format!("dtype {}", tensor.dtype), format!("dtype {dtype}")));
-    }
-    Ok(())
-}
-
 fn shape_text(shape: &[safeshift_model::Sym]) -> String {
     format!("[{}]", safeshift_ops::shape_text(shape))
 }
@@ -358,7 +321,8 @@ fn collect_leaves<'a>(expr: &'a Expr, out: &mut Vec<&'a Leaf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safeshift_model::{DTypeClass, Sym};
+    use safeshift_model::{DType, DTypeClass, Sym};
+    use safeshift_ops::TensorValue;
 
     fn source_file(dir: &Path) -> Checkpoint {
         let path = dir.join("source.safetensors");
@@ -386,15 +350,16 @@ mod tests {
         Expr::Narrow { input: Box::new(leaf()), axis: 0, start: Sym::int(start), len: Sym::int(len) }
     }
 
+    fn planned(name: &str, expr: Expr) -> PlannedTensor {
+        PlannedTensor::new(name, TensorValue::new(expr).unwrap()).unwrap()
+    }
+
     fn view(dir: &Path) -> MigratedView {
         // `k` is the middle third of a fused projection, reshaped: a byte range.
         let k = Expr::Reshape { input: Box::new(rows(2, 2)), shape: vec![Sym::int(8)] };
         // `t` is a transpose: computed.
         let t = Expr::Permute { input: Box::new(leaf()), axes: vec![1, 0] };
-        let planned = vec![
-            PlannedTensor { name: "k".into(), dtype: DType::F32, shape: vec![8], expr: k },
-            PlannedTensor { name: "t".into(), dtype: DType::F32, shape: vec![4, 6], expr: t },
-        ];
+        let planned = vec![planned("k", k), planned("t", t)];
         MigratedView::new(source_file(dir), BTreeMap::new(), planned, BTreeMap::new()).unwrap()
     }
 
@@ -453,7 +418,7 @@ mod tests {
             dtype: DTypeClass::Exact(DType::BF16),
             shape: vec![Sym::int(6), Sym::int(4)],
         });
-        let planned = vec![PlannedTensor { name: "x".into(), dtype: DType::BF16, shape: vec![6, 4], expr: wrong }];
+        let planned = vec![self::planned("x", wrong)];
         let err = MigratedView::new(source_file(dir.path()), BTreeMap::new(), planned, BTreeMap::new()).err().unwrap();
         assert!(matches!(err, ViewError::BadLeaf { .. }), "{err}");
         let missing = Expr::Source(Leaf {
@@ -463,7 +428,7 @@ mod tests {
                 _ => unreachable!(),
             }
         });
-        let planned = vec![PlannedTensor { name: "x".into(), dtype: DType::F32, shape: vec![6, 4], expr: missing }];
+        let planned = vec![self::planned("x", missing)];
         let err = MigratedView::new(source_file(dir.path()), BTreeMap::new(), planned, BTreeMap::new()).err().unwrap();
         assert_eq!(err.to_string(), "the plan for `x` needs the auxiliary input `graph`, which was not given");
     }

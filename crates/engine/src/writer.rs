@@ -7,23 +7,24 @@
 //! second thread while the caller's thread computes the next generated tensor, so
 //! computation overlaps the I/O; at most two generated tensors are in memory at once
 //! (one being written, one being computed), so memory stays bounded by twice the largest
-//! generated tensor. Output goes to a temporary file beside the
-//! target (`.NAME.safeshift-tmp-XXXXXX`, removed on any error by its drop guard),
-//! which is fsynced, renamed over the target, and the directory fsynced.
+//! generated tensor. Output goes to an unnamed (`O_TMPFILE`) file in the target's
+//! directory, or where the file system has none to a temporary file beside the target
+//! (`.NAME.safeshift-tmp-XXXXXX`, removed on any error by its drop guard); it is fsynced,
+//! given the target's name (see [`crate::atomic`]), and the directory fsynced.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use safeshift_model::DType;
 use sha2::{Digest, Sha256};
-use tempfile::NamedTempFile;
 
+use crate::atomic::{self, Pending};
 use crate::checkpoint::TensorLocation;
 use crate::error::{GenerateError, WriteError, WriteErrorKind};
 
@@ -36,7 +37,8 @@ pub const SHA256_METADATA_KEY: &str = "safeshift.sha256";
 /// The header length bound of the format.
 const MAX_HEADER_LEN: u64 = 100_000_000;
 
-/// Infix of temporary file names: `.NAME.safeshift-tmp-XXXXXX` beside the target.
+/// Infix of temporary file names: `.NAME.safeshift-tmp-XXXXXX` beside the target (the
+/// fallback where `O_TMPFILE` is not available, and the instant between link and rename).
 pub const TEMP_INFIX: &str = ".safeshift-tmp-";
 
 /// A tensor to write: its header entry and where its bytes come from.
@@ -146,10 +148,10 @@ pub fn write(path: &Path, tensors: Vec<OutputTensor<'_>>, options: &WriteOptions
     index.insert("weight_map".into(), serde_json::Value::Object(weight_map.into_iter().collect()));
     let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(index)).expect("a JSON value serializes");
     text.push('\n');
-    let mut index_file = temporary(path).map_err(err)?;
-    let mut sink = Sink { file: index_file.as_file_mut(), budget: &mut sink_state };
+    let mut index_file = Pending::create(path).map_err(err)?;
+    let mut sink = Sink { file: index_file.file(), budget: &mut sink_state };
     sink.write_all(text.as_bytes(), "write the index").map_err(err)?;
-    index_file.as_file().sync_all().map_err(|source| err(WriteErrorKind::Io { action: "fsync the index", source }))?;
+    index_file.file().sync_all().map_err(|source| err(WriteErrorKind::Io { action: "fsync the index", source }))?;
     // The index is renamed last: until then no index appears at the target.
     pending.push((index_file, path.to_owned()));
     let files = pending.iter().map(|(_, target)| target.clone()).collect();
@@ -383,27 +385,6 @@ fn short_source(tensor: &str) -> WriteErrorKind {
     WriteErrorKind::SourceRead { tensor: tensor.to_owned(), source }
 }
 
-/// Creates the temporary file beside `target`.
-fn temporary(target: &Path) -> Result<NamedTempFile, WriteErrorKind> {
-    let Some(name) = target.file_name().and_then(|name| name.to_str()) else {
-        return Err(WriteErrorKind::BadTarget { message: "the target has no UTF-8 file name".to_owned() });
-    };
-    let directory = match target.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let file = tempfile::Builder::new()
-        .prefix(&format!(".{name}{TEMP_INFIX}"))
-        .rand_bytes(6)
-        .tempfile_in(directory)
-        .map_err(|source| WriteErrorKind::Io { action: "create the temporary file", source })?;
-    // Model files are data for everyone who can read the directory, like `cp` output
-    // under the usual umask; the temporary file starts as 0600.
-    std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(|source| WriteErrorKind::Io { action: "set permissions", source })?;
-    Ok(file)
-}
-
 /// Writes one file's header and data to a temporary file beside `target` and fsyncs it;
 /// the caller renames it into place with [`commit`].
 fn write_file(
@@ -412,15 +393,15 @@ fn write_file(
     options: &WriteOptions,
     budget: &mut Budget,
     buffers: &mut Vec<Vec<u8>>,
-) -> Result<NamedTempFile, WriteErrorKind> {
+) -> Result<Pending, WriteErrorKind> {
     let placeholder = vec!["0".repeat(64); tensors.len()];
     let digests_in = options.record_sha256.then_some(placeholder.as_slice());
     let header = header_bytes(tensors, &options.metadata, digests_in);
     if header.len() as u64 > MAX_HEADER_LEN {
         return Err(WriteErrorKind::HeaderTooLarge { len: header.len() as u64, limit: MAX_HEADER_LEN });
     }
-    let mut temp = temporary(target)?;
-    let mut sink = Sink { file: temp.as_file_mut(), budget };
+    let mut temp = Pending::create(target)?;
+    let mut sink = Sink { file: temp.file(), budget };
     sink.write_all(&(header.len() as u64).to_le_bytes(), "write the header")?;
     sink.write_all(&header, "write the header")?;
     let digests = stream(tensors, &mut sink, options.record_sha256, buffers)?;
@@ -428,11 +409,11 @@ fn write_file(
         let final_header = header_bytes(tensors, &options.metadata, Some(&digests));
         // Hex digests have a fixed length, so the header keeps its length and offsets.
         assert_eq!(final_header.len(), header.len(), "digest placeholders have the digests' length");
-        temp.as_file()
+        temp.file()
             .write_all_at(&final_header, 8)
             .map_err(|source| WriteErrorKind::Io { action: "write the checksums", source })?;
     }
-    temp.as_file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
+    temp.file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
     Ok(temp)
 }
 
@@ -557,25 +538,13 @@ fn produce<'t>(
     Ok(())
 }
 
-/// Renames each temporary file to its target, in order, then fsyncs the directories.
-fn commit(files: Vec<(NamedTempFile, PathBuf)>) -> Result<(), WriteErrorKind> {
-    let mut directories: Vec<PathBuf> = Vec::new();
-    for (temp, target) in files {
-        temp.persist(&target).map_err(|err| WriteErrorKind::Io { action: "rename into place", source: err.error })?;
-        let directory = match target.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        if !directories.contains(&directory) {
-            directories.push(directory);
-        }
+/// Gives each pending file its target's name, in order, then fsyncs the directories.
+fn commit(files: Vec<(Pending, PathBuf)>) -> Result<(), WriteErrorKind> {
+    let targets: Vec<PathBuf> = files.iter().map(|(_, target)| target.clone()).collect();
+    for (pending, target) in files {
+        pending.commit(&target).map_err(|source| WriteErrorKind::Io { action: "rename into place", source })?;
     }
-    for directory in directories {
-        File::open(&directory)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|source| WriteErrorKind::Io { action: "fsync the directory", source })?;
-    }
-    Ok(())
+    atomic::sync_directories(targets).map_err(|source| WriteErrorKind::Io { action: "fsync the directory", source })
 }
 
 /// Lowercase hex.

@@ -9,7 +9,7 @@ use crate::static_check::check_migrations;
 use safeshift_model::Layout;
 
 use crate::synth::{run_in_memory, synth, synth_aux, synth_dims};
-use crate::{plan, validate, Registry};
+use crate::{detect_as, plan, validate, DetectError, Registry};
 
 /// Every problem of a loaded registry: graph validation (equal-cost paths compared by
 /// compiling both symbolically) and static checking of every migration.
@@ -44,19 +44,25 @@ pub fn check_synth(registry: &Registry) -> Vec<Diagnostic> {
                 continue;
             }
         };
-        if let Err(mismatch) =
-            safeshift_model::unify(registry.schema_of(version).expect("checked"), &input.layout, &given)
-        {
-            diagnostics.push(fail(format!("a synthetic `{version}` does not fit its own schema:\n{mismatch}")));
-            continue;
-        }
+        let detection = match detect_as(registry, version, &input.layout, &given) {
+            Ok(detection) => detection,
+            Err(DetectError::NoFit { nearest }) if !nearest.is_empty() => {
+                let mismatch = &nearest[0].mismatch;
+                diagnostics.push(fail(format!("a synthetic `{version}` does not fit its own schema:\n{mismatch}")));
+                continue;
+            }
+            Err(err) => {
+                diagnostics.push(fail(format!("a synthetic `{version}` does not fit its own schema: {err}")));
+                continue;
+            }
+        };
         let Some(aux) = synth_aux(registry, &path, &given) else {
             skipped.push(version.clone());
             continue;
         };
         let aux_layouts: BTreeMap<String, Layout> =
             aux.iter().map(|(name, checkpoint)| (name.clone(), checkpoint.layout.clone())).collect();
-        let compiled = match compile(registry, &path, &input.layout, &given, &aux_layouts) {
+        let compiled = match compile(registry, &path, &detection, &input.layout, &given, &aux_layouts) {
             Ok(compiled) => compiled,
             Err(err) => {
                 diagnostics

@@ -7,13 +7,15 @@
 use std::collections::BTreeMap;
 
 use safeshift_dsl::ast;
-use safeshift_model::{resolve_meta_dim, unify, DType, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
-use safeshift_ops::{AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, Param, ParamValue, TensorSet};
+use safeshift_model::{resolve_meta_dim, unify, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
+use safeshift_ops::{
+    AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, Param, ParamValue, PlannedTensor, TensorSet,
+};
 
 use crate::plan::{Plan, Step};
 use crate::registry::{MigrationDef, Registry};
 use crate::symbolic::{apply_ops, apply_plain, counts, instantiate, set_of, symbolic_context};
-use crate::VersionId;
+use crate::{Detection, VersionId};
 
 /// The metadata key listing the migrations applied to a checkpoint, oldest first: a JSON
 /// array of `{"from", "to", "action", "sha256"}` objects.
@@ -28,8 +30,8 @@ pub struct CompiledPlan {
     pub from: VersionId,
     /// The version the outputs are at.
     pub to: VersionId,
-    /// The output tensors, in order.
-    pub outputs: Vec<Output>,
+    /// The output tensors, in order, each with its simplified expression.
+    pub outputs: Vec<PlannedTensor>,
     /// The output metadata: the input's after the metadata operations, plus provenance
     /// (`safeshift.schema`, `safeshift.history`, `safeshift.tool`).
     pub metadata: BTreeMap<String, String>,
@@ -39,19 +41,6 @@ pub struct CompiledPlan {
     pub steps: Vec<Step>,
     /// Every dim value known at the end (bound from the checkpoint, given, or computed).
     pub dims: BTreeMap<String, i64>,
-}
-
-/// One output tensor.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Output {
-    /// Its name.
-    pub name: String,
-    /// Its dtype.
-    pub dtype: DType,
-    /// Its shape.
-    pub shape: Vec<u64>,
-    /// How to compute it from the input's tensors (and aux files'), simplified.
-    pub expr: Expr,
 }
 
 /// Why a plan could not be compiled.
@@ -64,13 +53,13 @@ pub enum CompileError {
         /// The version.
         version: VersionId,
     },
-    /// The checkpoint does not fit the plan's start.
-    #[error("the checkpoint does not fit `{version}`, where the plan starts")]
-    SourceMismatch {
-        /// The start version.
-        version: VersionId,
-        /// The differences.
-        mismatch: Box<Mismatch>,
+    /// The plan starts elsewhere than the version the checkpoint was detected as.
+    #[error("the plan starts at `{start}`, but the checkpoint was detected as `{detected}`")]
+    NotDetected {
+        /// Where the plan starts.
+        start: VersionId,
+        /// What detection found.
+        detected: VersionId,
     },
     /// A migration of the plan has errors.
     #[error("migration `{migration}` has errors; run `safeshift check`")]
@@ -163,16 +152,19 @@ fn name(migration: &MigrationDef) -> String {
     format!("{} -> {}", migration.from, migration.to)
 }
 
-/// Compiles `plan` for a checkpoint with layout `layout`. `dims` are values given by the
-/// caller (`--dim`); `aux` the layouts of the aux inputs supplied, by name.
+/// Compiles `plan` for the checkpoint with layout `layout`, which `detection` found to be
+/// at the plan's start: the dims detection bound are used as they are (the layout is not
+/// unified again). `dims` are values given by the caller (`--dim`); `aux` the layouts of
+/// the aux inputs supplied, by name.
 pub fn compile(
     registry: &Registry,
     plan: &Plan,
+    detection: &Detection,
     layout: &Layout,
     dims: &BTreeMap<String, i64>,
     aux: &BTreeMap<String, Layout>,
 ) -> Result<CompiledPlan, CompileError> {
-    compile_with_params(registry, plan, layout, dims, aux, &BTreeMap::new())
+    compile_with_params(registry, plan, detection, layout, dims, aux, &BTreeMap::new())
 }
 
 /// [`compile`] with the migration parameters the caller gives (`--param NAME=VALUE`), by
@@ -180,6 +172,7 @@ pub fn compile(
 pub fn compile_with_params(
     registry: &Registry,
     plan: &Plan,
+    detection: &Detection,
     layout: &Layout,
     dims: &BTreeMap<String, i64>,
     aux: &BTreeMap<String, Layout>,
@@ -200,13 +193,12 @@ pub fn compile_with_params(
     let schema_of = |version: &VersionId| {
         registry.schema_of(version).ok_or_else(|| CompileError::NoSchema { version: version.clone() })
     };
-    let from = schema_of(&plan.from)?;
+    if detection.version != plan.from {
+        return Err(CompileError::NotDetected { start: plan.from.clone(), detected: detection.version.clone() });
+    }
     // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
     let input_extras = crate::key_layout::extras_of(layout);
-    let bound = unify(from, &crate::key_layout::state_dict(layout), dims).map_err(|mismatch| {
-        CompileError::SourceMismatch { version: plan.from.clone(), mismatch: Box::new(mismatch) }
-    })?;
-    let mut known = bound.dims;
+    let mut known = detection.dims.clone();
     for (dim, value) in dims {
         known.entry(dim.clone()).or_insert(*value);
     }
@@ -274,49 +266,43 @@ pub fn compile_with_params(
         }));
     }
 
-    let mut outputs = Vec::with_capacity(set.len());
-    for (output, value) in set.iter() {
-        let not_concrete = |message: String| CompileError::NotConcrete { name: output.to_owned(), message };
-        let DTypeClass::Exact(dtype) = value.dtype() else {
-            return Err(not_concrete(format!("dtype `{}`", value.dtype())));
-        };
-        let shape = value
-            .shape()
-            .iter()
-            .map(|axis| axis.as_int().and_then(|size| u64::try_from(size).ok()))
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(|| not_concrete(format!("shape {}", shape_text(value.shape()))))?;
-        outputs.push(Output {
-            name: output.to_owned(),
-            dtype,
-            shape,
-            expr: safeshift_ops::simplify(value.expr().clone()),
-        });
-    }
+    let (tensors, mut metadata) = set.into_parts();
+    let outputs = tensors
+        .into_iter()
+        .map(|(name, value)| PlannedTensor::new(name, value))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| CompileError::NotConcrete { name: err.tensor, message: err.what })?;
 
     let target = schema_of(&plan.to)?;
-    let mut metadata = set.metadata.clone();
     if !input_extras.is_empty() {
         let extras: Vec<String> = outputs
             .iter()
-            .filter(|output| crate::key_layout::is_extra(&output.expr, &input_extras))
-            .map(|output| output.name.clone())
+            .filter(|output| crate::key_layout::is_extra(output.expr(), &input_extras))
+            .map(|output| output.name().to_owned())
             .collect();
         metadata.insert(crate::key_layout::EXTRAS_KEY.to_owned(), serde_json::to_string(&extras).unwrap_or_default());
     }
     metadata.insert(crate::SCHEMA_KEY.to_owned(), plan.to.to_string());
     metadata.insert(HISTORY_KEY.to_owned(), serde_json::Value::Array(history).to_string());
     metadata.insert(TOOL_KEY.to_owned(), format!("safeshift {}", env!("CARGO_PKG_VERSION")));
-    let result = Layout {
-        tensors: outputs
-            .iter()
-            .filter(|output| !crate::key_layout::is_extra(&output.expr, &input_extras))
-            .map(|output| TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() })
-            .collect(),
-        metadata: metadata.clone(),
-    };
-    unify(target, &result, dims)
-        .map_err(|mismatch| CompileError::TargetMismatch { version: plan.to.clone(), mismatch: Box::new(mismatch) })?;
+    // The result is checked against the target schema (a migration that does not do what
+    // its target schema says is caught here, for the dims of this checkpoint). This is the
+    // output's layout, not the input's: the input is unified once, by detection. Without
+    // steps the result is the input, which detection already fitted to the target.
+    if !plan.steps.is_empty() {
+        let result = Layout {
+            tensors: outputs
+                .iter()
+                .filter(|output| !crate::key_layout::is_extra(output.expr(), &input_extras))
+                .map(|output| output.info().clone())
+                .collect::<Vec<TensorInfo>>(),
+            metadata: metadata.clone(),
+        };
+        unify(target, &result, dims).map_err(|mismatch| CompileError::TargetMismatch {
+            version: plan.to.clone(),
+            mismatch: Box::new(mismatch),
+        })?;
+    }
     Ok(CompiledPlan {
         from: plan.from.clone(),
         to: plan.to.clone(),
@@ -326,10 +312,6 @@ pub fn compile_with_params(
         steps: plan.steps.clone(),
         dims: known,
     })
-}
-
-fn shape_text(shape: &[Sym]) -> String {
-    format!("[{}]", safeshift_ops::shape_text(shape))
 }
 
 fn previous_history(metadata: &BTreeMap<String, String>) -> Vec<serde_json::Value> {
@@ -467,7 +449,7 @@ pub(crate) fn same_result(registry: &Registry, first: &[Step], second: &[Step]) 
 mod tests {
     use super::*;
     use crate::testutil::registry;
-    use safeshift_model::TensorInfo;
+    use safeshift_model::{DType, TensorInfo};
 
     const SPLIT: &str = r#"
 schema toy @ 1.0.0 {
@@ -494,6 +476,18 @@ migration toy 2.0.0 -> 3.0.0 "rename the norm" {
         VersionId::parse(text).unwrap()
     }
 
+    /// Detects `layout` as `version` and compiles `path` from there.
+    fn compile_at(
+        registry: &Registry,
+        path: &Plan,
+        layout: &Layout,
+        dims: &BTreeMap<String, i64>,
+        aux: &BTreeMap<String, Layout>,
+    ) -> Result<CompiledPlan, CompileError> {
+        let detection = crate::detect_as(registry, &path.from, layout, dims).expect("the layout fits the start");
+        compile(registry, path, &detection, layout, dims, aux)
+    }
+
     fn layout(tensors: &[(&str, Vec<u64>)]) -> Layout {
         Layout {
             tensors: tensors
@@ -510,13 +504,13 @@ migration toy 2.0.0 -> 3.0.0 "rename the norm" {
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let path = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@3.0.0")).unwrap();
         let input = layout(&[("qkv", vec![6, 2]), ("norm", vec![2])]);
-        let compiled = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let compiled = compile_at(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
         let outputs: BTreeMap<&str, &[u64]> =
-            compiled.outputs.iter().map(|output| (output.name.as_str(), output.shape.as_slice())).collect();
+            compiled.outputs.iter().map(|output| (output.name(), output.shape())).collect();
         let expected: BTreeMap<&str, &[u64]> =
             BTreeMap::from([("q", &[2, 2][..]), ("k", &[2, 2][..]), ("v", &[2, 2][..]), ("final_norm", &[2][..])]);
         assert_eq!(outputs, expected);
-        assert!(compiled.outputs.iter().all(|output| output.dtype == DType::F32));
+        assert!(compiled.outputs.iter().all(|output| output.dtype() == DType::F32));
         assert!(!compiled.lossy);
         assert_eq!(compiled.dims.get("h"), Some(&2));
         assert_eq!(compiled.metadata[crate::SCHEMA_KEY], "toy@3.0.0");
@@ -533,11 +527,11 @@ migration toy 2.0.0 -> 3.0.0 "rename the norm" {
         let (registry, _) = registry(vec![SPLIT.to_owned()]);
         let first = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@2.0.0")).unwrap();
         let input = layout(&[("qkv", vec![6, 2]), ("norm", vec![2])]);
-        let compiled = compile(&registry, &first, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let compiled = compile_at(&registry, &first, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap();
         let mut middle = layout(&[("q", vec![2, 2]), ("k", vec![2, 2]), ("v", vec![2, 2]), ("norm", vec![2])]);
         middle.metadata = compiled.metadata.clone();
         let second = crate::plan(registry.graph(), &id("toy@2.0.0"), &id("toy@3.0.0")).unwrap();
-        let compiled = compile(&registry, &second, &middle, &BTreeMap::new(), &BTreeMap::new()).unwrap();
+        let compiled = compile_at(&registry, &second, &middle, &BTreeMap::new(), &BTreeMap::new()).unwrap();
         let history: serde_json::Value = serde_json::from_str(&compiled.metadata[HISTORY_KEY]).unwrap();
         let steps: Vec<&str> = history.as_array().unwrap().iter().map(|entry| entry["to"].as_str().unwrap()).collect();
         assert_eq!(steps, ["toy@2.0.0", "toy@3.0.0"]);
@@ -548,8 +542,15 @@ migration toy 2.0.0 -> 3.0.0 "rename the norm" {
         let (registry, _) = registry(vec![SPLIT.to_owned()]);
         let path = crate::plan(registry.graph(), &id("toy@1.0.0"), &id("toy@2.0.0")).unwrap();
         let wrong = layout(&[("qkv", vec![5, 2]), ("norm", vec![2])]);
-        let err = compile(&registry, &path, &wrong, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
-        assert!(matches!(err, CompileError::SourceMismatch { .. }), "{err}");
+        // Compilation starts from a detection: a layout that does not fit the start has none.
+        let err = crate::detect_as(&registry, &path.from, &wrong, &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, crate::DetectError::NoFit { .. }), "{err}");
+        // And a detection of another version is refused.
+        let right = layout(&[("qkv", vec![6, 2]), ("norm", vec![2])]);
+        let mut detection = crate::detect_as(&registry, &path.from, &right, &BTreeMap::new()).unwrap();
+        detection.version = id("toy@2.0.0");
+        let err = compile(&registry, &path, &detection, &right, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, CompileError::NotDetected { .. }), "{err}");
     }
 
     #[test]
@@ -572,7 +573,7 @@ migration g 2.0.0 -> 3.0.0 "heads" {
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let input = layout(&[("w", vec![4])]);
         let path = crate::plan(registry.graph(), &id("g@1.0.0"), &id("g@2.0.0")).unwrap();
-        let err = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        let err = compile_at(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
         assert_eq!(
             err,
             CompileError::MissingAux {
@@ -586,14 +587,14 @@ migration g 2.0.0 -> 3.0.0 "heads" {
             metadata: BTreeMap::new(),
         };
         let aux = BTreeMap::from([("graph".to_owned(), perm)]);
-        assert!(compile(&registry, &path, &input, &BTreeMap::new(), &aux).is_ok());
+        assert!(compile_at(&registry, &path, &input, &BTreeMap::new(), &aux).is_ok());
 
         let path = crate::plan(registry.graph(), &id("g@2.0.0"), &id("g@3.0.0")).unwrap();
-        let err = compile(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
+        let err = compile_at(&registry, &path, &input, &BTreeMap::new(), &BTreeMap::new()).unwrap_err();
         assert_eq!(err, CompileError::MissingDim { migration: "g@2.0.0 -> g@3.0.0".into(), dim: "heads".into() });
         let dims = BTreeMap::from([("heads".to_owned(), 2)]);
-        let compiled = compile(&registry, &path, &input, &dims, &BTreeMap::new()).unwrap();
-        assert_eq!(compiled.outputs[0].shape, [2, 2]);
+        let compiled = compile_at(&registry, &path, &input, &dims, &BTreeMap::new()).unwrap();
+        assert_eq!(compiled.outputs[0].shape(), [2, 2]);
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum Evidence {
     Recorded,
     /// It is the only schema the layout fits.
     OnlyFit,
+    /// The caller named it ([`detect_as`]) and the layout fits it.
+    Given,
     /// The checkpoint's provenance names it, and the layout fits it.
     Provenance,
     /// The layout fits several versions of one family (one layout); this is the oldest.
@@ -91,6 +93,12 @@ pub enum DetectError {
     NoFit {
         /// The nearest schemas, best first (at most [`NEAREST`]).
         nearest: Vec<NearMiss>,
+    },
+    /// The version named by the caller has no usable schema.
+    #[error("`{version}` has no usable schema")]
+    NoSchema {
+        /// The version.
+        version: VersionId,
     },
 }
 
@@ -220,6 +228,31 @@ fn detect_other_key_layouts(
         }
     }
     None
+}
+
+/// Takes the caller's word for the version (a synthetic checkpoint, `--from`), checked:
+/// the layout is unified with that version's schema only, binding its dims.
+pub fn detect_as(
+    registry: &Registry,
+    version: &VersionId,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+) -> Result<Detection, DetectError> {
+    let schema = registry.schema_of(version).ok_or_else(|| DetectError::NoSchema { version: version.clone() })?;
+    // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
+    match unify(schema, &state_dict(layout), given) {
+        Ok(found) => Ok(Detection {
+            version: version.clone(),
+            dims: found.dims,
+            evidence: Evidence::Given,
+            provenance: None,
+            alternatives: Vec::new(),
+            key_layout: None,
+        }),
+        Err(mismatch) => Err(DetectError::NoFit {
+            nearest: vec![NearMiss { version: version.clone(), score: mismatch.score(), mismatch }],
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -75,16 +75,19 @@ pub fn restore(
 ) -> Result<(), String> {
     let extras: BTreeSet<String> = output_extras(compiled, input_extras);
     for output in &mut compiled.outputs {
-        if !extras.contains(&output.name) {
-            let Some(name) = output.name.strip_prefix(&key_layout.prefix) else {
+        if !extras.contains(output.name()) {
+            let Some(name) = output.name().strip_prefix(&key_layout.prefix) else {
                 return Err(format!(
                     "`{}` has no `{}` to drop for the {} layout",
-                    output.name, key_layout.prefix, key_layout.kind
+                    output.name(),
+                    key_layout.prefix,
+                    key_layout.kind
                 ));
             };
-            output.name = name.to_owned();
+            let name = name.to_owned();
+            output.rename(name);
         }
-        strip_leaves(&mut output.expr, key_layout, input_extras);
+        output.edit_leaves(|expr| strip_leaves(expr, key_layout, input_extras));
     }
     Ok(())
 }
@@ -105,8 +108,8 @@ pub fn output_extras(compiled: &CompiledPlan, input_extras: &BTreeSet<String>) -
     compiled
         .outputs
         .iter()
-        .filter(|output| is_extra(&output.expr, input_extras))
-        .map(|output| output.name.clone())
+        .filter(|output| is_extra(output.expr(), input_extras))
+        .map(|output| output.name().to_owned())
         .collect()
 }
 

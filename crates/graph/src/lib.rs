@@ -18,9 +18,10 @@
 //! * [`detect`] finds a checkpoint's version from its layout;
 //! * [`plan()`] finds the path to a target: fewest lossy steps, then fewest steps, then a
 //!   fixed order;
-//! * [`compile`] turns a plan and a concrete layout into one simplified expression per
-//!   output tensor, plus the output metadata with provenance: the API `upgrade` and the
-//!   lazy view build on;
+//! * [`compile`] turns a plan, the detection it starts from (its bound dims) and a concrete
+//!   layout into one planned tensor per output (`safeshift_ops::PlannedTensor`: concrete
+//!   type, simplified expression), plus the output metadata with provenance: what the
+//!   lazy view is built from;
 //! * [`synth`] makes a small checkpoint that fits a schema exactly.
 //!
 //! Everything is pure apart from reading registry files: nothing here touches tensor
@@ -53,10 +54,10 @@
 //! assert_eq!(found.version.to_string(), "toy@1.0.0");
 //! let target = registry.default_target("toy").unwrap();
 //! let path = plan(registry.graph(), &found.version, &target)?;
-//! let compiled = compile(&registry, &path, &layout, &BTreeMap::new(), &BTreeMap::new())?;
-//! let names: Vec<&str> = compiled.outputs.iter().map(|output| output.name.as_str()).collect();
+//! let compiled = compile(&registry, &path, &found, &layout, &BTreeMap::new(), &BTreeMap::new())?;
+//! let names: Vec<&str> = compiled.outputs.iter().map(|output| output.name()).collect();
 //! assert_eq!(names, ["q.weight", "k.weight", "v.weight"]);
-//! assert_eq!(compiled.outputs[0].shape, [8, 8]);
+//! assert_eq!(compiled.outputs[0].shape(), [8, 8]);
 //! assert_eq!(compiled.metadata["safeshift.schema"], "toy@2.0.0");
 //! Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -86,8 +87,8 @@ mod validate;
 mod version_id;
 
 pub use check::{check, check_synth};
-pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, Output, HISTORY_KEY, TOOL_KEY};
-pub use detect::{detect, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
+pub use compile::{compile, compile_with_params, CompileError, CompiledPlan, HISTORY_KEY, TOOL_KEY};
+pub use detect::{detect, detect_as, DetectError, Detection, Evidence, NearMiss, NEAREST, SCHEMA_KEY};
 pub use graph::{Edge, Origin, VersionGraph};
 pub use key_layout::{
     aux_from_extras, canonical, extras_of, output_extras, read_aux_from_extras, read_aux_prefixed, restore, state_dict,

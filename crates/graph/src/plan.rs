@@ -14,7 +14,7 @@ use petgraph::Direction;
 
 use crate::graph::{Edge, VersionGraph};
 use crate::registry::MigrationId;
-use crate::VersionId;
+use crate::{VersionId, VersionIdError};
 
 /// The steps from one version to another.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +71,15 @@ pub enum PlanError {
         family: String,
         /// Its heads (empty or several).
         heads: Vec<VersionId>,
+    },
+    /// The target is not a version.
+    #[error("bad target `{text}`: {source}")]
+    BadTarget {
+        /// As given.
+        text: String,
+        /// Why.
+        #[source]
+        source: Box<VersionIdError>,
     },
 }
 

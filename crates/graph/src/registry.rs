@@ -14,7 +14,7 @@ use crate::derive::derive;
 use crate::graph::{EdgeFacts, Origin, VersionGraph};
 use crate::manifest::Manifest;
 use crate::symbolic::{apply_ops, counts, instantiate, lower_migration, set_of, symbolic_context, LoweredOps};
-use crate::VersionId;
+use crate::{PlanError, VersionId};
 
 /// Registry files larger than this are refused (a registry is hand-written text).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
@@ -342,6 +342,22 @@ impl Registry {
     /// family's head (`None` when the family has no single head).
     pub fn default_target(&self, family: &str) -> Option<VersionId> {
         self.manifest.target(family).or_else(|| self.graph.head(family))
+    }
+
+    /// The one target resolver (the CLI's `--to` and the library's `OpenOptions::to`): for
+    /// a checkpoint at `from`, `FAMILY@VERSION`, a bare `VERSION` of `from`'s family, or,
+    /// without `to`, the [default target](Registry::default_target) — an error, never a
+    /// silent fallback, when the family has none.
+    pub fn resolve_target(&self, from: &VersionId, to: Option<&str>) -> Result<VersionId, PlanError> {
+        let bad = |text: &str, source| PlanError::BadTarget { text: text.to_owned(), source: Box::new(source) };
+        match to {
+            None => self.default_target(&from.family).ok_or_else(|| PlanError::NoDefaultTarget {
+                family: from.family.clone(),
+                heads: self.graph.heads(&from.family).into_iter().cloned().collect(),
+            }),
+            Some(text) if text.contains('@') => VersionId::parse(text).map_err(|source| bad(text, source)),
+            Some(text) => VersionId::new(&from.family, text).map_err(|source| bad(text, source)),
+        }
     }
 }
 

@@ -305,9 +305,9 @@ pub fn run_in_memory(
     let mut layout = Layout { tensors: Vec::new(), metadata: compiled.metadata.clone() };
     let mut data = Vec::new();
     for output in &compiled.outputs {
-        let bytes = safeshift_ops::evaluate(&output.expr, &sources)
-            .map_err(|source| SynthError::Evaluate { tensor: output.name.clone(), source })?;
-        layout.tensors.push(TensorInfo { name: output.name.clone(), dtype: output.dtype, shape: output.shape.clone() });
+        let bytes = safeshift_ops::evaluate(output.expr(), &sources)
+            .map_err(|source| SynthError::Evaluate { tensor: output.name().to_owned(), source })?;
+        layout.tensors.push(output.info().clone());
         data.push(bytes);
     }
     Ok(Synthetic { layout, data, dims: compiled.dims.clone() })

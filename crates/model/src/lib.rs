@@ -51,6 +51,7 @@ mod lower;
 mod meta_dim;
 mod mismatch;
 pub mod pattern;
+pub mod probe;
 #[cfg(test)]
 mod properties;
 mod render;

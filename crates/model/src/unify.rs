@@ -57,6 +57,7 @@ const MISSING_LIST_LIMIT: usize = 100;
 // schema; boxing it would only add noise at every call site.
 #[allow(clippy::result_large_err)]
 pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) -> Result<Match, Mismatch> {
+    crate::probe::record(schema, layout);
     let derived = schema.derived_definitions();
     let defs: Vec<CompiledDef> = schema.tensors.iter().map(|def| CompiledDef::new(def, &derived)).collect();
     let allows: Vec<LiteralFilter> = schema.allows.iter().map(LiteralFilter::of).collect();

@@ -27,8 +27,12 @@ pub struct ByteRange {
 /// `Some` exactly when the simplified `expr` is a contiguous byte range of one source
 /// whose shape is concrete.
 pub fn byte_range(expr: &Expr) -> Option<ByteRange> {
-    let simplified = simplify(expr.clone());
-    let (leaf, start_bits, end_bits) = bit_range(&simplified)?;
+    range_of_simplified(&simplify(expr.clone()))
+}
+
+/// [`byte_range`] of an expression that is already simplified (a planned tensor's).
+pub(crate) fn range_of_simplified(simplified: &Expr) -> Option<ByteRange> {
+    let (leaf, start_bits, end_bits) = bit_range(simplified)?;
     if start_bits % 8 != 0 || end_bits % 8 != 0 {
         return None;
     }

@@ -67,6 +67,7 @@ mod kernel;
 mod lower;
 mod operation;
 mod ops;
+mod planned;
 mod rewrite;
 mod simplify;
 mod tensor_set;
@@ -79,5 +80,6 @@ pub use expr::{accept_unequal_merges, dtype_of, numel, shape_of, shape_text, Exp
 pub use kernel::{evaluate, evaluate_into, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};
 pub use lower::{builtin_names, lower, lower_all};
 pub use operation::{NoInverse, OpError, OpErrorKind, Operation, OperationClone, ParamInfo};
+pub use planned::{NotConcrete, PlannedTensor};
 pub use simplify::simplify;
 pub use tensor_set::{AuxInfo, EagerSet, EagerTensor, OpContext, Param, ParamValue, TensorSet, TensorValue};

@@ -112,6 +112,11 @@ impl TensorSet {
     pub fn is_empty(&self) -> bool {
         self.tensors.is_empty()
     }
+
+    /// The tensors in order and the metadata, by value.
+    pub fn into_parts(self) -> (Vec<(String, TensorValue)>, BTreeMap<String, String>) {
+        (self.tensors, self.metadata)
+    }
 }
 
 /// A materialised tensor: dtype, concrete shape and little-endian row-major bytes.

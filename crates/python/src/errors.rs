@@ -41,7 +41,14 @@ pub fn open_error(py: Python<'_>, err: &OpenError) -> PyErr {
     let class = match err {
         OpenError::Read(_) => "ReadError",
         OpenError::Detect { .. } => "DetectError",
-        OpenError::BadTarget { .. } => "TargetError",
+        OpenError::Plan { source, .. }
+            if matches!(
+                source.as_ref(),
+                safeshift::graph::PlanError::BadTarget { .. } | safeshift::graph::PlanError::NoDefaultTarget { .. }
+            ) =>
+        {
+            "TargetError"
+        }
         OpenError::Plan { .. } => "PlanError",
         OpenError::Lossy { .. } => "LossyError",
         OpenError::Compile { .. } | OpenError::View { .. } => "CompileError",

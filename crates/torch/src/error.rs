@@ -159,6 +159,11 @@ pub enum ZipError {
         /// The zip compression method.
         method: u16,
     },
+    /// The archive could be read two ways (several end records, a member named twice,
+    /// overlapping members, local and central headers that disagree): torch's reader and
+    /// another could see different files, so safeshift reads neither.
+    #[error("ambiguous archive: {0}")]
+    Ambiguous(String),
     /// A member's CRC-32 does not match its bytes.
     #[error("member `{member}`: CRC-32 mismatch (the file is corrupt)")]
     Crc {
@@ -202,6 +207,10 @@ pub enum PickleError {
         /// The limit.
         limit: u64,
     },
+    /// A read crosses the end of a protocol-4 FRAME (or frames nest, or STOP ends a pickle
+    /// inside a frame), where CPython's unpicklers could read other bytes than safeshift.
+    #[error("framing: {0}")]
+    Framing(String),
     /// A value has the wrong type or content for where it is used.
     #[error("{0}")]
     BadValue(String),

@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn getattr_of_dangerous_or_computed_names_is_structural() {
-        let mut heap = Heap::new(100);
+        let mut heap = Heap::new(&crate::Limits { max_objects: 100, ..crate::Limits::default() }, 0);
         let getattr = Value::Global(std::rc::Rc::new(GlobalRef {
             module: "__builtin__".into(),
             name: "getattr".into(),

@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn known_data_objects_render_as_their_data() {
-        let mut heap = Heap::new(1000);
+        let mut heap = Heap::new(&crate::Limits { max_objects: 1000, ..crate::Limits::default() }, 0);
         // pydantic v2: {'__dict__': {...}, '__pydantic_fields_set__': set, ...}
         let fields = dict(&mut heap, vec![("lr", Value::Float(0.5))]);
         let set = heap.alloc(Object::Set { items: Vec::new(), frozen: false }).unwrap();

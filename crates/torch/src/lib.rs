@@ -56,14 +56,18 @@ mod extract;
 mod globals;
 mod graph;
 mod hazard;
+#[doc(hidden)]
+pub mod interpret;
 mod json;
 mod limits;
 mod literal;
 mod load;
 mod machine;
 mod numpy;
+mod opcodes;
 mod rebuild;
 mod scan;
+mod tar;
 mod value;
 mod view;
 mod zip;

@@ -51,6 +51,57 @@ pub(crate) fn decimal_int(line: &[u8]) -> Result<Value, PickleError> {
     Ok(long_from_le(&magnitude))
 }
 
+/// An `INT` line as CPython's C unpickler reads it: `strtol(text, base 0)` (leading
+/// whitespace, a sign, `0x` hex, a leading `0` for octal), the whole line consumed; a
+/// two-character line worth 0 or 1 is a bool (`I00`, `I01`). Where CPython would fall back
+/// to `int(text, 0)` (overflow, anything `strtol` leaves unread), a plain decimal is read
+/// as such and anything else is refused, never read another way.
+pub(crate) fn int_line(line: &[u8]) -> Result<Value, PickleError> {
+    let refuse = || bad("INT is not a number CPython reads the same way");
+    let mut rest = line;
+    while let [first, tail @ ..] = rest {
+        if !b" \t\n\x0b\x0c\r".contains(first) {
+            break;
+        }
+        rest = tail;
+    }
+    let (negative, rest) = match rest {
+        [b'-', tail @ ..] => (true, tail),
+        [b'+', tail @ ..] => (false, tail),
+        _ => (false, rest),
+    };
+    let (radix, digits) = match rest {
+        [b'0', b'x' | b'X', tail @ ..] if tail.first().is_some_and(u8::is_ascii_hexdigit) => (16, tail),
+        [b'0', ..] => (8, rest),
+        _ => (10, rest),
+    };
+    let text = std::str::from_utf8(digits).map_err(|_| refuse())?;
+    let parsed = (!text.is_empty() && text.bytes().all(|b| (b as char).is_digit(radix)))
+        .then(|| i64::from_str_radix(text, radix).ok())
+        .flatten();
+    match parsed {
+        Some(magnitude) => {
+            let value = if negative { -magnitude } else { magnitude };
+            Ok(if line.len() == 2 && (value == 0 || value == 1) { Value::Bool(value == 1) } else { Value::Int(value) })
+        }
+        // CPython's fallback, `int(text, 0)`: the same as ours for a plain decimal.
+        None if radix == 10 && line.iter().all(|b| b.is_ascii_digit() || *b == b'-' || *b == b'+') => decimal_int(line),
+        None => Err(refuse()),
+    }
+}
+
+/// A `LONG` line (its `L` removed) as CPython reads it, `int(text, 0)`: a decimal with no
+/// leading zero (`0073` is an error there); other forms CPython accepts (`0x…`, `1_0`) are
+/// refused here.
+pub(crate) fn long_line(line: &[u8]) -> Result<Value, PickleError> {
+    let text = line.trim_ascii();
+    let digits = text.strip_prefix(b"-").or_else(|| text.strip_prefix(b"+")).unwrap_or(text);
+    if digits.len() > 1 && digits[0] == b'0' {
+        return Err(bad("LONG with a leading zero (CPython refuses it)"));
+    }
+    decimal_int(line)
+}
+
 /// A memo index line (`GET`, `PUT`).
 pub(crate) fn decimal_u64(line: &[u8]) -> Result<u64, PickleError> {
     std::str::from_utf8(line)
@@ -191,6 +242,25 @@ fn bad(message: &str) -> PickleError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn int_lines_are_read_as_strtol_base_0_reads_them() {
+        let int = |line: &[u8]| match int_line(line) {
+            Ok(Value::Int(value)) => Some(value),
+            Ok(Value::Bool(flag)) => Some(i64::from(flag) + 100),
+            _ => None,
+        };
+        assert_eq!(int(b"0073"), Some(0o73));
+        assert_eq!(int(b"0x1f"), Some(31));
+        assert_eq!(int(b" -12"), Some(-12));
+        assert_eq!(int(b"00"), Some(100));
+        assert_eq!(int(b"+1"), Some(101));
+        assert_eq!(int(b"001"), Some(1));
+        assert_eq!(int(b"12 "), None);
+        assert_eq!(int(b"08"), None);
+        assert!(matches!(int_line(b"99999999999999999999"), Ok(Value::BigInt(_))));
+        assert!(long_line(b"0073").is_err());
+    }
 
     fn int(value: Value) -> i64 {
         match value {

@@ -1,4 +1,5 @@
-//! Opening a checkpoint's container (zip or legacy) and running its pickles.
+//! Opening a checkpoint's container (zip, TorchScript, tar or legacy) as `torch.load` would,
+//! and running its pickles.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -6,11 +7,13 @@ use std::rc::Rc;
 
 use crate::error::ErrorKind;
 use crate::machine::{Machine, Mode, RunError, Use};
+use crate::opcodes;
+use crate::tar;
 use crate::value::{Heap, StorageRef, Value};
 use crate::zip::{self, ZipArchive};
 use crate::Limits;
 
-/// The two container formats `torch.save` has written.
+/// The container formats `torch.load` reads, in the order it tries them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Format {
     /// The zip format (torch ≥ 1.6): `<dir>/data.pkl` plus one member per storage.
@@ -18,6 +21,17 @@ pub enum Format {
         /// The archive's top directory (`archive`, or the file name minus its extension).
         dir: String,
     },
+    /// A TorchScript archive (`torch.jit.save`): a zip with `<dir>/constants.pkl`, which
+    /// `torch.load` hands to `torch.jit.load`. `scan` reads every pickle in it; `open`
+    /// refuses it.
+    TorchScript {
+        /// The archive's top directory.
+        dir: String,
+    },
+    /// The tar format of torch < 0.4 (any file whose first block `tarfile` accepts):
+    /// `torch.load` unpickles its `storages`, `tensors` and `pickle` members. Not read:
+    /// `scan` flags it, `open` refuses it.
+    Tar,
     /// The legacy format (torch < 1.6, or `_use_new_zipfile_serialization=False`): five
     /// pickles back to back, then the raw storages.
     Legacy,
@@ -41,8 +55,12 @@ pub(crate) struct Loaded<'a> {
 const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const LEGACY_PROTOCOL_VERSION: i64 = 1001;
 
-/// Finds the container, runs its pickles in `mode`, and records every use of a global in
-/// `uses` (filled even when an error stops the run, for `scan`).
+/// Why `open` refuses a tar checkpoint, and `scan` flags one.
+pub(crate) const TAR_REFUSAL: &str = "a tar-format checkpoint (torch < 0.4): torch.load unpickles its `storages`, `tensors` and `pickle` members, which safeshift does not read";
+
+/// Finds the container as `torch.load` does (zip by its first four bytes, then whatever
+/// `tarfile` accepts, then the legacy stream), runs its pickles in `mode`, and records every
+/// use of a global in `uses` (filled even when an error stops the run, for `scan`).
 pub(crate) fn load<'a>(
     data: &'a [u8],
     mode: Mode,
@@ -53,13 +71,23 @@ pub(crate) fn load<'a>(
     if zip::looks_like_zip(data) {
         return load_zip(data, mode, limits, verify_crc, uses);
     }
-    if data.first() == Some(&0x80) {
-        return load_legacy(data, mode, limits, uses);
+    if tar::is_tar(data) {
+        return Err(ErrorKind::NotACheckpoint(TAR_REFUSAL.into()));
     }
-    if data.len() > 262 && &data[257..262] == b"ustar" {
-        return Err(ErrorKind::NotACheckpoint("a tar checkpoint (torch < 0.4); this format is not supported".into()));
+    if data.first().is_none_or(|&byte| !opcodes::is_known(byte)) {
+        return Err(ErrorKind::NotACheckpoint("neither a zip archive, a tar archive nor a pickle".into()));
     }
-    Err(ErrorKind::NotACheckpoint("neither a zip archive nor a pickle".into()))
+    match load_legacy(data, mode, limits, uses) {
+        Err(err @ ErrorKind::Pickle { .. }) if mode == Mode::Convert && !is_legacy_magic(data) => {
+            Err(ErrorKind::NotACheckpoint(format!("neither a zip archive, a tar archive nor a torch pickle ({err})")))
+        }
+        other => other,
+    }
+}
+
+/// Whether `data` starts with the legacy format's magic-number pickle (PROTO 2, LONG1).
+fn is_legacy_magic(data: &[u8]) -> bool {
+    data.get(2..4) == Some(&[0x8a, 0x0a][..]) && data.get(4..14) == Some(&LEGACY_MAGIC[..])
 }
 
 fn load_zip<'a>(
@@ -70,29 +98,55 @@ fn load_zip<'a>(
     uses: &mut Vec<(String, Use)>,
 ) -> Result<Loaded<'a>, ErrorKind> {
     let archive = ZipArchive::parse(data, limits)?;
-    let pickles: Vec<&zip::Member> = archive
-        .members()
-        .iter()
-        .filter(|member| member.name.strip_suffix("/data.pkl").is_some_and(|dir| !dir.is_empty() && !dir.contains('/')))
-        .collect();
-    let member = match pickles.as_slice() {
-        [member] => (*member).clone(),
-        [] => {
-            let torchscript = archive.members().iter().any(|m| m.name.ends_with("/constants.pkl"));
-            return Err(ErrorKind::NotACheckpoint(if torchscript {
-                "a TorchScript archive (no `<dir>/data.pkl`); export a state dict instead".into()
-            } else {
-                "a zip archive without a `<dir>/data.pkl` member".into()
-            }));
-        }
-        several => {
+    // torch's reader takes the archive's directory from the first member's name, and refuses
+    // an archive with a member outside it (`PyTorchStreamReader`, `getAllRecords`).
+    let first = archive.members().first().ok_or_else(|| ErrorKind::NotACheckpoint("an empty zip archive".into()))?;
+    let dir = match first.name.split_once('/') {
+        Some((dir, _)) => dir.to_string(),
+        None => {
             return Err(ErrorKind::NotACheckpoint(format!(
-                "{} `<dir>/data.pkl` members; which one is the checkpoint is ambiguous",
-                several.len()
+                "the zip archive's first member `{}` is not in a directory",
+                first.name
             )))
         }
     };
-    let dir = member.name.trim_end_matches("/data.pkl").to_string();
+    let prefix = format!("{dir}/");
+    if let Some(outside) = archive.members().iter().find(|m| !m.name.starts_with(&prefix)) {
+        return Err(ErrorKind::NotACheckpoint(format!(
+            "member `{}` is outside the archive's directory `{dir}`; torch's reader refuses such archives",
+            outside.name
+        )));
+    }
+    let mut heap = Heap::new(limits, data.len());
+    if archive.member(&format!("{dir}/constants.pkl")).is_some() {
+        if mode == Mode::Convert {
+            return Err(ErrorKind::NotACheckpoint(format!(
+                "a TorchScript archive (`{dir}/constants.pkl`): torch.load hands it to torch.jit.load, which runs the TorchScript code it holds; save a state dict instead"
+            )));
+        }
+        // torch.jit.load unpickles constants.pkl, data.pkl and others: scan them all.
+        for member in archive.members().iter().filter(|m| m.name.ends_with(".pkl")) {
+            let pickle = archive.bytes(member, verify_crc)?;
+            let mut machine = Machine::new(&mut heap, limits, mode);
+            let result = machine.run(pickle, &member.name);
+            uses.extend(machine.uses.drain(..).map(|u| (member.name.clone(), u)));
+            result.map_err(|err| pickle_error(&member.name, err))?;
+        }
+        let format = Format::TorchScript { dir };
+        let top = Value::None;
+        return Ok(Loaded {
+            format,
+            heap,
+            top,
+            zip: Some(archive),
+            legacy_storages: HashMap::new(),
+            big_endian: false,
+        });
+    }
+    let member = archive
+        .member(&format!("{dir}/data.pkl"))
+        .cloned()
+        .ok_or_else(|| ErrorKind::NotACheckpoint(format!("a zip archive without `{dir}/data.pkl`")))?;
     let pickle = archive.bytes(&member, verify_crc)?;
     let big_endian = match archive.member(&format!("{dir}/byteorder")) {
         None => false,
@@ -107,7 +161,6 @@ fn load_zip<'a>(
             }
         },
     };
-    let mut heap = Heap::new(limits.max_objects);
     let mut machine = Machine::new(&mut heap, limits, mode);
     let result = machine.run(pickle, &member.name);
     uses.extend(machine.uses.drain(..).map(|u| (member.name.clone(), u)));
@@ -128,7 +181,7 @@ fn load_legacy<'a>(
     limits: &Limits,
     uses: &mut Vec<(String, Use)>,
 ) -> Result<Loaded<'a>, ErrorKind> {
-    let mut heap = Heap::new(limits.max_objects);
+    let mut heap = Heap::new(limits, data.len());
     let mut machine = Machine::new(&mut heap, limits, mode);
     let mut pos = 0usize;
     let mut values = Vec::with_capacity(5);
@@ -217,7 +270,7 @@ impl Loaded<'_> {
     pub fn storage_range(&self, storage: &StorageRef, verify_crc: bool) -> Result<Range<usize>, String> {
         let expected = storage.byte_len().ok_or("its size overflows")?;
         let range = match &self.format {
-            Format::Legacy | Format::Pickle => self
+            Format::Legacy | Format::Pickle | Format::Tar | Format::TorchScript { .. } => self
                 .legacy_storages
                 .get(&*storage.key)
                 .cloned()
@@ -241,6 +294,24 @@ impl Loaded<'_> {
             return Err(format!("has {} bytes, expected {element} = {expected}", range.len()));
         }
         Ok(range)
+    }
+}
+
+/// The container of `data`, as far as it can be told without running a pickle (for `scan`'s
+/// report when a pickle stops early).
+pub(crate) fn container(data: &[u8], limits: &Limits, member: &str) -> Format {
+    if zip::looks_like_zip(data) {
+        let dir = member.split('/').next().unwrap_or_default().to_string();
+        let torchscript = ZipArchive::parse(data, limits)
+            .is_ok_and(|archive| archive.member(&format!("{dir}/constants.pkl")).is_some());
+        return if torchscript { Format::TorchScript { dir } } else { Format::Zip { dir } };
+    }
+    if tar::is_tar(data) {
+        Format::Tar
+    } else if member.starts_with("pickle 1") {
+        Format::Pickle
+    } else {
+        Format::Legacy
     }
 }
 

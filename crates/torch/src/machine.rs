@@ -53,6 +53,10 @@ pub(crate) struct Use {
     pub structural: Option<String>,
 }
 
+/// What one memo entry costs against the parse's memory budget: key and value in a hash
+/// map, twice (it grows by doubling).
+const MEMO_ENTRY_COST: u64 = 2 * (8 + std::mem::size_of::<Value>() as u64 + 8);
+
 /// Runs pickles, sharing one heap (legacy files hold several pickles).
 pub(crate) struct Machine<'h> {
     heap: &'h mut Heap,
@@ -75,6 +79,8 @@ pub(crate) struct RunError {
 struct Frame<'i> {
     input: &'i [u8],
     pos: usize,
+    /// Where the current protocol-4 FRAME ends, while inside one.
+    frame_end: Option<usize>,
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
@@ -97,7 +103,8 @@ impl<'h> Machine<'h> {
     /// number of bytes consumed. `member` names the pickle in errors.
     pub fn run(&mut self, input: &[u8], member: &str) -> Result<(Value, usize), RunError> {
         self.member = member.to_string();
-        let mut frame = Frame { input, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
+        let mut frame =
+            Frame { input, pos: 0, frame_end: None, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() };
         loop {
             let at = frame.pos;
             match self.step(&mut frame, at as u64) {
@@ -120,11 +127,24 @@ impl<'h> Machine<'h> {
             }
             0x95 => {
                 let len = f.u64()?;
+                if let Some(end) = f.frame_end.filter(|&end| end > f.pos) {
+                    return Err(PickleError::Framing(format!(
+                        "a FRAME begins before the current one ends (at byte {end}); CPython's pure-Python unpickler refuses this and its C unpickler may skip bytes"
+                    )));
+                }
                 if len > f.remaining() as u64 {
                     return Err(PickleError::UnexpectedEnd);
                 }
+                f.frame_end = Some(f.pos + len as usize);
             }
-            b'.' => return self.pop(f, "STOP").map(Some),
+            b'.' => {
+                if let Some(end) = f.frame_end.filter(|&end| end != f.pos) {
+                    return Err(PickleError::Framing(format!(
+                        "STOP inside a FRAME that goes on to byte {end}; whether the next pickle starts after STOP or after the frame depends on CPython's read buffer"
+                    )));
+                }
+                return self.pop(f, "STOP").map(Some);
+            }
             // Stack manipulation.
             b'(' => {
                 if f.marks.len() >= self.limits.max_marks {
@@ -151,12 +171,7 @@ impl<'h> Machine<'h> {
             0x88 => self.push(f, Value::Bool(true))?,
             0x89 => self.push(f, Value::Bool(false))?,
             b'I' => {
-                let line = f.line()?;
-                let value = match line {
-                    b"00" => Value::Bool(false),
-                    b"01" => Value::Bool(true),
-                    _ => literal::decimal_int(line)?,
-                };
+                let value = literal::int_line(f.line()?)?;
                 self.push(f, value)?;
             }
             b'J' => {
@@ -174,7 +189,7 @@ impl<'h> Machine<'h> {
             b'L' => {
                 let line = f.line()?;
                 let digits = line.strip_suffix(b"L").unwrap_or(line);
-                let value = literal::decimal_int(digits)?;
+                let value = literal::long_line(digits)?;
                 self.push(f, value)?;
             }
             0x8a => {
@@ -339,6 +354,9 @@ impl<'h> Machine<'h> {
             0x90 => {
                 let items = self.pop_mark(f, "ADDITEMS")?;
                 let target = self.peek(f, "ADDITEMS")?;
+                if let Value::Obj(id) = &target {
+                    self.heap.grow(*id, &items)?;
+                }
                 match &target {
                     Value::Obj(id) => match self.heap.get_mut(*id) {
                         Object::Set { items: set, frozen: false } => set.extend(items),
@@ -466,6 +484,20 @@ impl<'h> Machine<'h> {
         if f.stack.len() >= self.limits.max_stack {
             return Err(PickleError::Limit { what: "pickle stack", limit: self.limits.max_stack as u64 });
         }
+        // Text and numbers copied out of the input; a value pushed again (DUP, memo GET)
+        // shares its bytes and costs nothing more.
+        let copied = match &value {
+            Value::Str(text) if Rc::strong_count(text) == 1 => Some(text.len()),
+            Value::Bytes(bytes) | Value::BigInt(bytes) if Rc::strong_count(bytes) == 1 => Some(bytes.len()),
+            _ => None,
+        };
+        if let Some(len) = copied {
+            self.heap.charge(len as u64 + 16)?;
+        }
+        if f.stack.len() == f.stack.capacity() {
+            // The stack's growth, charged once per doubling.
+            self.heap.charge(f.stack.capacity().max(4) as u64 * std::mem::size_of::<Value>() as u64)?;
+        }
         f.stack.push(value);
         Ok(())
     }
@@ -496,8 +528,11 @@ impl<'h> Machine<'h> {
 
     fn put(&mut self, f: &mut Frame<'_>, index: u64) -> Result<(), PickleError> {
         let top = f.stack.last().cloned().ok_or(PickleError::StackUnderflow("PUT"))?;
-        if !f.memo.contains_key(&index) && f.memo.len() >= self.limits.max_memo {
-            return Err(PickleError::Limit { what: "memo entries", limit: self.limits.max_memo as u64 });
+        if !f.memo.contains_key(&index) {
+            if f.memo.len() >= self.limits.max_memo {
+                return Err(PickleError::Limit { what: "memo entries", limit: self.limits.max_memo as u64 });
+            }
+            self.heap.charge(MEMO_ENTRY_COST)?;
         }
         f.memo.insert(index, top);
         Ok(())
@@ -528,6 +563,7 @@ impl<'h> Machine<'h> {
 
     fn extend(&mut self, target: &Value, items: Vec<Value>, opcode: &'static str) -> Result<(), PickleError> {
         if let Value::Obj(id) = target {
+            self.heap.grow(*id, &items)?;
             match self.heap.get_mut(*id) {
                 Object::List(list) => {
                     list.extend(items);
@@ -545,6 +581,7 @@ impl<'h> Machine<'h> {
 
     fn set_items(&mut self, target: &Value, items: Vec<Value>, opcode: &'static str) -> Result<(), PickleError> {
         if let Value::Obj(id) = target {
+            self.heap.grow(*id, &items)?;
             let mut dict = match self.heap.get_mut(*id) {
                 Object::Dict(dict) => std::mem::take(dict),
                 Object::Instance(instance) => std::mem::take(&mut instance.entries),
@@ -604,10 +641,9 @@ impl<'h> Machine<'h> {
             return self.call(at, opcode, class, args, None);
         }
         let known = globals::lookup(&global.module, &global.name);
-        if known.is_none() {
-            let global = Some(global.clone());
-            self.uses.push(Use { global, offset: at, opcode, kind: UseKind::Instantiated, structural: None });
-        }
+        // Recorded even when allow-listed: the report says what torch would invoke.
+        let used = Some(global.clone());
+        self.uses.push(Use { global: used, offset: at, opcode, kind: UseKind::Instantiated, structural: None });
         match (self.mode, known) {
             (Mode::Convert, Some(Known::OrderedDict | Known::Counter)) => {
                 self.heap.alloc(Object::Dict(Dict::default()))
@@ -670,6 +706,7 @@ impl<'h> Machine<'h> {
             };
             self.uses.push(Use { global, offset: at, opcode: "BUILD", kind: UseKind::Called, structural: None });
         }
+        self.heap.grow(id, [&state])?;
         if let Object::Instance(instance) = self.heap.get_mut(id) {
             instance.state = Some(state);
         }
@@ -679,6 +716,14 @@ impl<'h> Machine<'h> {
     /// A persistent id: in convert mode, a storage `('storage', torch.XStorage, key, location,
     /// numel[, None])`; in scan mode, kept as given.
     fn persistent(&mut self, pid: Value) -> Result<Value, PickleError> {
+        // `('module', cls, source_file, source)`: how torch < 1.6 stored a module's class
+        // (with its source, to warn when it changed). torch's `persistent_load` returns `cls`;
+        // the source is data, never compiled.
+        if let Some([Value::Str(tag), class @ Value::Global(_), ..]) = self.heap.sequence(&pid) {
+            if &**tag == "module" {
+                return Ok(class.clone());
+            }
+        }
         if self.mode == Mode::Scan {
             return Ok(pid);
         }
@@ -739,8 +784,28 @@ impl<'i> Frame<'i> {
         self.input.len() - self.pos
     }
 
+    /// Checks that a read of `len` bytes at the current position stays on one side of the
+    /// current FRAME's end. CPython reads a frame into a buffer: its pure-Python unpickler
+    /// refuses a read across the frame's end, and its C unpickler (torch's) either joins the
+    /// two parts or drops the frame's tail and reads afresh from the file, depending on how
+    /// the frame was buffered. Such a read has no single meaning, so it is refused.
+    fn claim(&mut self, len: usize) -> Result<(), PickleError> {
+        if let Some(end) = self.frame_end {
+            if self.pos >= end {
+                self.frame_end = None;
+            } else if self.pos + len > end {
+                return Err(PickleError::Framing(format!(
+                    "{len} bytes read at byte {} straddle the end of the FRAME at byte {end}; CPython's unpickler may read them differently",
+                    self.pos
+                )));
+            }
+        }
+        Ok(())
+    }
+
     fn byte(&mut self) -> Result<u8, PickleError> {
         let byte = *self.input.get(self.pos).ok_or(PickleError::UnexpectedEnd)?;
+        self.claim(1)?;
         self.pos += 1;
         Ok(byte)
     }
@@ -749,6 +814,7 @@ impl<'i> Frame<'i> {
         if len > self.remaining() {
             return Err(PickleError::UnexpectedEnd);
         }
+        self.claim(len)?;
         let bytes = &self.input[self.pos..self.pos + len];
         self.pos += len;
         Ok(bytes)
@@ -774,6 +840,7 @@ impl<'i> Frame<'i> {
     fn line(&mut self) -> Result<&'i [u8], PickleError> {
         let rest = &self.input[self.pos..];
         let end = rest.iter().position(|&b| b == b'\n').ok_or(PickleError::UnexpectedEnd)?;
+        self.claim(end + 1)?;
         self.pos += end + 1;
         Ok(&rest[..end])
     }
@@ -784,7 +851,7 @@ mod tests {
     use super::*;
 
     fn run(bytes: &[u8], mode: Mode, limits: &Limits) -> (Result<Value, PickleError>, Heap, Vec<Use>) {
-        let mut heap = Heap::new(limits.max_objects);
+        let mut heap = Heap::new(limits, bytes.len());
         let mut machine = Machine::new(&mut heap, limits, mode);
         let result = machine.run(bytes, "test.pkl").map(|(value, _)| value).map_err(|err| err.error);
         let uses = std::mem::take(&mut machine.uses);

@@ -9,7 +9,7 @@ use crate::globals;
 use crate::hazard::{self, Hazard};
 use crate::load::{self, Format};
 use crate::machine::{Mode, UseKind};
-use crate::Limits;
+use crate::{tar, zip, Limits};
 
 /// Every global a checkpoint's pickles name, and what `torch.load` would do with each.
 #[derive(Clone, Debug)]
@@ -124,16 +124,17 @@ pub fn scan_bytes(name: &str, data: &[u8]) -> Result<ScanReport, TorchError> {
 fn scan_data(data: &[u8]) -> Result<ScanReport, ErrorKind> {
     let mut uses = Vec::new();
     let limits = Limits::default();
+    if tar::is_tar(data) && !zip::looks_like_zip(data) {
+        // torch.load would unpickle the tar's members, which are not read here: whatever
+        // the bytes after the header say, the file is not known to be safe.
+        let problem = Some(format!("{}; treat it as unsafe", load::TAR_REFUSAL));
+        let (findings, non_global_calls, gadgets, data_classes) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        return Ok(ScanReport { format: Format::Tar, findings, non_global_calls, problem, gadgets, data_classes });
+    }
     let (format, problem) = match load::load(data, Mode::Scan, &limits, false, &mut uses) {
         Ok(loaded) => (loaded.format.clone(), None),
         Err(ErrorKind::Pickle { member, offset, reason }) => {
-            let format = if crate::zip::looks_like_zip(data) {
-                Format::Zip { dir: member.trim_end_matches("/data.pkl").to_string() }
-            } else if member.starts_with("pickle 1") {
-                Format::Pickle
-            } else {
-                Format::Legacy
-            };
+            let format = load::container(data, &limits, &member);
             (format, Some(ErrorKind::Pickle { member, offset, reason }.to_string()))
         }
         Err(other) => return Err(other),

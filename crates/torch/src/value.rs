@@ -10,6 +10,7 @@ use std::rc::Rc;
 use safeshift_model::DType;
 
 use crate::error::PickleError;
+use crate::Limits;
 
 /// Index of an object in the [`Heap`].
 pub(crate) type ObjId = usize;
@@ -166,24 +167,104 @@ pub(crate) struct Instance {
     pub entries: Dict,
 }
 
-/// The arena of objects of one checkpoint, with a bound on how many it may hold.
+/// The arena of objects of one checkpoint, with the bounds the parse must respect *while* it
+/// runs: how many objects, how deep they nest as built, and how many bytes they take.
 #[derive(Debug)]
 pub(crate) struct Heap {
     objects: Vec<Object>,
+    /// Nesting depth of each object as built: 1 + the depth of its deepest element when it
+    /// was made or last grown. A structure deepened later through the memo (a list appended
+    /// into after it was nested) can be deeper than recorded; the walks over the finished
+    /// graph bound their own depth too.
+    depths: Vec<u32>,
     max_objects: usize,
+    max_depth: usize,
+    /// Bytes charged so far (see [`Limits::parse_memory`]).
+    charged: u64,
+    budget: u64,
 }
 
+/// What one object costs against the budget: its slot, twice (the arena grows by doubling).
+const OBJECT_COST: u64 = 2 * std::mem::size_of::<Object>() as u64 + 4;
+/// What one element of a container costs: a value, twice (containers grow by doubling),
+/// which also covers a dict's index entry.
+pub(crate) const ELEMENT_COST: u64 = 2 * std::mem::size_of::<Value>() as u64;
+
 impl Heap {
-    pub fn new(max_objects: usize) -> Heap {
-        Heap { objects: Vec::new(), max_objects }
+    /// A heap for a pickle read from an input of `input_len` bytes.
+    pub fn new(limits: &Limits, input_len: usize) -> Heap {
+        Heap {
+            objects: Vec::new(),
+            depths: Vec::new(),
+            max_objects: limits.max_objects,
+            max_depth: limits.max_depth,
+            charged: 0,
+            budget: limits.parse_memory(input_len as u64),
+        }
     }
 
     pub fn alloc(&mut self, object: Object) -> Result<Value, PickleError> {
         if self.objects.len() >= self.max_objects {
             return Err(PickleError::Limit { what: "objects", limit: self.max_objects as u64 });
         }
+        let (depth, elements) = match &object {
+            Object::List(items) | Object::Tuple(items) | Object::Set { items, .. } => {
+                (self.depth_of(items), items.len())
+            }
+            Object::Dict(dict) => {
+                (self.depth_of(dict.entries.iter().flat_map(|(k, v)| [k, v])), 2 * dict.entries.len())
+            }
+            Object::Instance(instance) => (self.depth_of([&instance.class, &instance.args]), 2),
+        };
+        self.charge(OBJECT_COST + elements as u64 * ELEMENT_COST)?;
+        let depth = self.check_depth(depth)?;
         self.objects.push(object);
+        self.depths.push(depth);
         Ok(Value::Obj(self.objects.len() - 1))
+    }
+
+    /// Records that `items` are about to be added to object `id` (APPEND, SETITEM, BUILD…):
+    /// charges them and deepens the object, failing at the opcode that crosses a limit.
+    pub fn grow<'v>(
+        &mut self,
+        id: ObjId,
+        items: impl IntoIterator<Item = &'v Value> + Clone,
+    ) -> Result<(), PickleError> {
+        let count = items.clone().into_iter().count() as u64;
+        self.charge(count * ELEMENT_COST)?;
+        let depth = self.check_depth(self.depth_of(items))?;
+        if let Some(slot) = self.depths.get_mut(id) {
+            *slot = (*slot).max(depth);
+        }
+        Ok(())
+    }
+
+    /// Charges `bytes` against the parse's memory budget.
+    pub fn charge(&mut self, bytes: u64) -> Result<(), PickleError> {
+        self.charged = self.charged.saturating_add(bytes);
+        if self.charged > self.budget {
+            return Err(PickleError::Limit { what: "memory of the parsed pickle (bytes)", limit: self.budget });
+        }
+        Ok(())
+    }
+
+    /// 1 + the deepest of `items`.
+    fn depth_of<'v>(&self, items: impl IntoIterator<Item = &'v Value>) -> u32 {
+        1 + items
+            .into_iter()
+            .map(|item| match item {
+                Value::Obj(id) => self.depths.get(*id).copied().unwrap_or(0),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn check_depth(&self, depth: u32) -> Result<u32, PickleError> {
+        if depth as usize > self.max_depth {
+            return Err(PickleError::Limit { what: "nesting depth", limit: self.max_depth as u64 });
+        }
+        Ok(depth)
     }
 
     pub fn get(&self, id: ObjId) -> &Object {
@@ -276,8 +357,31 @@ mod tests {
 
     #[test]
     fn heap_enforces_its_bound() {
-        let mut heap = Heap::new(1);
+        let mut heap = Heap::new(&Limits { max_objects: 1, ..Limits::default() }, 0);
         heap.alloc(Object::List(Vec::new())).unwrap();
         assert!(matches!(heap.alloc(Object::List(Vec::new())), Err(PickleError::Limit { .. })));
+    }
+
+    #[test]
+    fn heap_bounds_depth_as_objects_are_built() {
+        let mut heap = Heap::new(&Limits { max_depth: 3, ..Limits::default() }, 0);
+        let mut value = Value::None;
+        for _ in 0..3 {
+            value = heap.alloc(Object::Tuple(vec![value])).unwrap();
+        }
+        let err = heap.alloc(Object::Tuple(vec![value.clone()])).unwrap_err();
+        assert!(matches!(err, PickleError::Limit { what: "nesting depth", .. }), "{err}");
+        // Growing a shallow list by a deep value deepens it.
+        let list = heap.alloc(Object::List(Vec::new())).unwrap();
+        let Value::Obj(id) = list else { panic!() };
+        assert!(heap.grow(id, [&value]).is_err());
+    }
+
+    #[test]
+    fn heap_bounds_memory_by_the_input_size() {
+        let limits = Limits { parse_memory_per_input_byte: 1, parse_memory_base: 0, ..Limits::default() };
+        let mut heap = Heap::new(&limits, 10_000);
+        let made = (0..10_000).take_while(|_| heap.alloc(Object::List(Vec::new())).is_ok()).count();
+        assert!(made > 0 && made < 10_000 / std::mem::size_of::<Object>(), "{made}");
     }
 }

@@ -1,10 +1,19 @@
 //! A zip reader for the archives `torch.save` writes: stored members only, borrowed from
-//! the mapped file.
+//! the mapped file, found as torch's own reader (miniz, in `PyTorchStreamReader`) finds them.
 //!
-//! Sizes and offsets come from the central directory (with ZIP64 fields); every local header
-//! is checked against it; a member's bytes must lie inside the file, before the central
-//! directory. Nothing is ever inflated: a compressed member is an error when it is read
-//! (`torch.save` never compresses, and inflating is how zip bombs work).
+//! * The end record is the *last* end-of-central-directory signature of the file, as miniz
+//!   takes it; its comment must reach exactly to the end of the file, and no other end
+//!   record may sit in the directory area.
+//! * Sizes and offsets come from the central directory (with ZIP64 fields); every local
+//!   header is checked against it (name, method, and CRC and sizes when it carries them);
+//!   a member's bytes must lie inside the file, before the central directory, and no two
+//!   members may overlap.
+//! * Names are looked up without regard to ASCII case, as miniz does, so two names that
+//!   differ only in case are refused like a name that appears twice.
+//!
+//! Whatever another reader could see differently is refused as [`ZipError::Ambiguous`].
+//! Nothing is ever inflated: a compressed member is an error when it is read (`torch.save`
+//! never compresses, and inflating is how zip bombs work).
 
 use std::collections::HashMap;
 
@@ -27,6 +36,10 @@ pub(crate) struct Member {
     pub method: u16,
     pub crc32: u32,
     pub size: u64,
+    /// Bytes the member occupies in the file (equal to `size` for stored members).
+    pub compressed_size: u64,
+    /// Offset of its local header.
+    pub header_offset: u64,
     pub data_offset: u64,
 }
 
@@ -40,7 +53,8 @@ const CENTRAL_LEN: usize = 46;
 const LOCAL_LEN: usize = 30;
 
 impl<'a> ZipArchive<'a> {
-    /// Parses the central directory of `data` and checks every member's local header.
+    /// Parses the central directory of `data` as torch's reader (miniz) finds it, and refuses
+    /// any archive another reader could see differently (see the module documentation).
     pub fn parse(data: &'a [u8], limits: &Limits) -> Result<ZipArchive<'a>, ZipError> {
         let end = find_end_record(data)?;
         let mut entries = u64::from(le16(data, end + 10));
@@ -70,6 +84,14 @@ impl<'a> ZipArchive<'a> {
                 "central directory ({cd_size} bytes at offset {cd_offset}) does not fit before the end record at {cd_limit}"
             ))
         })?;
+        // A second end record in the directory area means two readers may pick two
+        // directories (torch's takes the last one): ambiguous.
+        if let Some(other) = find_signature(&data[cd_offset as usize..end], END_SIGNATURE) {
+            return Err(ZipError::Ambiguous(format!(
+                "two end-of-central-directory records (at offsets {} and {end})",
+                cd_offset as usize + other
+            )));
+        }
         if entries > cd_size / CENTRAL_LEN as u64 {
             return Err(ZipError::Malformed(format!(
                 "{entries} members cannot fit in a {cd_size}-byte central directory"
@@ -87,12 +109,20 @@ impl<'a> ZipArchive<'a> {
         let cd_end = cd_end as usize;
         for _ in 0..entries {
             let (member, next) = parse_central_entry(data, pos, cd_end, cd_offset)?;
-            if index.insert(member.name.clone(), members.len()).is_some() {
-                return Err(ZipError::BadMember { member: member.name, reason: "appears twice".into() });
+            // torch's reader looks names up without regard to ASCII case.
+            if let Some(first) = index.insert(lookup_key(&member.name), members.len()) {
+                let first: &Member = &members[first];
+                let reason = if first.name == member.name {
+                    "appears twice in the central directory".to_string()
+                } else {
+                    format!("and `{}` differ only in case; torch's reader cannot tell them apart", first.name)
+                };
+                return Err(ZipError::Ambiguous(format!("member `{}` {reason}", member.name)));
             }
             members.push(member);
             pos = next;
         }
+        check_no_overlap(&members)?;
         Ok(ZipArchive { data, members, index })
     }
 
@@ -101,9 +131,9 @@ impl<'a> ZipArchive<'a> {
         &self.members
     }
 
-    /// The member called `name`.
+    /// The member called `name`, compared without regard to ASCII case as torch's reader does.
     pub fn member(&self, name: &str) -> Option<&Member> {
-        self.index.get(name).map(|&at| &self.members[at])
+        self.index.get(&lookup_key(name)).map(|&at| &self.members[at])
     }
 
     /// The bytes of a stored member, borrowed from the file; checks the CRC when asked.
@@ -121,21 +151,57 @@ impl<'a> ZipArchive<'a> {
     }
 }
 
-/// Whether `data` looks like a zip archive (starts with a local header).
+/// The key torch's reader (miniz) compares member names by: ASCII case folded.
+fn lookup_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Whether `data` looks like a zip archive as torch decides it: the first four bytes are a
+/// local header signature (`torch.serialization._is_zipfile`).
 pub(crate) fn looks_like_zip(data: &[u8]) -> bool {
     data.len() >= 4 && le32(data, 0) == LOCAL_SIGNATURE
 }
 
+/// The end record torch's reader uses: miniz takes the *last* signature in the final
+/// 64 KiB + 22 bytes that has a whole record after it, whatever its comment length says.
+/// A record whose comment length does not reach exactly to the end of the file is refused
+/// (other readers would skip it and look for an earlier one).
 fn find_end_record(data: &[u8]) -> Result<usize, ZipError> {
     if data.len() < END_LEN {
         return Err(ZipError::NoEndRecord);
     }
     let last = data.len() - END_LEN;
     let first = last.saturating_sub(u16::MAX as usize);
-    (first..=last)
-        .rev()
-        .find(|&pos| le32(data, pos) == END_SIGNATURE && pos + END_LEN + le16(data, pos + 20) as usize == data.len())
-        .ok_or(ZipError::NoEndRecord)
+    let end = (first..=last).rev().find(|&pos| le32(data, pos) == END_SIGNATURE).ok_or(ZipError::NoEndRecord)?;
+    let comment = le16(data, end + 20) as usize;
+    let after = data.len() - end - END_LEN;
+    if comment != after {
+        return Err(ZipError::Ambiguous(format!(
+            "the last end-of-central-directory record (offset {end}) declares a {comment}-byte comment but {after} bytes follow it"
+        )));
+    }
+    Ok(end)
+}
+
+/// The offset of the first occurrence of a four-byte signature in `data`.
+fn find_signature(data: &[u8], signature: u32) -> Option<usize> {
+    let signature = signature.to_le_bytes();
+    data.windows(4).position(|window| window == signature)
+}
+
+/// Refuses members whose local header and data overlap another member's: one byte range
+/// read as two members is how overlapping-file zip bombs and polyglots work.
+fn check_no_overlap(members: &[Member]) -> Result<(), ZipError> {
+    let mut spans: Vec<(u64, u64, &str)> =
+        members.iter().map(|m| (m.header_offset, m.data_offset + m.compressed_size, m.name.as_str())).collect();
+    spans.sort_unstable();
+    for pair in spans.windows(2) {
+        let ((_, first_end, first), (second_start, _, second)) = (pair[0], pair[1]);
+        if second_start < first_end {
+            return Err(ZipError::Ambiguous(format!("members `{first}` and `{second}` overlap")));
+        }
+    }
+    Ok(())
 }
 
 fn parse_central_entry(data: &[u8], pos: usize, cd_end: usize, cd_offset: u64) -> Result<(Member, usize), ZipError> {
@@ -196,6 +262,7 @@ fn parse_central_entry(data: &[u8], pos: usize, cd_end: usize, cd_offset: u64) -
     if le32(data, local) != LOCAL_SIGNATURE {
         return Err(bad(format!("no local header at offset {header_offset}")));
     }
+    let local_flags = le16(data, local + 6);
     let local_method = le16(data, local + 8);
     let local_name_len = le16(data, local + 26) as usize;
     let local_extra_len = le16(data, local + 28) as usize;
@@ -217,7 +284,20 @@ fn parse_central_entry(data: &[u8], pos: usize, cd_end: usize, cd_offset: u64) -
     if method == 0 && compressed_size != size {
         return Err(bad(format!("stored member declares {compressed_size} stored and {size} uncompressed bytes")));
     }
-    let member = Member { name, method, crc32, size, data_offset };
+    // Without a data descriptor (flag bit 3) the local header carries the CRC and sizes, and a
+    // reader that trusts it would read other bytes than torch's (which trusts the directory).
+    if local_flags & 8 == 0 {
+        let local_crc = le32(data, local + 14);
+        let local_sizes = [le32(data, local + 18), le32(data, local + 22)];
+        let sizes_agree = local_sizes == [u32::MAX; 2]
+            || (u64::from(local_sizes[0]) == compressed_size && u64::from(local_sizes[1]) == size);
+        if local_crc != crc32 || !sizes_agree {
+            return Err(ZipError::Ambiguous(format!(
+                "member `{name}`: local header and central directory disagree on its CRC or sizes"
+            )));
+        }
+    }
+    let member = Member { name, method, crc32, size, compressed_size, header_offset, data_offset };
     Ok((member, next))
 }
 
@@ -457,7 +537,72 @@ pub(crate) mod tests {
     #[test]
     fn duplicate_members_are_refused() {
         let zip = build_zip(&[("a/data.pkl", b"x"), ("a/data.pkl", b"y")]);
-        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::BadMember { .. })));
+        assert!(matches!(ZipArchive::parse(&zip, &Limits::default()), Err(ZipError::Ambiguous(_))));
+        // torch's reader folds ASCII case when it looks a name up.
+        let zip = build_zip(&[("a/data.pkl", b"x"), ("a/DATA.pkl", b"y")]);
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(&err, ZipError::Ambiguous(why) if why.contains("case")), "{err}");
+    }
+
+    #[test]
+    fn the_last_end_record_is_the_one_and_a_lying_comment_is_refused() {
+        // A second archive's end record appended after the first: torch reads the last one,
+        // which here says its comment is longer than what follows.
+        let first = build_zip(&[("a/data.pkl", b"first")]);
+        let mut zip = first.clone();
+        let end = zip.len() - END_LEN;
+        zip.extend_from_within(end..end + END_LEN);
+        let last = zip.len() - END_LEN;
+        zip[last + 20..last + 22].copy_from_slice(&7u16.to_le_bytes());
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(&err, ZipError::Ambiguous(why) if why.contains("comment")), "{err}");
+        // Two well-formed end records: the earlier one sits in the directory area of the last.
+        let mut zip = first.clone();
+        zip[last - END_LEN + 20..last - END_LEN + 22].copy_from_slice(&(END_LEN as u16).to_le_bytes());
+        zip.extend_from_slice(&first[end..end + END_LEN]);
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(&err, ZipError::Ambiguous(why) if why.contains("two end")), "{err}");
+        // A comment that is exactly what follows is fine.
+        let mut zip = first;
+        zip[end + 20..end + 22].copy_from_slice(&3u16.to_le_bytes());
+        zip.extend_from_slice(b"abc");
+        assert!(ZipArchive::parse(&zip, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn overlapping_members_are_refused() {
+        let mut zip = build_zip(&[("a/data.pkl", b"hello"), ("a/x", b"world")]);
+        // Point the second central entry at the first local header's data.
+        let cd = zip.len() - END_LEN - 2 * CENTRAL_LEN - "a/data.pkl".len() - "a/x".len();
+        let second = cd + CENTRAL_LEN + "a/data.pkl".len();
+        zip[second + 42..second + 46].copy_from_slice(&0u32.to_le_bytes());
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(err, ZipError::Ambiguous(_) | ZipError::BadMember { .. }), "{err}");
+        // The first member's sizes stretched over the second (its local header defers the
+        // sizes to a data descriptor, so only the directory says how long it is).
+        let mut zip = build_zip(&[("a/x", b"hello"), ("a/y", b"world")]);
+        zip[6] = 8;
+        let cd = zip.len() - END_LEN - 2 * (CENTRAL_LEN + 3);
+        zip[cd + 20..cd + 24].copy_from_slice(&43u32.to_le_bytes());
+        zip[cd + 24..cd + 28].copy_from_slice(&43u32.to_le_bytes());
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(&err, ZipError::Ambiguous(why) if why.contains("overlap")), "{err}");
+    }
+
+    #[test]
+    fn local_headers_that_disagree_with_the_directory_are_refused() {
+        let mut zip = build_zip(&[("a/data.pkl", b"hello")]);
+        // The local header's sizes (no data descriptor): claim 4 bytes instead of 5.
+        zip[18..22].copy_from_slice(&4u32.to_le_bytes());
+        let err = ZipArchive::parse(&zip, &Limits::default()).unwrap_err();
+        assert!(matches!(&err, ZipError::Ambiguous(why) if why.contains("disagree")), "{err}");
+    }
+
+    #[test]
+    fn names_are_looked_up_without_case() {
+        let zip = build_zip(&[("a/DATA.PKL", b"hello")]);
+        let archive = ZipArchive::parse(&zip, &Limits::default()).unwrap();
+        assert_eq!(archive.member("a/data.pkl").unwrap().name, "a/DATA.PKL");
     }
 
     #[test]

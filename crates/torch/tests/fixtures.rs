@@ -74,6 +74,15 @@ fn shared_storage_views_match_their_manifest() {
 }
 
 #[test]
+fn a_legacy_whole_module_converts_taking_module_ids_as_data() {
+    // `('module', cls, file, source)` persistent ids name the classes; tensors equal to
+    // the state dict of what torch.load returns (the manifest's SHA-256s).
+    let converted = check_fixture("legacy_module.pt", "legacy_module");
+    assert_eq!(converted.format(), &Format::Legacy);
+    assert_eq!(converted.metadata()["torch.module_class"], "__main__.Net");
+}
+
+#[test]
 fn full_module_state_dict_is_recovered_without_its_classes() {
     let converted = check_fixture("full_module.pt", "full_module");
     assert_eq!(converted.metadata()["torch.module_class"], "__main__.TinyNet");

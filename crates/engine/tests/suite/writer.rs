@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use safeshift_engine::{
-    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorSource, WriteErrorKind, WriteOptions, TEMP_INFIX,
+    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorSource, WriteErrorKind, WriteOptions,
 };
 use safeshift_model::DType;
 
@@ -218,23 +218,37 @@ fn child_writer_process() {
     let Some(target) = std::env::var_os(CHILD_TARGET) else {
         return;
     };
+    let started = Path::new(&target).with_extension("started");
     let tensors = (0..200)
-        .map(|index| OutputTensor {
-            name: format!("t{index:03}"),
-            dtype: DType::F32,
-            shape: vec![1024],
-            source: TensorSource::Generate(Box::new(|buf: &mut [u8]| {
-                std::thread::sleep(Duration::from_millis(50));
-                buf.fill(1);
-                Ok(())
-            })),
+        .map(|index| {
+            let started = started.clone();
+            OutputTensor {
+                name: format!("t{index:03}"),
+                dtype: DType::F32,
+                shape: vec![1024],
+                source: TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
+                    if index == 3 {
+                        // Three tensors are in the output file: tell the parent.
+                        std::fs::write(&started, b"").unwrap();
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                    buf.fill(1);
+                    Ok(())
+                })),
+            }
         })
         .collect();
     write(Path::new(&target), tensors, &WriteOptions::default()).unwrap();
 }
 
+/// Whether the file system of `dir` offers unnamed files (`O_TMPFILE`); tmpfs and ext4 do.
+fn has_o_tmpfile(dir: &Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_TMPFILE).open(dir).is_ok()
+}
+
 #[test]
-fn killed_writer_leaves_no_target() {
+fn killed_writer_leaves_no_target_and_no_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("slow.safetensors");
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -243,21 +257,23 @@ fn killed_writer_leaves_no_target() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until the child is writing: its temporary file exists and has data.
+    // Wait until the child is writing (it has written three tensors).
     let started = Instant::now();
-    let temp = loop {
-        let found = listing(dir.path()).into_iter().find(|name| name.contains(TEMP_INFIX));
-        if let Some(name) = found.filter(|name| std::fs::metadata(dir.path().join(name)).unwrap().len() > 8192) {
-            break name;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "the child never started writing");
+    while !target.with_extension("started").exists() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the child never started writing");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
     child.kill().unwrap(); // SIGKILL on Unix
     let status = child.wait().unwrap();
     assert!(!status.success());
     assert!(!target.exists(), "a partial file appeared at the target");
-    assert!(temp.starts_with(".slow.safetensors.safeshift-tmp-"), "{temp}");
+    let left: Vec<String> = listing(dir.path()).into_iter().filter(|name| name != "slow.started").collect();
+    if has_o_tmpfile(dir.path()) {
+        assert!(left.is_empty(), "the killed writer left {left:?}");
+    } else {
+        // The named fallback: the temporary file stays, recognisable by its name.
+        assert!(left.iter().all(|name| name.starts_with(".slow.safetensors.safeshift-tmp-")), "{left:?}");
+    }
 }
 
 #[test]
