@@ -985,6 +985,26 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_capture_ranges_over_one_set_of_names() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "pre.{dataset}.w" : f32[n]
+                tensor "enc.{dataset}.w" : f32[n]
+                tensor "graph.{dataset}.t" : f32[n] optional
+            }
+        "#,
+        );
+        let two = layout("pre.a.w f32 [2]\npre.b.w f32 [2]\nenc.a.w f32 [2]\nenc.b.w f32 [2]\ngraph.a.t f32 [2]");
+        assert!(unify(&schema, &two, &BTreeMap::new()).is_ok(), "an optional family may lack a dataset");
+        // An encoder named `0` is not one of the datasets: `enc.a.w` is missing.
+        let renamed = layout("pre.a.w f32 [2]\nenc.0.w f32 [2]");
+        let mismatch = unify(&schema, &renamed, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing, ["pre.0.w", "enc.a.w"]);
+    }
+
+    #[test]
     fn huge_indices_are_counted_not_listed() {
         let schema = schema(
             r#"
