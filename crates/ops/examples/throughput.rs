@@ -1,11 +1,13 @@
 //! Kernels against `memcpy` of the same bytes, in the same run:
-//! `cargo run --release -p safeshift-ops --example throughput [-- ROUNDS]`.
+//! `cargo run --release -p safeshift-ops --example throughput [-- ROUNDS [FILTER]]`
+//! (FILTER: only the kernels whose label contains it).
 //!
 //! Each kernel computes one tensor with `evaluate_into` into a buffer allocated once, as
 //! the writer does; its baseline copies as many bytes (`copy_from_slice`, i.e. `memcpy`):
 //! the output's, or for a cast the larger of its input and output. Kernel and baseline alternate
 //! for ROUNDS rounds (default 7) so the load of a shared machine falls on both; the
-//! medians and their ratio are printed as a markdown table.
+//! medians and their ratio are printed as a markdown table, with the ratio of the fastest
+//! runs (less sensitive to other processes than the medians).
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -31,6 +33,9 @@ fn median(mut times: Vec<Duration>) -> Duration {
 /// Times `expr` over `source` (producing `out_len` bytes) and `memcpy` of `out_len` bytes
 /// from `copy_from`, alternating.
 fn measure(label: &str, expr: &Expr, source: &[u8], copy_from: &[u8], out_len: usize, rounds: usize) {
+    if std::env::args().nth(2).is_some_and(|filter| !label.contains(&filter)) {
+        return;
+    }
     // A cast reads more (narrowing) or writes more (widening) than its output's bytes:
     // its baseline copies the larger side.
     let copy_len = match expr {
@@ -59,10 +64,12 @@ fn measure(label: &str, expr: &Expr, source: &[u8], copy_from: &[u8], out_len: u
         copy.push(start.elapsed());
         std::hint::black_box(&copy_to);
     }
+    let best =
+        kernel.iter().min().expect("rounds > 0").as_secs_f64() / copy.iter().min().expect("rounds > 0").as_secs_f64();
     let (kernel, copy) = (median(kernel), median(copy));
     let gib = out_len as f64 / (1u64 << 30) as f64;
     println!(
-        "| {label} | {:.1} MiB | {:.2} ms ({:.2} GiB/s) | {:.2} ms ({:.1} MiB) | {:.2}× |",
+        "| {label} | {:.1} MiB | {:.2} ms ({:.2} GiB/s) | {:.2} ms ({:.1} MiB) | {:.2}× | {best:.2}× |",
         out_len as f64 / (1u64 << 20) as f64,
         kernel.as_secs_f64() * 1e3,
         gib / kernel.as_secs_f64(),
@@ -87,7 +94,7 @@ fn permute_heads(input: Expr, heads: i64, rows: i64, cols: i64) -> Expr {
 }
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(7);
+    let rounds: usize = std::env::args().nth(1).and_then(|text| text.parse().ok()).unwrap_or(7).max(1);
     let n = 4096i64;
     let f32_source: Vec<u8> = (0..n * n).flat_map(|i| (i as f32 * 0.25).to_le_bytes()).collect();
     let bf16_source: Vec<u8> = f32_source[..f32_source.len() / 2].to_vec();
@@ -97,8 +104,8 @@ fn main() {
     // What memcpy copies from: as large as the largest output (a widening cast's).
     let copy_from: Vec<u8> = f32_source.iter().chain(&f32_source).copied().collect();
 
-    println!("| kernel | output | kernel time | memcpy of the same bytes | ratio |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| kernel | output | kernel time | memcpy of the same bytes | ratio | ratio of the fastest runs |");
+    println!("|---|---:|---:|---:|---:|---:|");
     measure(
         "transpose f32 4096×4096",
         &Expr::Permute { input: Box::new(w.clone()), axes: vec![1, 0] },

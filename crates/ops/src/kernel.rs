@@ -16,6 +16,7 @@ use crate::byte_range::byte_range;
 use crate::cast::{cast_bytes, cast_into, restore_bytes, scalar_bytes, CastError, CastMode};
 use crate::expr::{dtype_of, shape_of, Expr, Init, Leaf, ShapeError};
 use crate::simplify::simplify;
+use crate::strided::{coalesce, copy_strided};
 
 /// A boxed error from the caller's source callback.
 pub type SourceError = Box<dyn StdError + Send + Sync>;
@@ -411,60 +412,6 @@ impl View<'_> {
     }
 }
 
-/// Copies the view (`offset`, `shape`, `strides` in elements of `elem` bytes) of `data`
-/// into `out`, row-major. Axes are coalesced first so the innermost run is as long as
-/// possible.
-fn copy_strided(data: &[u8], elem: usize, offset: usize, shape: &[usize], strides: &[usize], out: &mut [u8]) {
-    let mut dims = coalesce(shape, strides);
-    let Some((inner_size, inner_stride)) = dims.pop() else {
-        out.copy_from_slice(&data[offset * elem..(offset + 1) * elem]);
-        return;
-    };
-    // A transpose of the two innermost axes (the source is contiguous along the other
-    // one): copy in tiles, so that both sides stay in cache.
-    let tile = match dims.last() {
-        Some(&(rows, 1)) if inner_stride != 1 => {
-            dims.pop();
-            Some(rows)
-        }
-        _ => None,
-    };
-    let chunk = inner_size * elem * tile.unwrap_or(1);
-    let mut index = vec![0usize; dims.len()];
-    let mut base = offset;
-    for out_chunk in out.chunks_exact_mut(chunk) {
-        match tile {
-            Some(rows) => copy_transposed(data, elem, base, rows, inner_size, inner_stride, out_chunk),
-            None => copy_run(data, elem, base, inner_size, inner_stride, out_chunk),
-        }
-        for axis in (0..dims.len()).rev() {
-            index[axis] += 1;
-            base += dims[axis].1;
-            if index[axis] < dims[axis].0 {
-                break;
-            }
-            base -= dims[axis].1 * dims[axis].0;
-            index[axis] = 0;
-        }
-    }
-}
-
-/// (size, stride) per axis, size-1 axes dropped and axes that are contiguous with their
-/// inner neighbour merged.
-fn coalesce(shape: &[usize], strides: &[usize]) -> Vec<(usize, usize)> {
-    let mut dims: Vec<(usize, usize)> = Vec::with_capacity(shape.len());
-    for (&size, &stride) in shape.iter().zip(strides) {
-        if size == 1 {
-            continue;
-        }
-        match dims.last_mut() {
-            Some(outer) if outer.1 == size * stride => *outer = (outer.0 * size, stride),
-            _ => dims.push((size, stride)),
-        }
-    }
-    dims
-}
-
 /// Runs of at least this many elements are converted in place by a fused cast; shorter
 /// ones are gathered first (a call per run would cost more than the copy).
 const MIN_CAST_RUN: usize = 256;
@@ -498,67 +445,6 @@ fn cast_runs(view: &View<'_>, from: DType, to: DType, out: &mut [u8]) -> Option<
         }
     }
     Some(Ok(()))
-}
-
-fn copy_run(data: &[u8], elem: usize, base: usize, count: usize, stride: usize, out: &mut [u8]) {
-    if stride == 1 {
-        out.copy_from_slice(&data[base * elem..(base + count) * elem]);
-        return;
-    }
-    match elem {
-        1 => gather_elements::<1>(data, base, stride, out),
-        2 => gather_elements::<2>(data, base, stride, out),
-        4 => gather_elements::<4>(data, base, stride, out),
-        8 => gather_elements::<8>(data, base, stride, out),
-        _ => {
-            for (k, dst) in out.chunks_exact_mut(elem).enumerate() {
-                let at = (base + k * stride) * elem;
-                dst.copy_from_slice(&data[at..at + elem]);
-            }
-        }
-    }
-}
-
-/// `out[a][b] = data[base + a + b·stride]` for `a < rows`, `b < cols`, in square tiles.
-fn copy_transposed(data: &[u8], elem: usize, base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
-    match elem {
-        1 => transpose_tiles::<1>(data, base, rows, cols, stride, out),
-        2 => transpose_tiles::<2>(data, base, rows, cols, stride, out),
-        4 => transpose_tiles::<4>(data, base, rows, cols, stride, out),
-        8 => transpose_tiles::<8>(data, base, rows, cols, stride, out),
-        _ => {
-            for row in 0..rows {
-                copy_run(data, elem, base + row, cols, stride, &mut out[row * cols * elem..(row + 1) * cols * elem]);
-            }
-        }
-    }
-}
-
-fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
-    // Tall, narrow tiles: a tile reads COL_TILE source rows, which with a power-of-two
-    // row stride all fall in one cache set; eight of them fit its ways, so the source
-    // lines stay in cache while ROW_TILE output rows take their elements.
-    const ROW_TILE: usize = 64;
-    const COL_TILE: usize = 8;
-    for row_start in (0..rows).step_by(ROW_TILE) {
-        let row_end = (row_start + ROW_TILE).min(rows);
-        for col_start in (0..cols).step_by(COL_TILE) {
-            let col_end = (col_start + COL_TILE).min(cols);
-            for row in row_start..row_end {
-                let out_row = &mut out[(row * cols + col_start) * N..(row * cols + col_end) * N];
-                gather_elements::<N>(data, base + row + col_start * stride, stride, out_row);
-            }
-        }
-    }
-}
-
-#[inline(always)]
-fn gather_elements<const N: usize>(data: &[u8], base: usize, stride: usize, out: &mut [u8]) {
-    for (k, dst) in out.chunks_exact_mut(N).enumerate() {
-        let at = (base + k * stride) * N;
-        let src: &[u8; N] = data[at..at + N].try_into().expect("N bytes");
-        dst.copy_from_slice(src);
-    }
 }
 
 type Fetch<'f, 'a> = &'f dyn Fn(&Leaf) -> Result<Cow<'a, [u8]>, EvalError>;

@@ -70,6 +70,7 @@ mod ops;
 mod planned;
 mod rewrite;
 mod simplify;
+mod strided;
 mod tensor_set;
 
 #[cfg(test)]
