@@ -28,6 +28,8 @@ mod diff;
 mod draft;
 #[cfg(test)]
 mod roundtrip;
+#[cfg(test)]
+mod shipped;
 mod rule;
 
 pub use diff::{diff, Change, Content, Contents, Diff, Init};
