@@ -161,6 +161,11 @@ fn inferred_schemas_of_anemoi_and_llama() {
         "infer_anemoi_0_17_0",
         ok(&safeshift(&["schema", "infer", &fixture("0.17.0"), "--family", FAMILY, "--version", "0.17.0"]))
     );
+    let pickle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/anemoi-checkpoints/0.19.0/inference.ckpt");
+    insta::assert_snapshot!(
+        "infer_anemoi_0_19_0_inference_ckpt",
+        ok(&safeshift(&["schema", "infer", path(&pickle), "--family", FAMILY, "--version", "0.19.0"]))
+    );
     insta::assert_snapshot!(
         "infer_llama_hf",
         ok(&safeshift(&["schema", "infer", "llama.hf@1.0.0", "--family", "llama.hf", "--version", "1.0.0"]))
@@ -218,7 +223,10 @@ fn drafts_for_every_consecutive_pair_of_fixtures() {
         let draft_text = fs::read_to_string(&drafted).unwrap();
         ok(&safeshift(&["fmt", "--check", path(&drafted)]));
         let unresolved = draft_text.matches("// UNRESOLVED:").count();
-        let lossy = draft_text.lines().filter(|line| line.trim_start().starts_with("drop ") && line.ends_with(" lossy")).count();
+        let lossy = draft_text
+            .lines()
+            .filter(|line| line.trim_start().starts_with("drop ") && line.ends_with(" lossy"))
+            .count();
         let check = safeshift(&["check", "--synth", "--registry", path(&content)]);
         let out = dir.path().join("content.safetensors");
         // A drop the draft marks `lossy` (it cannot know the tensor is derived) makes the
@@ -377,11 +385,8 @@ fn the_books_ci_workflow_passes_unchanged_and_fails_drifted_layouts() {
     }
 
     // The author does what the gate prints: the new schema, the drafted migration.
-    let output = Command::new(env!("CARGO_BIN_EXE_safeshift"))
-        .args(&commands[gate])
-        .current_dir(repo.path())
-        .output()
-        .unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_safeshift")).args(&commands[gate]).current_dir(repo.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let migration = &stdout[stdout.find("// Drafted").expect("a draft")..];
     fs::create_dir_all(repo.path().join("migrations")).unwrap();

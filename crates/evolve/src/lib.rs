@@ -28,9 +28,9 @@ mod diff;
 mod draft;
 #[cfg(test)]
 mod roundtrip;
+mod rule;
 #[cfg(test)]
 mod shipped;
-mod rule;
 
 pub use diff::{diff, Change, Content, Contents, Diff, Init};
 pub use draft::{draft, Draft, DraftOptions};

@@ -32,7 +32,9 @@ fn fixtures() -> Vec<(String, Layout)> {
     found.sort();
     found
         .into_iter()
-        .map(|(version, keys)| (version.to_string(), parse_layout_json(&std::fs::read_to_string(keys).unwrap()).unwrap()))
+        .map(|(version, keys)| {
+            (version.to_string(), parse_layout_json(&std::fs::read_to_string(keys).unwrap()).unwrap())
+        })
         .collect()
 }
 
