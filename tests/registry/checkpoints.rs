@@ -234,8 +234,15 @@ fn inspect_and_detect_read_every_real_checkpoint_directly() {
         let line = format!("anemoi.encprocdec@{version} (written by release {version}, and the layout fits)");
         assert!(text.starts_with(&line), "{text}");
     }
-    let data = inspect(&data_dir().join("anemoi-checkpoints/graph.pt"));
+    let graph_pt = data_dir().join("anemoi-checkpoints/graph.pt");
+    let data = inspect(&graph_pt);
     assert_eq!((data["tensor_count"].as_u64(), data["extras_count"].as_u64()), (Some(0), Some(8)));
+    // A graph holds no model: `detect` says so, and where the file belongs instead.
+    let output = safeshift(&["detect", graph_pt.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("holds no state dict, only 8 extra tensor(s) such as `graph.data.x`"), "{stderr}");
+    assert!(stderr.contains("--aux graph=FILE") && stderr.lines().count() == 1, "{stderr}");
 }
 
 /// The CRC-32 (IEEE) zip members carry.
