@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use safetensors::{Dtype, SafeTensors};
 
 use super::{data_dir, fixture, ok, safeshift, VERSIONS};
+use crate::faults::crc32;
 
 /// The version folders of `tests/data/anemoi-checkpoints/`, oldest first (each has its
 /// bare state dict in `tests/data/anemoi/<V>/`).
@@ -243,18 +244,6 @@ fn inspect_and_detect_read_every_real_checkpoint_directly() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("holds no state dict, only 8 extra tensor(s) such as `graph.data.x`"), "{stderr}");
     assert!(stderr.contains("--aux graph=FILE") && stderr.lines().count() == 1, "{stderr}");
-}
-
-/// The CRC-32 (IEEE) zip members carry.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
