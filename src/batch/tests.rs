@@ -38,7 +38,8 @@ fn a_folder_run_writes_stamped_outputs_then_skips_them() {
     let mut batch = Batch::new(&registry, options(), Destination::Dir(dir.path().join("out")));
     batch.jobs = 2;
     let old = Input { path: data("anemoi/0.4.0/state_dict.safetensors"), relative: PathBuf::from("a/old.safetensors") };
-    let head = Input { path: data("anemoi/0.19.0/state_dict.safetensors"), relative: PathBuf::from("head.safetensors") };
+    let head =
+        Input { path: data("anemoi/0.19.0/state_dict.safetensors"), relative: PathBuf::from("head.safetensors") };
     let inputs = batch.select(vec![old.clone(), head], None).unwrap();
     let seen = Mutex::new(Vec::new());
     let report = batch.run(&inputs, |result| seen.lock().unwrap().push(result.input.clone()));
