@@ -10,10 +10,10 @@ use safeshift_engine::{
 use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor, METADATA_EXTRAS};
 use serde_json::json;
 
-use crate::commands::inspect::human_size;
 use crate::exit_codes::ExitStatus;
+use crate::json::json_gadget;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::render::sanitize;
+use crate::render::{human_size, sanitize};
 
 /// Convert a PyTorch checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`) to safetensors without
 /// executing it.
@@ -38,10 +38,8 @@ pub struct ConvertArgs {
     /// The safetensors file to write (atomically: complete, or not at all).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// The top-level entry holding the state dict (default: `state_dict`, `model_state_dict`,
-    /// `model`, `module`, `net`, `network`, else the whole object).
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Also write optimizer state, its tensors named by their path
     /// (`optimizer_states.0.state.0.exp_avg`).
     #[arg(long)]
@@ -52,10 +50,6 @@ pub struct ConvertArgs {
     /// Leave out Anemoi supporting arrays (latitudes, longitudes…).
     #[arg(long)]
     pub drop_supporting_arrays: bool,
-    /// Convert even a file holding code-execution gadgets. Nothing in the file is run
-    /// either way; the gadgets are listed.
-    #[arg(long)]
-    pub allow_gadgets: bool,
     /// Print JSON (`{"type": "convert", "data": {…}}`) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -64,11 +58,11 @@ pub struct ConvertArgs {
 /// Runs `safeshift convert`.
 pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let options = ConvertOptions {
-        key: args.key.clone(),
+        key: args.pickle.key.clone(),
         keep_optimizer: args.keep_optimizer,
         keep_shared: args.keep_shared,
         supporting_arrays: !args.drop_supporting_arrays,
-        allow_gadgets: args.allow_gadgets,
+        allow_gadgets: args.pickle.allow_gadgets,
         ..ConvertOptions::default()
     };
     if args.input.extension().is_some_and(|ext| ext == "json") {
@@ -228,7 +222,7 @@ fn json_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> serde_j
             "aliases": converted.aliases().iter().map(|a| json!({ "name": a.name, "kept": a.kept })).collect::<Vec<_>>(),
             "metadata_keys": converted.metadata().keys().collect::<Vec<_>>(),
             "data_classes": converted.data_classes(),
-            "gadgets": converted.gadgets().iter().map(crate::commands::scan::json_gadget).collect::<Vec<_>>(),
+            "gadgets": converted.gadgets().iter().map(json_gadget).collect::<Vec<_>>(),
         }
     })
 }

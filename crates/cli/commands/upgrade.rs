@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
+use safeshift::batch::{self, Batch, Destination, Shard};
 use safeshift::open::OpenOptions;
 
-use crate::batch::{self, Batch, Destination};
 use crate::exit_codes::ExitStatus;
-use crate::inputs::{self, Shard};
 use crate::printer::{anyhow_like::Error, Printer};
 
 /// Upgrade checkpoints to the layout today's model code expects.
@@ -56,16 +55,13 @@ pub struct UpgradeArgs {
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::registry::parse_param)]
     pub params: Vec<(String, safeshift::ops::ParamValue)>,
     /// An auxiliary input a migration needs, e.g. `--aux graph=graph.safetensors` (repeatable).
-    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
+    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = crate::registry::parse_aux)]
     pub aux: Vec<(String, PathBuf)>,
     /// Run plans that discard information (refused otherwise).
     #[arg(long)]
     pub allow_lossy: bool,
-    /// For PyTorch inputs: the top-level entry holding the state dict (default:
-    /// `state_dict`, `model_state_dict`, `model`, `module`, `net`, `network`, else the whole
-    /// object).
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Detect and plan only; print the plans and write nothing.
     #[arg(long, group = "destination")]
     pub dry_run: bool,
@@ -82,7 +78,7 @@ pub struct UpgradeArgs {
 
 /// Runs `safeshift upgrade`.
 pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = batch::load_registry(args.registry.registry.as_deref(), printer)?;
+    let registry = args.registry.open(printer.color)?;
     let destination = if let Some(output) = args.output {
         Destination::File(output)
     } else if let Some(dir) = args.out_dir {
@@ -97,11 +93,12 @@ pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         dims: args.dims.into_iter().collect(),
         aux: args.aux.into_iter().collect(),
         allow_lossy: args.allow_lossy,
-        state_dict_key: args.key,
+        state_dict_key: args.pickle.key,
+        allow_gadgets: args.pickle.allow_gadgets,
         params: args.params.into_iter().collect(),
     };
-    let batch = Batch { registry: &registry, options, destination, json: args.json, jobs: jobs(args.jobs), printer };
-    batch::run(&batch, inputs::collect(&args.inputs)?, args.shard)
+    let batch = Batch { registry: &registry, options, destination, jobs: jobs(args.jobs) };
+    crate::batch::run(&batch, batch::collect(&args.inputs)?, args.shard, args.json, printer)
 }
 
 /// The default number of workers: one per core, at most 4 (each holds at most its largest

@@ -1,14 +1,16 @@
 //! `safeshift inspect` of a PyTorch pickle: what `convert` would take from it — the state
 //! dict, the extras, the metadata keys, the classes read as data and any gadget — read
-//! without running anything (gadgets included: inspecting is reading).
+//! without running anything. A file with gadgets is refused like everywhere else unless
+//! `--allow-gadgets`; then they are listed (`safeshift scan` gives the whole verdict).
 
-use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor};
+use safeshift_torch::{Converted, ConvertedTensor};
 use serde_json::{json, Value};
 
-use crate::commands::inspect::{human_size, InspectArgs};
+use super::InspectArgs;
 use crate::exit_codes::ExitStatus;
+use crate::json::json_gadget;
 use crate::printer::anyhow_like::Error;
-use crate::render::sanitize;
+use crate::render::{human_size, pickle_format_name, sanitize};
 
 /// Runs `safeshift inspect` on a pickle checkpoint.
 pub fn run(args: &InspectArgs) -> Result<ExitStatus, Error> {
@@ -16,8 +18,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitStatus, Error> {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
         None => None,
     };
-    let options = ConvertOptions { allow_gadgets: true, keep_shared: true, ..ConvertOptions::default() };
-    let converted = safeshift_torch::open(&args.path, &options)?;
+    let converted = safeshift_torch::open(&args.path, &args.pickle.read_options().pickle)?;
     let list = args.tensors || matcher.is_some();
     let listed = |tensors: &[ConvertedTensor]| -> Vec<usize> {
         if !list {
@@ -40,7 +41,7 @@ fn bytes_of(tensor: &ConvertedTensor) -> u64 {
 
 fn human_output(args: &InspectArgs, converted: &Converted, tensors: &[usize], extras: &[usize]) -> String {
     let total = |all: &[ConvertedTensor]| all.iter().map(bytes_of).sum::<u64>();
-    let format = crate::commands::scan::format_name(converted.format());
+    let format = pickle_format_name(converted.format());
     let mut out = format!("{} (PyTorch pickle, {format})\n", sanitize(&args.path.display().to_string()));
     out.push_str(&format!(
         "  state dict  {} tensors ({})\n",
@@ -61,7 +62,7 @@ fn human_output(args: &InspectArgs, converted: &Converted, tensors: &[usize], ex
         }
     }
     for gadget in converted.gadgets() {
-        out.push_str(&format!("  GADGET (convert refuses the file): {}\n", sanitize(&gadget.to_string())));
+        out.push_str(&format!("  gadget (not run, --allow-gadgets): {}\n", sanitize(&gadget.to_string())));
     }
     for (title, all, listed) in [("tensors", converted.tensors(), tensors), ("extras", converted.extras(), extras)] {
         if listed.is_empty() {
@@ -94,12 +95,12 @@ fn json_output(args: &InspectArgs, converted: &Converted, list: bool, tensors: &
     };
     let mut data = json!({
         "path": args.path.to_string_lossy(),
-        "format": crate::commands::scan::format_name(converted.format()),
+        "format": pickle_format_name(converted.format()),
         "tensor_count": converted.tensors().len(),
         "extras_count": converted.extras().len(),
         "metadata": converted.metadata(),
         "data_classes": converted.data_classes(),
-        "gadgets": converted.gadgets().iter().map(crate::commands::scan::json_gadget).collect::<Vec<_>>(),
+        "gadgets": converted.gadgets().iter().map(json_gadget).collect::<Vec<_>>(),
     });
     if list {
         data["tensors"] = Value::Array(rows(converted.tensors(), tensors));
