@@ -16,7 +16,7 @@ use crate::byte_range::byte_range;
 use crate::cast::{cast_bytes, cast_into, restore_bytes, scalar_bytes, CastError, CastMode};
 use crate::expr::{dtype_of, shape_of, Expr, Init, Leaf, ShapeError};
 use crate::simplify::simplify;
-use crate::strided::{coalesce, copy_strided};
+use crate::strided::{advance, coalesce, copy_strided};
 
 /// A boxed error from the caller's source callback.
 pub type SourceError = Box<dyn StdError + Send + Sync>;
@@ -434,15 +434,7 @@ fn cast_runs(view: &View<'_>, from: DType, to: DType, out: &mut [u8]) -> Option<
         if let Err(err) = cast_into(&view.data[base * elem..(base + run) * elem], from, to, out_chunk) {
             return Some(Err(err));
         }
-        for axis in (0..dims.len()).rev() {
-            index[axis] += 1;
-            base += dims[axis].1;
-            if index[axis] < dims[axis].0 {
-                break;
-            }
-            base -= dims[axis].1 * dims[axis].0;
-            index[axis] = 0;
-        }
+        advance(&dims, &mut index, &mut base);
     }
     Some(Ok(()))
 }

@@ -43,15 +43,21 @@ pub(crate) fn copy_strided(
             Some(rows) => copy_transposed(data, elem, base, rows, inner_size, inner_stride, out_chunk),
             None => copy_run(data, elem, base, inner_size, inner_stride, out_chunk),
         }
-        for axis in (0..dims.len()).rev() {
-            index[axis] += 1;
-            base += dims[axis].1;
-            if index[axis] < dims[axis].0 {
-                break;
-            }
-            base -= dims[axis].1 * dims[axis].0;
-            index[axis] = 0;
+        advance(&dims, &mut index, &mut base);
+    }
+}
+
+/// Moves `index` (over `dims`, (size, stride) each) to the next position in row-major
+/// order, and `base` (an element offset) with it; past the last one, back to the first.
+pub(crate) fn advance(dims: &[(usize, usize)], index: &mut [usize], base: &mut usize) {
+    for axis in (0..dims.len()).rev() {
+        index[axis] += 1;
+        *base += dims[axis].1;
+        if index[axis] < dims[axis].0 {
+            return;
         }
+        *base -= dims[axis].1 * dims[axis].0;
+        index[axis] = 0;
     }
 }
 
