@@ -24,7 +24,10 @@ fn naive(data: &[u8], elem: usize, offset: usize, shape: &[usize], strides: &[us
 /// A contiguous tensor's shape, a permutation of its axes and a narrow of each axis
 /// (start and length as fractions), sized so that whole transposed tiles (up to 64 × 64
 /// one-byte elements) and ragged edges both occur.
-fn arb_view() -> impl Strategy<Value = (usize, Vec<usize>, Vec<usize>, Vec<(f64, f64)>)> {
+/// Element size, shape, axes, and (start, length) fractions per axis.
+type ViewCase = (usize, Vec<usize>, Vec<usize>, Vec<(f64, f64)>);
+
+fn arb_view() -> impl Strategy<Value = ViewCase> {
     let elem = prop::sample::select(vec![1usize, 2, 3, 4, 8]);
     let dims = prop::collection::vec(prop_oneof![3 => 1usize..8, 2 => 8usize..140], 1..5)
         .prop_filter("at most 100,000 elements", |shape| shape.iter().product::<usize>() <= 100_000);
