@@ -109,6 +109,23 @@ impl Open {
         Open::bytes(slf, read, writable)
     }
 
+    /// Writes tensor `name` into `out`, a writable, C-contiguous `uint8` array of exactly
+    /// its byte count (a NumPy array over a model parameter's memory), without the GIL:
+    /// borrowed bytes are copied from the map, computed ones computed straight into it.
+    fn read_into(&self, py: Python<'_>, name: &str, out: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (address, len) = writable_bytes(out)?;
+        py.detach(|| {
+            // SAFETY: `out` (borrowed for this call, so alive) describes `len` writable bytes
+            // at `address` (checked by `writable_bytes`); nothing in this call touches them
+            // otherwise. As with NumPy's own GIL-free kernels, a Python thread writing to the
+            // same array meanwhile is the program's own race.
+            let out: &mut [u8] =
+                if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(address as *mut u8, len) } };
+            self.migrated.read_into(name, out)
+        })
+        .map_err(|err| errors::view_error(py, &err))
+    }
+
     /// Unmaps this process's pages of the sources `name` reads (after copying it where it
     /// belongs); see `MigratedView::release`.
     fn release(&self, name: &str) {
@@ -158,4 +175,38 @@ impl Open {
             self.migrated.names().len()
         )
     }
+}
+
+/// The address and length of `array`'s bytes, from NumPy's array interface, when it is a
+/// writable, C-contiguous, flat `uint8` array; a `TypeError` otherwise.
+fn writable_bytes(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+    let wrong = |what: &str| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "read_into needs a writable, contiguous, flat uint8 array: {what}"
+        ))
+    };
+    let interface = array.getattr("__array_interface__").map_err(|_| wrong("no __array_interface__"))?;
+    let typestr: String = interface.get_item("typestr")?.extract()?;
+    if typestr != "|u1" {
+        return Err(wrong(&format!("its type is {typestr}")));
+    }
+    let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
+    let [len] = shape[..] else {
+        return Err(wrong(&format!("its shape is {shape:?}")));
+    };
+    let contiguous = match interface.get_item("strides") {
+        Ok(strides) => strides.is_none() || strides.extract::<Vec<isize>>().is_ok_and(|strides| strides == [1]),
+        Err(_) => true,
+    };
+    if !contiguous {
+        return Err(wrong("it is strided"));
+    }
+    let (address, readonly): (usize, bool) = interface.get_item("data")?.extract()?;
+    if readonly {
+        return Err(wrong("it is read-only"));
+    }
+    if address == 0 && len > 0 {
+        return Err(wrong("it has no data"));
+    }
+    Ok((address, len))
 }

@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension module (``crates/python/src``). Internal: use
 :class:`safeshift.safe_open` and the ``safeshift.torch`` / ``safeshift.numpy`` loaders."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 __version__: str
 
@@ -45,6 +45,10 @@ class Open:
         """The bytes of tensor ``name`` (computed without the GIL when not borrowed)."""
     def rows(self, name: str, start: int, end: int, writable: bool = False) -> Bytes:
         """The bytes of rows ``start:end`` of the first axis of tensor ``name``."""
+    def read_into(self, name: str, out: Any) -> None:
+        """Writes tensor ``name`` into ``out`` (a writable, contiguous, flat ``uint8`` NumPy
+        array of exactly its byte count) without the GIL: borrowed bytes copied from the
+        map, computed ones computed straight into it."""
     def release(self, name: str) -> None:
         """Unmaps this process's pages of the sources tensor ``name`` reads."""
     def is_zero_copy(self, name: str) -> bool:

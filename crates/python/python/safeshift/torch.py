@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import _dtypes
 from ._open import PathLike, safe_open
-from .errors import LayoutMismatchError
+from .errors import DTypeError, LayoutMismatchError
 
 __all__ = ["load_file", "load_model", "LoadReport"]
 
@@ -132,16 +133,37 @@ def load_model(
 
 
 def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
-    """Copies tensor ``name`` into ``target``; releases the map's pages it read."""
-    source = checkpoint.get_tensor(name)
-    if tuple(source.shape) != tuple(target.shape):
+    """Copies tensor ``name`` into ``target``; releases the map's pages it read.
+
+    A CPU, contiguous ``target`` of the tensor's dtype is filled by the Rust side directly
+    (a computed tensor is computed into it, with no buffer in between); any other target
+    (another device or dtype: torch converts) gets a copy of :meth:`safe_open.get_tensor`.
+    """
+    import torch
+
+    dtype, shape = checkpoint._open.info(name)
+    if tuple(shape) != tuple(target.shape):
         raise LayoutMismatchError(
-            f"`{filename}`: tensor `{name}` has shape {list(source.shape)} in the migrated "
+            f"`{filename}`: tensor `{name}` has shape {list(shape)} in the migrated "
             f"checkpoint, the model's has {list(target.shape)}"
         )
-    target.copy_(source)
-    del source
+    if _fillable(target, dtype, name):
+        checkpoint._open.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
+    else:
+        source = checkpoint.get_tensor(name)
+        target.copy_(source)
+        del source
     checkpoint._open.release(name)
+
+
+def _fillable(target: Any, dtype: str, name: str) -> bool:
+    """Whether ``target``'s memory can take the tensor's bytes as they are."""
+    if target.device.type != "cpu" or not target.is_contiguous():
+        return False
+    try:
+        return target.dtype == _dtypes.torch_dtype(dtype, name)
+    except DTypeError:
+        return False
 
 
 def _missing(state: Dict[str, Any], available: "set[str]") -> List[str]:
