@@ -65,6 +65,11 @@ pub struct OpenOptions {
     /// For a PyTorch file: the top-level entry holding the state dict (default: the
     /// usual ones, see `safeshift_torch::ConvertOptions::key`).
     pub state_dict_key: Option<String>,
+    /// For a PyTorch file: read it even when it holds code-execution gadgets
+    /// (`os.system`, `builtins.eval`, a call of a computed callable…; see
+    /// `safeshift_torch::scan`). Nothing in the file runs either way; without this the file is
+    /// refused, the gadget named with its byte offset.
+    pub allow_gadgets: bool,
 }
 
 impl OpenOptions {
@@ -74,6 +79,7 @@ impl OpenOptions {
         let pickle = safeshift_torch::ConvertOptions {
             key: self.state_dict_key.clone(),
             keep_shared: true,
+            allow_gadgets: self.allow_gadgets,
             ..Default::default()
         };
         ReadOptions { pickle, ..ReadOptions::default() }

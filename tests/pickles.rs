@@ -1,7 +1,9 @@
 //! End to end: PyTorch files go through the engine like safetensors — `detect`, `upgrade`
 //! and `convert` on a `.ckpt` and on a sharded `pytorch_model.bin.index.json` set (files
 //! written by torch, see `tests/data/pickles/make_pickles.py`), with no intermediate file,
-//! and contiguous tensors borrowed from the file's own map.
+//! and contiguous tensors borrowed from the file's own map. A checkpoint with a gadget
+//! (`make_gadget.py`) is refused by every command that reads it, and read under
+//! `--allow-gadgets` without its payload ever running.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -258,5 +260,120 @@ fn extras_are_set_aside_written_after_the_state_dict_and_set_aside_again() {
     assert!(!reopened.layout().metadata.contains_key("safeshift.extras"));
     for info in checkpoint.layout().tensors.iter().chain(checkpoint.extras()) {
         assert_eq!(reopened.tensor_bytes(&info.name).unwrap(), checkpoint.tensor_bytes(&info.name).unwrap());
+    }
+}
+
+/// `anemoi-0.4.0.ckpt` with `"callbacks": os.system("touch gadget-ran")` added to its
+/// pickle (`make_gadget.py`): the payload would create `gadget-ran` in the working folder.
+const GADGET: &str = "tests/data/pickles/gadget-anemoi-0.4.0.ckpt";
+const SENTINEL: &str = "gadget-ran";
+
+/// Exit code, stdout and stderr, for assertions and snapshots.
+fn transcript(output: &std::process::Output) -> String {
+    format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code().map_or("signal".to_owned(), |code| code.to_string()),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn every_reading_command_refuses_a_gadget_file_and_allow_gadgets_reads_it_running_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    std::fs::copy(repo(GADGET), dir.join("gadget.ckpt")).unwrap();
+    std::fs::copy(repo("tests/data/anemoi/graph.safetensors"), dir.join("graph.safetensors")).unwrap();
+    let in_dir = |args: &[&str]| {
+        let mut command = safeshift(args);
+        command.current_dir(dir);
+        command.output().unwrap()
+    };
+    let refusals: [(&str, &[&str]); 6] = [
+        ("detect", &["detect", "gadget.ckpt"]),
+        ("plan", &["plan", "gadget.ckpt"]),
+        ("inspect", &["inspect", "gadget.ckpt"]),
+        ("upgrade", &["upgrade", "gadget.ckpt", "-o", "out.safetensors", "--aux", "graph=graph.safetensors"]),
+        ("downgrade", &["downgrade", "gadget.ckpt", "--to", "0.4.0", "-o", "out.safetensors"]),
+        ("convert", &["convert", "gadget.ckpt", "-o", "out.safetensors"]),
+    ];
+    for (command, args) in refusals {
+        let output = in_dir(args);
+        let text = transcript(&output);
+        assert!(matches!(output.status.code(), Some(1 | 2)), "{command}: {text}");
+        // The gadget, its member and byte offset, and the way out.
+        assert!(
+            text.contains("`gadget.ckpt`: refusing to read it: forbidden global `os.system`: REDUCE at byte 14402 of `gadget-anemoi-0.4.0/data.pkl`")
+                && text.contains("pass --allow-gadgets"),
+            "{command}: {text}"
+        );
+        insta::with_settings!({ filters => vec![(r"\d+\.\d\ds", "[time]")] }, {
+            insta::assert_snapshot!(format!("gadget_refused_by_{command}"), text);
+        });
+        assert!(!dir.join("out.safetensors").exists(), "{command}: no output");
+    }
+
+    // Allowed: each command reads the file; nothing in it runs.
+    let ok = |args: &[&str]| {
+        let output = in_dir(args);
+        assert!(output.status.success(), "{args:?}: {}", transcript(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(ok(&["detect", "gadget.ckpt", "--allow-gadgets"]).starts_with("anemoi.encprocdec@0.4.0"));
+    assert!(ok(&["plan", "gadget.ckpt", "--allow-gadgets"])
+        .starts_with("anemoi.encprocdec@0.4.0 -> anemoi.encprocdec@0.19.0"));
+    let inspect = ok(&["inspect", "gadget.ckpt", "--allow-gadgets"]);
+    assert!(
+        inspect.contains("state dict  114 tensors")
+            && inspect.contains("gadget (not run, --allow-gadgets): forbidden global `os.system`"),
+        "{inspect}"
+    );
+    ok(&["upgrade", "gadget.ckpt", "-o", "out.safetensors", "--aux", "graph=graph.safetensors", "--allow-gadgets"]);
+    ok(&["convert", "gadget.ckpt", "-o", "converted.safetensors", "--allow-gadgets"]);
+    // The state dict read is the clean file's, byte for byte, and upgrades to the same file.
+    let converted = Checkpoint::open(&dir.join("converted.safetensors")).unwrap();
+    let reference = Checkpoint::open(&repo("tests/data/anemoi/0.4.0/state_dict.safetensors")).unwrap();
+    assert_eq!(converted.layout().tensors, reference.layout().tensors);
+    for info in &reference.layout().tensors {
+        assert_eq!(converted.tensor_bytes(&info.name).unwrap(), reference.tensor_bytes(&info.name).unwrap());
+    }
+    let upgraded = Checkpoint::open(&dir.join("out.safetensors")).unwrap();
+    assert_eq!(upgraded.layout().metadata["safeshift.schema"], "anemoi.encprocdec@0.19.0");
+
+    // The library: refused by default, read with `allow_gadgets`.
+    let registry = safeshift::Registry::embedded().unwrap();
+    let graph = BTreeMap::from([("graph".to_owned(), dir.join("graph.safetensors"))]);
+    let options = safeshift::OpenOptions { aux: graph, ..safeshift::OpenOptions::default() };
+    let refused = registry.open_with(&dir.join("gadget.ckpt"), &options).err().expect("refused");
+    assert!(refused.to_string().contains("forbidden global `os.system`: REDUCE at byte 14402"), "{refused}");
+    let allowed = safeshift::OpenOptions { allow_gadgets: true, ..options };
+    let view = registry.open_with(&dir.join("gadget.ckpt"), &allowed).unwrap();
+    assert_eq!(view.from_version().to_string(), "anemoi.encprocdec@0.4.0");
+    for name in view.names() {
+        assert_eq!(view.tensor(name).unwrap(), upgraded.tensor_bytes(name).unwrap(), "{name}");
+    }
+
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
+    assert!(!dir.join(SENTINEL).exists(), "the payload ran: {left:?}");
+}
+
+#[test]
+fn the_hostile_fixtures_are_refused_by_detect_with_the_gadget_named() {
+    for (file, global, marker) in [
+        ("mal_a_os_system.pt", "os.system", "/tmp/safeshift_marker_a"),
+        ("mal_b_builtins_eval.pt", "builtins.eval", "/tmp/safeshift_marker_b"),
+        ("mal_c_subprocess_popen.pt", "commands.Popen", "/tmp/safeshift_marker_c"),
+    ] {
+        let path = format!("crates/torch/tests/data/malicious/{file}");
+        for args in [vec!["detect", path.as_str()], vec!["inspect", path.as_str()], vec!["plan", path.as_str()]] {
+            let output = safeshift(&args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("forbidden global `{global}`")) && stderr.contains(" at byte "),
+                "{stderr}"
+            );
+        }
+        assert!(!Path::new(marker).exists(), "{file}: the payload ran");
     }
 }

@@ -205,7 +205,7 @@ fn allow_gadgets_converts_a_payload_file_and_runs_nothing() {
         let out = dir.path().join("converted.safetensors");
         let (code, text) = run(&["convert", &fixture(file), "-o", out.to_str().unwrap()], Some(dir.path()));
         assert_eq!(code, 2, "{text}");
-        assert!(text.contains("refusing to convert") && text.contains("byte"), "{text}");
+        assert!(text.contains("refusing to read it") && text.contains("byte"), "{text}");
         assert!(!out.exists());
         let (code, text) =
             run(&["convert", &fixture(file), "-o", out.to_str().unwrap(), "--allow-gadgets"], Some(dir.path()));
@@ -223,6 +223,9 @@ fn inspect_shows_what_a_pickle_holds() {
     assert_eq!(code, 0, "{text}");
     insta::assert_snapshot!("inspect_graph_pt", text);
     let (code, text) = run(&["inspect", "--json", &fixture("malicious/mal_a_os_system.pt")], None);
+    assert_eq!(code, 2, "a file with gadgets is refused unless allowed: {text}");
+    assert!(text.contains("forbidden global `os.system`: REDUCE at byte 299"), "{text}");
+    let (code, text) = run(&["inspect", "--json", "--allow-gadgets", &fixture("malicious/mal_a_os_system.pt")], None);
     assert_eq!(code, 0, "inspecting runs nothing, gadgets included: {text}");
     let stdout = text.split("--- stdout\n").nth(1).unwrap().split("--- stderr\n").next().unwrap();
     let json: serde_json::Value = serde_json::from_str(stdout).unwrap();

@@ -6,6 +6,7 @@ mod batch;
 mod commands;
 mod exit_codes;
 mod inputs;
+mod pickle;
 mod printer;
 mod registry;
 mod render;

@@ -38,10 +38,8 @@ pub struct ConvertArgs {
     /// The safetensors file to write (atomically: complete, or not at all).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// The top-level entry holding the state dict (default: `state_dict`, `model_state_dict`,
-    /// `model`, `module`, `net`, `network`, else the whole object).
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Also write optimizer state, its tensors named by their path
     /// (`optimizer_states.0.state.0.exp_avg`).
     #[arg(long)]
@@ -52,10 +50,6 @@ pub struct ConvertArgs {
     /// Leave out Anemoi supporting arrays (latitudes, longitudes…).
     #[arg(long)]
     pub drop_supporting_arrays: bool,
-    /// Convert even a file holding code-execution gadgets. Nothing in the file is run
-    /// either way; the gadgets are listed.
-    #[arg(long)]
-    pub allow_gadgets: bool,
     /// Print JSON (`{"type": "convert", "data": {…}}`) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -64,11 +58,11 @@ pub struct ConvertArgs {
 /// Runs `safeshift convert`.
 pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let options = ConvertOptions {
-        key: args.key.clone(),
+        key: args.pickle.key.clone(),
         keep_optimizer: args.keep_optimizer,
         keep_shared: args.keep_shared,
         supporting_arrays: !args.drop_supporting_arrays,
-        allow_gadgets: args.allow_gadgets,
+        allow_gadgets: args.pickle.allow_gadgets,
         ..ConvertOptions::default()
     };
     if args.input.extension().is_some_and(|ext| ext == "json") {

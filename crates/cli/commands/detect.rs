@@ -19,13 +19,16 @@ use crate::render::sanitize;
 /// schemas with their differences; several fits list them. Both exit with 1.
 #[derive(Args, Debug)]
 pub struct DetectArgs {
-    /// The checkpoint (`.safetensors`, or a sharded set's `.safetensors.index.json`).
+    /// The checkpoint: a `.safetensors` file, a PyTorch file (`.pt`, `.pth`, `.bin`, `.ckpt`;
+    /// read without running anything), or a sharded set's `.index.json`.
     pub path: PathBuf,
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// A dim no shape or metadata tells, e.g. `--dim heads=32` (repeatable).
     #[arg(long = "dim", value_name = "NAME=N", value_parser = parse_dim)]
     pub dims: Vec<(String, i64)>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Print the result as JSON: `{"type": "detection" | "ambiguous" | "no-fit", "data": …}`.
     #[arg(long)]
     pub json: bool,
@@ -34,7 +37,7 @@ pub struct DetectArgs {
 /// Runs `safeshift detect`.
 pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let registry = args.registry.load_usable(printer.color)?;
-    let checkpoint = Checkpoint::open(&args.path)?;
+    let checkpoint = Checkpoint::open_with(&args.path, &args.pickle.read_options())?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
     let result = detect(&registry, &checkpoint.layout_with_extras(), &dims);
     if args.json {

@@ -38,6 +38,8 @@ pub struct DowngradeArgs {
     /// An auxiliary input a migration needs (repeatable).
     #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
     pub aux: Vec<(String, PathBuf)>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Print a JSON record instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -52,7 +54,8 @@ pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> 
         aux: args.aux.into_iter().collect(),
         allow_lossy: false,
         params: args.params.into_iter().collect(),
-        ..OpenOptions::default()
+        state_dict_key: args.pickle.key,
+        allow_gadgets: args.pickle.allow_gadgets,
     };
     let batch = Batch {
         registry: &registry,

@@ -25,6 +25,8 @@ use crate::render::sanitize;
 pub struct InspectArgs {
     /// The checkpoint: a `.safetensors` or PyTorch file, or a sharded set's `.index.json`.
     pub path: PathBuf,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Print JSON (one object, `{"type": "inspect", "data": {…}}`) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -46,7 +48,7 @@ pub fn run(args: InspectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
         None => None,
     };
-    let checkpoint = Checkpoint::open(&args.path)?;
+    let checkpoint = Checkpoint::open_with(&args.path, &args.pickle.read_options())?;
     let summary = Summary::of(&checkpoint);
     let listed: Option<Vec<usize>> = (args.tensors || matcher.is_some()).then(|| {
         let tensors = &checkpoint.layout().tensors;

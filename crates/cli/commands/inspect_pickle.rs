@@ -1,8 +1,9 @@
 //! `safeshift inspect` of a PyTorch pickle: what `convert` would take from it — the state
 //! dict, the extras, the metadata keys, the classes read as data and any gadget — read
-//! without running anything (gadgets included: inspecting is reading).
+//! without running anything. A file with gadgets is refused like everywhere else unless
+//! `--allow-gadgets`; then they are listed (`safeshift scan` gives the whole verdict).
 
-use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor};
+use safeshift_torch::{Converted, ConvertedTensor};
 use serde_json::{json, Value};
 
 use crate::commands::inspect::{human_size, InspectArgs};
@@ -16,8 +17,7 @@ pub fn run(args: &InspectArgs) -> Result<ExitStatus, Error> {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
         None => None,
     };
-    let options = ConvertOptions { allow_gadgets: true, keep_shared: true, ..ConvertOptions::default() };
-    let converted = safeshift_torch::open(&args.path, &options)?;
+    let converted = safeshift_torch::open(&args.path, &args.pickle.read_options().pickle)?;
     let list = args.tensors || matcher.is_some();
     let listed = |tensors: &[ConvertedTensor]| -> Vec<usize> {
         if !list {
@@ -61,7 +61,7 @@ fn human_output(args: &InspectArgs, converted: &Converted, tensors: &[usize], ex
         }
     }
     for gadget in converted.gadgets() {
-        out.push_str(&format!("  GADGET (convert refuses the file): {}\n", sanitize(&gadget.to_string())));
+        out.push_str(&format!("  gadget (not run, --allow-gadgets): {}\n", sanitize(&gadget.to_string())));
     }
     for (title, all, listed) in [("tensors", converted.tensors(), tensors), ("extras", converted.extras(), extras)] {
         if listed.is_empty() {

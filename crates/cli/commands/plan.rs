@@ -16,7 +16,7 @@ use crate::registry::{parse_dim, RegistryArgs};
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("start").required(true).args(["path", "from"])))]
 pub struct PlanArgs {
-    /// The checkpoint whose version to start from.
+    /// The checkpoint whose version to start from (safetensors, PyTorch or a sharded set).
     pub path: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -30,6 +30,8 @@ pub struct PlanArgs {
     /// manifest's target for the family, else the family's head).
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Print the plan as JSON (`{"type": "plan", "data": {…}}`).
     #[arg(long)]
     pub json: bool,
@@ -73,7 +75,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let from = match (&args.from, &args.path) {
         (Some(text), _) => VersionId::parse(text)?,
         (None, Some(path)) => {
-            let checkpoint = safeshift_engine::Checkpoint::open(path)?;
+            let checkpoint = safeshift_engine::Checkpoint::open_with(path, &args.pickle.read_options())?;
             let dims: BTreeMap<String, i64> = args.dims.iter().cloned().collect();
             match safeshift_graph::detect(&registry, &checkpoint.layout_with_extras(), &dims) {
                 Ok(detection) => detection.version,

@@ -61,11 +61,8 @@ pub struct UpgradeArgs {
     /// Run plans that discard information (refused otherwise).
     #[arg(long)]
     pub allow_lossy: bool,
-    /// For PyTorch inputs: the top-level entry holding the state dict (default:
-    /// `state_dict`, `model_state_dict`, `model`, `module`, `net`, `network`, else the whole
-    /// object).
-    #[arg(long, value_name = "KEY")]
-    pub key: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Detect and plan only; print the plans and write nothing.
     #[arg(long, group = "destination")]
     pub dry_run: bool,
@@ -97,7 +94,8 @@ pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         dims: args.dims.into_iter().collect(),
         aux: args.aux.into_iter().collect(),
         allow_lossy: args.allow_lossy,
-        state_dict_key: args.key,
+        state_dict_key: args.pickle.key,
+        allow_gadgets: args.pickle.allow_gadgets,
         params: args.params.into_iter().collect(),
     };
     let batch = Batch { registry: &registry, options, destination, json: args.json, jobs: jobs(args.jobs), printer };

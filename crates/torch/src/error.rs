@@ -40,7 +40,7 @@ pub enum ErrorKind {
     /// The pickle holds code-execution gadgets (deny-listed globals or structural gadget
     /// patterns, see the hazard verdict); refused unless `allow_gadgets` is set. The first
     /// gadget, with every other one in [`Forbidden::also`].
-    #[error("refusing to convert: {0}")]
+    #[error("refusing to read it: {0} (nothing was run; pass --allow-gadgets to read it anyway)")]
     Forbidden(Box<Forbidden>),
     /// A storage referenced by a tensor is missing or has the wrong size.
     #[error("storage `{key}` (tensor `{tensor}`): {reason}")]
