@@ -16,7 +16,8 @@ def load_file(filename: PathLike, device: Any = "cpu", **options: Any) -> Dict[s
     """Every tensor of ``filename`` in the target layout, as torch tensors by name.
 
     ``options`` are :class:`safeshift.safe_open`'s keyword arguments (``target``, ``dims``,
-    ``aux``, ``registry``, ``allow_lossy``). On the CPU, borrowed tensors share memory
+    ``aux``, ``registry``, ``allow_lossy``, ``params``, ``key``,
+    ``allow_gadgets``). On the CPU, borrowed tensors share memory
     with the copy-on-write map (in-place writes stay in this process).
     """
     with safe_open(filename, framework="pt", device=device, **options) as checkpoint:
@@ -106,7 +107,9 @@ def load_model(
     del device
     with safe_open(filename, framework="pt", **options) as checkpoint:
         state = model.state_dict(keep_vars=True)
-        names = checkpoint.keys()
+        # The graph and supporting arrays travel with the weights but are no model state.
+        extras = set(checkpoint.extras())
+        names = [name for name in checkpoint.keys() if name not in extras]
         available = set(names)
         loaded = [name for name in names if name in state]
         unexpected = [name for name in names if name not in state]
