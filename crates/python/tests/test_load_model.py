@@ -113,3 +113,33 @@ def test_read_into_takes_only_writable_arrays_of_the_tensor_size(target) -> None
             opened._open.read_into(name, numpy.zeros(size // 4, dtype=numpy.float32))
         with pytest.raises(TypeError, match="strided"):
             opened._open.read_into(name, numpy.zeros(2 * size, dtype=numpy.uint8)[::2])
+
+
+def test_assign_makes_the_tensors_the_models_own(target) -> None:
+    """assign=True into a model on the meta device: nothing copied, borrowed parameters over
+    the map, parameters still parameters."""
+    from conftest import mapped_ranges
+
+    with torch.device("meta"):
+        model = _model(target)
+    report = safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX, assign=True)
+    assert report.missing == [] and report.unexpected == []
+    state = model.state_dict(keep_vars=True)
+    for name, (_, _, data) in target.items():
+        assert state[name].device.type == "cpu" and raw_bytes(state[name]) == data, name
+    ranges = mapped_ranges(checkpoint("0.4.0"))
+    inside = [name for name in report.borrowed if any(low <= state[name].data_ptr() < high for low, high in ranges)]
+    assert len(inside) == len([name for name in report.borrowed if state[name].numel()]) > 100
+    assert all(not any(low <= state[name].data_ptr() < high for low, high in ranges) for name in report.computed)
+    weight = "model.model.processor.proc.0.attention.lin_q.weight"
+    assert isinstance(state[weight], torch.nn.Parameter) and state[weight].requires_grad
+
+
+def test_assign_converts_what_the_model_holds_in_another_dtype(target) -> None:
+    wider = {torch.float32: torch.float64}
+    model = Layout({name: (wider.get(TORCH_TYPES[dtype], TORCH_TYPES[dtype]), shape) for name, (dtype, shape, _) in target.items()})
+    safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX, assign=True)
+    name = "model.model.processor.proc.0.attention.lin_q.weight"
+    dtype, shape, data = target[name]
+    expected = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape).double()
+    assert model.state_dict()[name].dtype == torch.float64 and torch.equal(model.state_dict()[name], expected)

@@ -85,6 +85,8 @@ def load_model(
     filename: PathLike,
     strict: bool = True,
     device: Any = "cpu",
+    *,
+    assign: bool = False,
     **options: Any,
 ) -> LoadReport:
     """Loads ``filename``, migrated to the target layout, into ``model`` (a
@@ -98,6 +100,13 @@ def load_model(
     take raises :class:`~safeshift.errors.LayoutMismatchError`. ``device`` is
     accepted for compatibility: tensors go to the device of the model's parameters.
     ``options`` are :class:`safeshift.safe_open`'s keyword arguments.
+
+    With ``assign=True`` nothing is copied: the tensors become the model's parameters and
+    buffers (``torch.nn.Module.load_state_dict(..., assign=True)``), borrowed ones over the
+    memory map (copy-on-write: training writes stay in the process), whose pages are read
+    when first used. Build the model on the ``meta`` device to allocate nothing before.
+    A parameter of another dtype gets a converted copy, one on another device (not
+    ``meta``) a moved one; tied parameters are no longer tied.
 
     Returns a :class:`LoadReport`: ``missing, unexpected = load_model(...)`` works as with
     safetensors, and ``print(report)`` tells what was migrated, computed and borrowed.
@@ -130,9 +139,38 @@ def load_model(
                 f"cannot load `{filename}` into {type(model).__name__} (strict): the layouts differ\n{report}"
             )
         with torch.no_grad():
-            for name in loaded:
-                _copy(checkpoint, name, state[name], filename)
+            if assign:
+                _assign(model, checkpoint, loaded, state, filename)
+            else:
+                for name in loaded:
+                    _copy(checkpoint, name, state[name], filename)
         return report
+
+
+def _assign(model: Any, checkpoint: safe_open, names: List[str], state: Dict[str, Any], filename: PathLike) -> None:
+    """Makes the tensors ``names`` the model's own (no copy where dtype and device allow)."""
+    tensors = {}
+    for name in names:
+        target = state[name]
+        _check_shape(checkpoint, name, target, filename)
+        tensor = checkpoint.get_tensor(name)
+        if target.device.type != "meta" and tensor.device != target.device:
+            tensor = tensor.to(target.device)
+        if tensor.dtype != target.dtype:
+            tensor = tensor.to(target.dtype)
+        tensors[name] = tensor
+    model.load_state_dict(tensors, strict=False, assign=True)
+
+
+def _check_shape(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> str:
+    """The tensor's dtype, after checking that ``target`` has its shape."""
+    dtype, shape = checkpoint._open.info(name)
+    if tuple(shape) != tuple(target.shape):
+        raise LayoutMismatchError(
+            f"`{filename}`: tensor `{name}` has shape {list(shape)} in the migrated "
+            f"checkpoint, the model's has {list(target.shape)}"
+        )
+    return dtype
 
 
 def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
@@ -144,12 +182,7 @@ def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> 
     """
     import torch
 
-    dtype, shape = checkpoint._open.info(name)
-    if tuple(shape) != tuple(target.shape):
-        raise LayoutMismatchError(
-            f"`{filename}`: tensor `{name}` has shape {list(shape)} in the migrated "
-            f"checkpoint, the model's has {list(target.shape)}"
-        )
+    dtype = _check_shape(checkpoint, name, target, filename)
     if _fillable(target, dtype, name):
         checkpoint._open.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
     else:
