@@ -48,6 +48,7 @@ pub use safeshift_model as model;
 pub use safeshift_ops as ops;
 pub use safeshift_torch as torch;
 
+pub mod batch;
 pub mod open;
 
 pub use open::{Migrated, OpenError, OpenOptions, Registry, RegistryError};

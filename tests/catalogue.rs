@@ -38,7 +38,7 @@ const ENUMS: &[(&str, &str)] = &[
     ("crates/evolve/src/layout_json.rs", "LayoutJsonError"),
     ("crates/evolve/src/infer.rs", "InferError"),
     ("src/open.rs", "OpenError"),
-    ("crates/cli/inputs.rs", "InputError"),
+    ("src/batch/inputs.rs", "InputError"),
     ("crates/cli/commands/fmt.rs", "FmtError"),
 ];
 

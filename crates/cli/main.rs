@@ -5,7 +5,7 @@
 mod batch;
 mod commands;
 mod exit_codes;
-mod inputs;
+mod json;
 mod pickle;
 mod printer;
 mod registry;
@@ -18,7 +18,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     reset_sigpipe();
     let cli = commands::Cli::parse();
-    let printer = printer::Printer::new(&cli.global);
+    let color = printer::ColorChoice::from_flag(&cli.global.color);
+    let printer = printer::Printer::new(color, cli.global.quiet);
     match commands::run(cli, &printer) {
         Ok(code) => code.into(),
         Err(err) => {

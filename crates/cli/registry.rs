@@ -35,23 +35,34 @@ impl RegistryArgs {
         }
         let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
         if errors > 0 {
-            return Err(format!("the registry has {errors} error{}", plural(errors)).into());
+            return Err(format!("the registry has {errors} error{}", crate::render::plural(errors)).into());
         }
         Ok(registry)
     }
-}
 
-/// "s" unless `count` is one.
-pub fn plural(count: usize) -> &'static str {
-    if count == 1 {
-        ""
-    } else {
-        "s"
+    /// The chosen registry as the facade opens checkpoints with it; a registry with errors
+    /// prints them and ends the command.
+    pub fn open(&self, color: bool) -> Result<safeshift::Registry, Error> {
+        let loaded = match &self.registry {
+            Some(dir) => safeshift::Registry::load(dir),
+            None => safeshift::Registry::embedded(),
+        };
+        loaded.map_err(|err| {
+            if !err.diagnostics.is_empty() {
+                eprint!("{}", crate::render::render_diagnostics(&err.diagnostics, &err.sources, color));
+            }
+            Box::new(err) as Error
+        })
     }
 }
 
-/// Parses `--dim NAME=N`.
-/// `NAME=VALUE` or `NAME=KEY:VALUE,KEY:VALUE` for `--param`.
+/// Parses `--aux NAME=PATH`.
+pub fn parse_aux(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=PATH"))?;
+    Ok((name.trim().to_owned(), PathBuf::from(path)))
+}
+
+/// Parses `NAME=VALUE` or `NAME=KEY:VALUE,KEY:VALUE` for `--param`.
 pub fn parse_param(text: &str) -> Result<(String, safeshift::ops::ParamValue), String> {
     let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=VALUE"))?;
     let name = name.trim();
@@ -62,6 +73,7 @@ pub fn parse_param(text: &str) -> Result<(String, safeshift::ops::ParamValue), S
     Ok((name.to_owned(), value))
 }
 
+/// Parses `--dim NAME=N`.
 pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
     let (name, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=N"))?;
     let value: i64 = value.trim().parse().map_err(|_| format!("`{value}` is not an integer"))?;
@@ -69,4 +81,15 @@ pub fn parse_dim(text: &str) -> Result<(String, i64), String> {
         return Err(format!("dim `{name}` cannot be negative"));
     }
     Ok((name.trim().to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aux_parses() {
+        assert_eq!(parse_aux("graph=g.safetensors"), Ok(("graph".into(), PathBuf::from("g.safetensors"))));
+        assert!(parse_aux("graph").is_err());
+    }
 }

@@ -1,20 +1,158 @@
-//! Rendering errors and diagnostics for people.
+//! Everything the CLI shows people, apart from each command's own layout: errors (the
+//! `error:` header, cause chains), diagnostics as source snippets, sizes, counts, format
+//! names and detection results with their explanations.
 
+use std::error::Error;
 use std::fmt;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use safeshift::dsl::{Diagnostic, Severity, SourceId, SourceMap};
+use safeshift::engine::InputFormat;
+use safeshift::graph::{DetectError, Detection, Evidence};
+use safeshift::torch::Format as TorchFormat;
 
-use crate::printer::anyhow_like::Error;
+/// `error`, in bold red when colour is on: how every error line starts.
+fn error_head(color: bool) -> &'static str {
+    if color {
+        "\x1b[1;31merror\x1b[0m"
+    } else {
+        "error"
+    }
+}
 
 /// `error: message` followed by `  caused by: …` lines, control characters stripped.
-pub fn render_error(err: &Error, color: bool) -> String {
-    let head = if color { "\x1b[1;31merror\x1b[0m" } else { "error" };
-    let mut out = format!("{head}: {}", sanitize(&err.to_string()));
+pub fn render_error(err: &(dyn Error + 'static), color: bool) -> String {
+    let mut out = format!("{}: {}", error_head(color), sanitize(&err.to_string()));
     let mut source = err.source();
     while let Some(cause) = source {
         out.push_str(&format!("\n  caused by: {}", sanitize(&cause.to_string())));
         source = cause.source();
+    }
+    out
+}
+
+/// `error: message: cause: …` on one line (one failed file of a batch), control
+/// characters stripped.
+pub fn one_line_error(err: &(dyn Error + 'static), color: bool) -> String {
+    format!("{}: {}", error_head(color), sanitize(&error_chain(err)))
+}
+
+/// The message and its causes joined by `: `, leaving out a cause whose text the message
+/// already holds (wrapper errors often repeat their cause's).
+pub fn error_chain(err: &(dyn Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// `1.5 KiB`, `193.9 MiB`; bytes below 1 KiB as `512 B`.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// "s" unless `count` is one.
+pub fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// How a checkpoint's format is named (`inspect`).
+pub fn input_format_name(format: &InputFormat) -> &'static str {
+    match format {
+        InputFormat::Safetensors => "safetensors",
+        InputFormat::Torch(TorchFormat::Zip { .. }) => "PyTorch zip",
+        InputFormat::Torch(TorchFormat::Legacy) => "PyTorch legacy",
+        InputFormat::Torch(_) => "PyTorch",
+    }
+}
+
+/// How a PyTorch file's container is named (`scan`, `inspect`).
+pub fn pickle_format_name(format: &TorchFormat) -> &'static str {
+    match format {
+        TorchFormat::Zip { .. } => "zip",
+        TorchFormat::TorchScript { .. } => "torchscript",
+        TorchFormat::Tar => "tar",
+        TorchFormat::Legacy => "legacy",
+        TorchFormat::Pickle => "pickle",
+    }
+}
+
+/// A detection for people: the version, why, and its dims.
+pub fn detection(detection: &Detection) -> String {
+    let release = detection.provenance.as_ref().map(|record| record.release.as_str()).unwrap_or_default();
+    let evidence = match detection.evidence {
+        Evidence::Recorded => "recorded in the metadata, and the layout fits".to_owned(),
+        Evidence::OnlyFit => "the only schema the layout fits".to_owned(),
+        Evidence::Provenance => format!("written by release {release}, and the layout fits"),
+        Evidence::OldestFit => "the oldest of the versions this layout fits".to_owned(),
+        Evidence::Given => "given, and the layout fits".to_owned(),
+    };
+    let mut out = format!("{} ({evidence})\n", detection.version);
+    if let Some(key_layout) = &detection.key_layout {
+        out.push_str(&format!(
+            "  key layout: {} (the schemas' names without the leading `{}`)\n",
+            key_layout.kind, key_layout.prefix
+        ));
+    }
+    if let Some(named) = detection.contradicted() {
+        out.push_str(&format!(
+            "  warning: the file says release {release} wrote it (`{named}`), but its layout is that of `{}`\n",
+            detection.version
+        ));
+    }
+    if detection.evidence == Evidence::OldestFit {
+        let others: Vec<String> = detection.alternatives.iter().map(|version| format!("`{version}`")).collect();
+        out.push_str(&format!(
+            "  note: the layout also fits {}; the file records no release to tell them apart\n",
+            others.join(", ")
+        ));
+    }
+    if !detection.dims.is_empty() {
+        let dims: Vec<String> = detection.dims.iter().map(|(name, value)| format!("{name} = {value}")).collect();
+        out.push_str(&format!("  dims: {}\n", dims.join(", ")));
+    }
+    out
+}
+
+/// A failed detection for people: the candidates, or the nearest schemas with diffs.
+pub fn detect_error(err: &DetectError) -> String {
+    let mut out = format!("error: {}\n", sanitize(&err.to_string()));
+    match err {
+        DetectError::Ambiguous { candidates } => {
+            for candidate in candidates {
+                out.push_str(&format!("  fits `{candidate}`\n"));
+            }
+            out.push_str("  help: give the version with `--from`, or tell the schemas apart (a `meta` key)\n");
+        }
+        DetectError::NoFit { nearest } => {
+            for near in nearest {
+                out.push_str(&format!("\n  `{}`: {:.0}% of tensors fit\n", near.version, near.score * 100.0));
+                for line in near.mismatch.to_string().lines() {
+                    out.push_str(&format!("    {}\n", sanitize(line)));
+                }
+            }
+        }
+        _ => {}
     }
     out
 }
@@ -203,6 +341,39 @@ mod tests {
     use safeshift::dsl::{ast::Span, check, parse};
 
     use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 30), "3.0 GiB");
+    }
+
+    #[test]
+    fn a_one_line_error_keeps_new_causes_only() {
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error, &'static str);
+        impl fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.1)
+            }
+        }
+        impl Error for Wrapper {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let cause = || std::io::Error::other("disk full");
+        assert_eq!(
+            one_line_error(&Wrapper(cause(), "`a`: cannot write"), false),
+            "error: `a`: cannot write: disk full"
+        );
+        assert_eq!(error_chain(&Wrapper(cause(), "`a`: disk full")), "`a`: disk full");
+        assert_eq!(
+            render_error(&Wrapper(cause(), "`a`\u{1b}[2J"), false),
+            "error: `a`\u{FFFD}[2J\n  caused by: disk full"
+        );
+    }
 
     #[test]
     fn diagnostics_render_as_in_the_snapshots() {

@@ -4,8 +4,8 @@ use clap::Args;
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::registry::{plural, RegistryArgs};
-use crate::render::render_diagnostics;
+use crate::registry::RegistryArgs;
+use crate::render::{plural, render_diagnostics};
 
 /// Check a registry: syntax, duplicate and unknown versions, cycles, forked histories,
 /// versions that cannot reach their head, ambiguous paths, and every migration against

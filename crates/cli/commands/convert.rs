@@ -10,10 +10,10 @@ use safeshift_engine::{
 use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor, METADATA_EXTRAS};
 use serde_json::json;
 
-use crate::commands::inspect::human_size;
 use crate::exit_codes::ExitStatus;
+use crate::json::json_gadget;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::render::sanitize;
+use crate::render::{human_size, sanitize};
 
 /// Convert a PyTorch checkpoint (`.pt`, `.pth`, `.bin`, `.ckpt`) to safetensors without
 /// executing it.
@@ -222,7 +222,7 @@ fn json_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> serde_j
             "aliases": converted.aliases().iter().map(|a| json!({ "name": a.name, "kept": a.kept })).collect::<Vec<_>>(),
             "metadata_keys": converted.metadata().keys().collect::<Vec<_>>(),
             "data_classes": converted.data_classes(),
-            "gadgets": converted.gadgets().iter().map(crate::commands::scan::json_gadget).collect::<Vec<_>>(),
+            "gadgets": converted.gadgets().iter().map(json_gadget).collect::<Vec<_>>(),
         }
     })
 }

@@ -10,7 +10,7 @@ use safeshift_graph::{detect, DetectError, Detection, Evidence};
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
 use crate::registry::{parse_dim, RegistryArgs};
-use crate::render::sanitize;
+use crate::render;
 
 /// Find a checkpoint's family and version from its header alone.
 ///
@@ -44,71 +44,11 @@ pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         println!("{}", serde_json::to_string_pretty(&json(&result))?);
     } else {
         match &result {
-            Ok(detection) => print!("{}", human(detection)),
-            Err(err) => eprint!("{}", explain(err)),
+            Ok(detection) => print!("{}", render::detection(detection)),
+            Err(err) => eprint!("{}", render::detect_error(err)),
         }
     }
     Ok(if result.is_ok() { ExitStatus::Success } else { ExitStatus::No })
-}
-
-/// The result for people: the version and its dims.
-pub fn human(detection: &Detection) -> String {
-    let release = detection.provenance.as_ref().map(|record| record.release.as_str()).unwrap_or_default();
-    let evidence = match detection.evidence {
-        Evidence::Recorded => "recorded in the metadata, and the layout fits".to_owned(),
-        Evidence::OnlyFit => "the only schema the layout fits".to_owned(),
-        Evidence::Provenance => format!("written by release {release}, and the layout fits"),
-        Evidence::OldestFit => "the oldest of the versions this layout fits".to_owned(),
-        Evidence::Given => "given, and the layout fits".to_owned(),
-    };
-    let mut out = format!("{} ({evidence})\n", detection.version);
-    if let Some(key_layout) = &detection.key_layout {
-        out.push_str(&format!(
-            "  key layout: {} (the schemas' names without the leading `{}`)\n",
-            key_layout.kind, key_layout.prefix
-        ));
-    }
-    if let Some(named) = detection.contradicted() {
-        out.push_str(&format!(
-            "  warning: the file says release {release} wrote it (`{named}`), but its layout is that of `{}`\n",
-            detection.version
-        ));
-    }
-    if detection.evidence == Evidence::OldestFit {
-        let others: Vec<String> = detection.alternatives.iter().map(|version| format!("`{version}`")).collect();
-        out.push_str(&format!(
-            "  note: the layout also fits {}; the file records no release to tell them apart\n",
-            others.join(", ")
-        ));
-    }
-    if !detection.dims.is_empty() {
-        let dims: Vec<String> = detection.dims.iter().map(|(name, value)| format!("{name} = {value}")).collect();
-        out.push_str(&format!("  dims: {}\n", dims.join(", ")));
-    }
-    out
-}
-
-/// A failed detection for people: the candidates, or the nearest schemas with diffs.
-pub fn explain(err: &DetectError) -> String {
-    let mut out = format!("error: {}\n", sanitize(&err.to_string()));
-    match err {
-        DetectError::Ambiguous { candidates } => {
-            for candidate in candidates {
-                out.push_str(&format!("  fits `{candidate}`\n"));
-            }
-            out.push_str("  help: give the version with `--from`, or tell the schemas apart (a `meta` key)\n");
-        }
-        DetectError::NoFit { nearest } => {
-            for near in nearest {
-                out.push_str(&format!("\n  `{}`: {:.0}% of tensors fit\n", near.version, near.score * 100.0));
-                for line in near.mismatch.to_string().lines() {
-                    out.push_str(&format!("    {}\n", sanitize(line)));
-                }
-            }
-        }
-        _ => {}
-    }
-    out
 }
 
 fn json(result: &Result<Detection, DetectError>) -> serde_json::Value {

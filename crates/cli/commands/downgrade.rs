@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use safeshift::batch::{self, Batch, Destination};
 use safeshift::open::OpenOptions;
 
-use crate::batch::{self, Batch, Destination};
 use crate::exit_codes::ExitStatus;
-use crate::inputs;
 use crate::printer::{anyhow_like::Error, Printer};
 
 /// Take a checkpoint back to an older layout, through the inverses of its migrations.
@@ -36,7 +35,7 @@ pub struct DowngradeArgs {
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::registry::parse_param)]
     pub params: Vec<(String, safeshift::ops::ParamValue)>,
     /// An auxiliary input a migration needs (repeatable).
-    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
+    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = crate::registry::parse_aux)]
     pub aux: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub pickle: crate::pickle::PickleArgs,
@@ -47,7 +46,7 @@ pub struct DowngradeArgs {
 
 /// Runs `safeshift downgrade`.
 pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = batch::load_registry(args.registry.registry.as_deref(), printer)?;
+    let registry = args.registry.open(printer.color)?;
     let options = OpenOptions {
         to: Some(args.to),
         dims: args.dims.into_iter().collect(),
@@ -57,13 +56,6 @@ pub fn run(args: DowngradeArgs, printer: &Printer) -> Result<ExitStatus, Error> 
         state_dict_key: args.pickle.key,
         allow_gadgets: args.pickle.allow_gadgets,
     };
-    let batch = Batch {
-        registry: &registry,
-        options,
-        destination: Destination::File(args.output),
-        json: args.json,
-        jobs: 1,
-        printer,
-    };
-    batch::run(&batch, inputs::collect(&[args.input])?, None)
+    let batch = Batch::new(&registry, options, Destination::File(args.output));
+    crate::batch::run(&batch, batch::collect(&[args.input])?, None, args.json, printer)
 }

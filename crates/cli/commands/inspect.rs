@@ -4,16 +4,19 @@
 //! The `--json` output is a contract (documented in `book/src/inspect.md`); its types
 //! live here, not on library types.
 
+mod pickle;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
-use safeshift_engine::{Checkpoint, InputFormat};
+use safeshift::batch::InputKind;
+use safeshift_engine::Checkpoint;
 use serde_json::{json, Value};
 
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::render::sanitize;
+use crate::render::{human_size, input_format_name, sanitize};
 
 /// Show a checkpoint's tensors, dtypes and metadata without reading its data.
 ///
@@ -41,8 +44,8 @@ pub struct InspectArgs {
 /// Runs `safeshift inspect`.
 pub fn run(args: InspectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let _ = printer;
-    if crate::inputs::InputKind::of(&args.path) == Some(crate::inputs::InputKind::Pickle) {
-        return super::inspect_pickle::run(&args);
+    if InputKind::of(&args.path) == Some(InputKind::Pickle) {
+        return pickle::run(&args);
     }
     let matcher = match &args.filter {
         Some(glob) => Some(globset::Glob::new(glob)?.compile_matcher()),
@@ -94,7 +97,7 @@ fn json_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usiz
         .collect();
     let mut data = json!({
         "path": checkpoint.path().to_string_lossy(),
-        "format": format_name(checkpoint.format()),
+        "format": input_format_name(checkpoint.format()),
         "sharded": sharded,
         "files": checkpoint.files().map(|path| path.to_string_lossy()).collect::<Vec<_>>(),
         "tensor_count": layout.tensors.len(),
@@ -136,7 +139,7 @@ fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usi
     let layout = checkpoint.layout();
     let mut out = String::new();
     out.push_str(&format!("{}\n", sanitize(&checkpoint.path().display().to_string())));
-    out.push_str(&format!("  format   {}\n", format_name(checkpoint.format())));
+    out.push_str(&format!("  format   {}\n", input_format_name(checkpoint.format())));
     if checkpoint.index_metadata().is_some() {
         out.push_str(&format!("  files    {} shards\n", checkpoint.files().len()));
     }
@@ -199,16 +202,6 @@ fn human_output(checkpoint: &Checkpoint, summary: &Summary, listed: Option<&[usi
     out
 }
 
-/// How the format is named in the output.
-fn format_name(format: &InputFormat) -> &'static str {
-    match format {
-        InputFormat::Safetensors => "safetensors",
-        InputFormat::Torch(safeshift_torch::Format::Zip { .. }) => "PyTorch zip",
-        InputFormat::Torch(safeshift_torch::Format::Legacy) => "PyTorch legacy",
-        InputFormat::Torch(_) => "PyTorch",
-    }
-}
-
 /// A metadata value: JSON objects and arrays pretty-printed and indented under their key,
 /// anything else as it is.
 fn metadata_value(value: &str) -> String {
@@ -221,31 +214,9 @@ fn metadata_value(value: &str) -> String {
     }
 }
 
-/// `1.5 KiB`, `193.9 MiB`; bytes below 1 KiB as `512 B`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 30), "3.0 GiB");
-    }
 
     #[test]
     fn json_metadata_is_pretty_printed() {

@@ -11,7 +11,6 @@ pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
-pub mod inspect_pickle;
 pub mod layout_input;
 pub mod plan;
 pub mod scan;

@@ -80,7 +80,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
             match safeshift_graph::detect(&registry, &checkpoint.layout_with_extras(), &dims) {
                 Ok(detection) => detection.version,
                 Err(err) => {
-                    eprint!("{}", super::detect::explain(&err));
+                    eprint!("{}", crate::render::detect_error(&err));
                     return Ok(ExitStatus::No);
                 }
             }
@@ -140,7 +140,7 @@ pub fn human(registry: &Registry, plan: &Plan) -> String {
         plan.from,
         plan.to,
         plan.steps.len(),
-        crate::registry::plural(plan.steps.len()),
+        crate::render::plural(plan.steps.len()),
         if plan.lossy() { ", lossy (needs --allow-lossy)" } else { "" }
     );
     for (index, step) in plan.steps.iter().enumerate() {

@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use safeshift_torch::{Forbidden, Format, GlobalStatus, Hazard, ScanReport, UseKind, UseSite};
+use safeshift_torch::{GlobalStatus, Hazard, ScanReport, UseKind, UseSite};
 use serde_json::{json, Value};
 
 use crate::exit_codes::ExitStatus;
+use crate::json::json_gadget;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::render::sanitize;
+use crate::render::{pickle_format_name, sanitize};
 
 /// Report every global a PyTorch checkpoint names, what `torch.load` would do with it, and
 /// whether the file holds code-execution gadgets.
@@ -113,16 +114,6 @@ fn kind_name(kind: UseKind) -> &'static str {
     }
 }
 
-pub(crate) fn format_name(format: &Format) -> &'static str {
-    match format {
-        Format::Zip { .. } => "zip",
-        Format::TorchScript { .. } => "torchscript",
-        Format::Tar => "tar",
-        Format::Legacy => "legacy",
-        Format::Pickle => "pickle",
-    }
-}
-
 fn verdict(report: &ScanReport) -> &'static str {
     if report.has_gadgets() {
         "GADGETS: torch.load would run them; safeshift convert refuses the file (--allow-gadgets converts it, running nothing)"
@@ -134,8 +125,12 @@ fn verdict(report: &ScanReport) -> &'static str {
 }
 
 fn human_report(path: &Path, report: &ScanReport) -> String {
-    let mut out =
-        format!("`{}` ({}): {}\n", sanitize(&path.display().to_string()), format_name(&report.format), verdict(report));
+    let mut out = format!(
+        "`{}` ({}): {}\n",
+        sanitize(&path.display().to_string()),
+        pickle_format_name(&report.format),
+        verdict(report)
+    );
     let mut findings: Vec<_> = report.findings.iter().collect();
     // Most dangerous first; stable within a status (first-use order).
     findings.sort_by_key(|finding| std::cmp::Reverse(finding.status));
@@ -167,18 +162,6 @@ fn human_report(path: &Path, report: &ScanReport) -> String {
 }
 
 /// A gadget as JSON (shared with `convert --json`).
-pub(crate) fn json_gadget(gadget: &Forbidden) -> Value {
-    json!({
-        "global": gadget.global,
-        "python3_name": gadget.python3_name,
-        "member": gadget.member,
-        "offset": gadget.offset,
-        "opcode": gadget.opcode,
-        "named_at": gadget.global_offset,
-        "why": gadget.why,
-    })
-}
-
 fn json_site(site: &UseSite) -> Value {
     json!({ "member": site.member, "offset": site.offset, "opcode": site.opcode, "kind": kind_name(site.kind) })
 }
@@ -189,7 +172,7 @@ fn json_file(path: &Path, outcome: &Result<ScanReport, safeshift_torch::TorchErr
         Err(err) => json!({ "path": path, "error": err.kind.to_string() }),
         Ok(report) => json!({
             "path": path,
-            "format": format_name(&report.format),
+            "format": pickle_format_name(&report.format),
             "executes_code": report.executes_code(),
             "weights_only_accepts": report.weights_only_accepts(),
             "convertible": report.convertible(),

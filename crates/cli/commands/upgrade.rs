@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{ArgGroup, Args};
+use safeshift::batch::{self, Batch, Destination, Shard};
 use safeshift::open::OpenOptions;
 
-use crate::batch::{self, Batch, Destination};
 use crate::exit_codes::ExitStatus;
-use crate::inputs::{self, Shard};
 use crate::printer::{anyhow_like::Error, Printer};
 
 /// Upgrade checkpoints to the layout today's model code expects.
@@ -56,7 +55,7 @@ pub struct UpgradeArgs {
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = crate::registry::parse_param)]
     pub params: Vec<(String, safeshift::ops::ParamValue)>,
     /// An auxiliary input a migration needs, e.g. `--aux graph=graph.safetensors` (repeatable).
-    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = batch::parse_aux)]
+    #[arg(long = "aux", value_name = "NAME=PATH", value_parser = crate::registry::parse_aux)]
     pub aux: Vec<(String, PathBuf)>,
     /// Run plans that discard information (refused otherwise).
     #[arg(long)]
@@ -79,7 +78,7 @@ pub struct UpgradeArgs {
 
 /// Runs `safeshift upgrade`.
 pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = batch::load_registry(args.registry.registry.as_deref(), printer)?;
+    let registry = args.registry.open(printer.color)?;
     let destination = if let Some(output) = args.output {
         Destination::File(output)
     } else if let Some(dir) = args.out_dir {
@@ -98,8 +97,8 @@ pub fn run(args: UpgradeArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         allow_gadgets: args.pickle.allow_gadgets,
         params: args.params.into_iter().collect(),
     };
-    let batch = Batch { registry: &registry, options, destination, json: args.json, jobs: jobs(args.jobs), printer };
-    batch::run(&batch, inputs::collect(&args.inputs)?, args.shard)
+    let batch = Batch { registry: &registry, options, destination, jobs: jobs(args.jobs) };
+    crate::batch::run(&batch, batch::collect(&args.inputs)?, args.shard, args.json, printer)
 }
 
 /// The default number of workers: one per core, at most 4 (each holds at most its largest

@@ -6,10 +6,9 @@ use clap::Args;
 use safeshift_engine::{Checkpoint, ReadError, ReadErrorKind, VerifyReport};
 use serde_json::json;
 
-use crate::commands::inspect::human_size;
 use crate::exit_codes::ExitStatus;
 use crate::printer::{anyhow_like::Error, Printer};
-use crate::render::sanitize;
+use crate::render::{human_size, sanitize};
 
 /// Check a checkpoint completely: everything `inspect` checks, then read every byte,
 /// compare recorded SHA-256 checksums (`safeshift.sha256` metadata) and boolean values.

@@ -28,16 +28,11 @@ use crate::atomic::{self, Pending};
 use crate::checkpoint::TensorLocation;
 use crate::error::{GenerateError, WriteError, WriteErrorKind};
 
-/// The `__metadata__` key under which the writer records checksums (when
-/// [`WriteOptions::record_sha256`] is set) and `verify` checks them: a JSON object, as a
-/// string, of tensor name to lowercase hex SHA-256 of the tensor's bytes. In a sharded
-/// set each shard records its own tensors.
-pub const SHA256_METADATA_KEY: &str = "safeshift.sha256";
-
-/// The `__metadata__` key listing the extras of a file (tensors outside the state dict,
-/// written after it): a JSON array, as a string, of their names. The reader sets them
-/// aside again ([`Checkpoint::extras`](crate::Checkpoint::extras)).
-pub const EXTRAS_METADATA_KEY: &str = "safeshift.extras";
+/// The `__metadata__` keys of checksums (recorded when [`WriteOptions::record_sha256`]
+/// is set, checked by `verify`) and of the extras' names (the reader sets them aside
+/// again, [`Checkpoint::extras`](crate::Checkpoint::extras)); defined with every other
+/// key in `safeshift_model::keys`.
+pub use safeshift_model::keys::{EXTRAS_KEY as EXTRAS_METADATA_KEY, SHA256_KEY as SHA256_METADATA_KEY};
 
 /// The header length bound of the format.
 const MAX_HEADER_LEN: u64 = 100_000_000;

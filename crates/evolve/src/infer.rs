@@ -24,7 +24,7 @@ use crate::fold::{fold, Entry, Segment};
 const STATEMENT_WORDS: &[&str] = &["schema", "migration", "dim", "tensor", "allow", "meta", "aux", "down", "optional"];
 
 /// Metadata keys safeshift writes itself; a schema does not expect them.
-pub const TOOL_METADATA_PREFIX: &str = "safeshift.";
+pub use safeshift_model::keys::TOOL_PREFIX as TOOL_METADATA_PREFIX;
 
 /// What to call the inferred schema.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,11 +17,7 @@ use crate::registry::{MigrationDef, Registry};
 use crate::symbolic::{apply_ops, apply_plain, counts, instantiate, set_of, symbolic_context};
 use crate::{Detection, VersionId};
 
-/// The metadata key listing the migrations applied to a checkpoint, oldest first: a JSON
-/// array of `{"from", "to", "action", "sha256"}` objects.
-pub const HISTORY_KEY: &str = "safeshift.history";
-/// The metadata key naming the tool that wrote a checkpoint (`safeshift 0.1.0`).
-pub const TOOL_KEY: &str = "safeshift.tool";
+pub use safeshift_model::keys::{HISTORY_KEY, TOOL_KEY};
 
 /// A plan compiled against one checkpoint.
 #[derive(Clone, Debug, PartialEq)]

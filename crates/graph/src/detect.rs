@@ -19,8 +19,7 @@ use crate::key_layout::{canonical, state_dict, KeyLayout};
 use crate::provenance::{read_provenance, Provenance};
 use crate::{Registry, VersionId};
 
-/// The metadata key where safeshift records a written checkpoint's `family@version`.
-pub const SCHEMA_KEY: &str = "safeshift.schema";
+pub use safeshift_model::keys::SCHEMA_KEY;
 
 /// How many near misses a failed detection reports.
 pub const NEAREST: usize = 3;

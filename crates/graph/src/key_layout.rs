@@ -18,9 +18,7 @@ use safeshift_ops::{Expr, Leaf};
 
 use crate::CompiledPlan;
 
-/// The metadata key listing a file's extras (a JSON array of tensor names): tensors it
-/// holds beside the state dict, which detection does not see and migrations pass through.
-pub const EXTRAS_KEY: &str = "safeshift.extras";
+pub use safeshift_model::keys::EXTRAS_KEY;
 
 /// A key layout kind other than the canonical one.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -46,6 +46,7 @@
 mod compare;
 mod dtype;
 mod instantiate;
+pub mod keys;
 mod layout;
 mod lower;
 mod meta_dim;

@@ -16,25 +16,13 @@ use crate::value::TensorRef;
 use crate::view::View;
 use crate::Limits;
 
-/// Metadata key of the anemoi metadata text (`anemoi.json`).
-pub const METADATA_ANEMOI: &str = "anemoi";
-/// Metadata key of the non-tensor content of a dict checkpoint, as JSON.
-pub const METADATA_CHECKPOINT: &str = "torch.checkpoint";
-/// Metadata key naming the entry the tensors come from (`state_dict`).
-pub const METADATA_STATE_DICT_KEY: &str = "torch.state_dict_key";
-/// Metadata key listing the dropped top-level entries (optimizer state), as JSON.
-pub const METADATA_DROPPED: &str = "torch.dropped";
-/// Metadata key of the class of a pickled whole module (`__main__.TinyNet`).
-pub const METADATA_MODULE_CLASS: &str = "torch.module_class";
-/// Name prefix of Anemoi supporting arrays given as extras (`anemoi.supporting_arrays.latitudes`,
-/// per dataset from anemoi-models 0.12: `anemoi.supporting_arrays.data.latitudes`).
-pub const SUPPORTING_ARRAYS_PREFIX: &str = "anemoi.supporting_arrays.";
-/// Name prefix of the tensors of the first torch_geometric graph a checkpoint holds, as
-/// extras (`graph.data.x`, `graph.data_to_hidden.edge_index`); later graphs use `graph2.`…
-pub const GRAPH_PREFIX: &str = "graph.";
-/// Metadata key a writer records the extras' names under, as a JSON array, so that reading
-/// the written file sets them apart from the state dict again.
-pub const METADATA_EXTRAS: &str = "safeshift.extras";
+// The metadata keys and extras' name prefixes this crate writes, under the names it
+// has always exported; all are defined in `safeshift_model::keys`.
+pub use safeshift_model::keys::{
+    ANEMOI_KEY as METADATA_ANEMOI, EXTRAS_KEY as METADATA_EXTRAS, GRAPH_PREFIX, SUPPORTING_ARRAYS_PREFIX,
+    TORCH_CHECKPOINT_KEY as METADATA_CHECKPOINT, TORCH_DROPPED_KEY as METADATA_DROPPED,
+    TORCH_MODULE_CLASS_KEY as METADATA_MODULE_CLASS, TORCH_STATE_DICT_KEY as METADATA_STATE_DICT_KEY,
+};
 
 /// What to take from a checkpoint.
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
+use safeshift_model::keys::{TORCH_CHECKPOINT_KEY, TORCH_DROPPED_KEY, TORCH_MODULE_CLASS_KEY, TORCH_STATE_DICT_KEY};
 use serde_json::{Map, Value as Json};
 
 use crate::error::ErrorKind;
@@ -64,7 +65,7 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
         (Some(key), Some(dict)) => {
             let root = dict.get_str(key).expect("checked above");
             walker.collect(root, "", 0)?;
-            metadata.insert("torch.state_dict_key".into(), key.clone());
+            metadata.insert(TORCH_STATE_DICT_KEY.into(), key.clone());
             let mut rest = Vec::new();
             let mut dropped = Vec::new();
             for (entry_key, value) in &dict.entries {
@@ -85,14 +86,14 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
             for (name, value) in rest {
                 map.insert(name, json.convert(value, 0)?);
             }
-            metadata.insert("torch.checkpoint".into(), serde_json::Value::Object(map).to_string());
+            metadata.insert(TORCH_CHECKPOINT_KEY.into(), serde_json::Value::Object(map).to_string());
             if !dropped.is_empty() {
-                metadata.insert("torch.dropped".into(), serde_json::json!(dropped).to_string());
+                metadata.insert(TORCH_DROPPED_KEY.into(), serde_json::json!(dropped).to_string());
             }
         }
         _ => {
             if let Some(class) = module_class(heap, top) {
-                metadata.insert("torch.module_class".into(), class);
+                metadata.insert(TORCH_MODULE_CLASS_KEY.into(), class);
                 // A whole module: its own public attributes (Anemoi's `config`, `metadata`,
                 // `data_indices`, `statistics`…) are the rest of the checkpoint.
                 let state = graph::object_state(heap, top).expect("a module has a state");
@@ -104,10 +105,10 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
                     }
                 }
                 if !map.is_empty() {
-                    metadata.insert("torch.checkpoint".into(), serde_json::Value::Object(map).to_string());
+                    metadata.insert(TORCH_CHECKPOINT_KEY.into(), serde_json::Value::Object(map).to_string());
                 }
             } else if graph::is_graph(heap, top) {
-                metadata.insert("torch.checkpoint".into(), json.convert(top, 0)?.to_string());
+                metadata.insert(TORCH_CHECKPOINT_KEY.into(), json.convert(top, 0)?.to_string());
             }
             // `torch.save(tensor)`: one unnamed tensor.
             let prefix = if matches!(top, Value::Tensor(_)) { "tensor" } else { "" };

@@ -6,10 +6,11 @@
 use safeshift_torch::{Converted, ConvertedTensor};
 use serde_json::{json, Value};
 
-use crate::commands::inspect::{human_size, InspectArgs};
+use super::InspectArgs;
 use crate::exit_codes::ExitStatus;
+use crate::json::json_gadget;
 use crate::printer::anyhow_like::Error;
-use crate::render::sanitize;
+use crate::render::{human_size, pickle_format_name, sanitize};
 
 /// Runs `safeshift inspect` on a pickle checkpoint.
 pub fn run(args: &InspectArgs) -> Result<ExitStatus, Error> {
@@ -40,7 +41,7 @@ fn bytes_of(tensor: &ConvertedTensor) -> u64 {
 
 fn human_output(args: &InspectArgs, converted: &Converted, tensors: &[usize], extras: &[usize]) -> String {
     let total = |all: &[ConvertedTensor]| all.iter().map(bytes_of).sum::<u64>();
-    let format = crate::commands::scan::format_name(converted.format());
+    let format = pickle_format_name(converted.format());
     let mut out = format!("{} (PyTorch pickle, {format})\n", sanitize(&args.path.display().to_string()));
     out.push_str(&format!(
         "  state dict  {} tensors ({})\n",
@@ -94,12 +95,12 @@ fn json_output(args: &InspectArgs, converted: &Converted, list: bool, tensors: &
     };
     let mut data = json!({
         "path": args.path.to_string_lossy(),
-        "format": crate::commands::scan::format_name(converted.format()),
+        "format": pickle_format_name(converted.format()),
         "tensor_count": converted.tensors().len(),
         "extras_count": converted.extras().len(),
         "metadata": converted.metadata(),
         "data_classes": converted.data_classes(),
-        "gadgets": converted.gadgets().iter().map(crate::commands::scan::json_gadget).collect::<Vec<_>>(),
+        "gadgets": converted.gadgets().iter().map(json_gadget).collect::<Vec<_>>(),
     });
     if list {
         data["tensors"] = Value::Array(rows(converted.tensors(), tensors));
