@@ -132,7 +132,8 @@ impl Open {
         let mut names =
             planned.unwrap_or_else(|| self.migrated.extras().iter().map(|info| info.name.clone()).collect());
         let arrays = self.migrated.names().filter(|name| name.starts_with(SUPPORTING_ARRAYS_PREFIX));
-        let arrays: Vec<String> = arrays.filter(|name| !names.iter().any(|known| known == name)).map(str::to_owned).collect();
+        let arrays: Vec<String> =
+            arrays.filter(|name| !names.iter().any(|known| known == name)).map(str::to_owned).collect();
         names.extend(arrays);
         names
     }
