@@ -407,11 +407,11 @@ pub(crate) mod tests {
         panic!("no mapping contains {address:#x}");
     }
 
-    #[test]
-    fn released_pages_leave_the_resident_set_and_keep_their_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.safetensors");
-        let bytes: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    /// A file in `dir` with one `u8` tensor `w` of `len` bytes, opened after every page of
+    /// `w` was read; its bytes, and the address of `w` in the map.
+    fn read_whole_tensor(dir: &Path, len: u32) -> (Checkpoint, Vec<u8>, usize) {
+        let path = dir.join("big.safetensors");
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let tensor = crate::OutputTensor {
             name: "w".into(),
             dtype: safeshift_model::DType::U8,
@@ -423,6 +423,13 @@ pub(crate) mod tests {
         let mapped = checkpoint.tensor_bytes("w").unwrap();
         assert_eq!(mapped, &bytes[..]);
         let address = mapped.as_ptr() as usize;
+        (checkpoint, bytes, address)
+    }
+
+    #[test]
+    fn released_pages_leave_the_resident_set_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (checkpoint, bytes, address) = read_whole_tensor(dir.path(), 1 << 20);
         let touched = mapping_rss_kib(address);
         checkpoint.release_pages("w");
         let released = mapping_rss_kib(address);
@@ -434,19 +441,7 @@ pub(crate) mod tests {
     #[test]
     fn a_released_range_leaves_the_rest_of_the_tensor_resident() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.safetensors");
-        let bytes: Vec<u8> = (0..4u32 << 20).map(|i| (i % 253) as u8).collect();
-        let tensor = crate::OutputTensor {
-            name: "w".into(),
-            dtype: safeshift_model::DType::U8,
-            shape: vec![bytes.len() as u64],
-            source: crate::TensorSource::Bytes(std::borrow::Cow::Borrowed(&bytes)),
-        };
-        crate::write(&path, vec![tensor], &crate::WriteOptions::default()).unwrap();
-        let checkpoint = Checkpoint::open(&path).unwrap();
-        let mapped = checkpoint.tensor_bytes("w").unwrap();
-        assert_eq!(mapped, &bytes[..]);
-        let address = mapped.as_ptr() as usize;
+        let (checkpoint, bytes, address) = read_whole_tensor(dir.path(), 4 << 20);
         let touched = mapping_rss_kib(address);
         let quarter = bytes.len() as u64 / 4;
         checkpoint.release_range("w", quarter..2 * quarter);
