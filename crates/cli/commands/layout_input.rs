@@ -61,7 +61,9 @@ pub fn open(input: &str, registry: &RegistryArgs) -> Result<Opened, Error> {
                 .map_err(|err| format!("`{input}` is not a layout JSON: {err}"))?;
             return Ok(Opened { layout, bytes: Bytes::None });
         }
-        let checkpoint = Checkpoint::open(path)?;
+        // Read as `upgrade` reads it (every tied name of a pickle kept), so that a schema
+        // inferred from a file is the one its detection needs.
+        let checkpoint = Checkpoint::open_with(path, &safeshift::OpenOptions::default().read_options())?;
         let layout = checkpoint.layout().clone();
         return Ok(Opened { layout, bytes: Bytes::Checkpoint(Box::new(checkpoint)) });
     }
