@@ -4,35 +4,13 @@ with what `safeshift upgrade` writes from the same file; hostile pickles refused
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
-from typing import Dict
 
 import pytest
 
 import safeshift
 import safeshift.numpy
 import safeshift.torch
-from conftest import MALICIOUS, PICKLE_VERSIONS, PICKLES, raw_bytes, read_metadata, read_safetensors
-
-KINDS = ("inference", "training")
-
-
-@pytest.fixture(scope="session")
-def upgraded_pickles(cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
-    """`version/kind` -> the file `safeshift upgrade` writes from that `.ckpt`."""
-    out_dir = tmp_path_factory.mktemp("upgraded-pickles")
-    written = {}
-    for version in PICKLE_VERSIONS:
-        for kind in KINDS:
-            out = out_dir / f"{version}-{kind}.safetensors"
-            subprocess.run(
-                [str(cli), "upgrade", str(PICKLES / version / f"{kind}.ckpt"), "-o", str(out)],
-                check=True,
-                capture_output=True,
-            )
-            written[f"{version}/{kind}"] = out
-    return written
+from conftest import KINDS, MALICIOUS, PICKLE_VERSIONS, PICKLES, raw_bytes, read_metadata, read_safetensors
 
 
 def test_every_version_has_pickles() -> None:
