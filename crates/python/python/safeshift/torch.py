@@ -152,7 +152,7 @@ def _assign(model: Any, checkpoint: safe_open, names: List[str], state: Dict[str
     tensors = {}
     for name in names:
         target = state[name]
-        _check_shape(checkpoint, name, target, filename)
+        _checked_dtype(checkpoint, name, target, filename)
         tensor = checkpoint.get_tensor(name)
         if target.device.type != "meta" and tensor.device != target.device:
             tensor = tensor.to(target.device)
@@ -162,8 +162,8 @@ def _assign(model: Any, checkpoint: safe_open, names: List[str], state: Dict[str
     model.load_state_dict(tensors, strict=False, assign=True)
 
 
-def _check_shape(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> str:
-    """The tensor's dtype, after checking that ``target`` has its shape."""
+def _checked_dtype(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> str:
+    """The dtype of tensor ``name``, once ``target`` is known to have its shape."""
     dtype, shape = checkpoint._open.info(name)
     if tuple(shape) != tuple(target.shape):
         raise LayoutMismatchError(
@@ -182,7 +182,7 @@ def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> 
     """
     import torch
 
-    dtype = _check_shape(checkpoint, name, target, filename)
+    dtype = _checked_dtype(checkpoint, name, target, filename)
     if _fillable(target, dtype, name):
         checkpoint._open.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
     else:
