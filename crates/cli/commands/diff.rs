@@ -45,8 +45,8 @@ pub struct DiffArgs {
 
 /// Runs `safeshift diff`.
 pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let old = super::layout_input::open(&args.old, &args.registry)?;
-    let new = super::layout_input::open(&args.new, &args.registry)?;
+    let old = crate::layout_input::open(&args.old, &args.registry)?;
+    let new = crate::layout_input::open(&args.new, &args.registry)?;
     if args.by_content && !(old.has_bytes() && new.has_bytes()) {
         return Err("--by-content needs two inputs with tensor bytes (a layout JSON has none)".into());
     }

@@ -19,7 +19,7 @@ pub fn run(
     registry_args: &RegistryArgs,
     registry: &Registry,
 ) -> Result<ExitStatus, Error> {
-    let opened = super::layout_input::open(input, registry_args)?;
+    let opened = crate::layout_input::open(input, registry_args)?;
     let layout = &opened.layout;
     let family = match family {
         Some(family) => family.to_owned(),
