@@ -453,7 +453,8 @@ fn stored_zip(members: &[(String, &[u8])]) -> Vec<u8> {
     out
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
+/// CRC-32 (IEEE), as zip members carry it.
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in bytes {
         crc ^= u32::from(byte);

@@ -11,6 +11,13 @@ shapes and dtype classes, so a wrong rule cannot slip through.
 
     python3 tools/anemoi_schemas.py          # regenerate and check
     python3 tools/anemoi_schemas.py --check  # only check that the files are up to date
+
+Why this script is kept although `safeshift schema infer` writes a schema from a fixture: the
+inferred schema of every fixture fits exactly the fixtures this script's schema fits, but it is
+narrower for all ten versions (crates/evolve/src/shipped.rs pins both facts): no optional
+tensors, sizes the tiny fixture shares tied into one dim, the dataset spelled `data` instead of
+a `{dataset}` capture, exact dtypes instead of `float`, no metadata dims. Those are the rules per
+tensor role below; inference cannot know them from one checkpoint.
 """
 
 from __future__ import annotations

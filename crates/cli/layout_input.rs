@@ -11,6 +11,7 @@ use safeshift_evolve::Content;
 use safeshift_graph::{Registry, RegistryFiles, Synthetic, VersionId};
 use safeshift_model::Layout;
 
+use crate::pickle::PickleArgs;
 use crate::printer::anyhow_like::Error;
 use crate::registry::RegistryArgs;
 
@@ -47,8 +48,10 @@ impl Opened {
     }
 }
 
-/// Opens `input` (see the module docs); `family@version` is looked up in `registry`.
-pub fn open(input: &str, registry: &RegistryArgs) -> Result<Opened, Error> {
+/// Opens `input` (see the module docs); `family@version` is looked up in `registry`. A
+/// checkpoint is opened as `detect` and `upgrade` open it (`pickle`'s flags, tied names
+/// kept), so a schema inferred here is the one they fit.
+pub fn open(input: &str, registry: &RegistryArgs, pickle: &PickleArgs) -> Result<Opened, Error> {
     let path = Path::new(input);
     if path.exists() {
         let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
@@ -61,7 +64,7 @@ pub fn open(input: &str, registry: &RegistryArgs) -> Result<Opened, Error> {
                 .map_err(|err| format!("`{input}` is not a layout JSON: {err}"))?;
             return Ok(Opened { layout, bytes: Bytes::None });
         }
-        let checkpoint = Checkpoint::open(path)?;
+        let checkpoint = Checkpoint::open_with(path, &pickle.read_options())?;
         let layout = checkpoint.layout().clone();
         return Ok(Opened { layout, bytes: Bytes::Checkpoint(Box::new(checkpoint)) });
     }

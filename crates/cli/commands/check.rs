@@ -27,13 +27,15 @@ pub struct CheckArgs {
     /// With `--against`: the family (default: the one the layout is nearest to).
     #[arg(long, requires = "against")]
     pub family: Option<String>,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
 }
 
 /// Runs `safeshift check`.
 pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(against) = &args.against {
         let registry = args.registry.load_usable(printer.color)?;
-        return against::run(against, args.family.as_deref(), &args.registry, &registry);
+        return against::run(against, args.family.as_deref(), &args.registry, &args.pickle, &registry);
     }
     let (registry, mut diagnostics) = args.registry.load()?;
     diagnostics.extend(safeshift_graph::check(&registry));

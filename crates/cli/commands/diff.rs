@@ -41,12 +41,14 @@ pub struct DiffArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
 }
 
 /// Runs `safeshift diff`.
 pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let old = crate::layout_input::open(&args.old, &args.registry)?;
-    let new = crate::layout_input::open(&args.new, &args.registry)?;
+    let old = crate::layout_input::open(&args.old, &args.registry, &args.pickle)?;
+    let new = crate::layout_input::open(&args.new, &args.registry, &args.pickle)?;
     if args.by_content && !(old.has_bytes() && new.has_bytes()) {
         return Err("--by-content needs two inputs with tensor bytes (a layout JSON has none)".into());
     }

@@ -1,12 +1,19 @@
-//! safeshift's bytes: a strict memory-mapped safetensors reader and an atomic streaming
-//! writer.
+//! safeshift's bytes: memory-mapped checkpoint readers behind one input interface, and an
+//! atomic streaming writer.
 //!
 //! # Reading
 //!
-//! [`Checkpoint::open`] opens one `.safetensors` file, or a sharded set through its
-//! `*.safetensors.index.json` (`{"metadata": {...}, "weight_map": {tensor: file}}`, as
-//! Hugging Face writes it). It reads only the 8-byte length prefix and the header (with
-//! `pread`), validates them strictly, and maps the file without touching its data pages.
+//! [`Checkpoint::open`] opens one `.safetensors` file, a PyTorch file (`.pt`, `.pth`,
+//! `.bin`, `.ckpt`: zip or legacy, read by `safeshift-torch` without running anything; a
+//! file with code-execution gadgets is refused unless [`ReadOptions::pickle`] allows them),
+//! or a sharded set of either through its index (`*.safetensors.index.json`,
+//! `pytorch_model.bin.index.json`: `{"metadata": {...}, "weight_map": {tensor: file}}`, as
+//! Hugging Face writes it). The format is told by the content. Every format gives the same
+//! [`Checkpoint`]: the state dict as its layout, tensors held outside it as
+//! [`Checkpoint::extras`], and each tensor's bytes borrowed from the map where the file
+//! stores them as one range (a PyTorch file's contiguous tensors included), built on demand
+//! otherwise. A safetensors file is opened from its 8-byte length prefix and header alone
+//! (read with `pread`, validated strictly), its data pages mapped but not touched.
 //! [`Checkpoint::layout`] then answers names, dtypes, shapes and metadata
 //! ([`safeshift_model::Layout`]); [`Checkpoint::tensor_bytes`] borrows a tensor's bytes
 //! from the map, [`Checkpoint::narrow`] a contiguous slice of them, and

@@ -1,5 +1,5 @@
 //! Folding repeated indexed blocks: `layers.0.w`, `layers.1.w`, … become one entry
-//! `layers.{i < layers}.w`.
+//! `layers.{i < layers_2}.w` (see [`count_name`]).
 //!
 //! A numeric segment folds when, for the name prefix before it, the indices found are
 //! exactly `0..n` with `n >= 2` and every index holds the same block: the same name
@@ -165,19 +165,19 @@ fn one_round(
     folds
 }
 
-/// The count dim for blocks under `prefix`: named after the segment before the index
-/// (`layers`, `blocks`), shared by every fold of that name with the same count.
+/// The count dim for blocks under `prefix`: named after the segment before the index and
+/// the count ([`count_name`]: `layers_4`, `blocks_2`), shared by every fold of that name.
 fn count_dim(
     prefix: &[Segment],
     n: u64,
     counts: &mut BTreeMap<String, u64>,
     reserved: &dyn Fn(&str) -> bool,
 ) -> String {
-    let base = match prefix.last() {
-        Some(Segment::Literal(text)) => identifier(text),
-        _ => "n".to_owned(),
+    let segment = match prefix.last() {
+        Some(Segment::Literal(text)) => text.as_str(),
+        _ => "n",
     };
-    let base = if reserved(&base) { format!("{base}_n") } else { base };
+    let base = count_name(segment, n);
     let mut name = base.clone();
     let mut suffix = 2;
     loop {
@@ -193,6 +193,16 @@ fn count_dim(
             }
         }
     }
+}
+
+/// The name of the count dim of `n` blocks under a segment: the segment and the count
+/// (`layers_4`). The count is in the name for the reason size dims are `d24`: schemas
+/// inferred from two versions of a model then share a dim name only where they share its
+/// value, which the static checker assumes of a shared name (a chunked processor's
+/// `proc.{c}.blocks.{j}`, `proc_2` chunks, flattened into `proc.{i}`, `proc_4` layers, must
+/// not be one dim `proc`).
+pub fn count_name(segment: &str, n: u64) -> String {
+    format!("{}_{n}", identifier(segment))
 }
 
 /// `text` made a language identifier (`[A-Za-z_][A-Za-z0-9_]*`).
@@ -261,7 +271,7 @@ mod tests {
             text(&folded),
             [
                 "emb",
-                "proc.<proc>.blocks.<blocks>.w",
+                "proc.<proc_2>.blocks.<blocks_2>.w",
                 "mlp.0.w",
                 "mlp.2.w",
                 "ex.0.w",
@@ -271,16 +281,16 @@ mod tests {
                 "pad.01.w"
             ]
         );
-        assert_eq!(folded.counts, BTreeMap::from([("blocks".into(), 2), ("proc".into(), 2)]));
+        assert_eq!(folded.counts, BTreeMap::from([("blocks_2".into(), 2), ("proc_2".into(), 2)]));
     }
 
     #[test]
     fn blocks_of_different_counts_get_different_dims() {
         let folded = fold(
             &layout(&[("a.l.0.w", &[1]), ("a.l.1.w", &[1]), ("b.l.0.w", &[1]), ("b.l.1.w", &[1]), ("b.l.2.w", &[1])]),
-            &|name| name == "reserved",
+            &|name| name == "l_3",
         );
-        assert_eq!(text(&folded), ["a.l.<l>.w", "b.l.<l_2>.w"]);
+        assert_eq!(text(&folded), ["a.l.<l_2>.w", "b.l.<l_3_2>.w"]);
         assert_eq!(identifier("0.x-y"), "n_0_x_y");
     }
 }

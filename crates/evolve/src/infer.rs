@@ -1,6 +1,7 @@
 //! `schema infer`: a canonical schema for one concrete layout.
 //!
-//! * Names: repeated indexed blocks fold into `{i < n}` patterns ([`crate::fold`]).
+//! * Names: repeated indexed blocks fold into `{i < n}` patterns ([`crate::fold`]), the
+//!   count dim named after the segment and the count (`layers_4`), like size dims.
 //! * Shapes: every size of 2 or more is a dim, one dim per distinct size (equal sizes are
 //!   one dim), named after its size in this checkpoint (`d24`) so that schemas inferred
 //!   from two versions of one model agree on names. A size that is 2 or 3 times another
@@ -298,15 +299,15 @@ mod tests {
             text,
             r#"// from x
 schema toy @ 1.0.0 {
-    dim layers // 2 blocks
-    dim d10    // 10
-    dim d8     // 8
-    dim d32    // 32
-    dim d2     // 2
+    dim layers_2 // 2 blocks
+    dim d10      // 10
+    dim d8       // 8
+    dim d32      // 32
+    dim d2       // 2
 
     tensor "embed.weight" : bf16[d10, d8]
-    tensor "layers.{i < layers}.qkv.weight" : bf16[3 * d8, d8]
-    tensor "layers.{i < layers}.mlp.weight" : bf16[d32, d8]
+    tensor "layers.{i < layers_2}.qkv.weight" : bf16[3 * d8, d8]
+    tensor "layers.{i < layers_2}.mlp.weight" : bf16[d32, d8]
     tensor "norm.weight" : f32[d8]
     tensor "step" : i64[]
     tensor "inc" : i64[d2, 1]

@@ -29,6 +29,8 @@ mod draft;
 #[cfg(test)]
 mod roundtrip;
 mod rule;
+#[cfg(test)]
+mod shipped;
 
 pub use diff::{diff, Change, Content, Contents, Diff, Init};
 pub use draft::{draft, Draft, DraftOptions};

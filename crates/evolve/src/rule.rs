@@ -137,15 +137,20 @@ fn group_by(instances: &[Instance], counts: &Counts, literal_prefix: bool) -> Ve
 fn name_factor(token: Token, factor: Option<i64>, counts: &Counts, sources: &[Vec<Token>]) -> Token {
     let Token::Index { a, factor: Some(_), b, add, .. } = token else { return token };
     let value = factor.unwrap_or(0);
+    // An inferred schema names it `blocks_2`, a registry schema may name it `blocks`.
     let before_inner = sources.first().and_then(|tokens| {
         let at = tokens.iter().position(|t| matches!(t, Token::One(name) if Some(name) == b.as_ref()))?;
         match tokens.get(at.checked_sub(1)?) {
-            Some(Token::Literal(text)) => Some(crate::fold::identifier(text)),
+            Some(Token::Literal(text)) => Some(text.clone()),
             _ => None,
         }
     });
-    let named = before_inner
-        .filter(|name| counts.get(name).is_some_and(|&count| count as i64 == value))
+    let candidates = before_inner.iter().flat_map(|segment| {
+        [crate::fold::count_name(segment, u64::try_from(value).unwrap_or(0)), crate::fold::identifier(segment)]
+    });
+    let named = candidates
+        .into_iter()
+        .find(|name| counts.get(name).is_some_and(|&count| count as i64 == value))
         .or_else(|| counts.iter().find(|(_, &count)| count as i64 == value).map(|(name, _)| name.clone()));
     Token::Index { a, factor: Some(named.unwrap_or_else(|| value.to_string())), value, b, add }
 }
@@ -459,6 +464,12 @@ mod tests {
         assert_eq!(
             text(&generalize(&instances, &current, &counts)),
             ["{p..}.{n0}.blocks.{n1}.{s..} -> {p}.{n0 * blocks + n1}.{s}"]
+        );
+        // With inferred names, and as many chunks as blocks: the inner segment's dim.
+        let counts = Counts::from([("blocks_3".into(), 3), ("a_3".into(), 3), ("proc_2".into(), 2)]);
+        assert_eq!(
+            text(&generalize(&instances, &current, &counts)),
+            ["{p..}.{n0}.blocks.{n1}.{s..} -> {p}.{n0 * blocks_3 + n1}.{s}"]
         );
     }
 

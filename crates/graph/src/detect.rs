@@ -93,6 +93,18 @@ pub enum DetectError {
         /// The nearest schemas, best first (at most [`NEAREST`]).
         nearest: Vec<NearMiss>,
     },
+    /// The file holds tensors, but all of them outside a state dict (extras: a graph file
+    /// such as Anemoi's `graph.pt`, supporting arrays): there is nothing to detect.
+    #[error(
+        "the checkpoint holds no state dict, only {count} extra tensor(s) such as `{example}`: \
+         nothing to detect (a graph file is an aux input: `--aux graph=FILE`)"
+    )]
+    NoStateDict {
+        /// How many extras it holds.
+        count: usize,
+        /// The first one's name.
+        example: String,
+    },
     /// The version named by the caller has no usable schema.
     #[error("`{version}` has no usable schema")]
     NoSchema {
@@ -116,6 +128,11 @@ fn nearest_text(nearest: &[NearMiss]) -> String {
 pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64>) -> Result<Detection, DetectError> {
     let file_layout = layout;
     let state = state_dict(layout);
+    if state.tensors.is_empty() {
+        if let Some(first) = file_layout.tensors.first() {
+            return Err(DetectError::NoStateDict { count: file_layout.tensors.len(), example: first.name.clone() });
+        }
+    }
     let layout = &state;
     let recorded = layout.metadata.get(SCHEMA_KEY).and_then(|text| VersionId::parse(text).ok());
     if let Some(recorded) = &recorded {
@@ -308,6 +325,20 @@ schema e @ 1.0.0 {
         lying.metadata.insert(SCHEMA_KEY.into(), "e@1.0.0".into());
         let found = detect(&registry, &lying, &BTreeMap::new()).unwrap();
         assert_eq!((found.version.to_string(), found.evidence), ("d@2.0.0".to_owned(), Evidence::OnlyFit));
+    }
+
+    #[test]
+    fn a_file_of_extras_only_has_no_state_dict_to_detect() {
+        let (registry, _) = registry(vec![TEXT.to_owned()]);
+        let mut graph = layout(&["graph.data.x", "graph.data_to_hidden.edge_index"]);
+        let extras = r#"["graph.data.x","graph.data_to_hidden.edge_index"]"#;
+        graph.metadata.insert(crate::key_layout::EXTRAS_KEY.into(), extras.into());
+        let err = detect(&registry, &graph, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err, DetectError::NoStateDict { count: 2, example: "graph.data.x".into() });
+        assert!(err.to_string().contains("--aux graph=FILE"), "{err}");
+        // An empty file is not that case: it fits no schema.
+        let err = detect(&registry, &layout(&[]), &BTreeMap::new()).unwrap_err();
+        assert!(matches!(err, DetectError::NoFit { .. }), "{err}");
     }
 
     #[test]

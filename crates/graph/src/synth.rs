@@ -144,10 +144,11 @@ pub fn synth_with_captures(
     Ok(Synthetic { layout, data, dims: all_dims })
 }
 
-/// The schema's metadata values, plus each metadata dim written where it is read.
+/// The schema's metadata values, plus each metadata dim written where it is read. A key
+/// the schema expects without a value (`meta "k"`, as `schema infer` writes) is present
+/// with the placeholder `{}`: any value fits, and `{}` also reads as an empty JSON document.
 fn metadata(schema: &safeshift_model::Schema, dims: &BTreeMap<String, i64>) -> BTreeMap<String, String> {
-    let mut metadata: BTreeMap<String, String> =
-        schema_metadata(schema).into_iter().filter(|(_, value)| value != crate::symbolic::UNKNOWN_META).collect();
+    let mut metadata: BTreeMap<String, String> = schema_metadata(schema);
     let mut documents: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for dim in &schema.dims {
         let (DimKind::Meta(path), Some(value)) = (&dim.kind, dims.get(&dim.name)) else {
@@ -353,6 +354,20 @@ schema s @ 1.0.0 {
         for (tensor, bytes) in first.layout.tensors.iter().zip(&first.data) {
             assert_eq!(bytes.len() as u64, tensor.byte_len().unwrap(), "{}", tensor.name);
         }
+    }
+
+    #[test]
+    fn metadata_keys_without_a_value_are_present() {
+        // What `schema infer` writes: the key is expected, any value fits.
+        let text = "schema m @ 1.0.0 {\n tensor \"w\" : f32[2]\n meta \"anemoi\"\n meta \"format\" = \"pt\"\n}\n";
+        let (registry, diagnostics) = registry(vec![text.to_owned()]);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let id = VersionId::parse("m@1.0.0").unwrap();
+        let made = synth(&registry, &id, &BTreeMap::new(), 0).unwrap();
+        assert_eq!(made.layout.metadata.get("anemoi").map(String::as_str), Some("{}"));
+        assert_eq!(made.layout.metadata.get("format").map(String::as_str), Some("pt"));
+        let schema = registry.schema_of(&id).unwrap();
+        safeshift_model::unify(schema, &made.layout, &BTreeMap::new()).unwrap();
     }
 
     #[test]

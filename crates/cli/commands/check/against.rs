@@ -17,9 +17,10 @@ pub fn run(
     input: &str,
     family: Option<&str>,
     registry_args: &RegistryArgs,
+    pickle: &crate::pickle::PickleArgs,
     registry: &Registry,
 ) -> Result<ExitStatus, Error> {
-    let opened = crate::layout_input::open(input, registry_args)?;
+    let opened = crate::layout_input::open(input, registry_args, pickle)?;
     let layout = &opened.layout;
     let family = match family {
         Some(family) => family.to_owned(),

@@ -15,7 +15,8 @@ use crate::registry::RegistryArgs;
 /// (`safeshift fmt --check` accepts it) and the checkpoint fits it exactly.
 #[derive(Args, Debug)]
 pub struct SchemaInferArgs {
-    /// A checkpoint (`.safetensors`, a sharded set's `.index.json`), a layout JSON
+    /// A checkpoint (`.safetensors`, a PyTorch file read without running anything, a
+    /// sharded set's `.index.json`), a layout JSON
     /// (`{"tensors": {name: {"dtype", "shape"}}, "metadata": {…}}`), a schema file
     /// (`.ss`) or `family@version`.
     #[arg(value_name = "CHECKPOINT")]
@@ -31,11 +32,13 @@ pub struct SchemaInferArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
 }
 
 /// Runs `safeshift schema infer`.
 pub fn run(args: SchemaInferArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let opened = crate::layout_input::open(&args.input, &args.registry)?;
+    let opened = crate::layout_input::open(&args.input, &args.registry, &args.pickle)?;
     let origin = format!("Inferred by `safeshift schema infer` from {} tensors.", opened.layout.tensors.len());
     let options = InferOptions { family: args.family, version: args.version, origin: Some(origin) };
     let text = infer_schema_text(&opened.layout, &options)?;
