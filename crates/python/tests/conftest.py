@@ -22,6 +22,14 @@ VERSIONS = sorted(
 )
 
 
+PICKLES = REPO / "tests" / "data" / "anemoi-checkpoints"
+PICKLE_VERSIONS = sorted(
+    (path.parent.name for path in PICKLES.glob("*/inference.ckpt")),
+    key=lambda version: tuple(int(part) for part in version.split(".")),
+)
+MALICIOUS = REPO / "crates" / "torch" / "tests" / "data" / "malicious"
+
+
 def checkpoint(version: str) -> Path:
     return ANEMOI / version / "state_dict.safetensors"
 
@@ -63,6 +71,13 @@ def upgraded(cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, T
             # Nothing written means nothing to do (already at the target): the file itself.
             results[version] = (out if out.exists() else checkpoint(version), run.stderr + run.stdout)
     return results
+
+
+def read_metadata(path: Path) -> Dict[str, str]:
+    """The `__metadata__` of a safetensors file, parsed here."""
+    with open(path, "rb") as file:
+        (header_len,) = struct.unpack("<Q", file.read(8))
+        return json.loads(file.read(header_len)).get("__metadata__", {})
 
 
 def read_safetensors(path: Path) -> Dict[str, Tuple[str, list, bytes]]:
