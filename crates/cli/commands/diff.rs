@@ -75,7 +75,7 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         let aux = args
             .aux
             .iter()
-            .map(|(name, path)| super::layout_input::open_aux(name, path, &args.pickle))
+            .map(|(name, path)| crate::layout_input::open_aux(name, path, &args.pickle))
             .collect::<Result<Vec<_>, _>>()?;
         let options = DraftOptions {
             family: from.family.clone(),
