@@ -128,6 +128,15 @@ impl Checkpoint {
         &self.aliases
     }
 
+    /// For a single PyTorch file, what its reader found besides the tensors: the classes
+    /// read as data, any gadget (when allowed), the aliases, the metadata it made.
+    pub fn pickle(&self) -> Option<&safeshift_torch::Converted> {
+        match self.shards.as_slice() {
+            [only] => only.pickle.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The format of the (first) file.
     pub fn format(&self) -> &InputFormat {
         &self.shards[0].format
