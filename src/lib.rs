@@ -49,6 +49,7 @@ pub use safeshift_ops as ops;
 pub use safeshift_torch as torch;
 
 pub mod batch;
+pub mod convert;
 pub mod open;
 
 pub use open::{Migrated, OpenError, OpenOptions, Registry, RegistryError};

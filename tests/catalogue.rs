@@ -38,6 +38,9 @@ const ENUMS: &[(&str, &str)] = &[
     ("crates/evolve/src/layout_json.rs", "LayoutJsonError"),
     ("crates/evolve/src/infer.rs", "InferError"),
     ("src/open.rs", "OpenError"),
+    ("src/batch.rs", "BatchError"),
+    ("src/batch.rs", "FileError"),
+    ("src/convert.rs", "ConvertError"),
     ("src/batch/inputs.rs", "InputError"),
     ("crates/cli/commands/fmt.rs", "FmtError"),
 ];

@@ -212,6 +212,8 @@ fn drafts_for_every_consecutive_pair_of_fixtures() {
             path(&upgraded),
             "--draft",
             "--by-content",
+            "--aux",
+            &aux,
             "--from",
             "t@1.0.0",
             "--to",
@@ -230,7 +232,8 @@ fn drafts_for_every_consecutive_pair_of_fixtures() {
         let check = safeshift(&["check", "--synth", "--registry", path(&content)]);
         let out = dir.path().join("content.safetensors");
         // A drop the draft marks `lossy` (it cannot know the tensor is derived) makes the
-        // path lossy: running it takes `--allow-lossy`, a flag, not an edit.
+        // path lossy: running it takes `--allow-lossy`, a flag, not an edit. The graph is
+        // the aux input a drafted `gather` reads the order of re-ordered rows from.
         let run = safeshift(&[
             "upgrade",
             file_a,
@@ -238,6 +241,8 @@ fn drafts_for_every_consecutive_pair_of_fixtures() {
             path(&content),
             "--to",
             "2.0.0",
+            "--aux",
+            &aux,
             "--allow-lossy",
             "-o",
             path(&out),
@@ -276,6 +281,31 @@ fn drafts_for_every_consecutive_pair_of_fixtures() {
         );
     }
     insta::assert_snapshot!("pairs", report);
+}
+
+/// 0.16 re-orders the trainable edge features by the graph's destination order: by content
+/// the draft finds the permutation, and given the real `graph.pt` as `--aux`, writes the
+/// index the shipped migration uses (the stable argsort of the edge set's destination row).
+#[test]
+fn a_row_order_is_drafted_from_the_graph_given_as_aux() {
+    let dir = tempfile::tempdir().unwrap();
+    let upgraded = dir.path().join("0.17.0.safetensors");
+    let graph = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/anemoi-checkpoints/graph.pt");
+    let aux = format!("graph={}", graph.display());
+    ok(&safeshift(&["upgrade", &fixture("0.15.1"), "--to", "0.17.0", "--aux", &aux, "-o", path(&upgraded)]));
+    let output = safeshift(&["diff", &fixture("0.15.1"), path(&upgraded), "--draft", "--by-content", "--aux", &aux]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("permuted  model.model.encoder_graph_provider.data.trainable.trainable"), "{stdout}");
+    assert!(
+        stdout.contains(r#"gather "model.model.encoder_graph_provider.data.trainable.trainable" axis 0 index argsort(graph["data_to_hidden.edge_index"], 1)"#),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("UNRESOLVED:"), "{stdout}");
+    // Without the graph, the order is a question.
+    let output = safeshift(&["diff", &fixture("0.15.1"), path(&upgraded), "--draft", "--by-content"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(stdout.matches("// UNRESOLVED: the rows of").count(), 2, "{stdout}");
 }
 
 /// Acceptance 3: the CI gate, on an unchanged and a drifted layout, as the book's

@@ -82,22 +82,23 @@ impl Drop for Watcher {
     }
 }
 
-#[test]
-fn upgrade_of_a_ckpt_writes_its_output_and_nothing_else() {
+/// Upgrades a copy of `source` (in its own folder, `TMPDIR` pointed at a watched empty
+/// one) and checks that the only files created are the output, by rename, and at most the
+/// engine's own temporary beside it; that the input is untouched. Returns the work folder
+/// and the output.
+fn upgrade_watched(source: &Path, extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let work = tempfile::tempdir().unwrap();
     let (input_dir, out_dir, tmp) = (work.path().join("in"), work.path().join("out"), work.path().join("tmp"));
     for dir in [&input_dir, &out_dir, &tmp] {
         std::fs::create_dir(dir).unwrap();
     }
     let input = input_dir.join("model.ckpt");
-    std::fs::copy(repo(CKPT), &input).unwrap();
+    std::fs::copy(source, &input).unwrap();
     let output = out_dir.join("model.safetensors");
     let watcher = Watcher::new(&[&input_dir, &out_dir, &tmp]);
-    let graph = format!("graph={}", repo("tests/data/anemoi/graph.safetensors").display());
-    let run = safeshift(&["upgrade", input.to_str().unwrap(), "-o", output.to_str().unwrap(), "--aux", &graph])
-        .env("TMPDIR", &tmp)
-        .output()
-        .unwrap();
+    let mut args = vec!["upgrade", input.to_str().unwrap(), "-o", output.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let run = safeshift(&args).env("TMPDIR", &tmp).output().unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
 
     let created = watcher.created();
@@ -116,7 +117,24 @@ fn upgrade_of_a_ckpt_writes_its_output_and_nothing_else() {
     assert!(std::fs::read_dir(&tmp).unwrap().next().is_none(), "nothing in TMPDIR");
     let left: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|entry| entry.unwrap().file_name()).collect();
     assert_eq!(left, ["model.safetensors"]);
-    assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(repo(CKPT)).unwrap(), "the input is untouched");
+    assert_eq!(std::fs::read(&input).unwrap(), std::fs::read(source).unwrap(), "the input is untouched");
+    (work, output)
+}
+
+#[test]
+fn upgrade_of_a_real_anemoi_ckpt_writes_its_output_and_nothing_else() {
+    for kind in ["training", "inference"] {
+        let source = repo(&format!("tests/data/anemoi-checkpoints/0.4.0/{kind}.ckpt"));
+        let (_work, output) = upgrade_watched(&source, &[]);
+        let written = Checkpoint::open(&output).unwrap();
+        assert_eq!(written.layout().metadata["safeshift.schema"], "anemoi.encprocdec@0.19.0", "{kind}");
+    }
+}
+
+#[test]
+fn upgrade_of_a_ckpt_writes_its_output_and_nothing_else() {
+    let graph = format!("graph={}", repo("tests/data/anemoi/graph.safetensors").display());
+    let (work, output) = upgrade_watched(&repo(CKPT), &["--aux", &graph]);
 
     // The upgrade equals upgrading the state dict the pickle was made from.
     let from_safetensors = work.path().join("reference.safetensors");
@@ -289,13 +307,14 @@ fn every_reading_command_refuses_a_gadget_file_and_allow_gadgets_reads_it_runnin
         command.current_dir(dir);
         command.output().unwrap()
     };
-    let refusals: [(&str, &[&str]); 6] = [
+    let refusals: [(&str, &[&str]); 7] = [
         ("detect", &["detect", "gadget.ckpt"]),
         ("plan", &["plan", "gadget.ckpt"]),
         ("inspect", &["inspect", "gadget.ckpt"]),
         ("upgrade", &["upgrade", "gadget.ckpt", "-o", "out.safetensors", "--aux", "graph=graph.safetensors"]),
         ("downgrade", &["downgrade", "gadget.ckpt", "--to", "0.4.0", "-o", "out.safetensors"]),
         ("convert", &["convert", "gadget.ckpt", "-o", "out.safetensors"]),
+        ("verify", &["verify", "gadget.ckpt"]),
     ];
     for (command, args) in refusals {
         let output = in_dir(args);
@@ -330,6 +349,7 @@ fn every_reading_command_refuses_a_gadget_file_and_allow_gadgets_reads_it_runnin
     );
     ok(&["upgrade", "gadget.ckpt", "-o", "out.safetensors", "--aux", "graph=graph.safetensors", "--allow-gadgets"]);
     ok(&["convert", "gadget.ckpt", "-o", "converted.safetensors", "--allow-gadgets"]);
+    assert!(ok(&["verify", "gadget.ckpt", "--allow-gadgets"]).contains("sound"));
     // The state dict read is the clean file's, byte for byte, and upgrades to the same file.
     let converted = Checkpoint::open(&dir.join("converted.safetensors")).unwrap();
     let reference = Checkpoint::open(&repo("tests/data/anemoi/0.4.0/state_dict.safetensors")).unwrap();

@@ -13,10 +13,16 @@ pickle. Each case then runs in its own process, loading into a model shaped like
 * safeshift, pass-through: `safeshift.torch.load_model` on the current file (empty plan);
 * safeshift, migration: `safeshift.torch.load_model` on the old file (split + renames);
 * torch.load + Python migration: the pickle, then the renames and the split done in Python
-  as Anemoi's migration scripts do, then `model.load_state_dict`.
+  as Anemoi's migration scripts do, then `model.load_state_dict`;
+* the same two without a copy, into a model built on the meta device:
+  `safeshift.torch.load_model(..., assign=True)` and `torch.load(mmap=True)` + the Python
+  migration + `load_state_dict(..., assign=True)` (the tensors' pages are read when first
+  used, so these times are the load's bookkeeping, not the bytes).
 
-Times are the load call only (the model is built before); peak RSS is the process's.
-The table prints the median of `--runs` runs and the ratios to the baseline.
+Times are the load call only (the model is built before): wall-clock time, and the CPU
+time (user + system) the process spent in it, which other jobs on a busy machine disturb
+far less; peak RSS is the process's. The table prints the median of `--runs` runs and the
+ratios to the baseline, and the load average, to judge how busy the machine was.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ CASES = [
     ("passthrough", "`safeshift.torch.load_model`, current file (pass-through)"),
     ("migration", "`safeshift.torch.load_model`, old file (split + renames)"),
     ("torchload", "`torch.load` of the old pickle + Python migration"),
+    # No copy: the model is built on the meta device and takes the loaded tensors as its own
+    # (their pages are read when first used, so the load itself touches almost nothing).
+    ("migration-assign", "`safeshift.torch.load_model(assign=True)`, old file, model on `meta`"),
+    ("torchload-assign", "`torch.load(mmap=True)` of the old pickle + Python migration + `assign=True`, model on `meta`"),
 ]
 
 
@@ -102,7 +112,7 @@ def generate(directory: Path, layers: int) -> None:
     (directory / "done.json").write_text(json.dumps({"layers": layers}))
 
 
-def build_model(layers: int):
+def build_model(layers: int, meta: bool = False):
     import torch
 
     class Block(torch.nn.Module):
@@ -118,6 +128,8 @@ def build_model(layers: int):
 
     model = torch.nn.Module()
     model.layers = torch.nn.ModuleList(Block() for _ in range(layers))
+    if meta:
+        return model
     # Real, untouched memory (torch.empty): the load is what makes it resident.
     return model.to_empty(device="cpu")
 
@@ -125,8 +137,9 @@ def build_model(layers: int):
 def run_case(case: str, directory: Path, layers: int) -> dict:
     import torch
 
-    model = build_model(layers)
+    model = build_model(layers, meta=case.endswith("-assign"))
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if case == "safetensors":
         from safetensors.torch import load_model
 
@@ -140,13 +153,23 @@ def run_case(case: str, directory: Path, layers: int) -> dict:
         state = torch.load(directory / "old.pt", weights_only=True)
         missing, unexpected = model.load_state_dict(migrate_in_python(state, layers))
         del state
+    elif case == "migration-assign":
+        import safeshift.torch
+
+        path = directory / "old.safetensors"
+        missing, unexpected = safeshift.torch.load_model(model, path, registry=REGISTRY, assign=True)
+    elif case == "torchload-assign":
+        state = torch.load(directory / "old.pt", weights_only=True, mmap=True)
+        missing, unexpected = model.load_state_dict(migrate_in_python(state, layers), assign=True)
+        del state
     else:
         raise SystemExit(f"unknown case {case}")
     seconds = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     assert not missing and not unexpected, (missing, unexpected)
-    checksum = float(model.layers[layers - 1].attention.v.weight[-1, :8].sum())
+    checksum = float(model.layers[layers - 1].attention.v.weight.detach()[-1, :8].sum())
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": seconds, "peak_rss": peak_kib * 1024, "checksum": checksum}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss": peak_kib * 1024, "checksum": checksum}
 
 
 def human_bytes(count: float) -> str:
@@ -197,17 +220,33 @@ def main() -> None:
     base_rss = statistics.median(r["peak_rss"] for r in results["safetensors"])
     size = (args.out_dir / "current.safetensors").stat().st_size
     print(f"\nCheckpoint: {human_bytes(size)} ({layers} layers, f32), median of {args.runs} run(s), each case in its own process\n")
-    print("| case | time | × safetensors | peak RSS | × safetensors |")
-    print("|---|---:|---:|---:|---:|")
+    base_cpu = statistics.median(r["cpu_seconds"] for r in results["safetensors"])
+    print("| case | time | × safetensors | CPU time | × safetensors | peak RSS | × safetensors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for case, title in CASES:
         seconds = statistics.median(r["seconds"] for r in results[case])
+        cpu = statistics.median(r["cpu_seconds"] for r in results[case])
         rss = statistics.median(r["peak_rss"] for r in results[case])
-        print(f"| {title} | {seconds:.3f} s | {seconds / base_time:.2f} | {human_bytes(rss)} | {rss / base_rss:.2f} |")
+        print(
+            f"| {title} | {seconds:.3f} s | {seconds / base_time:.2f} | {cpu:.3f} s | {cpu / base_cpu:.2f} "
+            f"| {human_bytes(rss)} | {rss / base_rss:.2f} |"
+        )
     torch_time = statistics.median(r["seconds"] for r in results["torchload"])
+    torch_cpu = statistics.median(r["cpu_seconds"] for r in results["torchload"])
     for case in ("passthrough", "migration"):
         seconds = statistics.median(r["seconds"] for r in results[case])
-        print(f"\n{case}: {torch_time / seconds:.1f}× faster than torch.load + Python migration", end="")
+        cpu = statistics.median(r["cpu_seconds"] for r in results[case])
+        print(
+            f"\n{case}: {torch_time / seconds:.1f}× faster than torch.load + Python migration "
+            f"({torch_cpu / cpu:.1f}× in CPU time)",
+            end="",
+        )
+    assign_time = statistics.median(r["seconds"] for r in results["torchload-assign"])
+    seconds = statistics.median(r["seconds"] for r in results["migration-assign"])
+    print(f"\nmigration-assign: {torch_time / seconds:.1f}× faster than torch.load + Python migration, "
+          f"{assign_time / seconds:.1f}× faster than torch.load(mmap=True) + migration + assign", end="")
     print()
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ mod batch;
 mod commands;
 mod exit_codes;
 mod json;
+mod layout_input;
 mod pickle;
 mod printer;
 mod registry;

@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use safeshift_engine::{Checkpoint, MigratedView, TensorOrder, WriteOptions};
-
 use crate::pipeline::{self, Migration};
 
 /// A step a child runs.
@@ -68,11 +66,9 @@ fn read_view(registry: &Path, input: &Path, migration: Migration) -> Result<u64,
     Ok(std::hint::black_box(sum))
 }
 
-/// What `safeshift convert` does (`crates/cli/commands/convert.rs`): the engine's
-/// pass-through plan; contiguous tensors are copied as file ranges, views materialised
-/// one at a time by the writer.
+/// `safeshift convert`: the library's conversion (the engine's pass-through view; contiguous
+/// tensors copied as file ranges, views materialised one at a time by the writer).
 fn convert_pickle(input: &Path, output: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let view = MigratedView::pass_through(Checkpoint::open(input)?)?;
-    view.write_to(output, &WriteOptions { order: TensorOrder::AsGiven, ..WriteOptions::default() })?;
+    safeshift::convert::convert(input, output, &safeshift_torch::ConvertOptions::default())?;
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `safeshift check`: validate a registry and statically check every migration.
 
+mod against;
+
 use clap::Args;
 
 use crate::exit_codes::ExitStatus;
@@ -33,7 +35,7 @@ pub struct CheckArgs {
 pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(against) = &args.against {
         let registry = args.registry.load_usable(printer.color)?;
-        return super::check_against::run(against, args.family.as_deref(), &args.registry, &args.pickle, &registry);
+        return against::run(against, args.family.as_deref(), &args.registry, &args.pickle, &registry);
     }
     let (registry, mut diagnostics) = args.registry.load()?;
     diagnostics.extend(safeshift_graph::check(&registry));

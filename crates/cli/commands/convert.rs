@@ -1,13 +1,10 @@
 //! `safeshift convert`: a PyTorch pickle checkpoint to safetensors, without executing it.
 
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 use clap::Args;
-use safeshift_engine::{
-    write, Checkpoint, MigratedView, OutputTensor, ReadOptions, TensorOrder, TensorSource, WriteOptions,
-};
-use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor, METADATA_EXTRAS};
+use safeshift::convert::Conversion;
+use safeshift_torch::{ConvertOptions, Converted, ConvertedTensor};
 use serde_json::json;
 
 use crate::exit_codes::ExitStatus;
@@ -65,93 +62,36 @@ pub fn run(args: ConvertArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         allow_gadgets: args.pickle.allow_gadgets,
         ..ConvertOptions::default()
     };
-    if args.input.extension().is_some_and(|ext| ext == "json") {
-        return convert_set(&args, options, printer);
-    }
-    let converted = safeshift_torch::open(&args.input, &options)?;
-    let (tensors, metadata) = file_contents(&converted)?;
-    let write_options = WriteOptions { metadata, order: TensorOrder::AsGiven, ..WriteOptions::default() };
-    let summary = write(&args.output, tensors, &write_options)?;
+    let conversion = safeshift::convert::convert(&args.input, &args.output, &options)?;
+    let Some(converted) = conversion.pickle() else {
+        return print_set(&args, &conversion, printer);
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json_output(&args, &converted, summary.bytes))?);
+        println!("{}", serde_json::to_string_pretty(&json_output(&args, converted, conversion.bytes()))?);
     } else if !printer.quiet {
-        print!("{}", human_output(&args, &converted, summary.bytes));
+        print!("{}", human_output(&args, converted, conversion.bytes()));
     }
     Ok(ExitStatus::Success)
 }
 
-/// A sharded set (`pytorch_model.bin.index.json`): opened by the engine as one checkpoint
-/// and written through its pass-through plan, every tensor as it is.
-fn convert_set(args: &ConvertArgs, pickle: ConvertOptions, printer: &Printer) -> Result<ExitStatus, Error> {
-    let checkpoint = Checkpoint::open_with(&args.input, &ReadOptions { pickle, ..ReadOptions::default() })?;
-    let view = MigratedView::pass_through(checkpoint)?;
-    let summary =
-        view.write_to(&args.output, &WriteOptions { order: TensorOrder::AsGiven, ..WriteOptions::default() })?;
-    let count = view.layout().tensors.len() + view.extras().len();
+/// A sharded set (`pytorch_model.bin.index.json`), converted as one checkpoint.
+fn print_set(args: &ConvertArgs, conversion: &Conversion, printer: &Printer) -> Result<ExitStatus, Error> {
+    let checkpoint = conversion.checkpoint();
+    let count = checkpoint.layout().tensors.len() + checkpoint.extras().len();
+    let shards = checkpoint.files().len();
     if args.json {
         let data = json!({ "input": args.input.to_string_lossy(), "output": args.output.to_string_lossy(),
-            "bytes": summary.bytes, "tensors": count, "shards": view.source().files().len() });
+            "bytes": conversion.bytes(), "tensors": count, "shards": shards });
         println!("{}", serde_json::to_string_pretty(&json!({ "type": "convert", "data": data }))?);
     } else if !printer.quiet {
         println!(
-            "wrote `{}`: {count} tensors, {} (from `{}`, {} shards)",
+            "wrote `{}`: {count} tensors, {} (from `{}`, {shards} shards)",
             sanitize(&args.output.display().to_string()),
-            human_size(summary.bytes),
+            human_size(conversion.bytes()),
             sanitize(&args.input.display().to_string()),
-            view.source().files().len()
         );
     }
     Ok(ExitStatus::Success)
-}
-
-/// What a converted file holds: the state dict, then the extras, and the metadata naming
-/// the extras (so that reading the file sets them apart again).
-pub(crate) fn file_contents(
-    converted: &Converted,
-) -> Result<(Vec<OutputTensor<'_>>, std::collections::BTreeMap<String, String>), serde_json::Error> {
-    let mut tensors = output_tensors(converted);
-    tensors.extend(output_extras(converted));
-    let mut metadata = converted.metadata().clone();
-    if !converted.extras().is_empty() {
-        let names: Vec<&str> = converted.extras().iter().map(|extra| extra.name.as_str()).collect();
-        metadata.insert(METADATA_EXTRAS.into(), serde_json::to_string(&names)?);
-    }
-    Ok((tensors, metadata))
-}
-
-/// The state dict's tensors. Contiguous tensors are borrowed from the input's map; views
-/// are materialised one at a time, when the writer reaches them, so memory stays bounded by
-/// the largest tensor.
-pub(crate) fn output_tensors(converted: &Converted) -> Vec<OutputTensor<'_>> {
-    let data = |index| converted.data(index);
-    (0..converted.tensors().len())
-        .map(|index| output(&converted.tensors()[index], converted.is_borrowed(index), index, data))
-        .collect()
-}
-
-/// The extras, likewise.
-pub(crate) fn output_extras(converted: &Converted) -> Vec<OutputTensor<'_>> {
-    let data = |index| converted.extra_data(index);
-    (0..converted.extras().len())
-        .map(|index| output(&converted.extras()[index], converted.is_extra_borrowed(index), index, data))
-        .collect()
-}
-
-fn output<'c>(
-    tensor: &ConvertedTensor,
-    borrowed: bool,
-    index: usize,
-    data: impl Fn(usize) -> Cow<'c, [u8]> + Send + 'c,
-) -> OutputTensor<'c> {
-    let source = if borrowed {
-        TensorSource::Bytes(data(index))
-    } else {
-        TensorSource::Generate(Box::new(move |buf: &mut [u8]| {
-            buf.copy_from_slice(&data(index));
-            Ok(())
-        }))
-    };
-    OutputTensor { name: tensor.name.clone(), dtype: tensor.dtype, shape: tensor.shape.clone(), source }
 }
 
 fn human_output(args: &ConvertArgs, converted: &Converted, bytes: u64) -> String {

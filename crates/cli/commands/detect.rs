@@ -15,8 +15,12 @@ use crate::render;
 /// Find a checkpoint's family and version from its header alone.
 ///
 /// A version recorded by safeshift in the metadata is trusted only when the layout fits
-/// it; otherwise the layout is unified with every schema. No fit prints the nearest
-/// schemas with their differences; several fits list them. Both exit with 1.
+/// it; otherwise the layout is unified with every schema. Where the file records the
+/// release that wrote it (Anemoi's `provenance_training.module_versions`, as the
+/// registry's `provenance:` settings say), that release names the version among those the
+/// layout fits (so a 0.18.0 checkpoint, whose layout is 0.17.0's, is named 0.18.0), and a
+/// release whose layout the file does not have is reported as a warning. No fit prints the
+/// nearest schemas with their differences; several fits list them. Both exit with 1.
 #[derive(Args, Debug)]
 pub struct DetectArgs {
     /// The checkpoint: a `.safetensors` file, a PyTorch file (`.pt`, `.pth`, `.bin`, `.ckpt`;

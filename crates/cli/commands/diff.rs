@@ -41,14 +41,19 @@ pub struct DiffArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// With `--draft --by-content`: a file (`NAME=FILE`, repeatable) where the order of
+    /// rows that were re-ordered may come from, e.g. `--aux graph=graph.pt`; an index it
+    /// holds, or the stable argsort of one, is written as the `gather`'s index.
+    #[arg(long = "aux", value_name = "NAME=FILE", value_parser = crate::registry::parse_aux, requires = "draft")]
+    pub aux: Vec<(String, PathBuf)>,
     #[command(flatten)]
     pub pickle: crate::pickle::PickleArgs,
 }
 
 /// Runs `safeshift diff`.
 pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let old = super::layout_input::open(&args.old, &args.registry, &args.pickle)?;
-    let new = super::layout_input::open(&args.new, &args.registry, &args.pickle)?;
+    let old = crate::layout_input::open(&args.old, &args.registry, &args.pickle)?;
+    let new = crate::layout_input::open(&args.new, &args.registry, &args.pickle)?;
     if args.by_content && !(old.has_bytes() && new.has_bytes()) {
         return Err("--by-content needs two inputs with tensor bytes (a layout JSON has none)".into());
     }
@@ -67,8 +72,17 @@ pub fn run(args: DiffArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         if to.family != from.family {
             return Err("--from and --to must name one family".into());
         }
-        let options =
-            DraftOptions { family: from.family.clone(), from: from.version.to_string(), to: to.version.to_string() };
+        let aux = args
+            .aux
+            .iter()
+            .map(|(name, path)| crate::layout_input::open_aux(name, path, &args.pickle))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = DraftOptions {
+            family: from.family.clone(),
+            from: from.version.to_string(),
+            to: to.version.to_string(),
+            aux,
+        };
         let drafted = draft(&old.layout, &found, &infer(&old.layout), &options)?;
         match &args.output {
             Some(path) => {

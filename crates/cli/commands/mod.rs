@@ -3,7 +3,6 @@
 use clap::{Args, Parser, Subcommand};
 
 pub mod check;
-pub mod check_against;
 pub mod convert;
 pub mod detect;
 pub mod diff;
@@ -11,11 +10,9 @@ pub mod downgrade;
 pub mod fmt;
 pub mod graph;
 pub mod inspect;
-pub mod layout_input;
 pub mod plan;
 pub mod scan;
 pub mod schema;
-pub mod schema_infer;
 pub mod synth;
 pub mod upgrade;
 pub mod verify;
@@ -110,5 +107,46 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    /// Each command is its file (and its own folder of parts): no file of the CLI reaches
+    /// into another command's module, and only `main.rs` knows the commands. What commands
+    /// share lives beside them (`render.rs`, `json.rs`, `registry.rs`, …) or in the library.
+    #[test]
+    fn no_command_imports_another_commands_module() {
+        let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/crates/cli"));
+        let mut files = Vec::new();
+        let mut folders = vec![root.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 20, "{files:?}");
+        // Spelled in two halves so that this test does not find itself.
+        let into_commands = concat!("crate::", "commands");
+        let mut offences = Vec::new();
+        for file in &files {
+            let relative = file.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(file).unwrap();
+            // A file directly in `commands/` is one command: `super::` is the commands'
+            // table, so any `super::name::` is a sibling command.
+            let is_command = relative.starts_with("commands/") && relative.matches('/').count() == 1;
+            for (number, line) in text.lines().enumerate() {
+                let sibling = is_command && relative != "commands/mod.rs" && line.contains("super::") && {
+                    let after = &line[line.find("super::").unwrap() + "super::".len()..];
+                    after.starts_with(|ch: char| ch.is_ascii_lowercase()) && after.contains("::")
+                };
+                if line.contains(into_commands) || sibling {
+                    offences.push(format!("crates/cli/{relative}:{}: {}", number + 1, line.trim()));
+                }
+            }
+        }
+        assert!(offences.is_empty(), "imports of another command's module:\n{}", offences.join("\n"));
     }
 }

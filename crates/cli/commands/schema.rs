@@ -1,5 +1,7 @@
 //! `safeshift schema`: the schema of a version, declared or derived, as language text.
 
+mod infer;
+
 use clap::Args;
 use safeshift_graph::{Origin, VersionId};
 
@@ -26,13 +28,13 @@ pub struct SchemaArgs {
 #[derive(clap::Subcommand, Debug)]
 pub enum SchemaCommand {
     /// Infer a schema from a checkpoint or a layout JSON.
-    Infer(super::schema_infer::SchemaInferArgs),
+    Infer(infer::SchemaInferArgs),
 }
 
 /// Runs `safeshift schema`.
 pub fn run(args: SchemaArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(SchemaCommand::Infer(infer)) = args.command {
-        return super::schema_infer::run(infer, printer);
+        return infer::run(infer, printer);
     }
     let registry = args.registry.load_usable(printer.color)?;
     let version = VersionId::parse(args.version.as_deref().unwrap_or_default())?;

@@ -17,8 +17,11 @@ use crate::render::{human_size, sanitize};
 /// 2 when it cannot be read at all (missing file, permissions, I/O error).
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
-    /// The checkpoint: a `.safetensors` file or a sharded set's `.index.json`.
+    /// The checkpoint: a `.safetensors` file, a PyTorch file (`.pt`, `.pth`, `.bin`,
+    /// `.ckpt`), or a sharded set's `.index.json`.
     pub path: PathBuf,
+    #[command(flatten)]
+    pub pickle: crate::pickle::PickleArgs,
     /// Print JSON (`{"type": "verify", "data": {…}}`) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -26,7 +29,7 @@ pub struct VerifyArgs {
 
 /// Runs `safeshift verify`.
 pub fn run(args: VerifyArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let outcome = Checkpoint::open(&args.path).and_then(|checkpoint| {
+    let outcome = Checkpoint::open_with(&args.path, &args.pickle.read_options()).and_then(|checkpoint| {
         let report = safeshift_engine::verify(&checkpoint)?;
         Ok((checkpoint, report))
     });
@@ -96,7 +99,7 @@ fn human_output(
                 report.checksums_matched
             ));
         }
-        None => out.push_str(&format!("{shown}: unsound: not a valid safetensors checkpoint\n")),
+        None => out.push_str(&format!("{shown}: unsound: not a valid checkpoint\n")),
     }
     for (file, tensor, message) in problems {
         let tensor = tensor.as_ref().map(|name| format!("tensor `{}`: ", sanitize(name))).unwrap_or_default();

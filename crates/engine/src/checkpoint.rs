@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use safeshift_model::{Layout, TensorInfo};
@@ -127,6 +128,15 @@ impl Checkpoint {
         &self.aliases
     }
 
+    /// For a single PyTorch file, what its reader found besides the tensors: the classes
+    /// read as data, any gadget (when allowed), the aliases, the metadata it made.
+    pub fn pickle(&self) -> Option<&safeshift_torch::Converted> {
+        match self.shards.as_slice() {
+            [only] => only.pickle.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The format of the (first) file.
     pub fn format(&self) -> &InputFormat {
         &self.shards[0].format
@@ -207,10 +217,26 @@ impl Checkpoint {
     /// again, so a streaming pass over a file larger than memory keeps a small resident
     /// set instead of growing by every page it touched. Advisory: errors are ignored.
     pub(crate) fn release_pages(&self, name: &str) {
-        if let Some(index) = self.find(name) {
-            let span = self.spans[index];
-            self.shards[span.shard as usize].release_pages(span.place);
-        }
+        self.release_range(name, 0..u64::MAX);
+    }
+
+    /// Like [`Checkpoint::release_pages`], for bytes `within` of tensor `name` only (clamped
+    /// to the tensor): a part borrowed from a fused tensor releases its own pages, not the
+    /// other parts' that a loader is still to read.
+    pub(crate) fn release_range(&self, name: &str, within: Range<u64>) {
+        let Some(index) = self.find(name) else {
+            return;
+        };
+        let span = self.spans[index];
+        let place = match span.place {
+            Place::Mapped { offset, len } => {
+                let (start, end) = (within.start.min(len), within.end.min(len));
+                Place::Mapped { offset: offset + start, len: end.saturating_sub(start) }
+            }
+            // Nothing mapped to release: built tensors are owned by whoever asked.
+            Place::Materialised { .. } => return,
+        };
+        self.shards[span.shard as usize].release_pages(place);
     }
 
     /// Where a tensor's bytes are: file, path, offset from the file start, length. `None`
@@ -360,7 +386,7 @@ fn merge_json_objects(first: &str, second: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Workers share one open checkpoint (`&Checkpoint` across threads, e.g. with rayon).
@@ -373,7 +399,7 @@ mod tests {
 
     /// The resident size, in KiB, of this process's mapping that contains `address`
     /// (from `/proc/self/smaps`, so other tests' maps do not interfere).
-    fn mapping_rss_kib(address: usize) -> u64 {
+    pub(crate) fn mapping_rss_kib(address: usize) -> u64 {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut inside = false;
         for line in smaps.lines() {
@@ -390,11 +416,11 @@ mod tests {
         panic!("no mapping contains {address:#x}");
     }
 
-    #[test]
-    fn released_pages_leave_the_resident_set_and_keep_their_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("big.safetensors");
-        let bytes: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    /// A file in `dir` with one `u8` tensor `w` of `len` bytes, opened after every page of
+    /// `w` was read; its bytes, and the address of `w` in the map.
+    fn read_whole_tensor(dir: &Path, len: u32) -> (Checkpoint, Vec<u8>, usize) {
+        let path = dir.join("big.safetensors");
+        let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let tensor = crate::OutputTensor {
             name: "w".into(),
             dtype: safeshift_model::DType::U8,
@@ -406,12 +432,39 @@ mod tests {
         let mapped = checkpoint.tensor_bytes("w").unwrap();
         assert_eq!(mapped, &bytes[..]);
         let address = mapped.as_ptr() as usize;
+        (checkpoint, bytes, address)
+    }
+
+    #[test]
+    fn released_pages_leave_the_resident_set_and_keep_their_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (checkpoint, bytes, address) = read_whole_tensor(dir.path(), 1 << 20);
         let touched = mapping_rss_kib(address);
         checkpoint.release_pages("w");
         let released = mapping_rss_kib(address);
         assert!(touched >= 1000 && released + 1000 <= touched, "{touched} KiB resident, {released} KiB after release");
         assert_eq!(checkpoint.tensor_bytes("w").unwrap(), &bytes[..]);
         checkpoint.release_pages("no such tensor");
+    }
+
+    #[test]
+    fn a_released_range_leaves_the_rest_of_the_tensor_resident() {
+        let dir = tempfile::tempdir().unwrap();
+        let (checkpoint, bytes, address) = read_whole_tensor(dir.path(), 4 << 20);
+        let touched = mapping_rss_kib(address);
+        let quarter = bytes.len() as u64 / 4;
+        checkpoint.release_range("w", quarter..2 * quarter);
+        let released = mapping_rss_kib(address);
+        // One quarter (1 MiB) left; the other three stayed (give or take the edge pages).
+        assert!(touched >= 4000, "{touched} KiB resident after reading 4 MiB");
+        assert!(
+            released + 1000 <= touched && released + 1100 >= touched,
+            "{touched} KiB resident, {released} KiB after"
+        );
+        // Ranges past the end are clamped, not a panic.
+        checkpoint.release_range("w", 3 * quarter..u64::MAX);
+        assert!(mapping_rss_kib(address) + 1900 <= touched);
+        assert_eq!(checkpoint.tensor_bytes("w").unwrap(), &bytes[..]);
     }
 
     /// The in-memory entry point the fuzzer uses accepts and rejects what `open` does.

@@ -64,6 +64,16 @@ pub enum ViewError {
     /// Reading a source failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// A buffer given to [`MigratedView::read_into`] has another size than the tensor.
+    #[error("cannot read `{tensor}` into a buffer of {found} bytes: the tensor has {expected}")]
+    BufferSize {
+        /// The output tensor.
+        tensor: String,
+        /// The tensor's byte count.
+        expected: u64,
+        /// The buffer's.
+        found: u64,
+    },
     /// Computing a tensor failed.
     #[error("cannot compute `{tensor}`: {source}")]
     Eval {
@@ -195,10 +205,40 @@ impl MigratedView {
     /// set bounded instead of growing by every page it read. The bytes stay in the page
     /// cache and later reads fault them in again; bytes a client wrote into the
     /// copy-on-write map through a borrowed tensor are lost. Advisory: errors are ignored.
+    ///
+    /// A borrowed tensor releases only the bytes it borrowed: after `q` of a fused `qkv`,
+    /// the pages of `k` and `v` stay mapped for the reads that follow.
     pub fn release(&self, name: &str) {
-        if let Some(&index) = self.by_name.get(name) {
-            self.release_sources(name, &self.planned[index].expr);
+        let Some(&index) = self.by_name.get(name) else {
+            return;
+        };
+        let planned = &self.planned[index];
+        match &planned.range {
+            Some(range) => {
+                if let Ok(checkpoint) = self.checkpoint_of(name, range.aux.as_deref()) {
+                    checkpoint.release_range(&range.source, range.start..range.end);
+                }
+            }
+            None => self.release_sources(name, &planned.expr),
         }
+    }
+
+    /// Writes the bytes of tensor `name` (not an extra) into `out`, which must be exactly
+    /// its byte count: a loader's destination (a model's parameter) filled with no buffer
+    /// in between. Borrowed tensors are copied from the map; computed ones are computed
+    /// straight into `out` by the kernels, as the writer does.
+    pub fn read_into(&self, name: &str, out: &mut [u8]) -> Result<(), ViewError> {
+        let index = self.index(name)?;
+        let expected = self.layout.tensors[index].byte_len().unwrap_or(u64::MAX);
+        if out.len() as u64 != expected {
+            return Err(ViewError::BufferSize { tensor: name.to_owned(), expected, found: out.len() as u64 });
+        }
+        let planned = &self.planned[index];
+        match &planned.range {
+            Some(range) => out.copy_from_slice(&self.range_bytes(name, range)?),
+            None => self.compute_into(name, &planned.expr, out)?,
+        }
+        Ok(())
     }
 
     /// Writes the result to `path` with the engine's atomic writer, then the source's
@@ -498,5 +538,62 @@ mod tests {
         let planned = vec![self::planned("x", missing)];
         let err = MigratedView::new(source_file(dir.path()), BTreeMap::new(), planned, BTreeMap::new()).err().unwrap();
         assert_eq!(err.to_string(), "the plan for `x` needs the auxiliary input `graph`, which was not given");
+    }
+
+    #[test]
+    fn read_into_fills_a_buffer_with_the_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let view = view(dir.path());
+        for name in ["k", "t"] {
+            let mut out = vec![0xAA; view.tensor(name).unwrap().len()];
+            view.read_into(name, &mut out).unwrap();
+            assert_eq!(out, view.tensor(name).unwrap().as_ref(), "{name}");
+        }
+        let err = view.read_into("t", &mut [0; 4]).unwrap_err();
+        assert_eq!(err.to_string(), "cannot read `t` into a buffer of 4 bytes: the tensor has 96");
+        assert!(matches!(view.read_into("nope", &mut []), Err(ViewError::UnknownTensor(_))));
+    }
+
+    /// `release` after one part of a fused tensor leaves the other parts' pages mapped.
+    #[test]
+    fn releasing_a_borrowed_part_keeps_the_other_parts_resident() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fused.safetensors");
+        let rows = 3 * 256u64; // three parts of 256 rows of 1 KiB: 256 KiB each
+        let bytes: Vec<u8> = (0..rows * 1024).map(|i| (i % 251) as u8).collect();
+        let tensors = vec![OutputTensor {
+            name: "qkv".into(),
+            dtype: DType::U8,
+            shape: vec![rows, 1024],
+            source: TensorSource::Bytes(Cow::Borrowed(&bytes)),
+        }];
+        crate::write(&path, tensors, &WriteOptions::default()).unwrap();
+        let leaf = Expr::Source(Leaf {
+            aux: None,
+            name: "qkv".into(),
+            dtype: DTypeClass::Exact(DType::U8),
+            shape: vec![Sym::int(rows as i64), Sym::int(1024)],
+        });
+        let part = |index: i64| Expr::Narrow {
+            input: Box::new(leaf.clone()),
+            axis: 0,
+            start: Sym::int(256 * index),
+            len: Sym::int(256),
+        };
+        let planned = vec![planned("q", part(0)), planned("k", part(1)), planned("v", part(2))];
+        let view =
+            MigratedView::new(Checkpoint::open(&path).unwrap(), BTreeMap::new(), planned, BTreeMap::new()).unwrap();
+        let address = view.tensor("q").unwrap().as_ptr() as usize;
+        for name in ["q", "k", "v"] {
+            // Every page read (a sum cannot stop early).
+            assert!(view.tensor(name).unwrap().iter().map(|&byte| u64::from(byte)).sum::<u64>() > 0);
+        }
+        let touched = crate::checkpoint::tests::mapping_rss_kib(address);
+        view.release("q");
+        let released = crate::checkpoint::tests::mapping_rss_kib(address);
+        assert!(touched >= 768, "{touched} KiB resident after reading 768 KiB");
+        // `q`'s 256 KiB left (give or take its edge pages); `k` and `v` stayed.
+        assert!(released + 240 <= touched && released + 272 >= touched, "{touched} KiB resident, {released} KiB after");
+        assert_eq!(view.tensor("q").unwrap().as_ref(), &bytes[..256 * 1024]);
     }
 }

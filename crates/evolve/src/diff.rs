@@ -12,7 +12,8 @@
 //! bytes, so renames and swaps that keep names (a key reused for another tensor) are
 //! found; a new tensor whose bytes are a row range of an old one is a split part; an old
 //! tensor whose bytes survive elsewhere is dropped as `derived`, one whose bytes vanish
-//! as `lossy`; a constant new tensor is inserted with its value.
+//! as `lossy`; a constant new tensor is inserted with its value; a new tensor whose rows
+//! are an old one's in another order is that tensor permuted, with the order found.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -100,6 +101,15 @@ pub enum Change {
         /// Whether the order of the parts is known.
         ordered: bool,
     },
+    /// The rows of an old tensor in another order: `to[i] = from[index[i]]` along axis 0.
+    Permuted {
+        /// The old tensor.
+        from: String,
+        /// The new name (the old one, or where it is renamed to).
+        to: String,
+        /// For each new row, the old row it is.
+        index: Vec<u64>,
+    },
     /// A new tensor.
     Inserted {
         /// Its name, dtype and shape.
@@ -138,6 +148,7 @@ impl Change {
             Change::Retyped { .. } => "re-typed",
             Change::Split { .. } => "split",
             Change::Merged { .. } => "merged",
+            Change::Permuted { .. } => "permuted",
             Change::Inserted { .. } => "inserted",
             Change::Dropped { .. } => "dropped",
             Change::MetaAdded { .. } => "meta added",
@@ -158,6 +169,8 @@ impl fmt::Display for Change {
                 write!(f, "{from} -> {} (axis {axis}, sizes {sizes:?})", into.join(", "))
             }
             Change::Merged { from, into, axis, .. } => write!(f, "{} -> {into} (axis {axis})", from.join(", ")),
+            Change::Permuted { from, to, .. } if from == to => write!(f, "{to} (rows reordered)"),
+            Change::Permuted { from, to, .. } => write!(f, "{from} -> {to} (rows reordered)"),
             Change::Inserted { tensor, .. } => {
                 write!(f, "{} {}{:?}", tensor.name, tensor.dtype.language_name(), tensor.shape)
             }
@@ -348,6 +361,7 @@ impl<'a, 'c> State<'a, 'c> {
         self.changes.extend(copies);
         self.changes.extend(renames);
         self.splits_by_content();
+        self.permutations_by_content();
         for info in std::mem::take(&mut self.removed) {
             let digest = self.old_hash.get(info.name.as_str());
             let derived = digest.is_some() && self.new_hash.values().any(|other| Some(other) == digest);
@@ -404,6 +418,56 @@ impl<'a, 'c> State<'a, 'c> {
             self.added.retain(|info| !names.contains(&info.name));
             let sizes = parts.iter().map(|(_, part)| part.shape[0]).collect();
             self.changes.push(Change::Split { from: source.name.clone(), into: names, axis: 0, sizes, ordered: true });
+        }
+    }
+
+    /// New tensors whose rows are the rows of an old tensor of the same dtype and shape in
+    /// another order (each old row once; rows that repeat make the order ambiguous, so
+    /// such tensors are left alone).
+    fn permutations_by_content(&mut self) {
+        let Some(contents) = self.contents else { return };
+        let mut found: Vec<(String, String, Vec<u64>)> = Vec::new();
+        for &target in &self.added {
+            let Some(rows) = target.shape.first().copied().filter(|&rows| rows >= 2) else { continue };
+            let Some(new_bytes) = contents.new.bytes(&target.name) else { continue };
+            let row_bytes = new_bytes.len() / rows as usize;
+            if row_bytes == 0 || new_bytes.len() % rows as usize != 0 {
+                continue;
+            }
+            let mut matches: Vec<(&TensorInfo, Vec<u64>)> = Vec::new();
+            for &source in &self.removed {
+                let taken = found.iter().any(|(from, _, _)| *from == source.name);
+                if taken || source.dtype != target.dtype || source.shape != target.shape {
+                    continue;
+                }
+                let Some(old_bytes) = contents.old.bytes(&source.name) else { continue };
+                if old_bytes.len() != new_bytes.len() {
+                    continue;
+                }
+                let mut where_row: HashMap<&[u8], u64> = HashMap::new();
+                let unique = old_bytes
+                    .chunks(row_bytes)
+                    .enumerate()
+                    .all(|(row, bytes)| where_row.insert(bytes, row as u64).is_none());
+                let index: Option<Vec<u64>> =
+                    new_bytes.chunks(row_bytes).map(|bytes| where_row.get(bytes).copied()).collect();
+                if let (true, Some(index)) = (unique, index) {
+                    matches.push((source, index));
+                }
+            }
+            let sources: Vec<&TensorInfo> = matches.iter().map(|(source, _)| *source).collect();
+            let Some(source) = closest(&sources, &target.name) else { continue };
+            if let Some((_, index)) = matches.into_iter().find(|(candidate, _)| candidate.name == source.name) {
+                found.push((source.name.clone(), target.name.clone(), index));
+            }
+        }
+        for (from, to, index) in found {
+            self.removed.retain(|info| info.name != from);
+            self.added.retain(|info| info.name != to);
+            if from != to {
+                self.changes.push(Change::Renamed { from: from.clone(), to: to.clone() });
+            }
+            self.changes.push(Change::Permuted { from, to, index });
         }
     }
 
@@ -515,9 +579,10 @@ impl<'a, 'c> State<'a, 'c> {
             Change::Merged { .. } => 4,
             Change::Reshaped { .. } => 5,
             Change::Retyped { .. } => 6,
-            Change::Inserted { .. } => 7,
-            Change::MetaRemoved { .. } => 8,
-            Change::MetaAdded { .. } => 9,
+            Change::Permuted { .. } => 7,
+            Change::Inserted { .. } => 8,
+            Change::MetaRemoved { .. } => 9,
+            Change::MetaAdded { .. } => 10,
         };
         self.changes.sort_by_key(rank);
         Diff { changes: self.changes, unchanged: self.unchanged }
@@ -750,6 +815,76 @@ mod tests {
         7 changed, 0 unchanged
         ");
         assert!(found.changes.iter().any(|c| matches!(c, Change::Split { ordered: true, .. })));
+    }
+
+    /// Bytes by name, for by-content tests.
+    struct Bytes(BTreeMap<&'static str, Vec<u8>>);
+
+    impl Content for Bytes {
+        fn bytes(&self, name: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+            self.0.get(name).map(|bytes| std::borrow::Cow::Borrowed(bytes.as_slice()))
+        }
+    }
+
+    #[test]
+    fn reordered_rows_are_a_permutation_drafted_as_a_gather() {
+        // Rows 0..4 of two bytes each; the new file holds them as old rows [2, 0, 3, 1].
+        let rows: Vec<u8> = vec![10, 11, 20, 21, 30, 31, 40, 41];
+        let reordered: Vec<u8> =
+            [2usize, 0, 3, 1].iter().flat_map(|&row| rows[2 * row..2 * row + 2].to_vec()).collect();
+        let layout_of = |name: &str| Layout {
+            tensors: vec![TensorInfo { name: name.into(), dtype: DType::U8, shape: vec![4, 2] }],
+            metadata: BTreeMap::new(),
+        };
+        let (old, new) = (layout_of("edges.trainable"), layout_of("provider.trainable"));
+        let old_bytes = Bytes(BTreeMap::from([("edges.trainable", rows.clone())]));
+        let new_bytes = Bytes(BTreeMap::from([("provider.trainable", reordered)]));
+        let found = diff(&old, &new, Some(&Contents { old: &old_bytes, new: &new_bytes }));
+        assert_eq!(
+            found.changes,
+            [
+                Change::Renamed { from: "edges.trainable".into(), to: "provider.trainable".into() },
+                Change::Permuted {
+                    from: "edges.trainable".into(),
+                    to: "provider.trainable".into(),
+                    index: vec![2, 0, 3, 1]
+                },
+            ]
+        );
+        // Without an aux input that explains the order, a question; with one, the gather.
+        let schema = crate::infer(&old);
+        let options = crate::DraftOptions { family: "m".into(), from: "1.0.0".into(), to: "2.0.0".into(), aux: vec![] };
+        let open = crate::draft(&old, &found, &schema, &options).unwrap();
+        assert_eq!(open.unresolved, 1, "{}", open.text);
+        assert!(
+            open.text.contains(r#"gather "provider.trainable" axis 0 index row_order["provider.trainable"]"#),
+            "{}",
+            open.text
+        );
+        // Destinations [1, 3, 0, 2]: their stable argsort is [2, 0, 3, 1].
+        let edge_index: Vec<u8> = [7i64, 7, 7, 7, 1, 3, 0, 2].iter().flat_map(|value| value.to_le_bytes()).collect();
+        let graph = crate::AuxInput {
+            name: "graph".into(),
+            doc: "the graph".into(),
+            tensors: vec![crate::AuxTensor {
+                name: "e.edge_index".into(),
+                dtype: DType::I64,
+                shape: vec![2, 4],
+                bytes: edge_index,
+            }],
+        };
+        let options = crate::DraftOptions { aux: vec![graph], ..options };
+        let answered = crate::draft(&old, &found, &schema, &options).unwrap();
+        assert_eq!(answered.unresolved, 0);
+        insta::assert_snapshot!(answered.text, @r#"
+        // Drafted by `safeshift diff --draft`: review every operation; answer and delete each question marked UNRESOLVED.
+        migration m 1.0.0 -> 2.0.0 {
+            aux graph "the graph"
+
+            rename "edges.{s..}" -> "provider.{s}"
+            gather "provider.trainable" axis 0 index argsort(graph["e.edge_index"], 1)
+        }
+        "#);
     }
 
     #[test]

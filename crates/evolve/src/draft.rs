@@ -2,8 +2,8 @@
 //!
 //! Operations come in an order that keeps names free: drops, copies (their sources are
 //! still in place), renames (those whose targets are free first), splits and concats,
-//! reshapes and casts, inserts, metadata. Each kind is generalized into patterns
-//! ([`crate::rule`]). Shapes are written with the source schema's dims (the schema
+//! reshapes and casts, gathers (re-ordered rows), inserts, metadata. Each kind is
+//! generalized into patterns ([`crate::rule`]). Shapes are written with the source schema's dims (the schema
 //! [`infer`](crate::infer()) gives the old layout). What cannot be decided is written as an
 //! `// UNRESOLVED: …` comment, which `check` reports as an error until it is removed.
 
@@ -15,10 +15,10 @@ use safeshift_model::{DType, Layout};
 
 use crate::diff::{Change, Diff, Init};
 use crate::rule::{generalize, Instance, Rule};
-use crate::{canonical, quoted, InferError, InferredSchema};
+use crate::{canonical, explain_index, quoted, AuxInput, InferError, InferredSchema};
 
-/// The migration's header.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The migration's header, and the aux inputs it may read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DraftOptions {
     /// The family.
     pub family: String,
@@ -26,7 +26,13 @@ pub struct DraftOptions {
     pub from: String,
     /// The target version.
     pub to: String,
+    /// Aux inputs where a row order found by content may come from.
+    pub aux: Vec<AuxInput>,
 }
+
+/// The aux input a draft declares when no given one explains a row order: the author
+/// names the real one.
+const PLACEHOLDER_AUX: &str = "row_order";
 
 /// A drafted migration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -116,6 +122,33 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
             _ => {}
         }
     }
+    let mut declared: Vec<(String, String)> = Vec::new();
+    for change in changes {
+        let Change::Permuted { to, index, .. } = change else { continue };
+        let target = literal(to);
+        let (input, expr) = match explain_index(index, &options.aux).as_slice() {
+            [] => {
+                writer.question(format!(
+                    "the rows of `{to}` are the old rows in another order, which no aux input given to the draft (`--aux NAME=FILE`) holds or sorts into; read the order from the input the new code computes it from"
+                ));
+                let doc = "the order of the permuted rows (placeholder)".to_owned();
+                ((PLACEHOLDER_AUX.to_owned(), doc), format!("{PLACEHOLDER_AUX}[{target}]"))
+            }
+            [(input, expr), others @ ..] => {
+                if !others.is_empty() {
+                    let also: Vec<&str> = others.iter().map(|(_, expr)| expr.as_str()).collect();
+                    writer.lines.push(format!("// the same order: {}", also.join(", ")));
+                }
+                let doc =
+                    options.aux.iter().find(|aux| aux.name == *input).map(|aux| aux.doc.clone()).unwrap_or_default();
+                ((input.clone(), doc), expr.clone())
+            }
+        };
+        if !declared.iter().any(|(name, _)| *name == input.0) {
+            declared.push(input);
+        }
+        writer.lines.push(format!("gather {target} axis 0 index {expr}"));
+    }
     for change in changes {
         if let Change::Inserted { tensor, init } = change {
             let value = match init {
@@ -133,7 +166,7 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
             };
             let line = format!(
                 "insert {} : {}[{}] = {value}",
-                quoted(&tensor.name.replace('{', "{{").replace('}', "}}")),
+                literal(&tensor.name),
                 tensor.dtype.language_name(),
                 writer.shape(&tensor.shape)
             );
@@ -159,6 +192,9 @@ pub fn draft(old: &Layout, diff: &Diff, schema: &InferredSchema, options: &Draft
         "// Drafted by `safeshift diff --draft`: review every operation; answer and delete each question marked UNRESOLVED."
     );
     let _ = writeln!(text, "migration {} {} -> {} {{", options.family, options.from, options.to);
+    for (name, doc) in &declared {
+        let _ = writeln!(text, "aux {name} {}", quoted(doc));
+    }
     for line in &writer.lines {
         text.push_str(line);
         text.push('\n');
@@ -184,6 +220,11 @@ fn one(sources: &[&String], targets: &[&String]) -> Instance {
         sources: sources.iter().map(|s| (*s).clone()).collect(),
         targets: targets.iter().map(|s| (*s).clone()).collect(),
     }
+}
+
+/// A tensor name as a pattern that matches only it (braces doubled), quoted.
+fn literal(name: &str) -> String {
+    quoted(&name.replace('{', "{{").replace('}', "}}"))
 }
 
 /// Whether a cast from `from` to `to` can lose information.
@@ -232,20 +273,32 @@ impl Writer<'_> {
         }
     }
 
-    /// Renames, in an order where each rule's targets are free when it runs.
+    /// Renames, in an order where each rule's targets are free when it runs and, where
+    /// possible, no rule still to run matches them (`{p..}.mlp.{n}` → `{p}.mlp.mlp.{n}`
+    /// after `{p..}.node_dst_mlp.{n}` → `{p}.node_dst_mlp.mlp.{n}` would move the
+    /// latter's results again).
     fn renames(&mut self, instances: &[Instance]) {
         if instances.is_empty() {
             return;
         }
         let mut rules = generalize(instances, &self.current, &self.schema.counts);
         while !rules.is_empty() {
-            let ready = rules.iter().position(|rule| {
+            let free = |rule: &Rule| {
                 let leaving: BTreeSet<&String> = rule.instances.iter().flat_map(|one| &one.sources).collect();
                 rule.instances
                     .iter()
                     .flat_map(|one| &one.targets)
                     .all(|t| !self.current.contains(t) || leaving.contains(t))
-            });
+            };
+            let untouched = |index: usize| {
+                let targets = rules[index].instances.iter().flat_map(|one| &one.targets);
+                !targets.into_iter().any(|target| {
+                    rules.iter().enumerate().any(|(other, rule)| other != index && rule.matches_source(target))
+                })
+            };
+            let ready = (0..rules.len())
+                .find(|&index| free(&rules[index]) && untouched(index))
+                .or_else(|| (0..rules.len()).find(|&index| free(&rules[index])));
             let index = match ready {
                 Some(index) => index,
                 None => {
@@ -282,6 +335,6 @@ fn quote_rule(rule: &Rule) -> Rule {
     Rule {
         sources: rule.sources.iter().map(|s| quoted(s)).collect(),
         targets: rule.targets.iter().map(|s| quoted(s)).collect(),
-        instances: rule.instances.clone(),
+        ..rule.clone()
     }
 }

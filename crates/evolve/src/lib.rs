@@ -24,6 +24,7 @@ pub use infer::{
 };
 pub use layout_json::{layout_json, parse_dtype, parse_layout_json, LayoutJsonError, MAX_LAYOUT_TENSORS, MAX_RANK};
 
+mod aux_index;
 mod diff;
 mod draft;
 #[cfg(test)]
@@ -32,6 +33,7 @@ mod rule;
 #[cfg(test)]
 mod shipped;
 
+pub use aux_index::{explain as explain_index, AuxInput, AuxTensor};
 pub use diff::{diff, Change, Content, Contents, Diff, Init};
 pub use draft::{draft, Draft, DraftOptions};
 pub use rule::{generalize, Instance, Rule};

@@ -23,7 +23,7 @@ pub struct Instance {
 
 /// A token of a name pattern: one whole dotted segment, or several.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-enum Token {
+pub(crate) enum Token {
     /// `{name..}` (in a target: `{name}`).
     Multi(String),
     /// `{name}`: one segment.
@@ -43,6 +43,18 @@ pub struct Rule {
     pub targets: Vec<String>,
     /// The instances it stands for.
     pub instances: Vec<Instance>,
+    /// The first source pattern's tokens (`None`: the rule names its one tensor).
+    pub(crate) pattern: Option<Vec<Token>>,
+}
+
+impl Rule {
+    /// Whether the rule's (first) source pattern matches `name`.
+    pub fn matches_source(&self, name: &str) -> bool {
+        match &self.pattern {
+            Some(tokens) => matches(tokens, name).is_some(),
+            None => self.instances.iter().any(|one| one.sources.first().is_some_and(|source| source == name)),
+        }
+    }
 }
 
 /// Count dims of the source schema (name → value), for index arithmetic.
@@ -70,6 +82,7 @@ pub fn generalize(instances: &[Instance], current: &BTreeSet<String>, counts: &C
             sources: instance.sources.iter().map(|name| escape(name)).collect(),
             targets: instance.targets.iter().map(|name| escape(name)).collect(),
             instances: vec![instance],
+            pattern: None,
         });
     }
     rules.sort_by_key(|rule| first_position(rule, instances));
@@ -316,6 +329,7 @@ fn accept(templates: &Templates, group: &[Instance], current: &BTreeSet<String>)
         sources: sources.iter().map(|tokens| render(tokens, true)).collect(),
         targets: targets.iter().map(|tokens| render(tokens, sources.is_empty())).collect(),
         instances: group.to_vec(),
+        pattern: sources.first().cloned(),
     })
 }
 

@@ -6,7 +6,7 @@
 use std::error::Error;
 
 use pyo3::prelude::*;
-use safeshift::engine::ViewError;
+use safeshift::engine::{ReadErrorKind, ViewError};
 use safeshift::{OpenError, RegistryError};
 
 /// A Python exception of class `safeshift.errors.<class>` with `message`.
@@ -39,6 +39,13 @@ fn message(err: &dyn Error) -> String {
 
 pub fn open_error(py: Python<'_>, err: &OpenError) -> PyErr {
     let class = match err {
+        OpenError::Read(read)
+            if matches!(read.kind, ReadErrorKind::Torch(safeshift::torch::ErrorKind::Forbidden(_))) =>
+        {
+            // The CLI's advice, in the package's spelling.
+            let text = message(err).replace("pass --allow-gadgets", "pass allow_gadgets=True");
+            return raise(py, "GadgetError", text);
+        }
         OpenError::Read(_) => "ReadError",
         OpenError::Detect { .. } => "DetectError",
         OpenError::Plan { source, .. }
@@ -51,6 +58,11 @@ pub fn open_error(py: Python<'_>, err: &OpenError) -> PyErr {
         }
         OpenError::Plan { .. } => "PlanError",
         OpenError::Lossy { .. } => "LossyError",
+        OpenError::Compile { source, .. }
+            if matches!(source.as_ref(), safeshift::graph::CompileError::UnknownParam { .. }) =>
+        {
+            "ParamError"
+        }
         OpenError::Compile { .. } | OpenError::View { .. } => "CompileError",
         _ => "SafeshiftError",
     };

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use pyo3::prelude::*;
-use safeshift::engine::ViewError;
+use safeshift::engine::{ViewError, EXTRAS_METADATA_KEY};
+use safeshift::ops::ParamValue;
+use safeshift::torch::SUPPORTING_ARRAYS_PREFIX;
 use safeshift::{Migrated, OpenOptions, Registry, RegistryError};
 
 use crate::bytes::Bytes;
@@ -23,10 +25,36 @@ pub struct Open {
     migrated: Migrated,
 }
 
+/// A migration parameter's value as Python gives it: the CLI's text (`"0"`,
+/// `"era5:global,cerra:regional"`) or a dict of key to value.
+#[derive(FromPyObject)]
+pub enum ParamArg {
+    Text(String),
+    Map(BTreeMap<String, String>),
+}
+
+impl ParamArg {
+    fn value(self, name: &str) -> Result<ParamValue, String> {
+        let bad = |err: String| format!("parameter `{name}`: {err}");
+        match self {
+            ParamArg::Text(text) => ParamValue::parse(&text).map_err(bad),
+            ParamArg::Map(map) => match map.iter().find(|(key, value)| key.is_empty() || value.is_empty()) {
+                Some((key, value)) => Err(bad(format!("`{key}: {value}` has an empty key or value"))),
+                None => Ok(ParamValue::Map(map)),
+            },
+        }
+    }
+}
+
 /// Opens `path` with the embedded registry (or the one in the folder `registry`), detects
-/// its version and plans the path to `target`; reads headers only.
+/// its version and plans the path to `target`; reads headers only (and, for a PyTorch
+/// file, its pickle, scanned for gadgets before anything else).
 #[pyfunction]
-#[pyo3(signature = (path, *, target=None, dims=None, aux=None, registry=None, allow_lossy=false))]
+#[pyo3(signature = (
+    path, *, target=None, dims=None, aux=None, registry=None, allow_lossy=false, params=None, key=None,
+    allow_gadgets=false
+))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments, one per CLI option
 pub fn open(
     py: Python<'_>,
     path: PathBuf,
@@ -35,13 +63,23 @@ pub fn open(
     aux: Option<BTreeMap<String, PathBuf>>,
     registry: Option<PathBuf>,
     allow_lossy: bool,
+    params: Option<BTreeMap<String, ParamArg>>,
+    key: Option<String>,
+    allow_gadgets: bool,
 ) -> PyResult<Open> {
+    let mut values = BTreeMap::new();
+    for (name, arg) in params.unwrap_or_default() {
+        let value = arg.value(&name).map_err(|message| errors::raise(py, "ParamError", message))?;
+        values.insert(name, value);
+    }
     let options = OpenOptions {
         to: target,
         dims: dims.unwrap_or_default(),
         aux: aux.unwrap_or_default(),
         allow_lossy,
-        ..OpenOptions::default()
+        params: values,
+        state_dict_key: key,
+        allow_gadgets,
     };
     let loaded;
     let registry = match &registry {
@@ -84,9 +122,26 @@ impl Open {
         self.migrated.names().map(str::to_owned).collect()
     }
 
-    /// `(dtype, shape)` of tensor `name`, the dtype in the language's spelling (`f32`, `bf16`).
+    /// The names of the tensors that are not model state: the file's extras (an Anemoi
+    /// checkpoint's graph, carried through unchanged) and its supporting arrays (in
+    /// `keys()` when the schema lists them, as in the file `upgrade` writes).
+    fn extras(&self) -> Vec<String> {
+        // A plan that carries the extras lists them, under their new names when it renamed them.
+        let planned: Option<Vec<String>> =
+            self.migrated.metadata().get(EXTRAS_METADATA_KEY).and_then(|text| serde_json::from_str(text).ok());
+        let mut names =
+            planned.unwrap_or_else(|| self.migrated.extras().iter().map(|info| info.name.clone()).collect());
+        let arrays = self.migrated.names().filter(|name| name.starts_with(SUPPORTING_ARRAYS_PREFIX));
+        let arrays: Vec<String> =
+            arrays.filter(|name| !names.iter().any(|known| known == name)).map(str::to_owned).collect();
+        names.extend(arrays);
+        names
+    }
+
+    /// `(dtype, shape)` of tensor `name` (or of an extra), the dtype in the language's spelling (`f32`, `bf16`).
     fn info(&self, py: Python<'_>, name: &str) -> PyResult<(String, Vec<u64>)> {
-        match self.migrated.info(name) {
+        let extra = || self.migrated.extras().iter().find(|info| info.name == name);
+        match self.migrated.info(name).or_else(extra) {
             Some(info) => Ok((info.dtype.to_string(), info.shape.clone())),
             None => Err(errors::view_error(py, &ViewError::UnknownTensor(name.to_owned()))),
         }
@@ -107,6 +162,23 @@ impl Open {
         let open = slf.get();
         let read = slf.py().detach(|| open.migrated.slice(name, start..end));
         Open::bytes(slf, read, writable)
+    }
+
+    /// Writes tensor `name` into `out`, a writable, C-contiguous `uint8` array of exactly
+    /// its byte count (a NumPy array over a model parameter's memory), without the GIL:
+    /// borrowed bytes are copied from the map, computed ones computed straight into it.
+    fn read_into(&self, py: Python<'_>, name: &str, out: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (address, len) = writable_bytes(out)?;
+        py.detach(|| {
+            // SAFETY: `out` (borrowed for this call, so alive) describes `len` writable bytes
+            // at `address` (checked by `writable_bytes`); nothing in this call touches them
+            // otherwise. As with NumPy's own GIL-free kernels, a Python thread writing to the
+            // same array meanwhile is the program's own race.
+            let out: &mut [u8] =
+                if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(address as *mut u8, len) } };
+            self.migrated.read_into(name, out)
+        })
+        .map_err(|err| errors::view_error(py, &err))
     }
 
     /// Unmaps this process's pages of the sources `name` reads (after copying it where it
@@ -158,4 +230,38 @@ impl Open {
             self.migrated.names().len()
         )
     }
+}
+
+/// The address and length of `array`'s bytes, from NumPy's array interface, when it is a
+/// writable, C-contiguous, flat `uint8` array; a `TypeError` otherwise.
+fn writable_bytes(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+    let wrong = |what: &str| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "read_into needs a writable, contiguous, flat uint8 array: {what}"
+        ))
+    };
+    let interface = array.getattr("__array_interface__").map_err(|_| wrong("no __array_interface__"))?;
+    let typestr: String = interface.get_item("typestr")?.extract()?;
+    if typestr != "|u1" {
+        return Err(wrong(&format!("its type is {typestr}")));
+    }
+    let shape: Vec<usize> = interface.get_item("shape")?.extract()?;
+    let [len] = shape[..] else {
+        return Err(wrong(&format!("its shape is {shape:?}")));
+    };
+    let contiguous = match interface.get_item("strides") {
+        Ok(strides) => strides.is_none() || strides.extract::<Vec<isize>>().is_ok_and(|strides| strides == [1]),
+        Err(_) => true,
+    };
+    if !contiguous {
+        return Err(wrong("it is strided"));
+    }
+    let (address, readonly): (usize, bool) = interface.get_item("data")?.extract()?;
+    if readonly {
+        return Err(wrong("it is read-only"));
+    }
+    if address == 0 && len > 0 {
+        return Err(wrong("it has no data"));
+    }
+    Ok((address, len))
 }

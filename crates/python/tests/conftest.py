@@ -22,6 +22,15 @@ VERSIONS = sorted(
 )
 
 
+PICKLES = REPO / "tests" / "data" / "anemoi-checkpoints"
+PICKLE_VERSIONS = sorted(
+    (path.parent.name for path in PICKLES.glob("*/inference.ckpt")),
+    key=lambda version: tuple(int(part) for part in version.split(".")),
+)
+KINDS = ("inference", "training")
+MALICIOUS = REPO / "crates" / "torch" / "tests" / "data" / "malicious"
+
+
 def checkpoint(version: str) -> Path:
     return ANEMOI / version / "state_dict.safetensors"
 
@@ -63,6 +72,30 @@ def upgraded(cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, T
             # Nothing written means nothing to do (already at the target): the file itself.
             results[version] = (out if out.exists() else checkpoint(version), run.stderr + run.stdout)
     return results
+
+
+@pytest.fixture(scope="session")
+def upgraded_pickles(cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    """`version/kind` -> the file `safeshift upgrade` writes from that `.ckpt`."""
+    out_dir = tmp_path_factory.mktemp("upgraded-pickles")
+    written = {}
+    for version in PICKLE_VERSIONS:
+        for kind in KINDS:
+            out = out_dir / f"{version}-{kind}.safetensors"
+            subprocess.run(
+                [str(cli), "upgrade", str(PICKLES / version / f"{kind}.ckpt"), "-o", str(out)],
+                check=True,
+                capture_output=True,
+            )
+            written[f"{version}/{kind}"] = out
+    return written
+
+
+def read_metadata(path: Path) -> Dict[str, str]:
+    """The `__metadata__` of a safetensors file, parsed here."""
+    with open(path, "rb") as file:
+        (header_len,) = struct.unpack("<Q", file.read(8))
+        return json.loads(file.read(header_len)).get("__metadata__", {})
 
 
 def read_safetensors(path: Path) -> Dict[str, Tuple[str, list, bytes]]:

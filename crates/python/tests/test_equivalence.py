@@ -30,6 +30,14 @@ def test_get_tensor_equals_the_upgraded_file(upgraded, version: str, framework: 
             assert opened.get_slice(name).get_dtype() == dtype, name
 
 
+def test_every_shipped_version_is_compared(upgraded) -> None:
+    """The comparison above is not vacuous: `upgrade` writes a file for every fixture
+    version (none is refused), from the oldest to the newest."""
+    assert len(VERSIONS) >= 10 and VERSIONS[0] == "0.4.0" and VERSIONS[-1] == "0.19.0"
+    refused = {version: output for version, (written, output) in upgraded.items() if written is None}
+    assert not refused, refused
+
+
 def test_versions_and_plan_are_reported() -> None:
     with safeshift.safe_open(checkpoint("0.4.0"), "np", aux=AUX) as opened:
         assert opened.source_version == "anemoi.encprocdec@0.4.0"

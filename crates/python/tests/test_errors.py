@@ -99,3 +99,31 @@ def test_every_error_is_a_safeshift_error() -> None:
 
 def _words(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
+
+
+def test_a_kernel_failure_is_a_compute_error_naming_the_tensor(tmp_path, cli) -> None:
+    from safetensors.numpy import save_file
+
+    registry = tmp_path / "registry"
+    (registry / "schemas").mkdir(parents=True)
+    (registry / "migrations").mkdir()
+    (registry / "schemas" / "t.ss").write_text('schema t @ 1.0.0 {\n    tensor "w" : f32[4]\n}\n')
+    (registry / "migrations" / "t.ss").write_text(
+        'migration t 1.0.0 -> 2.0.0 {\n    aux idx "an index"\n    gather "w" axis 0 index idx["i"]\n}\n'
+    )
+    path, index = tmp_path / "w.safetensors", tmp_path / "idx.safetensors"
+    save_file({"w": numpy.arange(4, dtype=numpy.float32)}, str(path))
+    save_file({"i": numpy.array([0, 1, 2, 9], dtype=numpy.int64)}, str(index))
+    with safeshift.safe_open(path, "np", registry=registry, aux={"idx": index}) as opened:
+        with pytest.raises(safeshift.ComputeError) as raised:
+            opened.get_tensor("w")
+        with pytest.raises(safeshift.ComputeError):
+            opened.get_slice("w")[2:4]  # rows 2 and 3: the bad index is read
+    message = str(raised.value)
+    assert "cannot compute `w`: index 9 is out of range for an axis of size 4" in message
+    run = subprocess.run(
+        [str(cli), "upgrade", str(path), "--registry", str(registry), "--aux", f"idx={index}", "-o", str(tmp_path / "o.safetensors")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0 and _words(message) in _words(run.stderr)

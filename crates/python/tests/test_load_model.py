@@ -77,3 +77,69 @@ def test_a_shape_the_model_cannot_take_is_refused(target) -> None:
     model = Layout(shapes)
     with pytest.raises(safeshift.LayoutMismatchError, match="lin_q.weight"):
         safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX)
+
+
+def test_parameters_of_another_dtype_get_converted_values(target) -> None:
+    """A parameter the bytes cannot go into as they are (f64 for f32) gets torch's cast."""
+    wider = {torch.float32: torch.float64}
+    shapes = {name: (wider.get(TORCH_TYPES[dtype], TORCH_TYPES[dtype]), shape) for name, (dtype, shape, _) in target.items()}
+    model = Layout(shapes)
+    safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX)
+    state = model.state_dict()
+    checked = 0
+    for name, (dtype, shape, data) in target.items():
+        if dtype == "F32":
+            expected = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape).double()
+            assert state[name].dtype == torch.float64 and torch.equal(state[name], expected), name
+            checked += 1
+    assert checked > 100
+
+
+def test_read_into_takes_only_writable_arrays_of_the_tensor_size(target) -> None:
+    import numpy
+
+    with safeshift.safe_open(checkpoint("0.4.0"), aux=AUX) as opened:
+        name = next(name for name in opened.keys() if not opened.is_zero_copy(name))
+        size = len(target[name][2])
+        out = numpy.zeros(size, dtype=numpy.uint8)
+        opened._open.read_into(name, out)
+        assert out.tobytes() == target[name][2]
+        with pytest.raises(safeshift.SafeshiftError, match=f"buffer of {size - 1} bytes"):
+            opened._open.read_into(name, numpy.zeros(size - 1, dtype=numpy.uint8))
+        out.flags.writeable = False
+        with pytest.raises(TypeError, match="read-only"):
+            opened._open.read_into(name, out)
+        with pytest.raises(TypeError, match="type is <f4"):
+            opened._open.read_into(name, numpy.zeros(size // 4, dtype=numpy.float32))
+        with pytest.raises(TypeError, match="strided"):
+            opened._open.read_into(name, numpy.zeros(2 * size, dtype=numpy.uint8)[::2])
+
+
+def test_assign_makes_the_tensors_the_models_own(target) -> None:
+    """assign=True into a model on the meta device: nothing copied, borrowed parameters over
+    the map, parameters still parameters."""
+    from conftest import mapped_ranges
+
+    with torch.device("meta"):
+        model = _model(target)
+    report = safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX, assign=True)
+    assert report.missing == [] and report.unexpected == []
+    state = model.state_dict(keep_vars=True)
+    for name, (_, _, data) in target.items():
+        assert state[name].device.type == "cpu" and raw_bytes(state[name]) == data, name
+    ranges = mapped_ranges(checkpoint("0.4.0"))
+    inside = [name for name in report.borrowed if any(low <= state[name].data_ptr() < high for low, high in ranges)]
+    assert len(inside) == len([name for name in report.borrowed if state[name].numel()]) > 100
+    assert all(not any(low <= state[name].data_ptr() < high for low, high in ranges) for name in report.computed)
+    weight = "model.model.processor.proc.0.attention.lin_q.weight"
+    assert isinstance(state[weight], torch.nn.Parameter) and state[weight].requires_grad
+
+
+def test_assign_converts_what_the_model_holds_in_another_dtype(target) -> None:
+    wider = {torch.float32: torch.float64}
+    model = Layout({name: (wider.get(TORCH_TYPES[dtype], TORCH_TYPES[dtype]), shape) for name, (dtype, shape, _) in target.items()})
+    safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX, assign=True)
+    name = "model.model.processor.proc.0.attention.lin_q.weight"
+    dtype, shape, data = target[name]
+    expected = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape).double()
+    assert model.state_dict()[name].dtype == torch.float64 and torch.equal(model.state_dict()[name], expected)

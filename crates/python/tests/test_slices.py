@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import safeshift
-from conftest import AUX, VERSIONS, checkpoint, raw_bytes
+from conftest import AUX, PICKLES, VERSIONS, checkpoint, raw_bytes
 
 FORMS = [
     (slice(None),),
@@ -35,13 +35,17 @@ def _applicable(shape, form) -> bool:
     return all(not isinstance(part, int) or (shape[axis] > 0 and -shape[axis] <= part < shape[axis]) for axis, part in enumerate(explicit))
 
 
+SOURCES = [
+    *((version, checkpoint(version), AUX) for version in (VERSIONS[0], "0.12.1", VERSIONS[-1])),
+    ("0.11.2 training.ckpt", PICKLES / "0.11.2" / "training.ckpt", None),
+]
+
+
 @pytest.mark.parametrize("framework", ["np", "pt"])
-@pytest.mark.parametrize("version", [VERSIONS[0], "0.12.1", VERSIONS[-1]])
-def test_every_slice_form_equals_slicing_the_tensor(version: str, framework: str) -> None:
-    try:
-        opened = safeshift.safe_open(checkpoint(version), framework, aux=AUX)
-    except safeshift.DetectError:
-        pytest.skip(f"{version} is not in this registry")
+@pytest.mark.parametrize("source", SOURCES, ids=[source[0] for source in SOURCES])
+def test_every_slice_form_equals_slicing_the_tensor(source, framework: str) -> None:
+    _, path, aux = source
+    opened = safeshift.safe_open(path, framework, aux=aux)
     checked = 0
     for name in opened.keys():
         whole = opened.get_tensor(name)

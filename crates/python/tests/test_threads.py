@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import safeshift
-from conftest import AUX, checkpoint, raw_bytes, read_safetensors
+from conftest import AUX, PICKLES, checkpoint, raw_bytes, read_safetensors
 
 
 @pytest.mark.parametrize("framework", ["np", "pt"])
@@ -28,3 +28,13 @@ def test_threads_reading_concurrently(upgraded, framework: str) -> None:
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert all(pool.map(read, names))
+
+
+def test_threads_reading_a_pickle_concurrently(upgraded_pickles) -> None:
+    """Tensors of a `.ckpt` (borrowed from the zip's map, or built) read from 8 threads at
+    once equal those `safeshift upgrade` writes."""
+    expected = read_safetensors(upgraded_pickles["0.11.2/inference"])
+    with safeshift.safe_open(PICKLES / "0.11.2" / "inference.ckpt", "np") as opened:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            read = lambda name: raw_bytes(opened.get_tensor(name)) == expected[name][2]  # noqa: E731
+            assert all(pool.map(read, opened.keys() * 4))

@@ -9,7 +9,7 @@ import numpy
 import torch
 
 import safeshift
-from conftest import AUX, checkpoint, mapped_ranges, raw_bytes
+from conftest import AUX, PICKLES, checkpoint, mapped_ranges, raw_bytes
 
 SOURCE = checkpoint("0.4.0")
 
@@ -41,6 +41,21 @@ def test_zero_copy_tensors_share_memory_with_the_map() -> None:
             if tensor.numel():
                 assert _inside(tensor.untyped_storage().data_ptr(), ranges), name
                 assert _inside(tensor.data_ptr(), ranges), name
+
+
+def test_pickled_tensors_are_borrowed_from_the_map_of_the_ckpt() -> None:
+    """A zip checkpoint stores tensors uncompressed: they are borrowed like safetensors ones."""
+    path = PICKLES / "0.19.0" / "training.ckpt"
+    with safeshift.safe_open(path, "np") as opened:
+        borrowed = [name for name in opened.keys() if opened.is_zero_copy(name)]
+        assert len(borrowed) > 100
+        ranges = mapped_ranges(path)
+        assert ranges, "the checkpoint is memory-mapped"
+        for name in borrowed:
+            array = opened.get_tensor(name)
+            if array.nbytes:
+                assert _inside(array.__array_interface__["data"][0], ranges), name
+                assert not array.flags.writeable, name
 
 
 def test_the_map_outlives_the_open_object_while_arrays_live() -> None:

@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension module (``crates/python/src``). Internal: use
 :class:`safeshift.safe_open` and the ``safeshift.torch`` / ``safeshift.numpy`` loaders."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __version__: str
 
@@ -39,12 +39,18 @@ class Open:
         """The plan's steps, ``from -> to`` (`` (undo)`` when run backwards)."""
     def keys(self) -> List[str]:
         """The output tensor names, in plan order."""
+    def extras(self) -> List[str]:
+        """The tensors that are not model state: the file's extras (graph) and supporting arrays."""
     def info(self, name: str) -> Tuple[str, List[int]]:
         """``(dtype, shape)`` of tensor ``name`` (dtype as ``f32``, ``bf16``, …)."""
     def tensor(self, name: str, writable: bool = False) -> Bytes:
         """The bytes of tensor ``name`` (computed without the GIL when not borrowed)."""
     def rows(self, name: str, start: int, end: int, writable: bool = False) -> Bytes:
         """The bytes of rows ``start:end`` of the first axis of tensor ``name``."""
+    def read_into(self, name: str, out: Any) -> None:
+        """Writes tensor ``name`` into ``out`` (a writable, contiguous, flat ``uint8`` NumPy
+        array of exactly its byte count) without the GIL: borrowed bytes copied from the
+        map, computed ones computed straight into it."""
     def release(self, name: str) -> None:
         """Unmaps this process's pages of the sources tensor ``name`` reads."""
     def is_zero_copy(self, name: str) -> bool:
@@ -60,5 +66,9 @@ def open(
     aux: Optional[Dict[str, str]] = None,
     registry: Optional[str] = None,
     allow_lossy: bool = False,
+    params: Optional[Dict[str, Union[str, Dict[str, str]]]] = None,
+    key: Optional[str] = None,
+    allow_gadgets: bool = False,
 ) -> Open:
-    """Opens ``path`` through the facade: detect, plan, compile (headers only)."""
+    """Opens ``path`` through the facade: detect, plan, compile (headers only; a PyTorch
+    file's pickle is scanned and read, never run)."""

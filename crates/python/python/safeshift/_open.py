@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import _arrays, _dtypes, _native, _slicing
-from .errors import FrameworkError
+from .errors import FrameworkError, ParamError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -17,14 +17,24 @@ _FRAMEWORKS = {"pt": "pt", "torch": "pt", "pytorch": "pt", "np": "np", "numpy": 
 class safe_open:
     """Opens a checkpoint migrated to the layout of ``target``, like ``safetensors.safe_open``.
 
-    ``path`` is a ``.safetensors`` file, a sharded set's ``.safetensors.index.json``, or any
-    other input the safeshift library opens. Its version is detected from the header with
-    the embedded registry (or the one in the folder ``registry``), and the path to
-    ``target`` (``"VERSION"`` or ``"FAMILY@VERSION"``; the family's newest version when
-    ``None``) is planned; nothing else is read until a tensor is asked for. ``dims`` gives
-    dims no shape or metadata tells (``{"heads": 32}``), ``aux`` the auxiliary inputs a
-    migration reads (``{"graph": "graph.safetensors"}``), and ``allow_lossy`` allows plans
-    that discard information.
+    ``path`` is a ``.safetensors`` file, a sharded set's ``.safetensors.index.json``, a
+    PyTorch file (``.pt``, ``.ckpt``: a state dict, a Lightning checkpoint or a whole
+    pickled model, read without running its pickle), or any other input the safeshift
+    library opens. Its version is detected from the header with the embedded registry (or
+    the one in the folder ``registry``), and the path to ``target`` (``"VERSION"`` or
+    ``"FAMILY@VERSION"``; the family's newest version when ``None``) is planned; nothing
+    else is read until a tensor is asked for.
+
+    The keyword arguments are the command line's options: ``dims`` gives dims no shape or
+    metadata tells (``{"heads": 32}``, ``--dim``), ``aux`` the auxiliary inputs a
+    migration reads (``{"graph": "graph.safetensors"}``, ``--aux``), ``allow_lossy``
+    allows plans that discard information (``--allow-lossy``; otherwise
+    :class:`~safeshift.errors.LossyError`), ``params`` gives migration parameters
+    (``{"encoder_names": "era5:global,cerra:regional"}`` or the same as a dict of dicts,
+    ``--param``). For a PyTorch file, ``key`` names the top-level entry holding the state
+    dict (``--key``; default: ``state_dict``, ``model`` and the other usual ones), and
+    ``allow_gadgets`` reads a pickle that holds code-execution gadgets instead of raising
+    :class:`~safeshift.errors.GadgetError` (``--allow-gadgets``; nothing runs either way).
 
     Tensors come back as torch tensors (``framework="pt"``, on ``device``) or NumPy arrays
     (``framework="np"``). Tensors the migration only renames, reshapes or splits along
@@ -46,6 +56,9 @@ class safe_open:
         aux: Optional[Mapping[str, PathLike]] = None,
         registry: Optional[PathLike] = None,
         allow_lossy: bool = False,
+        params: Optional[Mapping[str, Union[str, Mapping[str, str]]]] = None,
+        key: Optional[str] = None,
+        allow_gadgets: bool = False,
     ) -> None:
         if framework not in _FRAMEWORKS:
             raise FrameworkError(f"framework {framework!r} is not supported: use \"pt\" (torch) or \"np\" (NumPy)")
@@ -60,6 +73,9 @@ class safe_open:
             aux={name: os.fspath(file) for name, file in aux.items()} if aux is not None else None,
             registry=os.fspath(registry) if registry is not None else None,
             allow_lossy=allow_lossy,
+            params=_params(params),
+            key=key,
+            allow_gadgets=allow_gadgets,
         )
 
     def __enter__(self) -> "safe_open":
@@ -79,6 +95,14 @@ class safe_open:
     def keys(self) -> List[str]:
         """The tensor names in the target layout, in plan order."""
         return self._open.keys()
+
+    def extras(self) -> List[str]:
+        """The tensors that are not model state: an Anemoi checkpoint's graph
+        (``graph.<node set>.<attr>``, ``graph.<src>_<rel>_<dst>.<attr>``, carried from the
+        file unchanged) and supporting arrays (``anemoi.supporting_arrays.<name>``).
+        :meth:`get_tensor` reads them by name; those :meth:`keys` lists (as the file
+        ``safeshift upgrade`` writes does) :func:`safeshift.torch.load_model` leaves out."""
+        return self._open.extras()
 
     def offset_keys(self) -> List[str]:
         """The tensor names (as ``keys()``; ``safetensors`` orders these by file offset)."""
@@ -171,3 +195,21 @@ class Slice:
             raw = checkpoint._open.rows(self._name, start, end, writable=writable)
             part = checkpoint._convert(raw, self._dtype, [end - start] + self._shape[1:], self._name)
         return part[rest] if rest != () else part
+
+
+def _params(params: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """``params`` as the native side takes them: text, or a dict of text to text."""
+    if params is None:
+        return None
+    checked: Dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, str):
+            checked[name] = value
+        elif isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            checked[name] = dict(value)
+        else:
+            raise ParamError(
+                f"parameter `{name}`: {value!r} is neither text (\"0\", \"era5:global,cerra:regional\") "
+                "nor a dict of text to text"
+            )
+    return checked

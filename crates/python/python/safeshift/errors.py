@@ -13,11 +13,13 @@ __all__ = [
     "SafeshiftError",
     "RegistryError",
     "ReadError",
+    "GadgetError",
     "DetectError",
     "TargetError",
     "PlanError",
     "LossyError",
     "CompileError",
+    "ParamError",
     "UnknownTensorError",
     "ComputeError",
     "DTypeError",
@@ -41,6 +43,13 @@ class ReadError(SafeshiftError, OSError):
     or not a valid safetensors file (the message names the file and what is wrong)."""
 
 
+class GadgetError(ReadError):
+    """A PyTorch file holds code-execution gadgets (``os.system``, ``builtins.eval``, a
+    call of a computed callable…). Nothing in it was run: safeshift never executes a
+    pickle. The message names the first gadget and its byte offset; if you trust the file,
+    ``allow_gadgets=True`` reads its tensors anyway (still without running anything)."""
+
+
 class DetectError(SafeshiftError):
     """No version of any schema in the registry matches the checkpoint's layout."""
 
@@ -59,8 +68,16 @@ class LossyError(SafeshiftError):
 
 class CompileError(SafeshiftError):
     """The plan does not fit this checkpoint: a dim cannot be bound (give it with
-    ``dims=``), an ``aux`` input is missing, or a tensor has another type than the plan
-    expects."""
+    ``dims=``), an ``aux`` input is missing, a migration parameter has no usable value
+    (give it with ``params=``; the CLI's ``--param NAME=VALUE`` in the message is
+    ``params={"NAME": "VALUE"}``), or a tensor has another type than the plan expects."""
+
+
+class ParamError(CompileError, ValueError):
+    """``params=`` names a parameter no migration of the registry declares (the message
+    lists those that exist), or gives a value that is neither text (``"0"``,
+    ``"era5:global,cerra:regional"``) nor a dict of non-empty keys and values. A parameter
+    the plan needs but lacks is a :class:`CompileError` whose message says what to give."""
 
 
 class UnknownTensorError(SafeshiftError, KeyError):

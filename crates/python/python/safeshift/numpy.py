@@ -13,7 +13,8 @@ def load_file(filename: PathLike, **options: Any) -> Dict[str, Any]:
     """Every tensor of ``filename`` in the target layout, as NumPy arrays by name.
 
     ``options`` are :class:`safeshift.safe_open`'s keyword arguments (``target``, ``dims``,
-    ``aux``, ``registry``, ``allow_lossy``). Borrowed tensors are read-only arrays over the
+    ``aux``, ``registry``, ``allow_lossy``, ``params``, ``key``,
+    ``allow_gadgets``). Borrowed tensors are read-only arrays over the
     memory map; the map is unmapped when the last of them is gone.
     """
     with safe_open(filename, framework="np", **options) as checkpoint:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence
 
+from . import _dtypes
 from ._open import PathLike, safe_open
-from .errors import LayoutMismatchError
+from .errors import DTypeError, LayoutMismatchError
 
 __all__ = ["load_file", "load_model", "LoadReport"]
 
@@ -15,7 +16,8 @@ def load_file(filename: PathLike, device: Any = "cpu", **options: Any) -> Dict[s
     """Every tensor of ``filename`` in the target layout, as torch tensors by name.
 
     ``options`` are :class:`safeshift.safe_open`'s keyword arguments (``target``, ``dims``,
-    ``aux``, ``registry``, ``allow_lossy``). On the CPU, borrowed tensors share memory
+    ``aux``, ``registry``, ``allow_lossy``, ``params``, ``key``,
+    ``allow_gadgets``). On the CPU, borrowed tensors share memory
     with the copy-on-write map (in-place writes stay in this process).
     """
     with safe_open(filename, framework="pt", device=device, **options) as checkpoint:
@@ -83,6 +85,8 @@ def load_model(
     filename: PathLike,
     strict: bool = True,
     device: Any = "cpu",
+    *,
+    assign: bool = False,
     **options: Any,
 ) -> LoadReport:
     """Loads ``filename``, migrated to the target layout, into ``model`` (a
@@ -97,6 +101,13 @@ def load_model(
     accepted for compatibility: tensors go to the device of the model's parameters.
     ``options`` are :class:`safeshift.safe_open`'s keyword arguments.
 
+    With ``assign=True`` nothing is copied: the tensors become the model's parameters and
+    buffers (``torch.nn.Module.load_state_dict(..., assign=True)``), borrowed ones over the
+    memory map (copy-on-write: training writes stay in the process), whose pages are read
+    when first used. Build the model on the ``meta`` device to allocate nothing before.
+    A parameter of another dtype gets a converted copy, one on another device (not
+    ``meta``) a moved one; tied parameters are no longer tied.
+
     Returns a :class:`LoadReport`: ``missing, unexpected = load_model(...)`` works as with
     safetensors, and ``print(report)`` tells what was migrated, computed and borrowed.
     """
@@ -105,7 +116,9 @@ def load_model(
     del device
     with safe_open(filename, framework="pt", **options) as checkpoint:
         state = model.state_dict(keep_vars=True)
-        names = checkpoint.keys()
+        # The graph and supporting arrays travel with the weights but are no model state.
+        extras = set(checkpoint.extras())
+        names = [name for name in checkpoint.keys() if name not in extras]
         available = set(names)
         loaded = [name for name in names if name in state]
         unexpected = [name for name in names if name not in state]
@@ -126,22 +139,67 @@ def load_model(
                 f"cannot load `{filename}` into {type(model).__name__} (strict): the layouts differ\n{report}"
             )
         with torch.no_grad():
-            for name in loaded:
-                _copy(checkpoint, name, state[name], filename)
+            if assign:
+                _assign(model, checkpoint, loaded, state, filename)
+            else:
+                for name in loaded:
+                    _copy(checkpoint, name, state[name], filename)
         return report
 
 
-def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
-    """Copies tensor ``name`` into ``target``; releases the map's pages it read."""
-    source = checkpoint.get_tensor(name)
-    if tuple(source.shape) != tuple(target.shape):
+def _assign(model: Any, checkpoint: safe_open, names: List[str], state: Dict[str, Any], filename: PathLike) -> None:
+    """Makes the tensors ``names`` the model's own (no copy where dtype and device allow)."""
+    tensors = {}
+    for name in names:
+        target = state[name]
+        _checked_dtype(checkpoint, name, target, filename)
+        tensor = checkpoint.get_tensor(name)
+        if target.device.type != "meta" and tensor.device != target.device:
+            tensor = tensor.to(target.device)
+        if tensor.dtype != target.dtype:
+            tensor = tensor.to(target.dtype)
+        tensors[name] = tensor
+    model.load_state_dict(tensors, strict=False, assign=True)
+
+
+def _checked_dtype(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> str:
+    """The dtype of tensor ``name``, once ``target`` is known to have its shape."""
+    dtype, shape = checkpoint._open.info(name)
+    if tuple(shape) != tuple(target.shape):
         raise LayoutMismatchError(
-            f"`{filename}`: tensor `{name}` has shape {list(source.shape)} in the migrated "
+            f"`{filename}`: tensor `{name}` has shape {list(shape)} in the migrated "
             f"checkpoint, the model's has {list(target.shape)}"
         )
-    target.copy_(source)
-    del source
+    return dtype
+
+
+def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
+    """Copies tensor ``name`` into ``target``; releases the map's pages it read.
+
+    A CPU, contiguous ``target`` of the tensor's dtype is filled by the Rust side directly
+    (a computed tensor is computed into it, with no buffer in between); any other target
+    (another device or dtype: torch converts) gets a copy of :meth:`safe_open.get_tensor`.
+    """
+    import torch
+
+    dtype = _checked_dtype(checkpoint, name, target, filename)
+    if _fillable(target, dtype, name):
+        checkpoint._open.read_into(name, target.detach().reshape(-1).view(torch.uint8).numpy())
+    else:
+        source = checkpoint.get_tensor(name)
+        target.copy_(source)
+        del source
     checkpoint._open.release(name)
+
+
+def _fillable(target: Any, dtype: str, name: str) -> bool:
+    """Whether ``target``'s memory can take the tensor's bytes as they are."""
+    if target.device.type != "cpu" or not target.is_contiguous():
+        return False
+    try:
+        return target.dtype == _dtypes.torch_dtype(dtype, name)
+    except DTypeError:
+        return False
 
 
 def _missing(state: Dict[str, Any], available: "set[str]") -> List[str]:

@@ -38,7 +38,7 @@ pub struct SchemaInferArgs {
 
 /// Runs `safeshift schema infer`.
 pub fn run(args: SchemaInferArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let opened = super::layout_input::open(&args.input, &args.registry, &args.pickle)?;
+    let opened = crate::layout_input::open(&args.input, &args.registry, &args.pickle)?;
     let origin = format!("Inferred by `safeshift schema infer` from {} tensors.", opened.layout.tensors.len());
     let options = InferOptions { family: args.family, version: args.version, origin: Some(origin) };
     let text = infer_schema_text(&opened.layout, &options)?;

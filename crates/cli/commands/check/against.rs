@@ -20,7 +20,7 @@ pub fn run(
     pickle: &crate::pickle::PickleArgs,
     registry: &Registry,
 ) -> Result<ExitStatus, Error> {
-    let opened = super::layout_input::open(input, registry_args, pickle)?;
+    let opened = crate::layout_input::open(input, registry_args, pickle)?;
     let layout = &opened.layout;
     let family = match family {
         Some(family) => family.to_owned(),
@@ -52,7 +52,12 @@ pub fn run(
     print!("{}", found.table());
     let next =
         semver::Version { patch: head.version.patch + 1, pre: semver::Prerelease::EMPTY, ..head.version.clone() };
-    let options = DraftOptions { family: family.clone(), from: head.version.to_string(), to: next.to_string() };
+    let options = DraftOptions {
+        family: family.clone(),
+        from: head.version.to_string(),
+        to: next.to_string(),
+        ..DraftOptions::default()
+    };
     let drafted = draft(&head_layout, &found, &schema_names(schema, &dims), &options)?;
     println!(
         "\nA drafted migration ({} unresolved; also add the schema: `safeshift schema infer {input} --family {family} --version {next}`):\n",

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use safeshift_engine::Checkpoint;
-use safeshift_evolve::Content;
+use safeshift_evolve::{AuxInput, AuxTensor, Content};
 use safeshift_graph::{Registry, RegistryFiles, Synthetic, VersionId};
 use safeshift_model::Layout;
 
@@ -99,4 +99,29 @@ fn open_schema_file(path: &Path) -> Result<Opened, Error> {
         return Err(format!("`{}` must hold exactly one schema (it holds {})", path.display(), versions.len()).into());
     };
     synthetic(&registry, version)
+}
+
+/// Opens `--aux NAME=FILE` for a draft: the integer tensors of FILE, named as a migration
+/// reads them (as `upgrade --aux` does: a file holding the input among its extras, such as
+/// a checkpoint's `graph.…`, is read without that prefix).
+pub fn open_aux(name: &str, path: &Path, pickle: &PickleArgs) -> Result<AuxInput, Error> {
+    let checkpoint = Checkpoint::open_with(path, &pickle.read_options())?;
+    let layout = checkpoint.layout_with_extras().into_owned();
+    let inner = safeshift_graph::aux_from_extras(&layout, name);
+    let (listed, prefix) = match &inner {
+        Some(inner) => (inner, format!("{name}.")),
+        None => (&layout, String::new()),
+    };
+    let mut tensors = Vec::new();
+    for info in listed.tensors.iter().filter(|info| info.dtype.is_int()) {
+        let bytes = checkpoint.tensor_bytes(&format!("{prefix}{}", info.name))?;
+        tensors.push(AuxTensor {
+            name: info.name.clone(),
+            dtype: info.dtype,
+            shape: info.shape.clone(),
+            bytes: bytes.into_owned(),
+        });
+    }
+    let file = path.file_name().and_then(|file| file.to_str()).unwrap_or("a file");
+    Ok(AuxInput { name: name.to_owned(), doc: format!("given to the draft as `--aux {name}={file}`"), tensors })
 }
