@@ -21,6 +21,7 @@ use safeshift_model::Layout;
 /// All schemas and migrations of a project, ready to open checkpoints.
 pub struct Registry {
     inner: safeshift_graph::Registry,
+    warnings: Vec<Diagnostic>,
 }
 
 /// Why a registry could not be used: its diagnostics, with the sources to render them.
@@ -223,7 +224,13 @@ impl Registry {
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(RegistryError { diagnostics, sources: inner.sources().clone(), load: None });
         }
-        Ok(Registry { inner })
+        Ok(Registry { inner, warnings: diagnostics })
+    }
+
+    /// What loading found that does not stop the registry from being used (render them
+    /// with the sources of [`Registry::graph`]).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The schemas, migrations and version graph.

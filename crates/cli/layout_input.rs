@@ -69,7 +69,8 @@ pub fn open(input: &str, registry: &RegistryArgs, pickle: &PickleArgs) -> Result
         return Ok(Opened { layout, bytes: Bytes::Checkpoint(Box::new(checkpoint)) });
     }
     if input.contains('@') {
-        let registry = registry.load_usable(false)?;
+        let registry = registry.open(false)?;
+        let registry = registry.graph();
         let version = VersionId::parse(input)?;
         return synthetic(&registry, &version);
     }

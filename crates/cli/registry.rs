@@ -18,7 +18,8 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    /// Loads the chosen registry with every diagnostic found while loading it.
+    /// Loads the chosen registry with every diagnostic found while loading it, errors
+    /// included: what `check` reports (every other command uses [`RegistryArgs::open`]).
     pub fn load(&self) -> Result<(Registry, Vec<Diagnostic>), Error> {
         match &self.registry {
             Some(dir) => Ok(Registry::load(dir)?),
@@ -26,33 +27,25 @@ impl RegistryArgs {
         }
     }
 
-    /// Loads the registry; errors found while loading are printed and end the command
-    /// (warnings are printed and the command goes on).
-    pub fn load_usable(&self, color: bool) -> Result<Registry, Error> {
-        let (registry, diagnostics) = self.load()?;
-        if !diagnostics.is_empty() {
-            eprint!("{}", crate::render::render_diagnostics(&diagnostics, registry.sources(), color));
-        }
-        let errors = diagnostics.iter().filter(|diagnostic| diagnostic.is_error()).count();
-        if errors > 0 {
-            return Err(format!("the registry has {errors} error{}", crate::render::plural(errors)).into());
-        }
-        Ok(registry)
-    }
-
-    /// The chosen registry as the facade opens checkpoints with it; a registry with errors
-    /// prints them and ends the command.
+    /// The chosen registry, as every command but `check` uses it (one registry type: the
+    /// facade's, whose `graph()` the registry-reading commands read): warnings found while
+    /// loading are printed and the command goes on; errors are printed and end it.
     pub fn open(&self, color: bool) -> Result<safeshift::Registry, Error> {
         let loaded = match &self.registry {
             Some(dir) => safeshift::Registry::load(dir),
             None => safeshift::Registry::embedded(),
         };
-        loaded.map_err(|err| {
+        let registry = loaded.map_err(|err| {
             if !err.diagnostics.is_empty() {
                 eprint!("{}", crate::render::render_diagnostics(&err.diagnostics, &err.sources, color));
             }
             Box::new(err) as Error
-        })
+        })?;
+        if !registry.warnings().is_empty() {
+            let sources = registry.graph().sources();
+            eprint!("{}", crate::render::render_diagnostics(registry.warnings(), sources, color));
+        }
+        Ok(registry)
     }
 }
 

@@ -34,7 +34,8 @@ pub struct CheckArgs {
 /// Runs `safeshift check`.
 pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(against) = &args.against {
-        let registry = args.registry.load_usable(printer.color)?;
+        let registry = args.registry.open(printer.color)?;
+        let registry = registry.graph();
         return against::run(against, args.family.as_deref(), &args.registry, &args.pickle, &registry);
     }
     let (registry, mut diagnostics) = args.registry.load()?;

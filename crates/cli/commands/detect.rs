@@ -40,7 +40,8 @@ pub struct DetectArgs {
 
 /// Runs `safeshift detect`.
 pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = args.registry.load_usable(printer.color)?;
+    let registry = args.registry.open(printer.color)?;
+    let registry = registry.graph();
     let checkpoint = Checkpoint::open_with(&args.path, &args.pickle.read_options())?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
     let result = detect(&registry, &checkpoint.layout_with_extras(), &dims);

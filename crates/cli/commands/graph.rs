@@ -33,7 +33,8 @@ pub enum GraphFormat {
 
 /// Runs `safeshift graph`.
 pub fn run(args: GraphArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = args.registry.load_usable(printer.color)?;
+    let registry = args.registry.open(printer.color)?;
+    let registry = registry.graph();
     let text = match args.format {
         GraphFormat::Text => text(&registry),
         GraphFormat::Dot => dot(&registry),

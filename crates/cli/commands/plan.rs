@@ -71,7 +71,8 @@ pub struct StepJson {
 
 /// Runs `safeshift plan`.
 pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = args.registry.load_usable(printer.color)?;
+    let registry = args.registry.open(printer.color)?;
+    let registry = registry.graph();
     let from = match (&args.from, &args.path) {
         (Some(text), _) => VersionId::parse(text)?,
         (None, Some(path)) => {

@@ -36,7 +36,8 @@ pub fn run(args: SchemaArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(SchemaCommand::Infer(infer)) = args.command {
         return infer::run(infer, printer);
     }
-    let registry = args.registry.load_usable(printer.color)?;
+    let registry = args.registry.open(printer.color)?;
+    let registry = registry.graph();
     let version = VersionId::parse(args.version.as_deref().unwrap_or_default())?;
     let Some(schema) = registry.schema_of(&version) else {
         return Err(format!("unknown version `{version}`").into());

@@ -48,7 +48,8 @@ fn parse_capture(text: &str) -> Result<(String, Vec<String>), String> {
 
 /// Runs `safeshift synth`.
 pub fn run(args: SynthArgs, printer: &Printer) -> Result<ExitStatus, Error> {
-    let registry = args.registry.load_usable(printer.color)?;
+    let registry = args.registry.open(printer.color)?;
+    let registry = registry.graph();
     let version = VersionId::parse(&args.version)?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
     let captures: BTreeMap<String, Vec<String>> = args.captures.into_iter().collect();
