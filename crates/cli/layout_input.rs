@@ -72,7 +72,7 @@ pub fn open(input: &str, registry: &RegistryArgs, pickle: &PickleArgs) -> Result
         let registry = registry.open(false)?;
         let registry = registry.graph();
         let version = VersionId::parse(input)?;
-        return synthetic(&registry, &version);
+        return synthetic(registry, &version);
     }
     Err(format!("`{input}` is neither a file nor `family@version`").into())
 }

@@ -36,7 +36,7 @@ pub fn run(args: CheckArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     if let Some(against) = &args.against {
         let registry = args.registry.open(printer.color)?;
         let registry = registry.graph();
-        return against::run(against, args.family.as_deref(), &args.registry, &args.pickle, &registry);
+        return against::run(against, args.family.as_deref(), &args.registry, &args.pickle, registry);
     }
     let (registry, mut diagnostics) = args.registry.load()?;
     diagnostics.extend(safeshift_graph::check(&registry));

@@ -44,7 +44,7 @@ pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let registry = registry.graph();
     let checkpoint = Checkpoint::open_with(&args.path, &args.pickle.read_options())?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
-    let result = detect(&registry, &checkpoint.layout_with_extras(), &dims);
+    let result = detect(registry, &checkpoint.layout_with_extras(), &dims);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&json(&result))?);
     } else {

@@ -36,9 +36,9 @@ pub fn run(args: GraphArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let registry = args.registry.open(printer.color)?;
     let registry = registry.graph();
     let text = match args.format {
-        GraphFormat::Text => text(&registry),
-        GraphFormat::Dot => dot(&registry),
-        GraphFormat::Mermaid => mermaid(&registry),
+        GraphFormat::Text => text(registry),
+        GraphFormat::Dot => dot(registry),
+        GraphFormat::Mermaid => mermaid(registry),
     };
     print!("{text}");
     Ok(ExitStatus::Success)

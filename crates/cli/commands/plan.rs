@@ -78,7 +78,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
         (None, Some(path)) => {
             let checkpoint = safeshift_engine::Checkpoint::open_with(path, &args.pickle.read_options())?;
             let dims: BTreeMap<String, i64> = args.dims.iter().cloned().collect();
-            match safeshift_graph::detect(&registry, &checkpoint.layout_with_extras(), &dims) {
+            match safeshift_graph::detect(registry, &checkpoint.layout_with_extras(), &dims) {
                 Ok(detection) => detection.version,
                 Err(err) => {
                     eprint!("{}", crate::render::detect_error(&err));
@@ -91,10 +91,10 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let to = registry.resolve_target(&from, args.to.as_deref())?;
     let plan = safeshift_graph::plan(registry.graph(), &from, &to)?;
     if args.json {
-        let json = serde_json::json!({ "type": "plan", "data": to_json(&registry, &plan) });
+        let json = serde_json::json!({ "type": "plan", "data": to_json(registry, &plan) });
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print!("{}", human(&registry, &plan));
+        print!("{}", human(registry, &plan));
     }
     Ok(ExitStatus::Success)
 }

@@ -53,7 +53,7 @@ pub fn run(args: SynthArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     let version = VersionId::parse(&args.version)?;
     let dims: BTreeMap<String, i64> = args.dims.into_iter().collect();
     let captures: BTreeMap<String, Vec<String>> = args.captures.into_iter().collect();
-    let checkpoint = synth_with_captures(&registry, &version, &dims, &captures, args.seed)?;
+    let checkpoint = synth_with_captures(registry, &version, &dims, &captures, args.seed)?;
     let tensors = checkpoint
         .layout
         .tensors
