@@ -156,24 +156,10 @@ pub fn read_aux_from_extras(expr: &mut Expr, input: &str) {
 }
 
 fn visit_leaves(expr: &mut Expr, f: &mut dyn FnMut(&mut Leaf)) {
-    match expr {
-        Expr::Source(leaf) => f(leaf),
-        Expr::Reshape { input, .. }
-        | Expr::Permute { input, .. }
-        | Expr::Narrow { input, .. }
-        | Expr::Cast { input, .. }
-        | Expr::Pad { input, .. }
-        | Expr::Argsort { input }
-        | Expr::InversePermutation { index: input } => visit_leaves(input, f),
-        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => {
-            inputs.iter_mut().for_each(|input| visit_leaves(input, f))
-        }
-        Expr::Gather { input, index, .. } => {
-            visit_leaves(input, f);
-            visit_leaves(index, f);
-        }
-        Expr::Fill { .. } => {}
+    if let Expr::Source(leaf) = expr {
+        f(leaf);
     }
+    expr.children_mut().into_iter().for_each(|child| visit_leaves(child, f));
 }
 
 #[cfg(test)]

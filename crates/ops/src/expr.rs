@@ -136,6 +136,41 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// The expressions this one reads, in order (none for a leaf or a fill): the one
+    /// traversal every walk over an expression shares.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Source(_) | Expr::Fill { .. } => Vec::new(),
+            Expr::Reshape { input, .. }
+            | Expr::Permute { input, .. }
+            | Expr::Narrow { input, .. }
+            | Expr::Cast { input, .. }
+            | Expr::Pad { input, .. }
+            | Expr::Argsort { input }
+            | Expr::InversePermutation { index: input } => vec![&**input],
+            Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter().collect(),
+            Expr::Gather { input, index, .. } => vec![&**input, &**index],
+        }
+    }
+
+    /// [`Expr::children`], to edit in place.
+    pub fn children_mut(&mut self) -> Vec<&mut Expr> {
+        match self {
+            Expr::Source(_) | Expr::Fill { .. } => Vec::new(),
+            Expr::Reshape { input, .. }
+            | Expr::Permute { input, .. }
+            | Expr::Narrow { input, .. }
+            | Expr::Cast { input, .. }
+            | Expr::Pad { input, .. }
+            | Expr::Argsort { input }
+            | Expr::InversePermutation { index: input } => vec![&mut **input],
+            Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter_mut().collect(),
+            Expr::Gather { input, index, .. } => vec![&mut **input, &mut **index],
+        }
+    }
+}
+
 /// `expr` with every [`Expr::Merge`] replaced by its first input: what `--allow-lossy`
 /// accepts when per-dataset copies differ.
 pub fn accept_unequal_merges(expr: Expr) -> Expr {

@@ -222,22 +222,10 @@ where
 
 /// The names of the input tensors `expr` reads, in order.
 fn leaf_names(expr: &Expr, out: &mut Vec<String>) {
-    match expr {
-        Expr::Source(leaf) => out.push(leaf.name.clone()),
-        Expr::Reshape { input, .. }
-        | Expr::Permute { input, .. }
-        | Expr::Narrow { input, .. }
-        | Expr::Cast { input, .. }
-        | Expr::Pad { input, .. }
-        | Expr::Argsort { input }
-        | Expr::InversePermutation { index: input } => leaf_names(input, out),
-        Expr::Concat { inputs, .. } | Expr::Merge { inputs } => inputs.iter().for_each(|input| leaf_names(input, out)),
-        Expr::Gather { input, index, .. } => {
-            leaf_names(input, out);
-            leaf_names(index, out);
-        }
-        Expr::Fill { .. } => {}
+    if let Expr::Source(leaf) = expr {
+        out.push(leaf.name.clone());
     }
+    expr.children().into_iter().for_each(|child| leaf_names(child, out));
 }
 
 /// The leaf called `name` (in `aux`) somewhere in `expr`.

@@ -118,19 +118,7 @@ impl PlannedTensor {
 }
 
 fn has_merge(expr: &Expr) -> bool {
-    match expr {
-        Expr::Merge { .. } => true,
-        Expr::Source(_) | Expr::Fill { .. } => false,
-        Expr::Reshape { input, .. }
-        | Expr::Permute { input, .. }
-        | Expr::Narrow { input, .. }
-        | Expr::Cast { input, .. }
-        | Expr::Pad { input, .. }
-        | Expr::Argsort { input }
-        | Expr::InversePermutation { index: input } => has_merge(input),
-        Expr::Concat { inputs, .. } => inputs.iter().any(has_merge),
-        Expr::Gather { input, index, .. } => has_merge(input) || has_merge(index),
-    }
+    matches!(expr, Expr::Merge { .. }) || expr.children().into_iter().any(has_merge)
 }
 
 fn concrete_shape(shape: &[Sym]) -> Option<Vec<u64>> {
