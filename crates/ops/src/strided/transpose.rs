@@ -119,7 +119,9 @@ fn transpose_tiles_with<const N: usize>(
                     }
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `best` chose this kernel only on a CPU with AVX-512F and BW.
-                    TileKernel::Avx512 => unsafe { avx512::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes) },
+                    TileKernel::Avx512 => unsafe {
+                        avx512::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes)
+                    },
                 }
             }
         }
@@ -286,20 +288,33 @@ mod avx512 {
     /// and `i + d` interleaved, register `i + d` the odd ones).
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    fn transpose_registers<const C: usize>(tile_in: &[u8], source_row_bytes: usize, tile_out: &mut [u8], row_bytes: usize) {
-        let mut regs: [__m512i; C] = std::array::from_fn(|b| load(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]));
+    fn transpose_registers<const C: usize>(
+        tile_in: &[u8],
+        source_row_bytes: usize,
+        tile_out: &mut [u8],
+        row_bytes: usize,
+    ) {
+        let mut regs: [__m512i; C] =
+            std::array::from_fn(|b| load(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]));
         let even_quarters = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
         let odd_quarters = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
         let halves = |x, y| (_mm512_shuffle_i64x2::<0x44>(x, y), _mm512_shuffle_i64x2::<0xEE>(x, y));
-        let quarters = |x, y| (_mm512_permutex2var_epi64(x, even_quarters, y), _mm512_permutex2var_epi64(x, odd_quarters, y));
+        let quarters =
+            |x, y| (_mm512_permutex2var_epi64(x, even_quarters, y), _mm512_permutex2var_epi64(x, odd_quarters, y));
         let words64 = |x, y| (_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y));
         let words32 = |x, y| {
             let odd = 0xAAAA;
-            (_mm512_mask_blend_epi32(odd, x, _mm512_bslli_epi128::<4>(y)), _mm512_mask_blend_epi32(odd, _mm512_bsrli_epi128::<4>(x), y))
+            (
+                _mm512_mask_blend_epi32(odd, x, _mm512_bslli_epi128::<4>(y)),
+                _mm512_mask_blend_epi32(odd, _mm512_bsrli_epi128::<4>(x), y),
+            )
         };
         let words16 = |x, y| {
             let odd = 0xAAAA_AAAA;
-            (_mm512_mask_blend_epi16(odd, x, _mm512_bslli_epi128::<2>(y)), _mm512_mask_blend_epi16(odd, _mm512_bsrli_epi128::<2>(x), y))
+            (
+                _mm512_mask_blend_epi16(odd, x, _mm512_bslli_epi128::<2>(y)),
+                _mm512_mask_blend_epi16(odd, _mm512_bsrli_epi128::<2>(x), y),
+            )
         };
         pairs(&mut regs, C / 2, halves);
         pairs(&mut regs, C / 4, quarters);
@@ -318,7 +333,11 @@ mod avx512 {
     /// Applies `swap` to every pair of registers `distance` apart (`i` with `i & distance == 0`).
     #[target_feature(enable = "avx512f,avx512bw")]
     #[inline]
-    fn pairs<const C: usize>(regs: &mut [__m512i; C], distance: usize, swap: impl Fn(__m512i, __m512i) -> (__m512i, __m512i)) {
+    fn pairs<const C: usize>(
+        regs: &mut [__m512i; C],
+        distance: usize,
+        swap: impl Fn(__m512i, __m512i) -> (__m512i, __m512i),
+    ) {
         for i in 0..C {
             if i & distance == 0 {
                 (regs[i], regs[i + distance]) = swap(regs[i], regs[i + distance]);
