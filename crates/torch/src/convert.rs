@@ -288,6 +288,12 @@ impl ConvertedTensor {
     }
 }
 
+/// Where a released range starts: the largest page size Linux uses (arm64, ppc64), a
+/// multiple of every smaller one, so the start is page-aligned on every system (the crate
+/// calls nothing from libc). The few pages before the range that go too are read-only
+/// and come back on the next read.
+const PAGE_ALIGN: usize = 64 << 10;
+
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
@@ -297,7 +303,7 @@ impl Bytes {
     }
 
     /// Unmaps this process's pages of `range` of a mapped file (`madvise(MADV_DONTNEED)`,
-    /// from the page that holds its first byte): bytes read once (a CRC check, a
+    /// from the [`PAGE_ALIGN`] boundary before its first byte): bytes read once (a CRC check, a
     /// materialised view) stay in the page cache and the next read maps them again, so a
     /// pass over a file larger than memory keeps a small resident set. Advisory: errors
     /// are ignored; nothing to do for bytes in memory.
@@ -305,12 +311,7 @@ impl Bytes {
         let Bytes::Mapped(map) = self else {
             return;
         };
-        // SAFETY: sysconf has no preconditions.
-        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
-            size if size > 0 => size as usize,
-            _ => return,
-        };
-        let (start, end) = (range.start / page * page, range.end.min(map.len()));
+        let (start, end) = (range.start / PAGE_ALIGN * PAGE_ALIGN, range.end.min(map.len()));
         if end <= start {
             return;
         }
