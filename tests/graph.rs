@@ -114,7 +114,7 @@ fn detect_an_ambiguous_fit() {
     };
     write_layout(&path, &layout);
     let output = safeshift(&["detect", path.to_str().unwrap(), "--registry", data("detect").to_str().unwrap()]);
-    insta::assert_snapshot!("detect_ambiguous", transcript(&output));
+    insta::assert_snapshot!("detect_ambiguous", transcript(&output).replace(dir.path().to_str().unwrap(), "<tmp>"));
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -135,7 +135,7 @@ fn detect_a_near_miss_shows_ranked_diffs() {
     let near = dir.path().join("near.safetensors");
     write_layout(&near, &layout);
     let output = safeshift(&["detect", near.to_str().unwrap(), "--registry", registry.to_str().unwrap()]);
-    insta::assert_snapshot!("detect_near_miss", transcript(&output));
+    insta::assert_snapshot!("detect_near_miss", transcript(&output).replace(dir.path().to_str().unwrap(), "<tmp>"));
     assert_eq!(output.status.code(), Some(1));
 }
 

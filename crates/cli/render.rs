@@ -4,6 +4,7 @@
 
 use std::error::Error;
 use std::fmt;
+use std::path::Path;
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 use safeshift::dsl::{Diagnostic, Severity, SourceId, SourceMap};
@@ -135,8 +136,8 @@ pub fn detection(detection: &Detection) -> String {
 }
 
 /// A failed detection for people: the candidates, or the nearest schemas with diffs.
-pub fn detect_error(err: &DetectError) -> String {
-    let mut out = format!("error: {}\n", sanitize(&err.to_string()));
+pub fn detect_error(path: &Path, err: &DetectError) -> String {
+    let mut out = format!("error: {}\n", sanitize(&format!("`{}`: {err}", path.display())));
     match err {
         DetectError::Ambiguous { candidates } => {
             for candidate in candidates {

@@ -50,7 +50,7 @@ pub fn run(args: DetectArgs, printer: &Printer) -> Result<ExitStatus, Error> {
     } else {
         match &result {
             Ok(detection) => print!("{}", render::detection(detection)),
-            Err(err) => eprint!("{}", render::detect_error(err)),
+            Err(err) => eprint!("{}", render::detect_error(&args.path, err)),
         }
     }
     Ok(if result.is_ok() { ExitStatus::Success } else { ExitStatus::No })

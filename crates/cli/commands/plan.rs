@@ -81,7 +81,7 @@ pub fn run(args: PlanArgs, printer: &Printer) -> Result<ExitStatus, Error> {
             match safeshift_graph::detect(registry, &checkpoint.layout_with_extras(), &dims) {
                 Ok(detection) => detection.version,
                 Err(err) => {
-                    eprint!("{}", crate::render::detect_error(&err));
+                    eprint!("{}", crate::render::detect_error(path, &err));
                     return Ok(ExitStatus::No);
                 }
             }

@@ -474,42 +474,20 @@ impl<'a, 'c> State<'a, 'c> {
     /// A removed tensor whose added siblings (names differing in one segment) tile it
     /// along one axis.
     fn splits_by_shape(&mut self) {
-        let mut found = Vec::new();
-        for &source in &self.removed {
-            let Some((position, parts)) = siblings(source, &self.added) else { continue };
-            let Some(axis) = tiling_axis(source, &parts) else { continue };
-            let (ordered_parts, ordered) = order_parts(&source.name, position, parts);
-            found.push((source, ordered_parts, axis, ordered));
-        }
-        for (source, parts, axis, ordered) in found {
-            let names: Vec<String> = parts.iter().map(|part| part.name.clone()).collect();
-            if self.added.iter().filter(|info| names.contains(&info.name)).count() != names.len() {
-                continue;
-            }
-            self.removed.retain(|info| info.name != source.name);
-            self.added.retain(|info| !names.contains(&info.name));
-            let sizes = parts.iter().map(|part| part.shape[axis]).collect();
-            self.changes.push(Change::Split { from: source.name.clone(), into: names, axis, sizes, ordered });
+        for tiling in claim_tilings(&mut self.removed, &mut self.added) {
+            let sizes = tiling.parts.iter().map(|part| part.shape[tiling.axis]).collect();
+            let into = tiling.parts.iter().map(|part| part.name.clone()).collect();
+            let (from, axis, ordered) = (tiling.whole.name.clone(), tiling.axis, tiling.ordered);
+            self.changes.push(Change::Split { from, into, axis, sizes, ordered });
         }
     }
 
     /// The mirror image: added tensors tiled by removed siblings.
     fn merges_by_shape(&mut self) {
-        let mut found = Vec::new();
-        for &target in &self.added {
-            let Some((position, parts)) = siblings(target, &self.removed) else { continue };
-            let Some(axis) = tiling_axis(target, &parts) else { continue };
-            let (ordered_parts, ordered) = order_parts(&target.name, position, parts);
-            found.push((target, ordered_parts, axis, ordered));
-        }
-        for (target, parts, axis, ordered) in found {
-            let names: Vec<String> = parts.iter().map(|part| part.name.clone()).collect();
-            if self.removed.iter().filter(|info| names.contains(&info.name)).count() != names.len() {
-                continue;
-            }
-            self.added.retain(|info| info.name != target.name);
-            self.removed.retain(|info| !names.contains(&info.name));
-            self.changes.push(Change::Merged { from: names, into: target.name.clone(), axis, ordered });
+        for tiling in claim_tilings(&mut self.added, &mut self.removed) {
+            let from = tiling.parts.iter().map(|part| part.name.clone()).collect();
+            let (into, axis, ordered) = (tiling.whole.name.clone(), tiling.axis, tiling.ordered);
+            self.changes.push(Change::Merged { from, into, axis, ordered });
         }
     }
 
@@ -642,6 +620,37 @@ pub(crate) fn common_ends(a: &[&str], b: &[&str]) -> (usize, usize) {
     let room = a.len().min(b.len()) - cp;
     let cs = a.iter().rev().zip(b.iter().rev()).take(room).take_while(|(x, y)| x == y).count();
     (cp, cs)
+}
+
+/// A tensor of one side of a diff tiled along `axis` by sibling tensors of the other side
+/// (a split read forwards, a merge read backwards).
+struct Tiling<'t> {
+    whole: &'t TensorInfo,
+    parts: Vec<&'t TensorInfo>,
+    axis: usize,
+    ordered: bool,
+}
+
+/// Finds every tensor of `wholes` tiled by siblings in `pieces`, and takes each one found
+/// (and its parts) out of both lists — unless an earlier tiling already took one of its
+/// parts.
+fn claim_tilings<'t>(wholes: &mut Vec<&'t TensorInfo>, pieces: &mut Vec<&'t TensorInfo>) -> Vec<Tiling<'t>> {
+    let mut found = Vec::new();
+    for &whole in wholes.iter() {
+        let Some((position, parts)) = siblings(whole, pieces) else { continue };
+        let Some(axis) = tiling_axis(whole, &parts) else { continue };
+        let (parts, ordered) = order_parts(&whole.name, position, parts);
+        found.push(Tiling { whole, parts, axis, ordered });
+    }
+    found.retain(|tiling| {
+        let available = tiling.parts.iter().all(|part| pieces.iter().any(|info| info.name == part.name));
+        if available {
+            wholes.retain(|info| info.name != tiling.whole.name);
+            pieces.retain(|info| tiling.parts.iter().all(|part| part.name != info.name));
+        }
+        available
+    });
+    found
 }
 
 /// Tensors of `pool` whose names differ from `whole`'s in exactly one segment (the same

@@ -1,5 +1,6 @@
 //! The interface every operation implements, and its errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use safeshift_dsl::ast::Span;
@@ -34,6 +35,103 @@ pub trait Operation: fmt::Debug + Send + Sync + OperationClone {
     /// The operations that undo this one, given the set it was applied to (`before`):
     /// applying `self` then the inverse gives `before` back, bytes included.
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+}
+
+/// What each builtin's file implements: what is particular to that operation.
+/// [`Operation`] follows for every builtin, its name and span read from its [`OpBase`].
+pub(crate) trait Builtin: fmt::Debug + Clone + Send + Sync + 'static {
+    /// The op name and where it was written.
+    fn base(&self) -> &OpBase;
+
+    /// See [`Operation::lossy`]; most operations lose nothing.
+    fn lossy(&self) -> bool {
+        false
+    }
+
+    /// See [`Operation::apply`].
+    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError>;
+
+    /// See [`Operation::eager`].
+    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError>;
+
+    /// See [`Operation::inverse`].
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+}
+
+/// A builtin that never reads a tensor's values: it renames, copies or drops tensors, or
+/// edits metadata. Its lazy plan and its reference implementation are one edit of the
+/// set's entries, whatever the values are ([`Builtin`] follows).
+pub(crate) trait Structural: fmt::Debug + Clone + Send + Sync + 'static {
+    /// The op name and where it was written.
+    fn base(&self) -> &OpBase;
+
+    /// See [`Operation::lossy`]; most operations lose nothing.
+    fn lossy(&self) -> bool {
+        false
+    }
+
+    /// Edits the names, order and metadata of a lazy or an eager set alike.
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, ctx: &OpContext) -> Result<(), OpError>;
+
+    /// See [`Operation::inverse`].
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+}
+
+impl<T: Structural> Builtin for T {
+    fn base(&self) -> &OpBase {
+        Structural::base(self)
+    }
+
+    fn lossy(&self) -> bool {
+        Structural::lossy(self)
+    }
+
+    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
+        self.edit(Entries { tensors: &mut set.tensors, metadata: &mut set.metadata }, ctx)
+    }
+
+    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
+        self.edit(Entries { tensors: &mut set.tensors, metadata: &mut set.metadata }, ctx)
+    }
+
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
+        Structural::inverse(self, before, ctx)
+    }
+}
+
+impl<T: Builtin> Operation for T {
+    fn name(&self) -> &'static str {
+        Builtin::base(self).name
+    }
+
+    fn span(&self) -> Span {
+        Builtin::base(self).span
+    }
+
+    fn lossy(&self) -> bool {
+        Builtin::lossy(self)
+    }
+
+    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
+        Builtin::apply(self, set, ctx)
+    }
+
+    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
+        Builtin::eager(self, set, ctx)
+    }
+
+    fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
+        Builtin::inverse(self, before, ctx)
+    }
+}
+
+/// What a [`TensorSet`] and an [`EagerSet`] both hold, whatever their values are: what a
+/// [`Structural`] operation edits.
+pub(crate) struct Entries<'s, V> {
+    /// The tensors by name, in order.
+    pub tensors: &'s mut Vec<(String, V)>,
+    /// The `__metadata__` map.
+    pub metadata: &'s mut BTreeMap<String, String>,
 }
 
 /// Cloning of boxed operations (implemented for every `Operation + Clone`).

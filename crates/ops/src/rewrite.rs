@@ -210,98 +210,118 @@ impl<V> Rewrite<V> {
     }
 }
 
-/// The error for a required pattern that matched nothing.
-pub(crate) fn no_match(base: &OpBase, pattern: &Pattern) -> OpError {
-    base.error(None, OpErrorKind::NoMatch { pattern: pattern_text(pattern) })
+impl OpBase {
+    /// The tensors matching `pattern`, in set order, with their captures; none is an error
+    /// unless the operation is `optional`.
+    pub fn find<V>(&self, tensors: &[(String, V)], pattern: &Pattern, optional: bool) -> Result<Found, OpError> {
+        let found = matches(tensors, pattern);
+        if found.is_empty() && !optional {
+            return Err(self.error(None, OpErrorKind::NoMatch { pattern: pattern_text(pattern) }));
+        }
+        Ok(found)
+    }
+
+    /// The tensors of `tensors` matching `pattern` (see [`OpBase::find`]), to rewrite.
+    pub fn select<'s, V>(
+        &'s self,
+        tensors: &'s mut Vec<(String, V)>,
+        pattern: &Pattern,
+        optional: bool,
+    ) -> Result<Selected<'s, V>, OpError> {
+        let found = self.find(tensors, pattern, optional)?;
+        Ok(Selected { base: self, tensors, found })
+    }
 }
 
-/// Replaces every tensor matching `pattern` by `f(name, value)`, in place.
-pub(crate) fn map_each<V>(
-    base: &OpBase,
-    tensors: &mut [(String, V)],
-    pattern: &Pattern,
-    optional: bool,
-    mut f: impl FnMut(&str, &V) -> Result<V, OpErrorKind>,
-) -> Result<(), OpError> {
-    let found = matches(tensors, pattern);
-    if found.is_empty() && !optional {
-        return Err(no_match(base, pattern));
-    }
-    for (index, _) in found {
-        let (name, value) = &tensors[index];
-        let new = f(name, value).map_err(|kind| base.error(Some(name), kind))?;
-        tensors[index].1 = new;
-    }
-    Ok(())
+/// Names of a set that matched a pattern, by index, with their captures.
+pub(crate) type Found = Vec<(usize, Captures)>;
+
+/// The tensors of a set one operation rewrites, found by [`OpBase::select`]: the lazy and
+/// the eager path of an operation make the same rewrite, each computing its own values.
+pub(crate) struct Selected<'s, V> {
+    base: &'s OpBase,
+    tensors: &'s mut Vec<(String, V)>,
+    found: Found,
 }
 
-/// For every tensor matching `source`: `f` computes one value per target pattern, which
-/// are added under the filled target names in place of the source (kept if `keep_source`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fan_out<V>(
-    base: &OpBase,
-    tensors: &mut Vec<(String, V)>,
-    source: &Pattern,
-    targets: &[Pattern],
-    optional: bool,
-    keep_source: bool,
-    ctx: &OpContext,
-    mut f: impl FnMut(&str, &V) -> Result<Vec<V>, OpErrorKind>,
-) -> Result<(), OpError> {
-    let found = matches(tensors, source);
-    if found.is_empty() && !optional {
-        return Err(no_match(base, source));
-    }
-    let mut rewrite = Rewrite::new();
-    for (index, captures) in found {
-        let (name, value) = &tensors[index];
-        let outputs = f(name, value).map_err(|kind| base.error(Some(name), kind))?;
-        debug_assert_eq!(outputs.len(), targets.len());
-        if !keep_source {
-            rewrite.remove(name);
-        }
-        for (target, output) in targets.iter().zip(outputs) {
-            let new_name = fill_name(base, name, target, &captures, ctx)?;
-            rewrite.add(Some(name), new_name, output);
-        }
-    }
-    rewrite.commit(base, tensors)
+/// Whether [`Selected::fan_out`] keeps the tensors it read from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sources {
+    /// The outputs replace their source.
+    Replaced,
+    /// The outputs come after their source, which stays.
+    Kept,
 }
 
-/// For every tensor matching `parts[0]`: the other parts are found by filling their
-/// patterns with its captures; `f` combines them into one value named by `target`, which
-/// replaces them all (at the first part's place).
-pub(crate) fn fan_in<V: Clone>(
-    base: &OpBase,
-    tensors: &mut Vec<(String, V)>,
-    parts: &[Pattern],
-    target: &Pattern,
-    optional: bool,
-    ctx: &OpContext,
-    mut f: impl FnMut(&[&V]) -> Result<V, OpErrorKind>,
-) -> Result<(), OpError> {
-    let found = matches(tensors, &parts[0]);
-    if found.is_empty() && !optional {
-        return Err(no_match(base, &parts[0]));
-    }
-    let mut rewrite = Rewrite::new();
-    for (index, captures) in found {
-        let first = tensors[index].0.clone();
-        let mut values: Vec<V> = Vec::with_capacity(parts.len());
-        for part in parts {
-            let name = fill_name(base, &first, part, &captures, ctx)?;
-            let Some((_, value)) = tensors.iter().find(|(existing, _)| *existing == name) else {
-                return Err(base.error(Some(&first), OpErrorKind::MissingTensor { name }));
-            };
-            values.push(value.clone());
-            rewrite.remove(&name);
+impl<V> Selected<'_, V> {
+    /// Replaces every selected tensor by `f(value)`, in place.
+    pub fn map_each(self, mut f: impl FnMut(&V) -> Result<V, OpErrorKind>) -> Result<(), OpError> {
+        for (index, _) in self.found {
+            let (name, value) = &self.tensors[index];
+            let new = f(value).map_err(|kind| self.base.error(Some(name), kind))?;
+            self.tensors[index].1 = new;
         }
-        let refs: Vec<&V> = values.iter().collect();
-        let output = f(&refs).map_err(|kind| base.error(Some(&first), kind))?;
-        let new_name = fill_name(base, &first, target, &captures, ctx)?;
-        rewrite.add(Some(&first), new_name, output);
+        Ok(())
     }
-    rewrite.commit(base, tensors)
+
+    /// For every selected tensor: `f` computes one value per target pattern, which are
+    /// added under the filled target names in its place (or after it, if `Sources::Kept`).
+    pub fn fan_out(
+        self,
+        targets: &[Pattern],
+        sources: Sources,
+        ctx: &OpContext,
+        mut f: impl FnMut(&V) -> Result<Vec<V>, OpErrorKind>,
+    ) -> Result<(), OpError> {
+        let mut rewrite = Rewrite::new();
+        for (index, captures) in self.found {
+            let (name, value) = &self.tensors[index];
+            let outputs = f(value).map_err(|kind| self.base.error(Some(name), kind))?;
+            debug_assert_eq!(outputs.len(), targets.len());
+            if sources == Sources::Replaced {
+                rewrite.remove(name);
+            }
+            for (target, output) in targets.iter().zip(outputs) {
+                let new_name = fill_name(self.base, name, target, &captures, ctx)?;
+                rewrite.add(Some(name), new_name, output);
+            }
+        }
+        rewrite.commit(self.base, self.tensors)
+    }
+
+    /// For every selected tensor (selected by `parts[0]`): the other parts are found by
+    /// filling their patterns with its captures; `f` combines them into one value named by
+    /// `target`, which replaces them all (at the first part's place).
+    pub fn fan_in(
+        self,
+        parts: &[Pattern],
+        target: &Pattern,
+        ctx: &OpContext,
+        mut f: impl FnMut(&[&V]) -> Result<V, OpErrorKind>,
+    ) -> Result<(), OpError>
+    where
+        V: Clone,
+    {
+        let base = self.base;
+        let mut rewrite = Rewrite::new();
+        for (index, captures) in self.found {
+            let first = self.tensors[index].0.clone();
+            let mut values: Vec<V> = Vec::with_capacity(parts.len());
+            for part in parts {
+                let name = fill_name(base, &first, part, &captures, ctx)?;
+                let Some((_, value)) = self.tensors.iter().find(|(existing, _)| *existing == name) else {
+                    return Err(base.error(Some(&first), OpErrorKind::MissingTensor { name }));
+                };
+                values.push(value.clone());
+                rewrite.remove(&name);
+            }
+            let refs: Vec<&V> = values.iter().collect();
+            let output = f(&refs).map_err(|kind| base.error(Some(&first), kind))?;
+            let new_name = fill_name(base, &first, target, &captures, ctx)?;
+            rewrite.add(Some(&first), new_name, output);
+        }
+        rewrite.commit(base, self.tensors)
+    }
 }
 
 /// Resolves an axis (negative counts from the end) against a rank.

@@ -291,3 +291,13 @@ pub(crate) fn resolve(ctx: &OpContext, sym: &Sym) -> Result<Sym, OpErrorKind> {
     }
     Ok(out)
 }
+
+/// Every dim of a shape resolved from `ctx` (see [`resolve`]).
+pub(crate) fn resolve_shape(ctx: &OpContext, shape: &[Sym]) -> Result<Vec<Sym>, OpErrorKind> {
+    shape.iter().map(|dim| resolve(ctx, dim)).collect()
+}
+
+/// A shape with every dim a non-negative integer from `ctx` (see [`concrete`]).
+pub(crate) fn concrete_shape(ctx: &OpContext, shape: &[Sym]) -> Result<Vec<u64>, OpErrorKind> {
+    shape.iter().map(|dim| concrete(ctx, dim)).collect()
+}

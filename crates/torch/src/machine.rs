@@ -16,6 +16,7 @@ use crate::error::PickleError;
 use crate::globals::{self, Known};
 use crate::hazard;
 use crate::literal;
+use crate::opcodes::{self, *};
 use crate::rebuild;
 use crate::value::{Dict, GlobalRef, Heap, Instance, Object, StorageRef, Value};
 use crate::Limits;
@@ -117,15 +118,19 @@ impl<'h> Machine<'h> {
 
     fn step(&mut self, f: &mut Frame<'_>, at: u64) -> Result<Option<Value>, PickleError> {
         let opcode = f.byte()?;
+        // Errors name the opcode as pickletools does.
+        let Some(op) = opcodes::name(opcode) else {
+            return Err(PickleError::UnknownOpcode(opcode));
+        };
         match opcode {
             // Framing and protocol.
-            0x80 => {
+            PROTO => {
                 let version = f.byte()?;
                 if version > 5 {
                     return Err(PickleError::BadValue(format!("unsupported pickle protocol {version}")));
                 }
             }
-            0x95 => {
+            FRAME => {
                 let len = f.u64()?;
                 if let Some(end) = f.frame_end.filter(|&end| end > f.pos) {
                     return Err(PickleError::Framing(format!(
@@ -137,74 +142,74 @@ impl<'h> Machine<'h> {
                 }
                 f.frame_end = Some(f.pos + len as usize);
             }
-            b'.' => {
+            STOP => {
                 if let Some(end) = f.frame_end.filter(|&end| end != f.pos) {
                     return Err(PickleError::Framing(format!(
                         "STOP inside a FRAME that goes on to byte {end}; whether the next pickle starts after STOP or after the frame depends on CPython's read buffer"
                     )));
                 }
-                return self.pop(f, "STOP").map(Some);
+                return self.pop(f, op).map(Some);
             }
             // Stack manipulation.
-            b'(' => {
+            MARK => {
                 if f.marks.len() >= self.limits.max_marks {
                     return Err(PickleError::Limit { what: "open MARKs", limit: self.limits.max_marks as u64 });
                 }
                 f.marks.push(f.stack.len());
             }
-            b'0' => {
+            POP => {
                 if f.stack.len() > f.marks.last().copied().unwrap_or(0) {
                     f.stack.pop();
                 } else {
-                    self.pop_mark(f, "POP")?;
+                    self.pop_mark(f, op)?;
                 }
             }
-            b'1' => {
-                self.pop_mark(f, "POP_MARK")?;
+            POP_MARK => {
+                self.pop_mark(f, op)?;
             }
-            b'2' => {
-                let top = f.stack.last().cloned().ok_or(PickleError::StackUnderflow("DUP"))?;
+            DUP => {
+                let top = f.stack.last().cloned().ok_or(PickleError::StackUnderflow(op))?;
                 self.push(f, top)?;
             }
             // Scalars.
-            b'N' => self.push(f, Value::None)?,
-            0x88 => self.push(f, Value::Bool(true))?,
-            0x89 => self.push(f, Value::Bool(false))?,
-            b'I' => {
+            NONE => self.push(f, Value::None)?,
+            NEWTRUE => self.push(f, Value::Bool(true))?,
+            NEWFALSE => self.push(f, Value::Bool(false))?,
+            INT => {
                 let value = literal::int_line(f.line()?)?;
                 self.push(f, value)?;
             }
-            b'J' => {
+            BININT => {
                 let value = i32::from_le_bytes(f.array()?);
                 self.push(f, Value::Int(i64::from(value)))?;
             }
-            b'K' => {
+            BININT1 => {
                 let value = f.byte()?;
                 self.push(f, Value::Int(i64::from(value)))?;
             }
-            b'M' => {
+            BININT2 => {
                 let value = u16::from_le_bytes(f.array()?);
                 self.push(f, Value::Int(i64::from(value)))?;
             }
-            b'L' => {
+            LONG => {
                 let line = f.line()?;
                 let digits = line.strip_suffix(b"L").unwrap_or(line);
                 let value = literal::long_line(digits)?;
                 self.push(f, value)?;
             }
-            0x8a => {
+            LONG1 => {
                 let len = f.byte()? as usize;
                 let bytes = f.take(len)?;
                 self.push(f, literal::long_from_le(bytes))?;
             }
-            0x8b => {
+            LONG4 => {
                 let len = i32::from_le_bytes(f.array()?);
                 let len =
                     usize::try_from(len).map_err(|_| PickleError::BadValue("LONG4 with a negative length".into()))?;
                 let bytes = f.take(len)?;
                 self.push(f, literal::long_from_le(bytes))?;
             }
-            b'F' => {
+            FLOAT => {
                 let line = f.line()?;
                 let value = std::str::from_utf8(line)
                     .ok()
@@ -212,270 +217,266 @@ impl<'h> Machine<'h> {
                     .ok_or_else(|| PickleError::BadValue("FLOAT is not a number".into()))?;
                 self.push(f, Value::Float(value))?;
             }
-            b'G' => {
+            BINFLOAT => {
                 let value = f64::from_be_bytes(f.array()?);
                 self.push(f, Value::Float(value))?;
             }
             // Strings and bytes.
-            b'S' => {
+            STRING => {
                 let line = f.line()?;
                 let bytes = literal::quoted_string(line)?;
                 self.push(f, literal::py2_str(bytes)?)?;
             }
-            b'T' => {
+            BINSTRING => {
                 let len = i32::from_le_bytes(f.array()?);
                 let len = usize::try_from(len)
                     .map_err(|_| PickleError::BadValue("BINSTRING with a negative length".into()))?;
                 let bytes = f.take(len)?.to_vec();
                 self.push(f, literal::py2_str(bytes)?)?;
             }
-            b'U' => {
+            SHORT_BINSTRING => {
                 let len = f.byte()? as usize;
                 let bytes = f.take(len)?.to_vec();
                 self.push(f, literal::py2_str(bytes)?)?;
             }
-            b'V' => {
+            UNICODE => {
                 let line = f.line()?;
                 let text = literal::raw_unicode_escape(line)?;
                 self.push(f, Value::Str(text.into()))?;
             }
-            b'X' => {
+            BINUNICODE => {
                 let len = u32::from_le_bytes(f.array()?) as usize;
                 let text = literal::utf8(f.take(len)?)?;
                 self.push(f, text)?;
             }
-            0x8c => {
+            SHORT_BINUNICODE => {
                 let len = f.byte()? as usize;
                 let text = literal::utf8(f.take(len)?)?;
                 self.push(f, text)?;
             }
-            0x8d => {
+            BINUNICODE8 => {
                 let len = f.length_u64()?;
                 let text = literal::utf8(f.take(len)?)?;
                 self.push(f, text)?;
             }
-            b'B' => {
+            BINBYTES => {
                 let len = u32::from_le_bytes(f.array()?) as usize;
                 let bytes = f.take(len)?;
                 self.push(f, Value::Bytes(bytes.into()))?;
             }
-            b'C' => {
+            SHORT_BINBYTES => {
                 let len = f.byte()? as usize;
                 let bytes = f.take(len)?;
                 self.push(f, Value::Bytes(bytes.into()))?;
             }
-            0x8e | 0x96 => {
+            BINBYTES8 | BYTEARRAY8 => {
                 let len = f.length_u64()?;
                 let bytes = f.take(len)?;
                 self.push(f, Value::Bytes(bytes.into()))?;
             }
-            0x97 => {
+            NEXT_BUFFER => {
                 return Err(PickleError::Refused {
-                    opcode: "NEXT_BUFFER",
+                    opcode: op,
                     why: "out-of-band buffers are not part of a checkpoint file",
                 })
             }
-            0x98 => {
+            READONLY_BUFFER => {
                 return Err(PickleError::Refused {
-                    opcode: "READONLY_BUFFER",
+                    opcode: op,
                     why: "out-of-band buffers are not part of a checkpoint file",
                 })
             }
             // Containers.
-            b']' => {
+            EMPTY_LIST => {
                 let list = self.heap.alloc(Object::List(Vec::new()))?;
                 self.push(f, list)?;
             }
-            b'}' => {
+            EMPTY_DICT => {
                 let dict = self.heap.alloc(Object::Dict(Dict::default()))?;
                 self.push(f, dict)?;
             }
-            b')' => {
+            EMPTY_TUPLE => {
                 let tuple = self.heap.alloc(Object::Tuple(Vec::new()))?;
                 self.push(f, tuple)?;
             }
-            0x8f => {
+            EMPTY_SET => {
                 let set = self.heap.alloc(Object::Set { items: Vec::new(), frozen: false })?;
                 self.push(f, set)?;
             }
-            b'l' => {
-                let items = self.pop_mark(f, "LIST")?;
+            LIST => {
+                let items = self.pop_mark(f, op)?;
                 let list = self.heap.alloc(Object::List(items))?;
                 self.push(f, list)?;
             }
-            b't' => {
-                let items = self.pop_mark(f, "TUPLE")?;
+            TUPLE => {
+                let items = self.pop_mark(f, op)?;
                 let tuple = self.heap.alloc(Object::Tuple(items))?;
                 self.push(f, tuple)?;
             }
-            0x85..=0x87 => {
-                let n = (opcode - 0x84) as usize;
-                let name = ["TUPLE1", "TUPLE2", "TUPLE3"][n - 1];
+            TUPLE1..=TUPLE3 => {
+                let n = usize::from(opcode - TUPLE1) + 1;
                 if f.stack.len() < f.marks.last().copied().unwrap_or(0) + n {
-                    return Err(PickleError::StackUnderflow(name));
+                    return Err(PickleError::StackUnderflow(op));
                 }
                 let items = f.stack.split_off(f.stack.len() - n);
                 let tuple = self.heap.alloc(Object::Tuple(items))?;
                 self.push(f, tuple)?;
             }
-            b'd' => {
-                let items = self.pop_mark(f, "DICT")?;
+            DICT => {
+                let items = self.pop_mark(f, op)?;
                 let mut dict = Dict::default();
-                self.fill_dict(&mut dict, items, "DICT")?;
+                self.fill_dict(&mut dict, items, op)?;
                 let dict = self.heap.alloc(Object::Dict(dict))?;
                 self.push(f, dict)?;
             }
-            0x91 => {
-                let items = self.pop_mark(f, "FROZENSET")?;
+            FROZENSET => {
+                let items = self.pop_mark(f, op)?;
                 let set = self.heap.alloc(Object::Set { items, frozen: true })?;
                 self.push(f, set)?;
             }
-            b'a' => {
-                let item = self.pop(f, "APPEND")?;
-                let target = self.peek(f, "APPEND")?;
-                self.extend(&target, vec![item], "APPEND")?;
+            APPEND => {
+                let item = self.pop(f, op)?;
+                let target = self.peek(f, op)?;
+                self.extend(&target, vec![item], op)?;
             }
-            b'e' => {
-                let items = self.pop_mark(f, "APPENDS")?;
-                let target = self.peek(f, "APPENDS")?;
-                self.extend(&target, items, "APPENDS")?;
+            APPENDS => {
+                let items = self.pop_mark(f, op)?;
+                let target = self.peek(f, op)?;
+                self.extend(&target, items, op)?;
             }
-            b's' => {
-                let value = self.pop(f, "SETITEM")?;
-                let key = self.pop(f, "SETITEM")?;
-                let target = self.peek(f, "SETITEM")?;
-                self.set_items(&target, vec![key, value], "SETITEM")?;
+            SETITEM => {
+                let value = self.pop(f, op)?;
+                let key = self.pop(f, op)?;
+                let target = self.peek(f, op)?;
+                self.set_items(&target, vec![key, value], op)?;
             }
-            b'u' => {
-                let items = self.pop_mark(f, "SETITEMS")?;
-                let target = self.peek(f, "SETITEMS")?;
-                self.set_items(&target, items, "SETITEMS")?;
+            SETITEMS => {
+                let items = self.pop_mark(f, op)?;
+                let target = self.peek(f, op)?;
+                self.set_items(&target, items, op)?;
             }
-            0x90 => {
-                let items = self.pop_mark(f, "ADDITEMS")?;
-                let target = self.peek(f, "ADDITEMS")?;
+            ADDITEMS => {
+                let items = self.pop_mark(f, op)?;
+                let target = self.peek(f, op)?;
                 if let Value::Obj(id) = &target {
                     self.heap.grow(*id, &items)?;
                 }
                 match &target {
                     Value::Obj(id) => match self.heap.get_mut(*id) {
                         Object::Set { items: set, frozen: false } => set.extend(items),
-                        _ => return Err(self.bad_target("ADDITEMS", &target)),
+                        _ => return Err(self.bad_target(op, &target)),
                     },
-                    _ => return Err(self.bad_target("ADDITEMS", &target)),
+                    _ => return Err(self.bad_target(op, &target)),
                 }
             }
             // Memo.
-            b'g' => {
+            GET => {
                 let index = literal::decimal_u64(f.line()?)?;
                 self.get(f, index)?;
             }
-            b'h' => {
+            BINGET => {
                 let index = f.byte()?;
                 self.get(f, u64::from(index))?;
             }
-            b'j' => {
+            LONG_BINGET => {
                 let index = u32::from_le_bytes(f.array()?);
                 self.get(f, u64::from(index))?;
             }
-            b'p' => {
+            PUT => {
                 let index = literal::decimal_u64(f.line()?)?;
                 self.put(f, index)?;
             }
-            b'q' => {
+            BINPUT => {
                 let index = f.byte()?;
                 self.put(f, u64::from(index))?;
             }
-            b'r' => {
+            LONG_BINPUT => {
                 let index = u32::from_le_bytes(f.array()?);
                 self.put(f, u64::from(index))?;
             }
-            0x94 => {
+            MEMOIZE => {
                 let index = f.memo.len() as u64;
                 self.put(f, index)?;
             }
             // Globals and calls.
-            b'c' => {
+            GLOBAL => {
                 let module = literal::ascii_name(f.line()?)?;
                 let name = literal::ascii_name(f.line()?)?;
-                let global = self.global(module, name, at, "GLOBAL");
+                let global = self.global(module, name, at, op);
                 self.push(f, global)?;
             }
-            0x93 => {
-                let name = self.pop(f, "STACK_GLOBAL")?;
-                let module = self.pop(f, "STACK_GLOBAL")?;
+            STACK_GLOBAL => {
+                let name = self.pop(f, op)?;
+                let module = self.pop(f, op)?;
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return Err(PickleError::BadValue("STACK_GLOBAL needs two strings".into()));
                 };
-                let global = self.global(module.to_string(), name.to_string(), at, "STACK_GLOBAL");
+                let global = self.global(module.to_string(), name.to_string(), at, op);
                 self.push(f, global)?;
             }
-            b'R' => {
-                let args = self.pop(f, "REDUCE")?;
-                let callee = self.pop(f, "REDUCE")?;
-                let result = self.call(at, "REDUCE", callee, args, None)?;
+            REDUCE => {
+                let args = self.pop(f, op)?;
+                let callee = self.pop(f, op)?;
+                let result = self.call(at, op, callee, args, None)?;
                 self.push(f, result)?;
             }
-            0x81 => {
-                let args = self.pop(f, "NEWOBJ")?;
-                let class = self.pop(f, "NEWOBJ")?;
-                let result = self.new_object(at, "NEWOBJ", class, args)?;
+            NEWOBJ => {
+                let args = self.pop(f, op)?;
+                let class = self.pop(f, op)?;
+                let result = self.new_object(at, op, class, args)?;
                 self.push(f, result)?;
             }
-            0x92 => {
-                let kwargs = self.pop(f, "NEWOBJ_EX")?;
-                let args = self.pop(f, "NEWOBJ_EX")?;
-                let class = self.pop(f, "NEWOBJ_EX")?;
+            NEWOBJ_EX => {
+                let kwargs = self.pop(f, op)?;
+                let args = self.pop(f, op)?;
+                let class = self.pop(f, op)?;
                 let no_kwargs = self.heap.dict(&kwargs).is_some_and(|dict| dict.entries.is_empty());
                 let result = if no_kwargs {
-                    self.new_object(at, "NEWOBJ_EX", class, args)?
+                    self.new_object(at, op, class, args)?
                 } else {
-                    self.call(at, "NEWOBJ_EX", class, args, Some(kwargs))?
+                    self.call(at, op, class, args, Some(kwargs))?
                 };
                 self.push(f, result)?;
             }
-            b'i' => {
+            INST => {
                 let module = literal::ascii_name(f.line()?)?;
                 let name = literal::ascii_name(f.line()?)?;
-                let class = self.global(module, name, at, "INST");
-                let args = self.pop_mark(f, "INST")?;
+                let class = self.global(module, name, at, op);
+                let args = self.pop_mark(f, op)?;
                 let args = self.heap.alloc(Object::Tuple(args))?;
-                let result = self.call(at, "INST", class, args, None)?;
+                let result = self.call(at, op, class, args, None)?;
                 self.push(f, result)?;
             }
-            b'o' => {
-                let mut items = self.pop_mark(f, "OBJ")?;
+            OBJ => {
+                let mut items = self.pop_mark(f, op)?;
                 if items.is_empty() {
-                    return Err(PickleError::StackUnderflow("OBJ"));
+                    return Err(PickleError::StackUnderflow(op));
                 }
                 let class = items.remove(0);
                 let args = self.heap.alloc(Object::Tuple(items))?;
-                let result = self.call(at, "OBJ", class, args, None)?;
+                let result = self.call(at, op, class, args, None)?;
                 self.push(f, result)?;
             }
-            b'b' => {
-                let state = self.pop(f, "BUILD")?;
-                let target = self.peek(f, "BUILD")?;
+            BUILD => {
+                let state = self.pop(f, op)?;
+                let target = self.peek(f, op)?;
                 self.build(at, &target, state)?;
             }
-            b'P' => {
+            PERSID => {
                 let line = f.line()?;
                 let pid = Value::Str(String::from_utf8_lossy(line).into());
                 let storage = self.persistent(pid)?;
                 self.push(f, storage)?;
             }
-            b'Q' => {
-                let pid = self.pop(f, "BINPERSID")?;
+            BINPERSID => {
+                let pid = self.pop(f, op)?;
                 let storage = self.persistent(pid)?;
                 self.push(f, storage)?;
             }
-            0x82..=0x84 => {
-                return Err(PickleError::Refused {
-                    opcode: ["EXT1", "EXT2", "EXT4"][(opcode - 0x82) as usize],
-                    why: "extension registry codes can name any global",
-                })
+            EXT1..=EXT4 => {
+                return Err(PickleError::Refused { opcode: op, why: "extension registry codes can name any global" })
             }
-            other => return Err(PickleError::UnknownOpcode(other)),
+            _ => return Err(PickleError::UnknownOpcode(opcode)),
         }
         Ok(None)
     }

@@ -22,7 +22,7 @@
 //! cast "{p..}.running_mean" to f32      // f16 → f32 widens: no `lossy` needed
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_dsl::similar;
 use safeshift_model::{DType, DTypeClass};
 
@@ -30,8 +30,8 @@ use crate::cast::{lossless, supported, CastMode};
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{word_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{literal, map_each, matches};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{literal, matches};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `cast SRC to DTYPE`.
@@ -102,13 +102,9 @@ impl Cast {
     }
 }
 
-impl Operation for Cast {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
+impl Builtin for Cast {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn lossy(&self) -> bool {
@@ -116,7 +112,7 @@ impl Operation for Cast {
     }
 
     fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             self.check(value.dtype())?;
             Ok(TensorValue::new(Expr::Cast {
                 input: Box::new(value.expr().clone()),
@@ -127,7 +123,7 @@ impl Operation for Cast {
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             self.check(DTypeClass::Exact(tensor.dtype))?;
             eager::cast(tensor, self.dtype, self.mode)
         })

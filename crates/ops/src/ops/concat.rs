@@ -17,15 +17,15 @@
 //! // 3 × [hidden, hidden]  →  [3 * hidden, hidden]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 use safeshift_model::pattern::fill;
 
 use super::split::Split;
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::rewrite::{fan_in, literal, matches, resolve_axis};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, Operation};
+use crate::rewrite::{literal, matches, resolve_axis};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `concat A, B axis N into DST`; also the inverse of `split`.
@@ -58,32 +58,34 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Concat { base, parts: parts?.to_vec(), axis: axis?, target: target?, optional }))
 }
 
-impl Operation for Concat {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Concat {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_in(&self.base, &mut set.tensors, &self.parts, &self.target, self.optional, ctx, |values| {
-            let axis = resolve_axis(self.axis, values[0].shape().len())?;
-            let inputs = values.iter().map(|value| value.expr().clone()).collect();
-            Ok(TensorValue::new(Expr::Concat { inputs, axis })?)
-        })
+        self.base.select(&mut set.tensors, &self.parts[0], self.optional)?.fan_in(
+            &self.parts,
+            &self.target,
+            ctx,
+            |values| {
+                let axis = resolve_axis(self.axis, values[0].shape().len())?;
+                let inputs = values.iter().map(|value| value.expr().clone()).collect();
+                Ok(TensorValue::new(Expr::Concat { inputs, axis })?)
+            },
+        )
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_in(&self.base, &mut set.tensors, &self.parts, &self.target, self.optional, ctx, |values| {
-            let axis = resolve_axis(self.axis, values[0].shape.len())?;
-            eager::concat(values, axis)
-        })
+        self.base.select(&mut set.tensors, &self.parts[0], self.optional)?.fan_in(
+            &self.parts,
+            &self.target,
+            ctx,
+            |values| {
+                let axis = resolve_axis(self.axis, values[0].shape.len())?;
+                eager::concat(values, axis)
+            },
+        )
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

@@ -15,14 +15,14 @@
 //! copy "model.embed_tokens.weight" -> "lm_head.weight"
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::pattern::{fill, match_name};
 
 use super::drop::Drop;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::rewrite::{fan_out, literal};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, Operation, Structural};
+use crate::rewrite::{literal, Sources};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `copy SRC -> DST`.
 #[derive(Clone, Debug)]
@@ -41,31 +41,14 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Copy { base, source: source?.clone(), target: target?.clone(), optional }))
 }
 
-impl Operation for Copy {
-    fn name(&self) -> &'static str {
-        self.base.name
+impl Structural for Copy {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
-    }
-
-    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        let targets = std::slice::from_ref(&self.target);
-        fan_out(&self.base, &mut set.tensors, &self.source, targets, self.optional, true, ctx, |_, value| {
-            Ok(vec![value.clone()])
-        })
-    }
-
-    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        let targets = std::slice::from_ref(&self.target);
-        fan_out(&self.base, &mut set.tensors, &self.source, targets, self.optional, true, ctx, |_, value| {
-            Ok(vec![value.clone()])
-        })
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, ctx: &OpContext) -> Result<(), OpError> {
+        let selected = self.base.select(set.tensors, &self.source, self.optional)?;
+        selected.fan_out(std::slice::from_ref(&self.target), Sources::Kept, ctx, |value| Ok(vec![value.clone()]))
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

@@ -17,12 +17,11 @@
 //! drop "{p..}.rotary_emb.inv_freq" derived optional
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::rewrite::{matches, no_match};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, Operation, Structural};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `drop SRC lossy|derived`.
 #[derive(Clone, Debug)]
@@ -41,46 +40,28 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Drop { base, patterns: patterns?.to_vec(), lossy: lossy?, optional }))
 }
 
-impl Drop {
-    fn run<V>(&self, tensors: &mut Vec<(String, V)>) -> Result<(), OpError> {
-        let mut doomed = vec![false; tensors.len()];
-        for pattern in &self.patterns {
-            let found = matches(tensors, pattern);
-            if found.is_empty() && !self.optional {
-                return Err(no_match(&self.base, pattern));
-            }
-            for (index, _) in found {
-                doomed[index] = true;
-            }
-        }
-        let mut index = 0;
-        tensors.retain(|_| {
-            index += 1;
-            !doomed[index - 1]
-        });
-        Ok(())
-    }
-}
-
-impl Operation for Drop {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
+impl Structural for Drop {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn lossy(&self) -> bool {
         self.lossy
     }
 
-    fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.tensors)
-    }
-
-    fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.tensors)
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, _ctx: &OpContext) -> Result<(), OpError> {
+        let mut doomed = vec![false; set.tensors.len()];
+        for pattern in &self.patterns {
+            for (index, _) in self.base.find(set.tensors, pattern, self.optional)? {
+                doomed[index] = true;
+            }
+        }
+        let mut index = 0;
+        set.tensors.retain(|_| {
+            index += 1;
+            !doomed[index - 1]
+        });
+        Ok(())
     }
 
     fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

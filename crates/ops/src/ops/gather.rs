@@ -20,15 +20,15 @@
 //! gather "model.encoder.edge_attr" axis 0 index graph["data_to_hidden.perm_sort_by_dst"]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::pattern::Captures;
 
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::ops::argsort::{lower_index, Index};
-use crate::rewrite::{matches, no_match, resolve_axis};
+use crate::rewrite::{matches, resolve_axis};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `gather SRC axis N index AUX["t"]` (or `index argsort(…)`); `invert` gathers by the
@@ -90,26 +90,14 @@ impl Gather {
     }
 }
 
-impl Operation for Gather {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Gather {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        let found = matches(&set.tensors, &self.source);
-        if found.is_empty() {
-            // Nothing to reorder: the aux input is not needed (an optional gather).
-            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
-        }
-        for (position, captures) in found {
+        // Nothing matched (an optional gather): nothing to reorder, the aux input is not needed.
+        for (position, captures) in self.base.find(&set.tensors, &self.source, self.optional)? {
             let (name, value) = &set.tensors[position];
             let error = |kind| self.base.error(Some(name), kind);
             let index = self.index_expr(ctx, &captures).map_err(error)?;
@@ -123,11 +111,7 @@ impl Operation for Gather {
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        let found = matches(&set.tensors, &self.source);
-        if found.is_empty() {
-            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
-        }
-        for (position, captures) in found {
+        for (position, captures) in self.base.find(&set.tensors, &self.source, self.optional)? {
             let (name, tensor) = &set.tensors[position];
             let error = |kind| self.base.error(Some(name), kind);
             let values = self.index.eager(&set.aux, &captures).map_err(error)?;

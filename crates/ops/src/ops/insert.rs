@@ -29,9 +29,9 @@ use super::drop::Drop;
 use crate::eager;
 use crate::expr::{Expr, Init};
 use crate::lower::{number_of, word_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
 use crate::rewrite::{literal, pattern_text, Rewrite};
-use crate::tensor_set::{concrete, resolve};
+use crate::tensor_set::{concrete, concrete_shape, resolve_shape};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `insert DST : TYPE = INIT`.
@@ -198,26 +198,13 @@ impl Insert {
     }
 }
 
-impl Operation for Insert {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Insert {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        let shape: Vec<Sym> = self
-            .shape
-            .iter()
-            .map(|dim| resolve(ctx, dim))
-            .collect::<Result<_, _>>()
-            .map_err(|kind| self.base.error(None, kind))?;
+        let shape = resolve_shape(ctx, &self.shape).map_err(|kind| self.base.error(None, kind))?;
         self.run(&mut set.tensors, ctx, || {
             Ok(TensorValue::new(Expr::Fill {
                 dtype: DTypeClass::Exact(self.dtype),
@@ -228,12 +215,7 @@ impl Operation for Insert {
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        let shape: Vec<u64> = self
-            .shape
-            .iter()
-            .map(|dim| concrete(ctx, dim))
-            .collect::<Result<_, _>>()
-            .map_err(|kind| self.base.error(None, kind))?;
+        let shape = concrete_shape(ctx, &self.shape).map_err(|kind| self.base.error(None, kind))?;
         self.run(&mut set.tensors, ctx, || eager::fill(self.dtype, &shape, self.init))
     }
 

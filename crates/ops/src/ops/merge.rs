@@ -20,12 +20,12 @@
 //! // node_attributes.era5.latlons_hidden, node_attributes.cerra.latlons_hidden  →  node_attributes.latlons_hidden
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 
 use crate::expr::Expr;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{fill_name, matches, no_match, Rewrite};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{fill_name, Rewrite};
 use crate::tensor_set::{EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};
 
 /// `merge SRC -> DST`.
@@ -53,10 +53,7 @@ impl Merge {
         ctx: &OpContext,
         combine: impl Fn(&[(&str, &V)]) -> Result<V, OpErrorKind>,
     ) -> Result<(), OpError> {
-        let found = matches(tensors, &self.source);
-        if found.is_empty() {
-            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
-        }
+        let found = self.base.find(tensors, &self.source, self.optional)?;
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
         for (index, captures) in found {
             let target = fill_name(&self.base, &tensors[index].0, &self.target, &captures, ctx)?;
@@ -80,17 +77,9 @@ impl Merge {
     }
 }
 
-impl Operation for Merge {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Merge {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {

@@ -17,13 +17,13 @@
 //!     layout chunked heads 16
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 
 use super::heads::{lower_spec, merge_eager, merge_lazy, HeadSpec};
 use super::split_heads::SplitHeads;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{fan_in, literal, matches};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{literal, matches};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `merge-heads Q, K, V into DST …`.
@@ -65,47 +65,49 @@ fn check_parts(shapes: [&[safeshift_model::Sym]; 3], axis: usize) -> Result<(), 
     Ok(())
 }
 
-impl Operation for MergeHeads {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for MergeHeads {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_in(&self.base, &mut set.tensors, &self.parts, &self.target, self.optional, ctx, |values| {
-            let dims = self.spec.resolve(ctx, values[0].shape(), false)?;
-            check_parts([values[0].shape(), values[1].shape(), values[2].shape()], dims.axis)?;
-            if values[1].shape()[dims.axis] != dims.kv_heads.mul(&dims.head_dim) {
-                return Err(OpErrorKind::invalid(format!(
-                    "key and value need {} rows",
-                    dims.kv_heads.mul(&dims.head_dim)
-                )));
-            }
-            let parts = [values[0].expr(), values[1].expr(), values[2].expr()];
-            Ok(TensorValue::new(merge_lazy(self.spec.layout, parts, values[0].shape(), &dims))?)
-        })
+        self.base.select(&mut set.tensors, &self.parts[0], self.optional)?.fan_in(
+            &self.parts,
+            &self.target,
+            ctx,
+            |values| {
+                let dims = self.spec.resolve(ctx, values[0].shape(), false)?;
+                check_parts([values[0].shape(), values[1].shape(), values[2].shape()], dims.axis)?;
+                if values[1].shape()[dims.axis] != dims.kv_heads.mul(&dims.head_dim) {
+                    return Err(OpErrorKind::invalid(format!(
+                        "key and value need {} rows",
+                        dims.kv_heads.mul(&dims.head_dim)
+                    )));
+                }
+                let parts = [values[0].expr(), values[1].expr(), values[2].expr()];
+                Ok(TensorValue::new(merge_lazy(self.spec.layout, parts, values[0].shape(), &dims))?)
+            },
+        )
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_in(&self.base, &mut set.tensors, &self.parts, &self.target, self.optional, ctx, |values| {
-            let shapes: Vec<_> = values.iter().map(|value| crate::eager::sym_shape(&value.shape)).collect();
-            let dims = self.spec.resolve(ctx, &shapes[0], false)?;
-            check_parts([&shapes[0], &shapes[1], &shapes[2]], dims.axis)?;
-            if shapes[1][dims.axis] != dims.kv_heads.mul(&dims.head_dim) {
-                return Err(OpErrorKind::invalid(format!(
-                    "key and value need {} rows",
-                    dims.kv_heads.mul(&dims.head_dim)
-                )));
-            }
-            merge_eager(self.spec.layout, ctx, [values[0], values[1], values[2]], &dims)
-        })
+        self.base.select(&mut set.tensors, &self.parts[0], self.optional)?.fan_in(
+            &self.parts,
+            &self.target,
+            ctx,
+            |values| {
+                let shapes: Vec<_> = values.iter().map(|value| crate::eager::sym_shape(&value.shape)).collect();
+                let dims = self.spec.resolve(ctx, &shapes[0], false)?;
+                check_parts([&shapes[0], &shapes[1], &shapes[2]], dims.axis)?;
+                if shapes[1][dims.axis] != dims.kv_heads.mul(&dims.head_dim) {
+                    return Err(OpErrorKind::invalid(format!(
+                        "key and value need {} rows",
+                        dims.kv_heads.mul(&dims.head_dim)
+                    )));
+                }
+                merge_eager(self.spec.layout, ctx, [values[0], values[1], values[2]], &dims)
+            },
+        )
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

@@ -15,14 +15,10 @@
 //! meta-delete "config" at "training.seed" lossy
 //! ```
 
-use std::collections::BTreeMap;
-
-use safeshift_dsl::ast::Span;
-
 use super::metadata::{delete_at, lower_key, lower_path};
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, OpErrorKind, Operation, Structural};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `meta-delete "KEY" [at "path"]`.
 #[derive(Clone, Debug)]
@@ -43,8 +39,17 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(MetaDelete { base, key: key?, path: path?, lossy: lossy?, optional }))
 }
 
-impl MetaDelete {
-    fn run(&self, metadata: &mut BTreeMap<String, String>) -> Result<(), OpError> {
+impl Structural for MetaDelete {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+
+    fn lossy(&self) -> bool {
+        self.lossy
+    }
+
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, _ctx: &OpContext) -> Result<(), OpError> {
+        let metadata = set.metadata;
         let fail = |message: String| self.base.error(Some(&self.key), OpErrorKind::Metadata { message });
         if !metadata.contains_key(&self.key) {
             return if self.optional {
@@ -66,28 +71,6 @@ impl MetaDelete {
             },
         }
     }
-}
-
-impl Operation for MetaDelete {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        self.lossy
-    }
-
-    fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
-    }
-
-    fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
-    }
 
     fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
         Err(self.base.no_inverse("the deleted value is not recorded; write a `down` block"))
@@ -98,6 +81,7 @@ impl Operation for MetaDelete {
 mod tests {
     use super::*;
     use crate::ops::testing::*;
+    use crate::tensor_set::EagerSet;
 
     #[test]
     fn deletes_keys_and_paths() {

@@ -21,12 +21,10 @@
 
 use std::collections::BTreeMap;
 
-use safeshift_dsl::ast::Span;
-
 use super::metadata::{delete_at, get_at, lower_key, lower_path, set_at};
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, OpErrorKind, Operation, Structural};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `meta-rename "A" -> "B"`.
 #[derive(Clone, Debug)]
@@ -58,8 +56,13 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     }
 }
 
-impl MetaRename {
-    fn run(&self, metadata: &mut BTreeMap<String, String>) -> Result<(), OpError> {
+impl Structural for MetaRename {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, _ctx: &OpContext) -> Result<(), OpError> {
+        let metadata = set.metadata;
         if let Some(key) = &self.key {
             return self.run_at(metadata, key).map_err(|kind| self.base.error(Some(key), kind));
         }
@@ -77,6 +80,11 @@ impl MetaRename {
         let value = metadata.remove(&self.from).expect("checked above");
         metadata.insert(self.to.clone(), value);
         Ok(())
+    }
+
+    fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
+        let back = MetaRename { from: self.to.clone(), to: self.from.clone(), optional: true, ..self.clone() };
+        Ok(vec![Box::new(back)])
     }
 }
 
@@ -107,37 +115,11 @@ impl MetaRename {
     }
 }
 
-impl Operation for MetaRename {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
-    }
-
-    fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
-    }
-
-    fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
-    }
-
-    fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
-        let back = MetaRename { from: self.to.clone(), to: self.from.clone(), optional: true, ..self.clone() };
-        Ok(vec![Box::new(back)])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ops::testing::*;
+    use crate::tensor_set::EagerSet;
 
     #[test]
     fn renames_and_back() {

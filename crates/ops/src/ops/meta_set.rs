@@ -18,13 +18,12 @@
 //! meta-set "config" at "model.processor.num_heads" = 16
 //! ```
 
-use safeshift_dsl::ast::Span;
 use serde_json::Value as JsonValue;
 
 use super::metadata::{json_of, lower_key, lower_path, set_at, stored_text};
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, Operation, Structural};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `meta-set "KEY" [at "path"] = JSON`.
 #[derive(Clone, Debug)]
@@ -61,38 +60,20 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(MetaSet { base, key: key?, path: path?, value: value? }))
 }
 
-impl MetaSet {
-    fn run(&self, metadata: &mut std::collections::BTreeMap<String, String>) -> Result<(), OpError> {
+impl Structural for MetaSet {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, _ctx: &OpContext) -> Result<(), OpError> {
         match &self.path {
             None => {
-                metadata.insert(self.key.clone(), stored_text(&self.value));
+                set.metadata.insert(self.key.clone(), stored_text(&self.value));
                 Ok(())
             }
-            Some(path) => set_at(metadata, &self.key, path, self.value.clone())
+            Some(path) => set_at(set.metadata, &self.key, path, self.value.clone())
                 .map_err(|kind| self.base.error(Some(&self.key), kind)),
         }
-    }
-}
-
-impl Operation for MetaSet {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
-    }
-
-    fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
-    }
-
-    fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        self.run(&mut set.metadata)
     }
 
     fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
@@ -104,6 +85,7 @@ impl Operation for MetaSet {
 mod tests {
     use super::*;
     use crate::ops::testing::*;
+    use crate::tensor_set::EagerSet;
     use safeshift_dsl::ast::Value;
 
     #[test]

@@ -16,15 +16,15 @@
 //! // [hidden, 98]  →  [hidden, 101], columns 98..101 zero
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::Sym;
 
 use super::truncate::Truncate;
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, expr_of, number_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{literal, map_each, matches, resolve_axis};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{literal, matches, resolve_axis};
 use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
@@ -70,22 +70,14 @@ pub(crate) fn size_clause(operands: &mut Operands<'_>) -> Option<Sym> {
     }
 }
 
-impl Operation for Pad {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Pad {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
         let size = resolve(ctx, &self.size).map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             let axis = resolve_axis(self.axis, value.shape().len())?;
             let after = size.sub(&value.shape()[axis]);
             if after.as_int().is_some_and(|after| after < 0) {
@@ -98,7 +90,7 @@ impl Operation for Pad {
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
         let size = concrete(ctx, &self.size).map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             let axis = resolve_axis(self.axis, tensor.shape.len())?;
             let Some(after) = size.checked_sub(tensor.shape[axis]) else {
                 return Err(OpErrorKind::invalid(format!("axis {axis} is already larger than {size}; use `truncate`")));

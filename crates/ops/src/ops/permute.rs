@@ -15,13 +15,13 @@
 //! // [out, in, kh, kw]  →  [out, kh, kw, in]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 
 use crate::eager;
 use crate::expr::{is_permutation, Expr};
 use crate::lower::{int_literal, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::map_each;
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `permute SRC axes [..]`.
@@ -67,28 +67,20 @@ impl Permute {
     }
 }
 
-impl Operation for Permute {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Permute {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             self.check(value.shape().len())?;
             Ok(TensorValue::new(Expr::Permute { input: Box::new(value.expr().clone()), axes: self.axes.clone() })?)
         })
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             self.check(tensor.shape.len())?;
             eager::permute(tensor, &self.axes)
         })

@@ -25,14 +25,14 @@
 //! permute-heads "{p..}.self_attn.k_proj.weight" heads kv_heads from interleaved to rotate_half
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::Sym;
 
 use crate::eager;
 use crate::expr::{is_size, Expr};
 use crate::lower::{axis_clause, expr_of, word_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{map_each, resolve_axis};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::resolve_axis;
 use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
@@ -123,21 +123,13 @@ impl PermuteHeads {
     }
 }
 
-impl Operation for PermuteHeads {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for PermuteHeads {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             let shape = value.shape();
             let (axis, heads, half) = self.dims(ctx, shape)?;
             // Rows of a head as [half, 2] (interleaved) or [2, half] (rotate_half); swapping
@@ -164,7 +156,7 @@ impl Operation for PermuteHeads {
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             let (axis, _, half) = self.dims(ctx, &eager::sym_shape(&tensor.shape))?;
             let half = concrete(ctx, &half)?;
             let head_dim = 2 * half;

@@ -28,12 +28,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use safeshift_dsl::ast::{Pattern, PatternPart, Span};
+use safeshift_dsl::ast::{Pattern, PatternPart};
 
 use crate::lower::{word_of, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation, ParamInfo};
-use crate::rewrite::{fill_name, matches, no_match, pattern_text, Rewrite};
-use crate::tensor_set::{EagerSet, OpContext, ParamValue, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, OpErrorKind, Operation, ParamInfo, Structural};
+use crate::rewrite::{fill_name, matches, pattern_text, Rewrite};
+use crate::tensor_set::{OpContext, ParamValue, TensorSet};
 
 /// `relabel SRC at CAPTURE by PARAM`; `invert` maps labels back to keys.
 #[derive(Clone, Debug)]
@@ -138,11 +138,19 @@ impl Relabel {
         }
         Ok(keys.iter().map(|key| (key.clone(), map[key].clone())).collect())
     }
+}
 
-    fn relabel<V: Clone>(&self, tensors: &mut Vec<(String, V)>, ctx: &OpContext) -> Result<(), OpError> {
-        let found = matches(tensors, &self.source);
+impl Structural for Relabel {
+    fn base(&self) -> &OpBase {
+        &self.base
+    }
+
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, ctx: &OpContext) -> Result<(), OpError> {
+        let tensors = set.tensors;
+        let found = self.base.find(tensors, &self.source, self.optional)?;
         if found.is_empty() {
-            return if self.optional { Ok(()) } else { Err(no_match(&self.base, &self.source)) };
+            // Nothing to relabel: the parameter is not needed (an optional relabel).
+            return Ok(());
         }
         let keys: BTreeSet<String> =
             found.iter().filter_map(|(_, captures)| captures.get(&self.capture)).map(str::to_owned).collect();
@@ -158,28 +166,6 @@ impl Relabel {
             rewrite.add(Some(name), new_name, value.clone());
         }
         rewrite.commit(&self.base, tensors)
-    }
-}
-
-impl Operation for Relabel {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
-    }
-
-    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        self.relabel(&mut set.tensors, ctx)
-    }
-
-    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        self.relabel(&mut set.tensors, ctx)
     }
 
     fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

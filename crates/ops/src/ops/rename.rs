@@ -17,13 +17,13 @@
 //! // model.proc.1.blocks.1.mlp.weight  →  model.proc.3.mlp.weight
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::pattern::{fill, match_name};
 
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::rewrite::{as_source, fan_out, matches, pattern_text};
-use crate::tensor_set::{EagerSet, OpContext, TensorSet};
+use crate::operation::{Entries, NoInverse, OpBase, OpError, Operation, Structural};
+use crate::rewrite::{as_source, matches, pattern_text, Sources};
+use crate::tensor_set::{OpContext, TensorSet};
 
 /// `rename SRC -> DST`.
 #[derive(Clone, Debug)]
@@ -42,31 +42,14 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Rename { base, source: source?.clone(), target: target?.clone(), optional }))
 }
 
-impl Operation for Rename {
-    fn name(&self) -> &'static str {
-        self.base.name
+impl Structural for Rename {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
-    }
-
-    fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        let targets = std::slice::from_ref(&self.target);
-        fan_out(&self.base, &mut set.tensors, &self.source, targets, self.optional, false, ctx, |_, value| {
-            Ok(vec![value.clone()])
-        })
-    }
-
-    fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        let targets = std::slice::from_ref(&self.target);
-        fan_out(&self.base, &mut set.tensors, &self.source, targets, self.optional, false, ctx, |_, value| {
-            Ok(vec![value.clone()])
-        })
+    fn edit<V: Clone>(&self, set: Entries<'_, V>, ctx: &OpContext) -> Result<(), OpError> {
+        let selected = self.base.select(set.tensors, &self.source, self.optional)?;
+        selected.fan_out(std::slice::from_ref(&self.target), Sources::Replaced, ctx, |value| Ok(vec![value.clone()]))
     }
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

@@ -17,14 +17,14 @@
 //! // [3 * hidden, hidden]  →  [3, hidden, hidden]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 use safeshift_model::Sym;
 
 use crate::expr::Expr;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{literal, map_each, matches};
-use crate::tensor_set::{concrete, resolve};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{literal, matches};
+use crate::tensor_set::{concrete_shape, resolve_shape};
 use crate::tensor_set::{EagerSet, EagerTensor, OpContext, TensorSet, TensorValue};
 
 /// `reshape SRC to [shape]`.
@@ -51,40 +51,22 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Reshape { base, source: source?.clone(), shape: shape?, optional }))
 }
 
-impl Operation for Reshape {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Reshape {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        let shape: Vec<Sym> = self
-            .shape
-            .iter()
-            .map(|dim| resolve(ctx, dim))
-            .collect::<Result<_, _>>()
-            .map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        let shape = resolve_shape(ctx, &self.shape).map_err(|kind| self.base.error(None, kind))?;
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             let expr = Expr::Reshape { input: Box::new(value.expr().clone()), shape: shape.clone() };
             Ok(TensorValue::new(expr)?)
         })
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        let shape: Vec<u64> = self
-            .shape
-            .iter()
-            .map(|dim| concrete(ctx, dim))
-            .collect::<Result<_, _>>()
-            .map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        let shape = concrete_shape(ctx, &self.shape).map_err(|kind| self.base.error(None, kind))?;
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             if shape.iter().product::<u64>() != tensor.shape.iter().product::<u64>() {
                 return Err(OpErrorKind::invalid(format!("cannot reshape {:?} to {shape:?}", tensor.shape)));
             }

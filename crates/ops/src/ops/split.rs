@@ -19,7 +19,7 @@
 //! // [3 * hidden, hidden]  →  3 × [hidden, hidden]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 use safeshift_model::pattern::match_name;
 use safeshift_model::Sym;
 
@@ -27,8 +27,8 @@ use super::concat::Concat;
 use crate::eager;
 use crate::expr::{is_size, Expr};
 use crate::lower::{axis_clause, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{as_source, fan_out, matches, pattern_text, resolve_axis};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::{as_source, matches, pattern_text, resolve_axis, Sources};
 use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
@@ -99,52 +99,54 @@ impl Split {
     }
 }
 
-impl Operation for Split {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Split {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_out(&self.base, &mut set.tensors, &self.source, &self.targets, self.optional, false, ctx, |_, value| {
-            let axis = resolve_axis(self.axis, value.shape().len())?;
-            let sizes = self.part_sizes(ctx, &value.shape()[axis])?;
-            let mut start = Sym::int(0);
-            let mut parts = Vec::with_capacity(sizes.len());
-            for len in sizes {
-                let expr = Expr::Narrow {
-                    input: Box::new(value.expr().clone()),
-                    axis,
-                    start: start.clone(),
-                    len: len.clone(),
-                };
-                parts.push(TensorValue::new(expr)?);
-                start = start.add(&len);
-            }
-            Ok(parts)
-        })
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.fan_out(
+            &self.targets,
+            Sources::Replaced,
+            ctx,
+            |value| {
+                let axis = resolve_axis(self.axis, value.shape().len())?;
+                let sizes = self.part_sizes(ctx, &value.shape()[axis])?;
+                let mut start = Sym::int(0);
+                let mut parts = Vec::with_capacity(sizes.len());
+                for len in sizes {
+                    let expr = Expr::Narrow {
+                        input: Box::new(value.expr().clone()),
+                        axis,
+                        start: start.clone(),
+                        len: len.clone(),
+                    };
+                    parts.push(TensorValue::new(expr)?);
+                    start = start.add(&len);
+                }
+                Ok(parts)
+            },
+        )
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_out(&self.base, &mut set.tensors, &self.source, &self.targets, self.optional, false, ctx, |_, tensor| {
-            let axis = resolve_axis(self.axis, tensor.shape.len())?;
-            let sizes = self.part_sizes(ctx, &Sym::int(tensor.shape[axis] as i64))?;
-            let mut start = 0;
-            let mut parts = Vec::with_capacity(sizes.len());
-            for size in sizes {
-                let len = concrete(ctx, &size)?;
-                parts.push(eager::narrow(tensor, axis, start, len)?);
-                start += len;
-            }
-            Ok(parts)
-        })
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.fan_out(
+            &self.targets,
+            Sources::Replaced,
+            ctx,
+            |tensor| {
+                let axis = resolve_axis(self.axis, tensor.shape.len())?;
+                let sizes = self.part_sizes(ctx, &Sym::int(tensor.shape[axis] as i64))?;
+                let mut start = 0;
+                let mut parts = Vec::with_capacity(sizes.len());
+                for size in sizes {
+                    let len = concrete(ctx, &size)?;
+                    parts.push(eager::narrow(tensor, axis, start, len)?);
+                    start += len;
+                }
+                Ok(parts)
+            },
+        )
     }
 
     fn inverse(&self, before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

@@ -32,13 +32,13 @@
 //!     layout interleaved heads 32 kv_heads 8
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span, Value};
+use safeshift_dsl::ast::{Pattern, Value};
 
 use super::heads::{lower_spec, split_eager, split_lazy, HeadSpec};
 use super::merge_heads::MergeHeads;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, Operation};
-use crate::rewrite::{as_source, fan_out};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, Operation};
+use crate::rewrite::{as_source, Sources};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `split-heads SRC into Q, K, V …`.
@@ -67,33 +67,35 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(SplitHeads { base, source: source?.clone(), targets: targets?, spec: spec?, optional }))
 }
 
-impl Operation for SplitHeads {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for SplitHeads {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_out(&self.base, &mut set.tensors, &self.source, &self.targets, self.optional, false, ctx, |_, value| {
-            let dims = self.spec.resolve(ctx, value.shape(), true)?;
-            let parts = split_lazy(self.spec.layout, value.expr(), value.shape(), &dims);
-            Ok(parts.into_iter().map(TensorValue::new).collect::<Result<Vec<_>, _>>()?)
-        })
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.fan_out(
+            &self.targets,
+            Sources::Replaced,
+            ctx,
+            |value| {
+                let dims = self.spec.resolve(ctx, value.shape(), true)?;
+                let parts = split_lazy(self.spec.layout, value.expr(), value.shape(), &dims);
+                Ok(parts.into_iter().map(TensorValue::new).collect::<Result<Vec<_>, _>>()?)
+            },
+        )
     }
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
-        fan_out(&self.base, &mut set.tensors, &self.source, &self.targets, self.optional, false, ctx, |_, tensor| {
-            let shape = crate::eager::sym_shape(&tensor.shape);
-            let dims = self.spec.resolve(ctx, &shape, true)?;
-            split_eager(self.spec.layout, ctx, tensor, &dims)
-        })
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.fan_out(
+            &self.targets,
+            Sources::Replaced,
+            ctx,
+            |tensor| {
+                let shape = crate::eager::sym_shape(&tensor.shape);
+                let dims = self.spec.resolve(ctx, &shape, true)?;
+                split_eager(self.spec.layout, ctx, tensor, &dims)
+            },
+        )
     }
 
     fn inverse(&self, _before: &TensorSet, _ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {

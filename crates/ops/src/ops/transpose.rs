@@ -14,13 +14,13 @@
 //! transpose "{p..}.c_attn.weight"    // GPT-2's Conv1D [in, out] → Linear [out, in]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::Operands;
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::map_each;
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
 /// `transpose SRC`.
@@ -45,28 +45,20 @@ fn check_rank(rank: usize) -> Result<(), OpErrorKind> {
     Ok(())
 }
 
-impl Operation for Transpose {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
-    }
-
-    fn lossy(&self) -> bool {
-        false
+impl Builtin for Transpose {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn apply(&self, set: &mut TensorSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             check_rank(value.shape().len())?;
             Ok(TensorValue::new(Expr::Permute { input: Box::new(value.expr().clone()), axes: vec![1, 0] })?)
         })
     }
 
     fn eager(&self, set: &mut EagerSet, _ctx: &OpContext) -> Result<(), OpError> {
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             check_rank(tensor.shape.len())?;
             eager::permute(tensor, &[1, 0])
         })

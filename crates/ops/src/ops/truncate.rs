@@ -16,15 +16,15 @@
 //! // [32128, hidden]  →  [32000, hidden]
 //! ```
 
-use safeshift_dsl::ast::{Pattern, Span};
+use safeshift_dsl::ast::Pattern;
 use safeshift_model::Sym;
 
 use super::pad::size_clause;
 use crate::eager;
 use crate::expr::Expr;
 use crate::lower::{axis_clause, Operands};
-use crate::operation::{NoInverse, OpBase, OpError, OpErrorKind, Operation};
-use crate::rewrite::{map_each, resolve_axis};
+use crate::operation::{Builtin, NoInverse, OpBase, OpError, OpErrorKind, Operation};
+use crate::rewrite::resolve_axis;
 use crate::tensor_set::{concrete, resolve};
 use crate::tensor_set::{EagerSet, OpContext, TensorSet, TensorValue};
 
@@ -52,13 +52,9 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     Some(Box::new(Truncate { base, source: source?.clone(), axis: axis?, size: size?, lossy, optional }))
 }
 
-impl Operation for Truncate {
-    fn name(&self) -> &'static str {
-        self.base.name
-    }
-
-    fn span(&self) -> Span {
-        self.base.span
+impl Builtin for Truncate {
+    fn base(&self) -> &OpBase {
+        &self.base
     }
 
     fn lossy(&self) -> bool {
@@ -67,7 +63,7 @@ impl Operation for Truncate {
 
     fn apply(&self, set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
         let size = resolve(ctx, &self.size).map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, value| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|value| {
             let axis = resolve_axis(self.axis, value.shape().len())?;
             let expr =
                 Expr::Narrow { input: Box::new(value.expr().clone()), axis, start: Sym::int(0), len: size.clone() };
@@ -77,7 +73,7 @@ impl Operation for Truncate {
 
     fn eager(&self, set: &mut EagerSet, ctx: &OpContext) -> Result<(), OpError> {
         let size = concrete(ctx, &self.size).map_err(|kind| self.base.error(None, kind))?;
-        map_each(&self.base, &mut set.tensors, &self.source, self.optional, |_, tensor| {
+        self.base.select(&mut set.tensors, &self.source, self.optional)?.map_each(|tensor| {
             let axis = resolve_axis(self.axis, tensor.shape.len())?;
             if size > tensor.shape[axis] {
                 return Err(OpErrorKind::invalid(format!("axis {axis} is smaller than {size}; use `pad`")));

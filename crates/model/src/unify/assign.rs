@@ -1,0 +1,187 @@
+//! Phase 1, assignment: each layout tensor belongs to the first schema tensor whose
+//! pattern matches its name, else to an `allow` pattern, else it is unexpected. Patterns
+//! are pre-filtered by their literal prefix and suffix, so the cost is about tensors ×
+//! patterns cheap string comparisons plus one real match per tensor.
+
+use std::collections::BTreeMap;
+
+use safeshift_dsl::ast::{self, PatternPart};
+
+use super::Assigned;
+use crate::mismatch::Mismatch;
+use crate::pattern::{match_name, Captures};
+use crate::schema::substitute_all;
+use crate::{Layout, Schema, Sym, TensorDef};
+
+/// What the assignment found: for each layout tensor what it belongs to (`None`:
+/// unexpected), and the tensors assigned to schema tensors, with their captures.
+pub(super) struct Assignment {
+    pub assigned: Vec<Option<Assigned>>,
+    pub matched: Vec<Matched>,
+}
+
+/// Assigns every tensor of `layout`; unexpected and allowed tensors are counted in
+/// `mismatch`.
+pub(super) fn assign(
+    schema: &Schema,
+    layout: &Layout,
+    defs: &[CompiledDef<'_>],
+    mismatch: &mut Mismatch,
+) -> Assignment {
+    let allows: Vec<LiteralFilter> = schema.allows.iter().map(LiteralFilter::of).collect();
+    let mut assignment: Vec<Option<Assigned>> = vec![None; layout.tensors.len()];
+    let mut matched: Vec<Matched> = Vec::new();
+    for (tensor_idx, tensor) in layout.tensors.iter().enumerate() {
+        let hit = defs.iter().enumerate().find_map(|(def_idx, def)| {
+            def.filter
+                .admits(&tensor.name)
+                .then(|| match_name(def.pattern, &tensor.name))
+                .flatten()
+                .map(|c| (def_idx, c))
+        });
+        if let Some((def_idx, captures)) = hit {
+            let indices: Option<Vec<i64>> = defs[def_idx].counted.iter().map(|c| captures.int(&c.capture)).collect();
+            if let Some(indices) = indices {
+                assignment[tensor_idx] = Some(Assigned::Tensor(def_idx));
+                matched.push(Matched { tensor_idx, def_idx, captures, indices });
+                continue;
+            }
+        }
+        let allowed =
+            schema.allows.iter().zip(&allows).position(|(pattern, filter)| {
+                filter.admits(&tensor.name) && match_name(pattern, &tensor.name).is_some()
+            });
+        match allowed {
+            Some(allow_idx) => {
+                assignment[tensor_idx] = Some(Assigned::Allowed(allow_idx));
+                mismatch.allowed += 1;
+            }
+            None => mismatch.unexpected.push(tensor.name.clone()),
+        }
+    }
+    Assignment { assigned: assignment, matched }
+}
+
+/// A schema tensor pattern prepared for matching many names.
+pub(super) struct CompiledDef<'a> {
+    pub pattern: &'a ast::Pattern,
+    pub filter: LiteralFilter,
+    /// The counted captures, in pattern order.
+    pub counted: Vec<CountedCapture>,
+    /// The names of the other captures.
+    pub free_captures: Vec<String>,
+    /// The shape with derived dims expanded.
+    pub shape: Vec<Sym>,
+}
+
+pub(super) struct CountedCapture {
+    pub capture: String,
+    /// The bound with derived dims expanded.
+    pub bound: Sym,
+    /// The bound's normal form as text: patterns with the same bound share one count.
+    pub key: String,
+}
+
+impl<'a> CompiledDef<'a> {
+    pub fn new(def: &'a TensorDef, derived: &BTreeMap<String, Sym>) -> CompiledDef<'a> {
+        let pattern = &def.pattern;
+        let mut counted = Vec::new();
+        let mut free_captures = Vec::new();
+        for part in &pattern.parts {
+            match part {
+                PatternPart::Counted { name, bound } => {
+                    let bound = substitute_all(&Sym::from_expr(bound), derived);
+                    counted.push(CountedCapture { capture: name.node.clone(), key: bound.to_string(), bound });
+                }
+                PatternPart::Capture { name, .. } => free_captures.push(name.node.clone()),
+                PatternPart::Literal(_) | PatternPart::Expr(_) => {}
+            }
+        }
+        let shape = def.shape.iter().map(|sym| substitute_all(sym, derived)).collect();
+        CompiledDef { pattern, filter: LiteralFilter::of(pattern), counted, free_captures, shape }
+    }
+}
+
+/// The literal text a name must start and end with to match a pattern: a cheap test
+/// every name the pattern matches passes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LiteralFilter {
+    prefix: String,
+    suffix: String,
+}
+
+impl LiteralFilter {
+    /// The filter of `pattern`.
+    pub fn of(pattern: &ast::Pattern) -> LiteralFilter {
+        let literal = |part: Option<&PatternPart>| match part {
+            Some(PatternPart::Literal(text)) => text.clone(),
+            _ => String::new(),
+        };
+        let prefix = literal(pattern.parts.first());
+        // A lone literal is both prefix and suffix; checking it once is enough.
+        let suffix = if pattern.parts.len() > 1 { literal(pattern.parts.last()) } else { String::new() };
+        LiteralFilter { prefix, suffix }
+    }
+
+    /// Whether `name` starts and ends with the pattern's literal text.
+    pub fn admits(&self, name: &str) -> bool {
+        name.len() >= self.prefix.len() + self.suffix.len()
+            && name.starts_with(&self.prefix)
+            && name.ends_with(&self.suffix)
+    }
+}
+
+/// A layout tensor assigned to a schema tensor.
+pub(super) struct Matched {
+    pub tensor_idx: usize,
+    pub def_idx: usize,
+    pub captures: Captures,
+    /// The values of the def's counted captures, in order.
+    pub indices: Vec<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::mismatch::DtypeMismatch;
+    use crate::testutil::{layout, schema};
+    use crate::{unify, DType};
+
+    #[test]
+    fn unexpected_dtype_and_allowed_tensors() {
+        let schema = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                tensor "a.weight" : float[n]
+                tensor "b.index" : int[n]
+                allow "extra.{x..}"
+            }
+        "#,
+        );
+        let layout = layout("a.weight i64 [4]\nb.index i32 [4]\nextra.a.b f32 []\nstray u8 [1]");
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.unexpected, vec!["stray".to_owned()]);
+        assert_eq!(
+            mismatch.dtype_mismatches,
+            vec![DtypeMismatch { tensor: "a.weight".into(), expected: crate::DTypeClass::Float, found: DType::I64 }]
+        );
+        assert_eq!((mismatch.fitting, mismatch.allowed), (1, 1));
+        assert_eq!(mismatch.score(), 1.0 / 3.0);
+    }
+
+    #[test]
+    fn the_literal_filter_admits_what_the_pattern_matches() {
+        let schema = schema("schema t @ 1.0.0 {\n tensor \"enc.{i}.w\" : f32[]\n tensor \"bias\" : f32[]\n}");
+        let filter = LiteralFilter::of(&schema.tensors[0].pattern);
+        assert!(filter.admits("enc.0.w") && filter.admits("enc.12.w"));
+        assert!(!filter.admits("dec.0.w") && !filter.admits("enc.0.b"));
+        // The prefix and the suffix may not overlap: `enc.w` is too short for both.
+        assert!(!filter.admits("enc.w"));
+        let lone = LiteralFilter::of(&schema.tensors[1].pattern);
+        // A lone literal is checked once, as a prefix: a cheap test, not the match.
+        assert!(lone.admits("bias") && lone.admits("bias2") && !lone.admits("a.bias"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Phase 3, solving: equations are solved to a fixpoint. One with a single unknown dim
+//! occurring as `a * x + b` or `a / x + b` binds it (to a non-negative integer); a
+//! non-shape equation wins over shapes, and when shapes disagree on a dim the majority
+//! wins, so the report blames the odd ones out. A counted dim whose patterns are all
+//! optional and absent is 0. Derived dims must then evaluate exactly.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::equations::{Count, Equation, Origin};
+use crate::mismatch::{DimConflict, DimSource, Mismatch};
+use crate::sym::Solution;
+use crate::{Layout, Schema, Sym};
+
+/// Binds every dim the equations determine. Equal equations are solved once (every
+/// block's `3 * hidden == 72`): the groups returned list them.
+pub(super) fn solve(
+    equations: &[Equation<'_>],
+    counts: &BTreeMap<String, Count>,
+    layout: &Layout,
+) -> (Solver, Vec<Vec<usize>>) {
+    let groups = group_equations(equations);
+    let mut solver = Solver::default();
+    solver.run(equations, &groups, layout);
+    let mut defaulted = false;
+    for count in counts.values() {
+        if let (None, true, [dim]) = (count.seen, count.all_optional, count.bound.dims().as_slice()) {
+            if count.bound == Sym::dim(dim) && !solver.known.contains_key(dim) {
+                solver.bind(dim, 0, DimSource::Count(count.pattern.clone()));
+                defaulted = true;
+            }
+        }
+    }
+    if defaulted {
+        solver.run(equations, &groups, layout);
+    }
+    (solver, groups)
+}
+
+/// Every bound dim, derived dims evaluated from the others; a derived dim that does not
+/// evaluate to a non-negative integer is a conflict naming its inputs.
+pub(super) fn derive(
+    schema: &Schema,
+    derived: &BTreeMap<String, Sym>,
+    solver: &Solver,
+    mismatch: &mut Mismatch,
+) -> BTreeMap<String, i64> {
+    let mut dims: BTreeMap<String, i64> =
+        solver.known.iter().map(|(name, (value, _))| (name.clone(), *value)).collect();
+    for dim in &schema.dims {
+        let Some(expr) = derived.get(&dim.name) else { continue };
+        let uses = expr.dims();
+        if !uses.iter().all(|name| dims.contains_key(name)) {
+            continue;
+        }
+        match expr.eval(&|name| dims.get(name).copied()) {
+            Some(value) if value >= 0 => {
+                dims.insert(dim.name.clone(), value);
+            }
+            _ => mismatch.conflicting_dims.push(DimConflict::Inexact {
+                dim: dim.name.clone(),
+                expr: expr.clone(),
+                values: uses.iter().map(|name| (name.clone(), dims[name])).collect(),
+            }),
+        }
+    }
+    dims
+}
+
+/// The fixpoint solver's state: dims bound so far and where each came from.
+#[derive(Default)]
+pub(super) struct Solver {
+    pub known: BTreeMap<String, (i64, DimSource)>,
+}
+
+impl Solver {
+    /// The value of `name`, if bound.
+    pub fn value(&self, name: &str) -> Option<i64> {
+        self.known.get(name).map(|(value, _)| *value)
+    }
+
+    fn bind(&mut self, name: &str, value: i64, source: DimSource) {
+        self.known.insert(name.to_owned(), (value, source));
+    }
+
+    /// Binds dims until no equation determines a new one.
+    fn run(&mut self, equations: &[Equation], groups: &[Vec<usize>], layout: &Layout) {
+        let mut open: Vec<&Vec<usize>> = groups.iter().collect();
+        loop {
+            // Candidate values per dim, in equation order.
+            let mut candidates: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
+            open.retain(|group| {
+                let representative = &equations[group[0]];
+                match representative.sym.solve(representative.value, &|name| self.value(name)) {
+                    Solution::Known(_) => false,
+                    Solution::Solved { dim, value: Some(value) } => {
+                        let authoritative =
+                            group.iter().copied().find(|&i| !matches!(equations[i].origin, Origin::Shape { .. }));
+                        candidates.entry(dim).or_default().push(Candidate {
+                            value,
+                            authoritative,
+                            votes: group.len(),
+                            first: group[0],
+                        });
+                        true
+                    }
+                    Solution::Solved { value: None, .. } | Solution::Stuck(_) => true,
+                }
+            });
+            if candidates.is_empty() {
+                return;
+            }
+            for (dim, options) in candidates {
+                let (value, eq_idx) = match options
+                    .iter()
+                    .filter_map(|c| c.authoritative.map(|i| (c.value, i)))
+                    .min_by_key(|(_, i)| *i)
+                {
+                    Some(authoritative) => authoritative,
+                    None => {
+                        // Majority vote among shapes; ties go to the first in layout order.
+                        let mut votes: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+                        for option in &options {
+                            let entry = votes.entry(option.value).or_insert((0, option.first));
+                            entry.0 += option.votes;
+                            entry.1 = entry.1.min(option.first);
+                        }
+                        votes
+                            .into_iter()
+                            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+                            .map(|(value, (_, first))| (value, first))
+                            .expect("at least one candidate")
+                    }
+                };
+                self.bind(&dim, value, equations[eq_idx].origin.source(layout));
+            }
+        }
+    }
+}
+
+/// One value an equation group proposes for a dim.
+struct Candidate {
+    value: i64,
+    /// The first non-shape equation of the group, if any: it wins over shapes.
+    authoritative: Option<usize>,
+    /// How many equations agree.
+    votes: usize,
+    /// The group's first equation (to order ties and to name the source).
+    first: usize,
+}
+
+/// Indices of equal equations (same expression and value), grouped in first-seen order.
+/// Shape equations are keyed by their schema tensor and axis (cheap, and the same axis
+/// means the same expression); the few others stay alone.
+fn group_equations(equations: &[Equation<'_>]) -> Vec<Vec<usize>> {
+    let mut index: HashMap<(usize, usize, i64), usize> = HashMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (eq_idx, equation) in equations.iter().enumerate() {
+        let Origin::Shape { def_idx, axis, .. } = equation.origin else {
+            groups.push(vec![eq_idx]);
+            continue;
+        };
+        let slot = *index.entry((def_idx, axis, equation.value)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(eq_idx);
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::fixtures::*;
+    use crate::mismatch::DimConflict;
+    use crate::testutil::{dims, layout, schema};
+    use crate::{unify, DType, TensorInfo};
+
+    #[test]
+    fn the_odd_shape_out_is_blamed_not_the_majority() {
+        let schema = schema(ANEMOI);
+        let mut layout = anemoi_layout(1, 3, 16, Some(2));
+        // The first tensor in file order is the wrong one.
+        layout.tensors[0].shape = vec![48, 20];
+        let mismatch = unify(&schema, &layout, &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.dims["hidden"], 16);
+        assert_eq!(mismatch.shape_mismatches.len(), 1);
+        let shape = &mismatch.shape_mismatches[0];
+        assert_eq!(shape.tensor, format!("{PROC}.0.blocks.0.attention.lin_qkv.weight"));
+        assert_eq!(shape.found, vec![48, 20]);
+        assert_eq!(shape.failed_dims, vec!["hidden".to_owned()]);
+    }
+
+    #[test]
+    fn llama_with_given_heads_binds_head_dim() {
+        let schema = schema(LLAMA);
+        let found = unify(&schema, &llama_layout(2, 32, 16), &dims(&[("heads", 4), ("kv_heads", 2)])).unwrap();
+        assert_eq!(
+            found.dims,
+            dims(&[("hidden", 32), ("layers", 2), ("vocab", 100), ("heads", 4), ("kv_heads", 2), ("head_dim", 8)])
+        );
+    }
+
+    #[test]
+    fn llama_without_heads_leaves_them_unresolved() {
+        let schema = schema(LLAMA);
+        let mismatch = unify(&schema, &llama_layout(2, 32, 16), &BTreeMap::new()).unwrap_err();
+        // q_proj's rows are heads * (hidden / heads) = hidden: no information on heads.
+        assert_eq!(mismatch.unresolved_dims, vec!["heads".to_owned(), "kv_heads".to_owned()]);
+        assert!(mismatch.missing.is_empty() && mismatch.shape_mismatches.is_empty());
+    }
+
+    #[test]
+    fn head_dim_from_a_norm_determines_heads() {
+        let schema = schema(LLAMA);
+        let mut layout = llama_layout(1, 32, 16);
+        layout.tensors.push(TensorInfo {
+            name: "model.layers.0.self_attn.q_norm.weight".into(),
+            dtype: DType::BF16,
+            shape: vec![8],
+        });
+        // hidden / heads == 8 is solved for heads; then kv_heads * 8 == 16.
+        let found = unify(&schema, &layout, &BTreeMap::new()).unwrap();
+        assert_eq!((found.dims["heads"], found.dims["kv_heads"], found.dims["head_dim"]), (4, 2, 8));
+    }
+
+    #[test]
+    fn an_inexact_derived_dim_names_its_inputs() {
+        let schema = schema(LLAMA);
+        let mismatch = unify(&schema, &llama_layout(1, 24, 8), &dims(&[("heads", 5), ("kv_heads", 1)])).unwrap_err();
+        let inexact = mismatch
+            .conflicting_dims
+            .iter()
+            .find_map(|conflict| match conflict {
+                DimConflict::Inexact { dim, values, .. } if dim == "head_dim" => Some(values.clone()),
+                _ => None,
+            })
+            .expect("head_dim is reported");
+        assert_eq!(inexact, dims(&[("heads", 5), ("hidden", 24)]));
+        let text = mismatch.to_string();
+        assert!(
+            text.contains("dim `head_dim` = hidden / heads is not a non-negative integer with heads = 5, hidden = 24"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn families_absent_entirely() {
+        let optional = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                dim h
+                tensor "x" : f32[h]
+                tensor "extra.{i < n}.w" : f32[h] optional
+            }
+        "#,
+        );
+        let found = unify(&optional, &layout("x f32 [3]"), &BTreeMap::new()).unwrap();
+        assert_eq!(found.dims, dims(&[("h", 3), ("n", 0)]));
+        let required = schema(
+            r#"
+            schema t @ 1.0.0 {
+                dim n
+                dim h
+                tensor "x" : f32[h]
+                tensor "layers.{i < n}.w" : f32[h]
+                tensor "{p..}.norm" : f32[h]
+            }
+        "#,
+        );
+        let mismatch = unify(&required, &layout("x f32 [3]"), &BTreeMap::new()).unwrap_err();
+        assert_eq!(mismatch.missing, vec!["layers.{i < n}.w".to_owned(), "{p..}.norm".to_owned()]);
+        assert!(mismatch.unresolved_dims.is_empty());
+    }
+}
