@@ -141,9 +141,8 @@ impl<V> Rewrite<V> {
             return Err(self);
         }
         // (slot in the set, what replaces it); each anchor must be in the set exactly once.
-        let replacement = |name: &str| {
-            anchors.binary_search_by(|(anchor, _)| (*anchor).cmp(name)).ok().map(|found| anchors[found].1)
-        };
+        let replacement =
+            |name: &str| anchors.binary_search_by(|(anchor, _)| (*anchor).cmp(name)).ok().map(|found| anchors[found].1);
         let slots: Vec<(usize, usize)> = tensors
             .iter()
             .enumerate()
