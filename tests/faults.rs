@@ -84,7 +84,7 @@ impl Rng {
     /// anywhere up to 20% past it, half the time in its second half, where the output is
     /// written (loading and planning come first).
     fn kill_point(&mut self, duration: Duration) -> Duration {
-        if self.next() % 2 == 0 {
+        if self.next().is_multiple_of(2) {
             self.below(duration + duration / 5)
         } else {
             duration / 2 + self.below(duration * 3 / 5)

@@ -222,7 +222,8 @@ impl Checkpoint {
 
     /// Like [`Checkpoint::release_pages`], for bytes `within` of tensor `name` only (clamped
     /// to the tensor): a part borrowed from a fused tensor releases its own pages, not the
-    /// other parts' that a loader is still to read.
+    /// other parts' that a loader is still to read. A view the torch reader builds releases
+    /// the pages of its whole storage.
     pub(crate) fn release_range(&self, name: &str, within: Range<u64>) {
         let Some(index) = self.find(name) else {
             return;
@@ -233,8 +234,8 @@ impl Checkpoint {
                 let (start, end) = (within.start.min(len), within.end.min(len));
                 Place::Mapped { offset: offset + start, len: end.saturating_sub(start) }
             }
-            // Nothing mapped to release: built tensors are owned by whoever asked.
-            Place::Materialised { .. } => return,
+            // A built tensor: the pages its storage was read from, all of them.
+            materialised @ Place::Materialised { .. } => materialised,
         };
         self.shards[span.shard as usize].release_pages(place);
     }

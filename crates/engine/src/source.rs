@@ -163,8 +163,18 @@ impl Source {
     /// Unmaps this process's whole pages inside `place` (advisory; see
     /// [`Checkpoint::release_pages`](crate::Checkpoint)).
     pub fn release_pages(&self, place: Place) {
-        let Place::Mapped { offset, len } = place else {
-            return;
+        let (offset, len) = match place {
+            Place::Mapped { offset, len } => (offset, len),
+            // A view the torch reader built: its storage's pages in the reader's own map.
+            Place::Materialised { index, extra, .. } => {
+                if let Some(pickle) = &self.pickle {
+                    match extra {
+                        true => pickle.release_extra_data(index as usize),
+                        false => pickle.release_data(index as usize),
+                    }
+                }
+                return;
+            }
         };
         // SAFETY: sysconf has no preconditions.
         let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {

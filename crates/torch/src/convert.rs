@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::path::Path;
 
 use safeshift_model::{DType, Layout, TensorInfo};
@@ -159,6 +160,12 @@ fn convert(bytes: Bytes, options: &ConvertOptions) -> Result<Converted, ErrorKin
                     let range = loaded.storage_range(storage, options.verify_crc).map_err(|reason| {
                         ErrorKind::Storage { key: storage.key.to_string(), tensor: name.to_string(), reason }
                     })?;
+                    if options.verify_crc {
+                        // The CRC check read every page of the storage: drop them, or a
+                        // conversion's resident set would reach the file's size before
+                        // anything is written.
+                        bytes.release(range.clone());
+                    }
                     ranges.insert(storage.key.clone(), range.clone());
                     range
                 }
@@ -281,12 +288,38 @@ impl ConvertedTensor {
     }
 }
 
+/// Where a released range starts: the largest page size Linux uses (arm64, ppc64), a
+/// multiple of every smaller one, so the start is page-aligned on every system (the crate
+/// calls nothing from libc). The few pages before the range that go too are read-only
+/// and come back on the next read.
+const PAGE_ALIGN: usize = 64 << 10;
+
 impl Bytes {
     fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Mapped(map) => map,
             Bytes::Owned(bytes) => bytes,
         }
+    }
+
+    /// Unmaps this process's pages of `range` of a mapped file (`madvise(MADV_DONTNEED)`,
+    /// from the [`PAGE_ALIGN`] boundary before its first byte): bytes read once (a CRC check, a
+    /// materialised view) stay in the page cache and the next read maps them again, so a
+    /// pass over a file larger than memory keeps a small resident set. Advisory: errors
+    /// are ignored; nothing to do for bytes in memory.
+    fn release(&self, range: Range<usize>) {
+        let Bytes::Mapped(map) = self else {
+            return;
+        };
+        let (start, end) = (range.start / PAGE_ALIGN * PAGE_ALIGN, range.end.min(map.len()));
+        if end <= start {
+            return;
+        }
+        // SAFETY: the map is a read-only private mapping of a file that must not change
+        // while open (see `open_file`): dropped pages, including the partial ones at the
+        // ends, are faulted back in with the same bytes, so every slice borrowed from the
+        // map keeps its contents.
+        let _ = unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start) };
     }
 }
 
@@ -330,6 +363,19 @@ impl Converted {
     /// tensor is contiguous in its storage, else a copy. Panics if `index` is out of range.
     pub fn data(&self, index: usize) -> Cow<'_, [u8]> {
         self.tensors[index].view.materialise(self.bytes.as_slice())
+    }
+
+    /// Unmaps this process's pages of the storage of tensor `index` (see
+    /// [`Converted::data`]): a writer that has copied a materialised view calls it so that
+    /// its resident set does not grow by every storage it read. Advisory; the next
+    /// [`Converted::data`] reads the pages again. Panics if `index` is out of range.
+    pub fn release_data(&self, index: usize) {
+        self.bytes.release(self.tensors[index].view.storage.clone());
+    }
+
+    /// [`Converted::release_data`] for extra `index`.
+    pub fn release_extra_data(&self, index: usize) {
+        self.bytes.release(self.extras[index].view.storage.clone());
     }
 
     /// Whether [`Converted::data`] borrows tensor `index` from the file (it is contiguous in
@@ -459,6 +505,52 @@ mod tests {
         let big =
             convert_bytes(checkpoint(&pickle, b"big", &[("0", &storage), ("1", &[9; 4])]), &ConvertOptions::default());
         assert_eq!(big.unwrap().tensors()[0].file_range(), None, "big-endian floats are swapped, not borrowed");
+    }
+
+    /// Resident KiB of this process's mapping that contains `address` (`/proc/self/smaps`).
+    fn mapping_rss_kib(address: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let first = line.split_whitespace().next().unwrap_or("");
+            if let Some((start, end)) = first.split_once('-').filter(|(start, _)| !start.contains(':')) {
+                if let (Ok(start), Ok(end)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) {
+                    inside = (start..end).contains(&address);
+                }
+            } else if inside && line.starts_with("Rss:") {
+                return line.split_whitespace().nth(1).unwrap().parse().unwrap();
+            }
+        }
+        panic!("no mapping contains {address:#x}");
+    }
+
+    /// The pages of a mapped file leave the resident set after the CRC check at open and
+    /// after a view is read; every tensor reads back the same bytes afterwards.
+    #[test]
+    fn released_storages_leave_the_resident_set_and_read_back_the_same_bytes() {
+        // `w` borrows a 1 MiB storage; `t` is its transpose (materialised).
+        let numel = 512 * 512u64;
+        let pickle = state_dict_pickle(&[
+            ("w", "FloatStorage", "0", numel, 0, &[512, 512], &[512, 1]),
+            ("t", "FloatStorage", "0", numel, 0, &[512, 512], &[1, 512]),
+        ]);
+        let storage: Vec<u8> = (0..numel * 4).map(|i| (i % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("released.pt");
+        std::fs::write(&path, checkpoint(&pickle, b"little", &[("0", &storage)])).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let converted = open_file(&path, &file, &ConvertOptions::default()).unwrap();
+        let address = converted.data(0).as_ptr() as usize;
+        let opened = mapping_rss_kib(address);
+        assert!(opened < 200, "{opened} KiB resident after the CRC check of a 1 MiB storage");
+        let t = converted.data(1).into_owned();
+        assert_eq!(t[4..8], storage[512 * 4..513 * 4], "t[0][1] = w[1][0]");
+        let read = mapping_rss_kib(address);
+        converted.release_data(1);
+        let released = mapping_rss_kib(address);
+        assert!(read >= 1000 && released + 1000 <= read, "{read} KiB resident, {released} KiB after release");
+        assert_eq!(&*converted.data(1), t.as_slice());
+        assert_eq!(&*converted.data(0), storage.as_slice());
     }
 
     #[test]

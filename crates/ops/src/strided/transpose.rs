@@ -2,22 +2,24 @@
 //! `transpose` and every permutation that moves the contiguous axis.
 //!
 //! The copy goes in square tiles of one cache line per side (16 × 16 f32, 32 × 32 bf16).
-//! A tile's source lines are copied whole into a small local buffer, transposed there in
-//! registers, and its output lines are written whole, so every line of either side
-//! passes through the cache once. (Reading or writing a tile's lines in place does not:
+//! Each source line of a tile is read once and each output line written once, whole:
+//! on x86-64 CPUs with AVX-512 (checked at run time) a tile is one 64-byte register per
+//! source line, transposed in registers; elsewhere the source lines are first copied to a
+//! small local buffer and transposed from there with SSE2 (every x86-64 CPU has it) or
+//! element by element. (Reading a tile's lines in place more than once does not work:
 //! weights have power-of-two row strides, which put all the lines of a tile in one cache
 //! set, so they evict each other before they are finished.)
 //!
 //! Tiles are visited in bands of [`BAND`] output rows: across the band (a few lines of
-//! each of a tile's source rows, read in order, which the hardware prefetcher follows),
-//! then the next tiles along those source rows. The band's output pages stay in the TLB
-//! while each takes one line per tile. (Walking down a whole column of tiles instead
-//! costs a TLB miss per line, which is dearest in a virtual machine; walking a whole
-//! source row reads one line from each of hundreds of rows at a time, which no prefetcher
-//! follows. Measured on a shared VM, this order was the fastest of the three.)
-//!
-//! Within a tile, blocks of 16 bytes × as many lines are transposed with SSE2 unpacks on
-//! x86-64 (every x86-64 CPU has SSE2), and element by element elsewhere.
+//! each of a tile's source rows, read in order), then the next tiles along those source
+//! rows. The band's output pages stay in the TLB while each takes one line per tile.
+//! (Walking down a whole column of tiles instead costs a TLB miss per line, which is
+//! dearest in a virtual machine; walking a whole source row reads one line from each of
+//! hundreds of rows at a time. Measured on a shared VM, this order was the fastest.)
+//! The hardware prefetcher does not follow a few lines from each of 16–32 rows, so while
+//! a tile is copied the lines of the tile one band later (the same columns of the next
+//! source rows) are prefetched, and the output lines the next tiles along the same output
+//! rows will write.
 
 use super::{copy_run, gather_elements};
 
@@ -54,24 +56,73 @@ pub(super) fn copy_transposed(
     }
 }
 
+/// How a whole tile is transposed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TileKernel {
+    /// Through a local copy of the source lines (SSE2 on x86-64, else element by element).
+    Buffered,
+    /// One AVX-512 register per source line, for 2-, 4- and 8-byte elements.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl TileKernel {
+    /// The fastest kernel this CPU runs for `N`-byte elements.
+    fn best<const N: usize>() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if avx512::supports::<N>() {
+            return TileKernel::Avx512;
+        }
+        TileKernel::Buffered
+    }
+}
+
 /// [`copy_transposed`] for `N`-byte elements: the whole tiles, then the ragged right and
 /// bottom edges element by element.
 fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
+    transpose_tiles_with::<N>(TileKernel::best::<N>(), data, base, rows, cols, stride, out)
+}
+
+/// [`transpose_tiles`] with a given tile kernel (the tests run each one).
+fn transpose_tiles_with<const N: usize>(
+    kernel: TileKernel,
+    data: &[u8],
+    base: usize,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    out: &mut [u8],
+) {
     let side = LINE / N;
     let (full_rows, full_cols) = (rows - rows % side, cols - cols % side);
     let row_bytes = cols * N;
+    let source_row_bytes = stride * N;
     let mut lines: Lines = [[0u8; LINE]; LINE];
     for band_start in (0..full_rows).step_by(BAND) {
         let band_end = (band_start + BAND).min(full_rows);
         for b0 in (0..full_cols).step_by(side) {
             for a0 in (band_start..band_end).step_by(side) {
-                for (b, line) in lines[..side].iter_mut().enumerate() {
-                    let at = (base + a0 + (b0 + b) * stride) * N;
-                    line.copy_from_slice(&data[at..at + LINE]);
+                let first_in = (base + a0 + b0 * stride) * N;
+                let first_out = a0 * row_bytes + b0 * N;
+                for line in 0..side {
+                    prefetch(data, first_in + (side + line) * source_row_bytes);
+                    prefetch(out, first_out + line * row_bytes + LINE);
                 }
-                let first = a0 * row_bytes + b0 * N;
-                let tile_out = &mut out[first..first + (side - 1) * row_bytes + LINE];
-                transpose_tile::<N>(&lines, tile_out, row_bytes);
+                let tile_in = &data[first_in..first_in + (side - 1) * source_row_bytes + LINE];
+                let tile_out = &mut out[first_out..first_out + (side - 1) * row_bytes + LINE];
+                match kernel {
+                    TileKernel::Buffered => {
+                        for (b, line) in lines[..side].iter_mut().enumerate() {
+                            line.copy_from_slice(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]);
+                        }
+                        transpose_tile::<N>(&lines, tile_out, row_bytes);
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `best` chose this kernel only on a CPU with AVX-512F and BW.
+                    TileKernel::Avx512 => unsafe {
+                        avx512::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes)
+                    },
+                }
             }
         }
     }
@@ -84,6 +135,18 @@ fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: 
     for a in full_rows..rows {
         gather_elements::<N>(data, base + a, stride, &mut out[a * row_bytes..(a + 1) * row_bytes]);
     }
+}
+
+/// Asks for the cache line at `bytes[at]` ahead of its use (nothing past the end).
+#[inline(always)]
+fn prefetch(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if at < bytes.len() {
+        // SAFETY: a prefetch of an address inside `bytes`; it reads nothing and cannot fault.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().add(at).cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
 }
 
 /// Writes output line `a` of the tile (`LINE` bytes at `a · row_bytes` of `out`): element
@@ -185,8 +248,124 @@ mod sse2 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512i, _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_loadu_si512, _mm512_mask_blend_epi16,
+        _mm512_mask_blend_epi32, _mm512_permutex2var_epi64, _mm512_set_epi64, _mm512_shuffle_i64x2,
+        _mm512_storeu_si512, _mm512_unpackhi_epi64, _mm512_unpacklo_epi64,
+    };
+
+    use super::LINE;
+
+    /// Whether this CPU has the AVX-512 instructions the tile for `N`-byte elements uses
+    /// (the answer is cached by the standard library).
+    pub(super) fn supports<const N: usize>() -> bool {
+        matches!(N, 2 | 4 | 8) && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+    }
+
+    /// Transposes the tile whose source line `b` is at `b · source_row_bytes` of `tile_in`
+    /// into output lines at `a · row_bytes` of `tile_out`: `LINE / N` registers.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn transpose_tile<const N: usize>(
+        tile_in: &[u8],
+        source_row_bytes: usize,
+        tile_out: &mut [u8],
+        row_bytes: usize,
+    ) {
+        match N {
+            2 => transpose_registers::<32>(tile_in, source_row_bytes, tile_out, row_bytes),
+            4 => transpose_registers::<16>(tile_in, source_row_bytes, tile_out, row_bytes),
+            8 => transpose_registers::<8>(tile_in, source_row_bytes, tile_out, row_bytes),
+            _ => unreachable!("`supports` admits 2-, 4- and 8-byte elements only"),
+        }
+    }
+
+    /// A `C` × `C` transpose of `64 / C`-byte elements, by blocks: the register pairs
+    /// `C / 2` apart swap 256-bit halves, then pairs `C / 4` apart swap 128-bit quarters,
+    /// and so on down to single elements (each round transposes the 2 × 2 block matrix
+    /// of every block the previous one left: register `i` takes the even blocks of `i`
+    /// and `i + d` interleaved, register `i + d` the odd ones).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn transpose_registers<const C: usize>(
+        tile_in: &[u8],
+        source_row_bytes: usize,
+        tile_out: &mut [u8],
+        row_bytes: usize,
+    ) {
+        let mut regs: [__m512i; C] =
+            std::array::from_fn(|b| load(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]));
+        let even_quarters = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
+        let odd_quarters = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
+        let halves = |x, y| (_mm512_shuffle_i64x2::<0x44>(x, y), _mm512_shuffle_i64x2::<0xEE>(x, y));
+        let quarters =
+            |x, y| (_mm512_permutex2var_epi64(x, even_quarters, y), _mm512_permutex2var_epi64(x, odd_quarters, y));
+        let words64 = |x, y| (_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y));
+        let words32 = |x, y| {
+            let odd = 0xAAAA;
+            (
+                _mm512_mask_blend_epi32(odd, x, _mm512_bslli_epi128::<4>(y)),
+                _mm512_mask_blend_epi32(odd, _mm512_bsrli_epi128::<4>(x), y),
+            )
+        };
+        let words16 = |x, y| {
+            let odd = 0xAAAA_AAAA;
+            (
+                _mm512_mask_blend_epi16(odd, x, _mm512_bslli_epi128::<2>(y)),
+                _mm512_mask_blend_epi16(odd, _mm512_bsrli_epi128::<2>(x), y),
+            )
+        };
+        pairs(&mut regs, C / 2, halves);
+        pairs(&mut regs, C / 4, quarters);
+        pairs(&mut regs, C / 8, words64);
+        if C >= 16 {
+            pairs(&mut regs, C / 16, words32);
+        }
+        if C >= 32 {
+            pairs(&mut regs, C / 32, words16);
+        }
+        for (a, reg) in regs.iter().enumerate() {
+            store(&mut tile_out[a * row_bytes..a * row_bytes + LINE], *reg);
+        }
+    }
+
+    /// Applies `swap` to every pair of registers `distance` apart (`i` with `i & distance == 0`).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    fn pairs<const C: usize>(
+        regs: &mut [__m512i; C],
+        distance: usize,
+        swap: impl Fn(__m512i, __m512i) -> (__m512i, __m512i),
+    ) {
+        for i in 0..C {
+            if i & distance == 0 {
+                (regs[i], regs[i + distance]) = swap(regs[i], regs[i + distance]);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn load(bytes: &[u8]) -> __m512i {
+        let bytes: &[u8; LINE] = bytes.try_into().expect("one line");
+        // SAFETY: `bytes` is 64 readable bytes; the load has no alignment requirement, and
+        // the caller runs only on a CPU with AVX-512F.
+        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
+    }
+
+    #[inline(always)]
+    fn store(bytes: &mut [u8], value: __m512i) {
+        let bytes: &mut [u8; LINE] = bytes.try_into().expect("one line");
+        // SAFETY: `bytes` is 64 writable bytes; the store has no alignment requirement, and
+        // the caller runs only on a CPU with AVX-512F.
+        unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), value) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// The SSE2 tile equals the element-by-element one for every element size.
@@ -210,5 +389,42 @@ mod tests {
         check::<2>();
         check::<4>();
         check::<8>();
+    }
+
+    /// Every tile kernel this CPU runs equals the element-by-element gather, on
+    /// transposes of arbitrary size (several bands, ragged edges) and row stride.
+    fn check_kernels<const N: usize>(rows: usize, cols: usize, extra: usize) -> Result<(), TestCaseError> {
+        let stride = rows + extra;
+        let data: Vec<u8> = (0..(cols * stride + rows) * N).map(|i| (i * 131 + i / 251) as u8).collect();
+        let base = 3.min(extra);
+        let mut expected = vec![0u8; rows * cols * N];
+        for a in 0..rows {
+            gather_elements::<N>(&data, base + a, stride, &mut expected[a * cols * N..(a + 1) * cols * N]);
+        }
+        let mut kernels = vec![TileKernel::Buffered];
+        #[cfg(target_arch = "x86_64")]
+        if avx512::supports::<N>() {
+            kernels.push(TileKernel::Avx512);
+        }
+        for kernel in kernels {
+            let mut out = vec![0xA5u8; expected.len()];
+            transpose_tiles_with::<N>(kernel, &data, base, rows, cols, stride, &mut out);
+            prop_assert!(out == expected, "{kernel:?}, {N}-byte elements, {rows}×{cols}, stride {stride}");
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn tile_kernels_equal_the_gather(rows in 1usize..700, cols in 1usize..150, extra in 0usize..40, elem in 0usize..4) {
+            match elem {
+                0 => check_kernels::<1>(rows, cols, extra)?,
+                1 => check_kernels::<2>(rows, cols, extra)?,
+                2 => check_kernels::<4>(rows, cols, extra)?,
+                _ => check_kernels::<8>(rows, cols, extra)?,
+            }
+        }
     }
 }
