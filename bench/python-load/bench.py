@@ -2,7 +2,7 @@
 
 Run through `scripts/bench-python` (which builds the release wheel into the cached venv):
 
-    scripts/bench-python [--size 1GiB] [--runs 3] [--out-dir DIR]
+    scripts/bench-python [--size 1GiB] [--runs 3] [--out-dir DIR] [--untouched-model]
 
 It generates a synthetic model (fused qkv, `blocks.N`, at version 1.0.0 of the registry in
 bench/python-load/registry; separate q/k/v, `layers.N` at 2.0.0) as three files: the old
@@ -14,12 +14,18 @@ pickle. Each case then runs in its own process, loading into a model shaped like
 * safeshift, migration: `safeshift.torch.load_model` on the old file (split + renames);
 * torch.load + Python migration: the pickle, then the renames and the split done in Python
   as Anemoi's migration scripts do, then `model.load_state_dict`;
+* two floors for the copying cases, on the same memory: `pread` of the current file into a
+  1 GiB-sized buffer (`readinto`: the one kernel copy out of the page cache a loader
+  cannot avoid) and a `memcpy` of that many bytes between two buffers (torch's `copy_`);
 * the same two without a copy, into a model built on the meta device:
   `safeshift.torch.load_model(..., assign=True)` and `torch.load(mmap=True)` + the Python
   migration + `load_state_dict(..., assign=True)` (the tensors' pages are read when first
   used, so these times are the load's bookkeeping, not the bytes).
 
-Times are the load call only (the model is built before): wall-clock time, and the CPU
+The model is built before the timer starts and its parameters are written once, as a
+model's constructor initialises them (`--untouched-model` leaves them as `torch.empty`
+gives them: then every case also pays the kernel's first touch of 1 GiB of fresh pages,
+262,144 page faults, which on this VM costs more than the copy). Times are the load call only: wall-clock time, and the CPU
 time (user + system) the process spent in it, which other jobs on a busy machine disturb
 far less; peak RSS is the process's. The table prints the median of `--runs` runs and the
 ratios to the baseline, and the load average, to judge how busy the machine was.
@@ -48,6 +54,9 @@ CASES = [
     ("passthrough", "`safeshift.torch.load_model`, current file (pass-through)"),
     ("migration", "`safeshift.torch.load_model`, old file (split + renames)"),
     ("torchload", "`torch.load` of the old pickle + Python migration"),
+    # What the copying cases cannot beat: the bytes read once from the page cache, or copied once.
+    ("floor-pread", "floor: `pread` of the current file into a buffer of the model's size"),
+    ("floor-memcpy", "floor: `memcpy` of the model's size between two buffers"),
     # No copy: the model is built on the meta device and takes the loaded tensors as its own
     # (their pages are read when first used, so the load itself touches almost nothing).
     ("migration-assign", "`safeshift.torch.load_model(assign=True)`, old file, model on `meta`"),
@@ -112,7 +121,7 @@ def generate(directory: Path, layers: int) -> None:
     (directory / "done.json").write_text(json.dumps({"layers": layers}))
 
 
-def build_model(layers: int, meta: bool = False):
+def build_model(layers: int, meta: bool = False, untouched: bool = False):
     import torch
 
     class Block(torch.nn.Module):
@@ -130,14 +139,35 @@ def build_model(layers: int, meta: bool = False):
     model.layers = torch.nn.ModuleList(Block() for _ in range(layers))
     if meta:
         return model
-    # Real, untouched memory (torch.empty): the load is what makes it resident.
-    return model.to_empty(device="cpu")
+    model = model.to_empty(device="cpu")
+    if not untouched:
+        # Written once, as a constructor's initialisation (`reset_parameters`) does: zeros,
+        # which cost the same page faults as random values and less time.
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.zero_()
+    return model
 
 
-def run_case(case: str, directory: Path, layers: int) -> dict:
+def buffer(size: int, untouched: bool):
+    """A byte tensor of `size` for the floors, written once like the model's parameters."""
     import torch
 
-    model = build_model(layers, meta=case.endswith("-assign"))
+    memory = torch.empty(size, dtype=torch.uint8)
+    if not untouched:
+        memory.zero_()
+    return memory
+
+
+def run_case(case: str, directory: Path, layers: int, untouched: bool) -> dict:
+    import torch
+
+    model = build_model(layers, meta=case.endswith("-assign") or case.startswith("floor"), untouched=untouched)
+    size = layers * LAYER_BYTES
+    if case == "floor-pread":
+        destination = buffer(size, untouched)
+    elif case == "floor-memcpy":
+        source, destination = buffer(size, False), buffer(size, untouched)
     start = time.perf_counter()
     cpu_start = time.process_time()
     if case == "safetensors":
@@ -162,12 +192,21 @@ def run_case(case: str, directory: Path, layers: int) -> dict:
         state = torch.load(directory / "old.pt", weights_only=True, mmap=True)
         missing, unexpected = model.load_state_dict(migrate_in_python(state, layers), assign=True)
         del state
+    elif case == "floor-pread":
+        with open(directory / "current.safetensors", "rb", buffering=0) as file:
+            file.seek(os.path.getsize(directory / "current.safetensors") - size)
+            assert file.readinto(memoryview(destination.numpy())) == size
+        missing, unexpected = [], []
+    elif case == "floor-memcpy":
+        destination.copy_(source)
+        missing, unexpected = [], []
     else:
         raise SystemExit(f"unknown case {case}")
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     assert not missing and not unexpected, (missing, unexpected)
-    checksum = float(model.layers[layers - 1].attention.v.weight.detach()[-1, :8].sum())
+    # The floors load no model: no checksum to compare.
+    checksum = None if case.startswith("floor") else float(model.layers[layers - 1].attention.v.weight.detach()[-1, :8].sum())
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss": peak_kib * 1024, "checksum": checksum}
 
@@ -185,12 +224,17 @@ def main() -> None:
     parser.add_argument("--size", default="1GiB", help="checkpoint size (default 1GiB)")
     parser.add_argument("--runs", type=int, default=3, help="runs per case (median reported)")
     parser.add_argument("--out-dir", type=Path, default=Path(tempfile.gettempdir()) / "safeshift-python-bench")
+    parser.add_argument(
+        "--untouched-model",
+        action="store_true",
+        help="leave the model's parameters unwritten before the load (first-touch page faults counted in every case)",
+    )
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--layers", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.case:
-        print(json.dumps(run_case(args.case, args.out_dir, args.layers)))
+        print(json.dumps(run_case(args.case, args.out_dir, args.layers, args.untouched_model)))
         return
 
     layers = max(1, -(-parse_size(args.size) // LAYER_BYTES))
@@ -202,11 +246,13 @@ def main() -> None:
             while file.read(1 << 24):
                 pass
 
+    load_before = os.getloadavg()[0]
     results = {case: [] for case, _ in CASES}
     for run in range(args.runs):
         for case, _ in CASES:
+            command = [sys.executable, __file__, "--case", case, "--out-dir", str(args.out_dir), "--layers", str(layers)]
             output = subprocess.run(
-                [sys.executable, __file__, "--case", case, "--out-dir", str(args.out_dir), "--layers", str(layers)],
+                command + (["--untouched-model"] if args.untouched_model else []),
                 check=True,
                 capture_output=True,
                 text=True,
@@ -214,12 +260,16 @@ def main() -> None:
             results[case].append(json.loads(output.stdout.strip().splitlines()[-1]))
             print(f"run {run + 1}/{args.runs} {case}: {results[case][-1]['seconds']:.3f} s", file=sys.stderr)
 
-    checksums = {round(result["checksum"], 3) for runs in results.values() for result in runs}
+    checksums = {round(result["checksum"], 3) for runs in results.values() for result in runs if result["checksum"] is not None}
     assert len(checksums) == 1, f"the cases loaded different weights: {checksums}"
     base_time = statistics.median(r["seconds"] for r in results["safetensors"])
     base_rss = statistics.median(r["peak_rss"] for r in results["safetensors"])
     size = (args.out_dir / "current.safetensors").stat().st_size
-    print(f"\nCheckpoint: {human_bytes(size)} ({layers} layers, f32), median of {args.runs} run(s), each case in its own process\n")
+    model_state = "untouched (`torch.empty`)" if args.untouched_model else "written once before the load"
+    print(
+        f"\nCheckpoint: {human_bytes(size)} ({layers} layers, f32), model memory {model_state}, "
+        f"median of {args.runs} run(s), each case in its own process\n"
+    )
     base_cpu = statistics.median(r["cpu_seconds"] for r in results["safetensors"])
     print("| case | time | × safetensors | CPU time | × safetensors | peak RSS | × safetensors |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -233,12 +283,17 @@ def main() -> None:
         )
     torch_time = statistics.median(r["seconds"] for r in results["torchload"])
     torch_cpu = statistics.median(r["cpu_seconds"] for r in results["torchload"])
+    floor_time = statistics.median(r["seconds"] for r in results["floor-pread"])
     for case in ("passthrough", "migration"):
         seconds = statistics.median(r["seconds"] for r in results[case])
         cpu = statistics.median(r["cpu_seconds"] for r in results[case])
+        # Each run's own ratio too: the cases of one run ran back to back, under the same load.
+        per_run = ", ".join(
+            f"{slow['seconds'] / fast['seconds']:.1f}" for slow, fast in zip(results["torchload"], results[case])
+        )
         print(
             f"\n{case}: {torch_time / seconds:.1f}× faster than torch.load + Python migration "
-            f"({torch_cpu / cpu:.1f}× in CPU time)",
+            f"({torch_cpu / cpu:.1f}× in CPU time; per run: {per_run}), {seconds / floor_time:.2f}× the pread floor",
             end="",
         )
     assign_time = statistics.median(r["seconds"] for r in results["torchload-assign"])
@@ -246,7 +301,7 @@ def main() -> None:
     print(f"\nmigration-assign: {torch_time / seconds:.1f}× faster than torch.load + Python migration, "
           f"{assign_time / seconds:.1f}× faster than torch.load(mmap=True) + migration + assign", end="")
     print()
-    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
+    print(f"load average (1 min): {load_before:.1f} before the runs, {os.getloadavg()[0]:.1f} after")
 
 
 if __name__ == "__main__":

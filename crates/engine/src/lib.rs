@@ -93,6 +93,7 @@
 mod atomic;
 mod checkpoint;
 mod error;
+mod fill;
 mod header;
 mod index;
 mod safetensors_file;

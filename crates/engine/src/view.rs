@@ -36,6 +36,16 @@ struct Planned {
     range: Option<ByteRange>,
 }
 
+/// Where an output tensor's bytes come from, for a caller's buffer (see `fill`).
+#[derive(Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// Bytes `start..` of tensor number `leaf` of `checkpoint`: a byte range of its file
+    /// when `mapped` (read with `pread`), cut from the built tensor otherwise.
+    Range { checkpoint: &'a Checkpoint, leaf: usize, start: u64, mapped: bool },
+    /// Computed from the sources by the kernels.
+    Computed { name: &'a str, expr: &'a Expr },
+}
+
 /// Why the view could not give a tensor.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -223,24 +233,6 @@ impl MigratedView {
         }
     }
 
-    /// Writes the bytes of tensor `name` (not an extra) into `out`, which must be exactly
-    /// its byte count: a loader's destination (a model's parameter) filled with no buffer
-    /// in between. Borrowed tensors are copied from the map; computed ones are computed
-    /// straight into `out` by the kernels, as the writer does.
-    pub fn read_into(&self, name: &str, out: &mut [u8]) -> Result<(), ViewError> {
-        let index = self.index(name)?;
-        let expected = self.layout.tensors[index].byte_len().unwrap_or(u64::MAX);
-        if out.len() as u64 != expected {
-            return Err(ViewError::BufferSize { tensor: name.to_owned(), expected, found: out.len() as u64 });
-        }
-        let planned = &self.planned[index];
-        match &planned.range {
-            Some(range) => out.copy_from_slice(&self.range_bytes(name, range)?),
-            None => self.compute_into(name, &planned.expr, out)?,
-        }
-        Ok(())
-    }
-
     /// Writes the result to `path` with the engine's atomic writer, then the source's
     /// extras unchanged (their names recorded under
     /// [`EXTRAS_METADATA_KEY`](crate::EXTRAS_METADATA_KEY)). Byte ranges are copied from
@@ -300,6 +292,33 @@ impl MigratedView {
         OutputTensor { name: info.name.clone(), dtype: info.dtype, shape: info.shape.clone(), source }
     }
 
+    /// The index of tensor `name` (not an extra), once `len` is known to be its byte count.
+    pub(crate) fn sized_index(&self, name: &str, len: usize) -> Result<usize, ViewError> {
+        let index = self.index(name)?;
+        let expected = self.layout.tensors[index].byte_len().unwrap_or(u64::MAX);
+        if len as u64 != expected {
+            return Err(ViewError::BufferSize { tensor: name.to_owned(), expected, found: len as u64 });
+        }
+        Ok(index)
+    }
+
+    /// Where the bytes of tensor number `index` come from when read into a caller's buffer.
+    pub(crate) fn origin(&self, index: usize) -> Result<Origin<'_>, ViewError> {
+        let name = self.layout.tensors[index].name.as_str();
+        let planned = &self.planned[index];
+        let Some(range) = &planned.range else {
+            return Ok(Origin::Computed { name, expr: &planned.expr });
+        };
+        let checkpoint = self.checkpoint_of(name, range.aux.as_deref())?;
+        // `new` checked every leaf against its checkpoint.
+        let leaf = checkpoint.index_of(&range.source).ok_or_else(|| ViewError::BadLeaf {
+            tensor: name.to_owned(),
+            leaf: range.source.clone(),
+            problem: format!("is not in `{}`", checkpoint.path().display()),
+        })?;
+        Ok(Origin::Range { checkpoint, leaf, start: range.start, mapped: checkpoint.is_zero_copy(&range.source) })
+    }
+
     fn index(&self, name: &str) -> Result<usize, ViewError> {
         self.by_name.get(name).copied().ok_or_else(|| ViewError::UnknownTensor(name.to_owned()))
     }
@@ -314,7 +333,7 @@ impl MigratedView {
         }
     }
 
-    fn release_sources(&self, tensor: &str, expr: &Expr) {
+    pub(crate) fn release_sources(&self, tensor: &str, expr: &Expr) {
         let mut leaves = Vec::new();
         collect_leaves(expr, &mut leaves);
         for leaf in leaves {
@@ -352,7 +371,7 @@ impl MigratedView {
 
     /// Like `compute`, straight into the writer's buffer: transposes and head splits are
     /// copied from the map into the output with no intermediate buffer.
-    fn compute_into(&self, tensor: &str, expr: &Expr, out: &mut [u8]) -> Result<(), ViewError> {
+    pub(crate) fn compute_into(&self, tensor: &str, expr: &Expr, out: &mut [u8]) -> Result<(), ViewError> {
         let fetch = |leaf: &Leaf| -> Result<Cow<'_, [u8]>, ViewError> {
             let checkpoint = self.checkpoint_of(tensor, leaf.aux.as_deref())?;
             Ok(checkpoint.tensor_bytes(&leaf.name)?)

@@ -166,7 +166,8 @@ impl Open {
 
     /// Writes tensor `name` into `out`, a writable, C-contiguous `uint8` array of exactly
     /// its byte count (a NumPy array over a model parameter's memory), without the GIL:
-    /// borrowed bytes are copied from the map, computed ones computed straight into it.
+    /// borrowed bytes are read from the file with `pread`, computed ones computed straight
+    /// into it.
     fn read_into(&self, py: Python<'_>, name: &str, out: &Bound<'_, PyAny>) -> PyResult<()> {
         let (address, len) = writable_bytes(out)?;
         py.detach(|| {
@@ -177,6 +178,40 @@ impl Open {
             let out: &mut [u8] =
                 if len == 0 { &mut [] } else { unsafe { std::slice::from_raw_parts_mut(address as *mut u8, len) } };
             self.migrated.read_into(name, out)
+        })
+        .map_err(|err| errors::view_error(py, &err))
+    }
+
+    /// Writes tensors `names[i]` into `outs[i]` (each as `read_into` takes it) on the
+    /// machine's cores, without the GIL: borrowed bytes are read from the file with
+    /// `pread` in chunks the threads share, computed ones computed straight into their
+    /// array (and the map pages they read released after). Every size is checked before
+    /// anything is written; the arrays must not overlap.
+    fn read_many_into(&self, py: Python<'_>, names: Vec<String>, outs: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        if names.len() != outs.len() {
+            let message = format!("read_many_into got {} names and {} arrays", names.len(), outs.len());
+            return Err(pyo3::exceptions::PyValueError::new_err(message));
+        }
+        let spans = outs.iter().map(writable_bytes).collect::<PyResult<Vec<_>>>()?;
+        check_disjoint(&names, &spans)?;
+        let threads = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+        py.detach(|| {
+            let outputs = names
+                .iter()
+                .zip(spans)
+                .map(|(name, (address, len))| {
+                    // SAFETY: as in `read_into`, each array (borrowed for this call) describes
+                    // `len` writable bytes at `address`; `check_disjoint` proved that no two
+                    // of them share a byte, so the slices alias nothing.
+                    let out: &mut [u8] = if len == 0 {
+                        &mut []
+                    } else {
+                        unsafe { std::slice::from_raw_parts_mut(address as *mut u8, len) }
+                    };
+                    (name.as_str(), out)
+                })
+                .collect();
+            self.migrated.read_many_into(outputs, threads)
         })
         .map_err(|err| errors::view_error(py, &err))
     }
@@ -264,4 +299,19 @@ fn writable_bytes(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
         return Err(wrong("it has no data"));
     }
     Ok((address, len))
+}
+
+/// A `ValueError` when two of the byte spans `(address, len)` share a byte (tied
+/// parameters: filling them at once from two threads would race).
+fn check_disjoint(names: &[String], spans: &[(usize, usize)]) -> PyResult<()> {
+    let mut order: Vec<usize> = (0..spans.len()).filter(|&i| spans[i].1 > 0).collect();
+    order.sort_by_key(|&i| spans[i].0);
+    for pair in order.windows(2) {
+        let (first, second) = (pair[0], pair[1]);
+        if spans[first].0 + spans[first].1 > spans[second].0 {
+            let message = format!("read_many_into: the arrays for `{}` and `{}` overlap", names[first], names[second]);
+            return Err(pyo3::exceptions::PyValueError::new_err(message));
+        }
+    }
+    Ok(())
 }

@@ -143,3 +143,62 @@ def test_assign_converts_what_the_model_holds_in_another_dtype(target) -> None:
     dtype, shape, data = target[name]
     expected = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape).double()
     assert model.state_dict()[name].dtype == torch.float64 and torch.equal(model.state_dict()[name], expected)
+
+
+def test_read_many_into_fills_every_tensor_as_the_file_upgrade_writes(target) -> None:
+    """The parallel fill (borrowed tensors read with pread, computed ones computed into
+    the arrays) gives the bytes of the upgraded file and of the map, for hundreds of small
+    tensors at once."""
+    import numpy
+
+    with safeshift.safe_open(checkpoint("0.4.0"), aux=AUX) as opened:
+        names = [name for name in opened.keys() if name in target]
+        arrays = [numpy.full(len(target[name][2]), 0xAA, dtype=numpy.uint8) for name in names]
+        opened._open.read_many_into(names, arrays)
+        borrowed = 0
+        for name, array in zip(names, arrays):
+            assert array.tobytes() == target[name][2], name
+            if opened.is_zero_copy(name):
+                assert array.tobytes() == raw_bytes(opened.get_tensor(name)), name
+                borrowed += 1
+        assert borrowed > 100 and len(names) > borrowed
+
+
+def test_read_many_into_checks_every_array_before_writing(target) -> None:
+    import numpy
+
+    with safeshift.safe_open(checkpoint("0.4.0"), aux=AUX) as opened:
+        first, second = [name for name in opened.keys() if len(target.get(name, (0, 0, b""))[2]) > 64][:2]
+        good = numpy.full(len(target[first][2]), 0xAA, dtype=numpy.uint8)
+        short = numpy.zeros(len(target[second][2]) - 1, dtype=numpy.uint8)
+        with pytest.raises(safeshift.SafeshiftError, match=f"`{second}` into a buffer"):
+            opened._open.read_many_into([first, second], [good, short])
+        assert (good == 0xAA).all(), "nothing is written when a size is wrong"
+        memory = numpy.zeros(len(target[first][2]) + 8, dtype=numpy.uint8)
+        overlapping = [memory[: len(target[first][2])], memory[8:]]
+        with pytest.raises(ValueError, match="overlap"):
+            opened._open.read_many_into([first, first], overlapping)
+        with pytest.raises(ValueError, match="1 names and 2 arrays"):
+            opened._open.read_many_into([first], [good, good])
+
+
+def test_tied_parameters_are_filled_one_after_the_other(target) -> None:
+    """Two names sharing one parameter (a tied weight) are not filled at once: the tensor
+    last in the checkpoint's order is what the parameter holds, as with load_state_dict."""
+    model = _model(target)
+    first = "model.model.processor.proc.0.attention.lin_q.weight"
+    second = "model.model.processor.proc.0.attention.lin_k.weight"
+    attention = model
+    for part in first.split(".")[:-2]:
+        attention = getattr(attention, part)
+    attention.lin_k.weight = attention.lin_q.weight  # the same Parameter under both names
+    state = model.state_dict(keep_vars=True)
+    assert state[first] is state[second]
+    keys = safeshift.safe_open(checkpoint("0.4.0"), aux=AUX).keys()
+    last = max((first, second), key=keys.index)
+    safeshift.torch.load_model(model, checkpoint("0.4.0"), aux=AUX)
+    assert raw_bytes(state[first]) == target[last][2] != target[first if last == second else second][2]
+    state = model.state_dict()
+    for name, (_, _, data) in target.items():
+        if name not in (first, second):
+            assert raw_bytes(state[name]) == data, name

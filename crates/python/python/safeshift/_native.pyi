@@ -49,8 +49,13 @@ class Open:
         """The bytes of rows ``start:end`` of the first axis of tensor ``name``."""
     def read_into(self, name: str, out: Any) -> None:
         """Writes tensor ``name`` into ``out`` (a writable, contiguous, flat ``uint8`` NumPy
-        array of exactly its byte count) without the GIL: borrowed bytes copied from the
-        map, computed ones computed straight into it."""
+        array of exactly its byte count) without the GIL: borrowed bytes read from the
+        file with ``pread``, computed ones computed straight into it."""
+    def read_many_into(self, names: List[str], outs: List[Any]) -> None:
+        """Writes tensors ``names[i]`` into ``outs[i]`` (each as :meth:`read_into` takes
+        it) on all cores without the GIL; the map pages a computed tensor read are
+        released after it. Sizes are checked before anything is written; arrays that
+        overlap raise ``ValueError``."""
     def release(self, name: str) -> None:
         """Unmaps this process's pages of the sources tensor ``name`` reads."""
     def is_zero_copy(self, name: str) -> bool:

@@ -92,9 +92,10 @@ def load_model(
     """Loads ``filename``, migrated to the target layout, into ``model`` (a
     ``torch.nn.Module``), as ``safetensors.torch.load_model`` does.
 
-    Each tensor is copied straight into the parameter or buffer of the same name (borrowed
-    ones from the memory map, whose pages are released after the copy; computed ones from
-    their one buffer). With ``strict`` (the default), a model whose names differ from the
+    Each tensor is copied straight into the parameter or buffer of the same name, on all
+    cores and without the GIL (borrowed ones read from the file with ``pread``, so no page
+    of the file stays in the process; computed ones computed into the parameter, the map
+    pages they read released after). With ``strict`` (the default), a model whose names differ from the
     migrated checkpoint's raises :class:`~safeshift.errors.LayoutMismatchError` before
     anything is copied; otherwise the differences are returned. A shape the model cannot
     take raises :class:`~safeshift.errors.LayoutMismatchError`. ``device`` is
@@ -142,8 +143,7 @@ def load_model(
             if assign:
                 _assign(model, checkpoint, loaded, state, filename)
             else:
-                for name in loaded:
-                    _copy(checkpoint, name, state[name], filename)
+                _fill(checkpoint, loaded, state, filename)
         return report
 
 
@@ -171,6 +171,43 @@ def _checked_dtype(checkpoint: safe_open, name: str, target: Any, filename: Path
             f"checkpoint, the model's has {list(target.shape)}"
         )
     return dtype
+
+
+def _fill(checkpoint: safe_open, names: List[str], state: Dict[str, Any], filename: PathLike) -> None:
+    """Copies the tensors ``names`` into the model's ``state``, every shape checked first.
+
+    The CPU, contiguous targets of the tensors' dtypes are filled by the Rust side in one
+    call on all cores without the GIL (borrowed tensors read from the file with ``pread``,
+    straight into the parameter; computed ones computed into it). The others (another
+    device or dtype, or memory shared with another target: tied parameters) follow one by
+    one with :func:`_copy`.
+    """
+    import torch
+
+    fillable = []
+    rest = set()
+    for name in names:
+        target = state[name]
+        if _fillable(target, _checked_dtype(checkpoint, name, target, filename), name):
+            start = target.data_ptr()
+            fillable.append((start, start + target.numel() * target.element_size(), name))
+        else:
+            rest.add(name)
+    # Targets sharing memory (tied parameters) cannot be filled at once: they follow one
+    # by one, in the checkpoint's order (the last one's bytes stay, as with load_state_dict).
+    shared = set()
+    reached, owner = 0, None
+    for start, end, name in sorted(fillable):
+        if start < reached and start < end:
+            shared.update((name, owner))
+        if end > reached:
+            reached, owner = end, name
+    batch = [name for _, _, name in fillable if name not in shared]
+    arrays = [state[name].detach().reshape(-1).view(torch.uint8).numpy() for name in batch]
+    checkpoint._open.read_many_into(batch, arrays)
+    for name in names:
+        if name in shared or name in rest:
+            _copy(checkpoint, name, state[name], filename)
 
 
 def _copy(checkpoint: safe_open, name: str, target: Any, filename: PathLike) -> None:
