@@ -300,9 +300,9 @@ impl Registry {
         }
         // A file of another key layout kind is compiled under the schemas' names.
         let key_layout = detection.key_layout.clone();
-        let with_extras = checkpoint.layout_with_extras().into_owned();
+        let with_extras = checkpoint.layout_with_extras();
         let canonical = key_layout.as_ref().map(|key_layout| safeshift_graph::canonical(&with_extras, key_layout));
-        let layout = canonical.as_ref().unwrap_or(&with_extras);
+        let layout = canonical.as_ref().unwrap_or(&*with_extras);
         let compiled =
             compile_with_params(&self.inner, &plan, &detection, layout, &options.dims, &aux_layouts, &options.params);
         let learned = |detection: Detection, to: VersionId| (path.to_owned(), Box::new(detection), Box::new(to));

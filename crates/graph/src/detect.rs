@@ -228,7 +228,8 @@ fn detect_other_key_layouts(
     for (family, kinds) in &registry.manifest().key_layouts {
         for (kind, prefix) in kinds {
             let key_layout = KeyLayout { kind: kind.clone(), prefix: prefix.clone() };
-            let renamed = state_dict(&canonical(layout, &key_layout));
+            let canonical_names = canonical(layout, &key_layout);
+            let renamed = state_dict(&canonical_names);
             let mut fits: Vec<(VersionId, BTreeMap<String, i64>)> = registry
                 .graph()
                 .versions()

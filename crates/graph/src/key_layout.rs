@@ -11,6 +11,7 @@
 //! run on the canonical names, and the outputs lose the prefix again, so a file keeps its
 //! kind through an upgrade.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use safeshift_model::Layout;
@@ -40,14 +41,15 @@ pub fn extras_of(layout: &Layout) -> BTreeSet<String> {
         .collect()
 }
 
-/// The layout without its extras: what detection matches against schemas.
-pub fn state_dict(layout: &Layout) -> Layout {
+/// The layout without its extras: what detection matches against schemas (the layout
+/// itself, not a copy, when it has none).
+pub fn state_dict(layout: &Layout) -> Cow<'_, Layout> {
     let extras = extras_of(layout);
     if extras.is_empty() {
-        return layout.clone();
+        return Cow::Borrowed(layout);
     }
     let tensors = layout.tensors.iter().filter(|tensor| !extras.contains(&tensor.name)).cloned().collect();
-    Layout { tensors, metadata: layout.metadata.clone() }
+    Cow::Owned(Layout { tensors, metadata: layout.metadata.clone() })
 }
 
 /// The layout with the canonical names: `prefix` put in front of every state-dict name.

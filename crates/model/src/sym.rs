@@ -57,6 +57,10 @@ impl Ratio {
         Ratio { num: value, den: 1 }
     }
     fn add(self, other: Ratio) -> Ratio {
+        // Integers (every concrete shape) need no gcd: the general form gives the same.
+        if let (1, 1, Some(num)) = (self.den, other.den, self.num.checked_add(other.num)) {
+            return Ratio::int(num);
+        }
         self.checked_add(other).unwrap_or_else(|| {
             Ratio::new(
                 self.num.saturating_mul(other.den).saturating_add(other.num.saturating_mul(self.den)),
@@ -65,6 +69,9 @@ impl Ratio {
         })
     }
     fn mul(self, other: Ratio) -> Ratio {
+        if let (1, 1, Some(num)) = (self.den, other.den, self.num.checked_mul(other.num)) {
+            return Ratio::int(num);
+        }
         self.checked_mul(other)
             .unwrap_or_else(|| Ratio::new(self.num.saturating_mul(other.num), self.den.saturating_mul(other.den)))
     }
@@ -158,8 +165,34 @@ impl Sym {
         }
     }
 
+    /// The value when it mentions no dim: what the arithmetic below checks first, since
+    /// concrete shapes (every compiled plan's) are constants and need no polynomial work.
+    fn constant(&self) -> Option<Ratio> {
+        match self.terms.len() {
+            0 => Some(Ratio::int(0)),
+            1 => self.terms.iter().next().filter(|(monomial, _)| monomial.is_empty()).map(|(_, ratio)| *ratio),
+            _ => None,
+        }
+    }
+
+    /// The constant `ratio`, in normal form (zero has no term).
+    fn from_constant(ratio: Ratio) -> Sym {
+        if ratio.num == 0 {
+            return Sym::default();
+        }
+        Sym { terms: BTreeMap::from([(Monomial::new(), ratio)]) }
+    }
+
     /// `self + other`
     pub fn add(&self, other: &Sym) -> Sym {
+        if let (Some(a), Some(b)) = (self.constant(), other.constant()) {
+            return Sym::from_constant(a.add(b));
+        }
+        self.add_terms(other)
+    }
+
+    /// `self + other`, term by term (the general case of [`Sym::add`]).
+    fn add_terms(&self, other: &Sym) -> Sym {
         let mut terms = self.terms.clone();
         for (monomial, ratio) in &other.terms {
             let sum = terms.get(monomial).map_or(*ratio, |existing| existing.add(*ratio));
@@ -186,6 +219,14 @@ impl Sym {
 
     /// `self * other`
     pub fn mul(&self, other: &Sym) -> Sym {
+        if let (Some(a), Some(b)) = (self.constant(), other.constant()) {
+            return Sym::from_constant(a.mul(b));
+        }
+        self.mul_terms(other)
+    }
+
+    /// `self * other`, term by term (the general case of [`Sym::mul`]).
+    fn mul_terms(&self, other: &Sym) -> Sym {
         let mut acc = Sym::default();
         for (m1, r1) in &self.terms {
             for (m2, r2) in &other.terms {
@@ -209,6 +250,14 @@ impl Sym {
     /// `self / other`, symbolically. Division by a single term inverts it; division by a
     /// sum is kept as an opaque quotient unless `self` is a constant multiple of `other`.
     pub fn div(&self, other: &Sym) -> Sym {
+        if let (Some(a), Some(b)) = (self.constant(), other.constant().filter(|b| b.num != 0)) {
+            return Sym::from_constant(a.mul(Ratio::new(b.den, b.num)));
+        }
+        self.div_terms(other)
+    }
+
+    /// `self / other`, term by term (the general case of [`Sym::div`]).
+    fn div_terms(&self, other: &Sym) -> Sym {
         if other.terms.len() == 1 {
             let (monomial, ratio) = other.terms.iter().next().expect("one term");
             let inverse: Monomial = monomial.iter().map(|(atom, power)| (atom.clone(), -power)).collect();
@@ -503,7 +552,33 @@ mod tests {
         assert_eq!(Sym::dim("a").div(&Sym::dim("b")).eval(&|name| Some(if name == "a" { 4 } else { 0 })), None);
     }
 
+    /// A small rational constant, or a dim, or a sum of both: what the fast paths and the
+    /// general arithmetic must agree on.
+    fn operand() -> impl proptest::strategy::Strategy<Value = Sym> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (-1000i64..1000).prop_map(Sym::int),
+            (-1000i64..1000, 1i64..12).prop_map(|(num, den)| Sym::int(num).div_terms(&Sym::int(den))),
+            (-5i64..5).prop_map(|k| Sym::int(k).mul_terms(&Sym::dim("n"))),
+            (-5i64..5, -9i64..9).prop_map(|(k, c)| Sym::dim("n").mul_terms(&Sym::int(k)).add_terms(&Sym::int(c))),
+            Just(Sym::int(i64::MAX)),
+            Just(Sym::int(i64::MIN)),
+        ]
+    }
+
     proptest::proptest! {
+        /// The constant fast paths of add, mul and div give the normal form the general
+        /// term-by-term arithmetic gives.
+        #[test]
+        fn constant_fast_paths_agree_with_the_general_arithmetic(a in operand(), b in operand()) {
+            proptest::prop_assert_eq!(a.add(&b), a.add_terms(&b));
+            proptest::prop_assert_eq!(a.mul(&b), a.mul_terms(&b));
+            proptest::prop_assert_eq!(a.div(&b), a.div_terms(&b));
+            let huge = a.mul(&b).mul(&Sym::int(i64::MAX)).mul(&Sym::int(i64::MAX));
+            proptest::prop_assert_eq!(huge.clone(), a.mul_terms(&b).mul_terms(&Sym::int(i64::MAX)).mul_terms(&Sym::int(i64::MAX)));
+            proptest::prop_assert_eq!(huge.add(&huge), huge.add_terms(&huge));
+        }
+
         /// Solving `a * x / d + b * known + c == value` recovers `x` whenever the value
         /// came from a non-negative integer `x`.
         #[test]

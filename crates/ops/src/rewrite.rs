@@ -112,6 +112,71 @@ impl<V> Rewrite<V> {
 
     /// Applies the rewrite; two tensors with one name is an error.
     pub fn commit(self, base: &OpBase, tensors: &mut Vec<(String, V)>) -> Result<(), OpError> {
+        match self.replace_in_place(tensors) {
+            Ok(()) => Ok(()),
+            Err(rewrite) => rewrite.rebuild(base, tensors),
+        }
+    }
+
+    /// The rewrite of a rename (each removed tensor replaced by the one tensor anchored at
+    /// it), done in place: the order is kept, so only the replaced slots change, instead of
+    /// the whole set being rebuilt. The result is the one [`Rewrite::rebuild`] gives. Gives
+    /// the rewrite back, having changed nothing, when it is of another kind or its result
+    /// would hold a name twice ([`Rewrite::rebuild`] reports which).
+    fn replace_in_place(self, tensors: &mut [(String, V)]) -> Result<(), Rewrite<V>> {
+        if self.added.len() != self.removed.len() {
+            return Err(self);
+        }
+        // Sorted lookups, not hashing: a rename touches a few of many tensors, and sorting
+        // keeps a hostile header's names from degrading the lookups.
+        let mut anchors: Vec<(&str, usize)> = Vec::with_capacity(self.added.len());
+        for (added_idx, (anchor, _, _)) in self.added.iter().enumerate() {
+            match anchor.as_deref().filter(|anchor| self.removed.contains(*anchor)) {
+                Some(anchor) => anchors.push((anchor, added_idx)),
+                None => return Err(self),
+            }
+        }
+        anchors.sort_unstable();
+        if anchors.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(self);
+        }
+        // (slot in the set, what replaces it); each anchor must be in the set exactly once.
+        let replacement =
+            |name: &str| anchors.binary_search_by(|(anchor, _)| (*anchor).cmp(name)).ok().map(|found| anchors[found].1);
+        let slots: Vec<(usize, usize)> = tensors
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, (name, _))| replacement(name).map(|added_idx| (slot, added_idx)))
+            .collect();
+        if slots.len() != self.added.len() {
+            return Err(self);
+        }
+        let mut replaced = slots.iter().peekable();
+        let mut names: Vec<&str> = tensors
+            .iter()
+            .enumerate()
+            .map(|(slot, (name, _))| match replaced.next_if(|(replaced_slot, _)| *replaced_slot == slot) {
+                Some(&(_, added_idx)) => self.added[added_idx].1.as_str(),
+                None => name.as_str(),
+            })
+            .collect();
+        names.sort_unstable();
+        if names.windows(2).any(|pair| pair[0] == pair[1]) {
+            return Err(self);
+        }
+        let mut added: Vec<Option<(String, V)>> =
+            self.added.into_iter().map(|(_, name, value)| Some((name, value))).collect();
+        for (slot, added_idx) in slots {
+            if let Some(entry) = added[added_idx].take() {
+                tensors[slot] = entry;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the rewrite by building the set again: kept tensors in order, each added one
+    /// after its anchor (or last); two tensors with one name is an error.
+    fn rebuild(self, base: &OpBase, tensors: &mut Vec<(String, V)>) -> Result<(), OpError> {
         let Rewrite { removed, added } = self;
         let mut by_anchor: BTreeMap<String, Vec<(String, V)>> = BTreeMap::new();
         let mut unanchored = Vec::new();
@@ -265,4 +330,78 @@ pub(crate) fn resolve_axis(axis: i64, rank: usize) -> Result<usize, OpErrorKind>
         return Err(OpErrorKind::invalid(format!("axis {axis} is out of range for a tensor of rank {rank}")));
     }
     Ok(resolved as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use safeshift_dsl::ast::Span;
+    use safeshift_dsl::SourceId;
+
+    use super::*;
+
+    fn base() -> OpBase {
+        OpBase { name: "rename", file: SourceId::default(), span: Span::default() }
+    }
+
+    /// One change of a rewrite, over a set of tensors named from a small alphabet so that
+    /// collisions are frequent: tensor `index` renamed, or removed, or something added.
+    #[derive(Clone, Debug)]
+    enum Change {
+        Rename { index: usize, to: u8 },
+        Remove { index: usize },
+        Add { anchor: Option<usize>, name: u8 },
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        prop_oneof![
+            8 => (0usize..12, 0u8..16).prop_map(|(index, to)| Change::Rename { index, to }),
+            1 => (0usize..12).prop_map(|index| Change::Remove { index }),
+            1 => (proptest::option::of(0usize..12), 0u8..16).prop_map(|(anchor, name)| Change::Add { anchor, name }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the rewrite, committing it (in place when it is a rename) gives the set,
+        /// or the error, that rebuilding the set gives.
+        #[test]
+        fn in_place_renames_agree_with_rebuilding(
+            names in proptest::collection::vec(0u8..16, 0..12),
+            changes in proptest::collection::vec(change(), 0..8),
+        ) {
+            let tensors: Vec<(String, usize)> =
+                names.iter().enumerate().map(|(value, name)| (format!("t{name}"), value)).collect();
+            let rewrite = || {
+                let mut rewrite = Rewrite::new();
+                for (step, change) in changes.iter().enumerate() {
+                    let name_of = |index: usize| tensors.get(index).map(|(name, _)| name.clone());
+                    match *change {
+                        Change::Rename { index, to } => {
+                            if let Some(name) = name_of(index) {
+                                rewrite.remove(&name);
+                                rewrite.add(Some(&name), format!("t{to}"), 100 + step);
+                            }
+                        }
+                        Change::Remove { index } => {
+                            if let Some(name) = name_of(index) {
+                                rewrite.remove(&name);
+                            }
+                        }
+                        Change::Add { anchor, name } => {
+                            let anchor = anchor.and_then(name_of);
+                            rewrite.add(anchor.as_deref(), format!("t{name}"), 100 + step);
+                        }
+                    }
+                }
+                rewrite
+            };
+            let (mut fast, mut slow) = (tensors.clone(), tensors.clone());
+            let fast_result = rewrite().commit(&base(), &mut fast);
+            let slow_result = rewrite().rebuild(&base(), &mut slow);
+            prop_assert_eq!(&fast_result, &slow_result);
+            if slow_result.is_ok() {
+                prop_assert_eq!(fast, slow);
+            }
+        }
+    }
 }

@@ -22,6 +22,10 @@ use crate::expr::{numel, shape_of, Expr, Init};
 /// another higher up), so the result is a fixed point. An ill-formed expression is
 /// returned as it is.
 pub fn simplify(expr: Expr) -> Expr {
+    // A leaf is its own fixed point (most outputs of a plan of renames are leaves).
+    if matches!(expr, Expr::Source(_) | Expr::Fill { .. }) {
+        return expr;
+    }
     let mut current = expr;
     // Each pass only shrinks or reorders; the bound is a guard, not a tuning knob.
     for _ in 0..16 {
