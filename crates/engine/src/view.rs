@@ -236,7 +236,7 @@ impl MigratedView {
     /// Writes the result to `path` with the engine's atomic writer, then the source's
     /// extras unchanged (their names recorded under
     /// [`EXTRAS_METADATA_KEY`](crate::EXTRAS_METADATA_KEY)). Byte ranges are copied from
-    /// the source file (`copy_file_range` where the OS allows); computed tensors are
+    /// the source file (`pread`/`write` through a reused buffer); computed tensors are
     /// produced one at a time, so memory stays bounded by the largest of them.
     pub fn write_to(&self, path: &Path, options: &WriteOptions) -> Result<WriteSummary, WriteError> {
         let mut options = options.clone();
