@@ -48,8 +48,19 @@ fn transpose_registers<const C: usize>(
     row_bytes: usize,
     stream: bool,
 ) {
-    let mut regs: [__m512i; C] =
-        std::array::from_fn(|b| load(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]));
+    // The lines are checked once for the whole tile rather than one by one (the checks
+    // and their address arithmetic were as many instructions as the transpose itself).
+    assert!(lines_fit(C, source_row_bytes, tile_in.len()), "the tile's source lines lie in `tile_in`");
+    assert!(lines_fit(C, row_bytes, tile_out.len()), "the tile's output lines lie in `tile_out`");
+    assert!(
+        !stream || (tile_out.as_ptr() as usize % LINE == 0 && row_bytes % LINE == 0),
+        "streaming stores go to whole aligned lines"
+    );
+    let mut regs: [__m512i; C] = std::array::from_fn(|b| {
+        // SAFETY: line `b < C` lies in `tile_in` (`lines_fit` above); the load has no
+        // alignment requirement, and this CPU has AVX-512F.
+        unsafe { _mm512_loadu_si512(tile_in.as_ptr().add(b * source_row_bytes).cast()) }
+    });
     let even_quarters = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
     let odd_quarters = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
     let halves = |x, y| (_mm512_shuffle_i64x2::<0x44>(x, y), _mm512_shuffle_i64x2::<0xEE>(x, y));
@@ -75,13 +86,23 @@ fn transpose_registers<const C: usize>(
         pairs(&mut regs, C / 32, words16);
     }
     for (a, reg) in regs.iter().enumerate() {
-        let line = &mut tile_out[a * row_bytes..a * row_bytes + LINE];
-        if stream {
-            store_streaming(line, *reg)
-        } else {
-            store(line, *reg)
+        // SAFETY: line `a < C` lies in `tile_out` (`lines_fit` above), on a line boundary
+        // if `stream` (asserted above: the streaming store needs it); this CPU has AVX-512F.
+        unsafe {
+            let line = tile_out.as_mut_ptr().add(a * row_bytes).cast();
+            if stream {
+                _mm512_stream_si512(line, *reg)
+            } else {
+                _mm512_storeu_si512(line, *reg)
+            }
         }
     }
+}
+
+/// Whether `count` lines of `LINE` bytes, `step` bytes apart from the start, fit in `len`
+/// bytes.
+fn lines_fit(count: usize, step: usize, len: usize) -> bool {
+    (count - 1).checked_mul(step).and_then(|last| last.checked_add(LINE)).is_some_and(|end| end <= len)
 }
 
 /// The bits of `x` where `mask` is set, of `y` elsewhere.
@@ -90,30 +111,4 @@ fn transpose_registers<const C: usize>(
 fn select(mask: __m512i, x: __m512i, y: __m512i) -> __m512i {
     // Truth table of (mask, y, x) → mask ? x : y.
     _mm512_ternarylogic_epi64::<0xAC>(mask, y, x)
-}
-
-#[inline(always)]
-fn load(bytes: &[u8]) -> __m512i {
-    let bytes: &[u8; LINE] = bytes.try_into().expect("one line");
-    // SAFETY: `bytes` is 64 readable bytes; the load has no alignment requirement, and
-    // the caller runs only on a CPU with AVX-512F.
-    unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-}
-
-#[inline(always)]
-fn store(bytes: &mut [u8], value: __m512i) {
-    let bytes: &mut [u8; LINE] = bytes.try_into().expect("one line");
-    // SAFETY: `bytes` is 64 writable bytes; the store has no alignment requirement, and
-    // the caller runs only on a CPU with AVX-512F.
-    unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), value) }
-}
-
-/// [`store`] past the caches, to one whole aligned line.
-#[inline(always)]
-fn store_streaming(bytes: &mut [u8], value: __m512i) {
-    let bytes: &mut [u8; LINE] = bytes.try_into().expect("one line");
-    assert!(bytes.as_ptr() as usize % LINE == 0, "a streaming store to an unaligned line");
-    // SAFETY: `bytes` is 64 writable bytes on a 64-byte boundary (checked above), and
-    // the caller runs only on a CPU with AVX-512F.
-    unsafe { _mm512_stream_si512(bytes.as_mut_ptr().cast(), value) }
 }
