@@ -305,3 +305,12 @@ fn a_state_dict_keeps_its_other_entries_as_json() {
     let rest: Json = serde_json::from_str(&converted.metadata()["torch.checkpoint"]).unwrap();
     assert_eq!(rest, case["rest"]);
 }
+
+#[test]
+fn a_torch_export_program_is_refused_as_one() {
+    assert_eq!(unconvertible_manifest()["exported.pt2"]["format"], "pt2");
+    let Err(error) = open(&data("unconvertible/exported.pt2"), &ConvertOptions::default()) else {
+        panic!("a torch.export program converted");
+    };
+    assert!(error.to_string().contains("a torch.export program"), "{error}");
+}

@@ -6,7 +6,8 @@ only dense tensors must refuse them, naming the entry, instead of leaving it out
 is a dict `{"dense": <a dense tensor>, <entry>: <the value>}`; `expected.json` maps the file
 to the entry's name and to what torch says it is (layout, quantized, nested, meta, numpy).
 
-Also `dict_with_scalars.pt`: a state dict saved with non-tensor entries beside it
+Also `exported.pt2`, a `torch.export.save` program (to be refused as one), and
+`dict_with_scalars.pt`: a state dict saved with non-tensor entries beside it
 (`{"weight": tensor, "epoch": 3, "config": {...}}`); expected.json records those entries, as
 `json.dumps` gives them, under `rest`.
 
@@ -64,6 +65,10 @@ def main():
     torch.save({"weight": torch.ones(2, 2), **rest}, path)
     assert torch.load(path, weights_only=True)["epoch"] == 3
     expected["dict_with_scalars.pt"] = {"tensors": ["weight"], "rest": rest}
+    # A torch.export program: a zip, but no pickled object (weights in files + JSON).
+    model = torch.nn.Linear(3, 2)
+    torch.export.save(torch.export.export(model, (torch.randn(1, 3),)), os.path.join(OUT, "exported.pt2"))
+    expected["exported.pt2"] = {"format": "pt2"}
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1, sort_keys=True)
         f.write("\n")
