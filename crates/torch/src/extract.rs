@@ -9,8 +9,10 @@ use safeshift_model::keys::{TORCH_CHECKPOINT_KEY, TORCH_DROPPED_KEY, TORCH_MODUL
 use serde_json::{Map, Value as Json};
 
 use crate::error::ErrorKind;
+use crate::globals::{self, Known};
 use crate::graph::{self, Attribute};
 use crate::json::{key_string, walk_budget, JsonWriter};
+use crate::numpy;
 use crate::value::{Dict, Heap, Instance, Object, TensorRef, Value};
 use crate::{ConvertOptions, Limits, GRAPH_PREFIX};
 
@@ -109,6 +111,18 @@ pub(crate) fn extract(heap: &Heap, top: &Value, options: &ConvertOptions) -> Res
                 }
             } else if graph::is_graph(heap, top) {
                 metadata.insert(TORCH_CHECKPOINT_KEY.into(), json.convert(top, 0)?.to_string());
+            } else if let Some(dict) = top_dict {
+                // The dict is the state dict; what else it holds (`epoch`, a config) is the
+                // rest of the checkpoint, kept as with a state dict under a key.
+                let mut map = serde_json::Map::new();
+                for (entry_key, value) in &dict.entries {
+                    if !matches!(value, Value::Tensor(_)) && !holds_tensors(heap, value) {
+                        map.insert(key_string(heap, entry_key), json.convert(value, 0)?);
+                    }
+                }
+                if !map.is_empty() {
+                    metadata.insert(TORCH_CHECKPOINT_KEY.into(), serde_json::Value::Object(map).to_string());
+                }
             }
             // `torch.save(tensor)`: one unnamed tensor.
             let prefix = if matches!(top, Value::Tensor(_)) { "tensor" } else { "" };
@@ -212,6 +226,7 @@ impl Walker<'_> {
                     }
                 }
                 Object::Instance(instance) => {
+                    unconvertible(instance, prefix)?;
                     if let Some(state) = module_state(self.heap, instance) {
                         self.module(state, prefix, depth)?;
                     } else if graph::is_graph(self.heap, value) {
@@ -318,6 +333,33 @@ impl Walker<'_> {
         self.budget -= 1;
         Ok(())
     }
+}
+
+/// Refuses a tensor-like value that has no safetensors form where the tensors are
+/// collected, rather than leaving it out unnoticed: a sparse, quantized, meta or nested
+/// tensor (torch rebuilds it with a function of its own), or a numpy array.
+fn unconvertible(instance: &Instance, prefix: &str) -> Result<(), ErrorKind> {
+    let Value::Global(global) = &instance.class else { return Ok(()) };
+    let tensor = if prefix.is_empty() { "(the whole checkpoint)".to_string() } else { prefix.to_string() };
+    if globals::lookup(&global.module, &global.name) == Some(Known::UnsupportedTensor) {
+        let kind = globals::unsupported_tensor_kind(&global.name);
+        return Err(ErrorKind::Tensor {
+            tensor,
+            reason: format!(
+                "{kind} (rebuilt by `{}`) has no safetensors form; only dense tensors convert",
+                global.dotted()
+            ),
+        });
+    }
+    if numpy::is_array(instance) {
+        return Err(ErrorKind::Tensor {
+            tensor,
+            reason: "a numpy array, not a torch tensor; only torch tensors convert (`torch.from_numpy` it before \
+                     saving)"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 fn join(prefix: &str, name: &str) -> String {

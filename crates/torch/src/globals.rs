@@ -48,6 +48,18 @@ pub(crate) enum Known {
     UnsupportedTensor,
 }
 
+/// What a [`Known::UnsupportedTensor`] rebuild function builds, for error messages.
+pub(crate) fn unsupported_tensor_kind(name: &str) -> &'static str {
+    match name {
+        "_rebuild_sparse_tensor" => "a sparse tensor",
+        "_rebuild_qtensor" => "a quantized tensor",
+        "_rebuild_meta_tensor_no_storage" => "a meta tensor (no data)",
+        "_rebuild_nested_tensor" => "a nested tensor",
+        "_rebuild_wrapper_subclass" => "a tensor subclass without storage",
+        _ => "a device tensor",
+    }
+}
+
 /// The Python 3 name of a Python 2 `(module, name)`, as `pickle` maps it on load with
 /// `fix_imports` (`_compat_pickle.IMPORT_MAPPING` and `NAME_MAPPING`, the entries that matter
 /// for torch files and for naming attacks correctly).

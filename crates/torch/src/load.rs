@@ -146,7 +146,19 @@ fn load_zip<'a>(
     let member = archive
         .member(&format!("{dir}/data.pkl"))
         .cloned()
-        .ok_or_else(|| ErrorKind::NotACheckpoint(format!("a zip archive without `{dir}/data.pkl`")))?;
+        .ok_or_else(|| {
+            // `torch.export.save` writes `archive_format` = `pt2`: a program, its weights in
+            // files described by a JSON config, not a pickled object.
+            let pt2 = archive
+                .member(&format!("{dir}/archive_format"))
+                .and_then(|member| archive.bytes(member, verify_crc).ok())
+                .is_some_and(|format| format == b"pt2");
+            ErrorKind::NotACheckpoint(if pt2 {
+                format!("a torch.export program (`{dir}/archive_format` is `pt2`), not a torch.save checkpoint; save `exported.state_dict` instead")
+            } else {
+                format!("a zip archive without `{dir}/data.pkl`")
+            })
+        })?;
     let pickle = archive.bytes(&member, verify_crc)?;
     let big_endian = match archive.member(&format!("{dir}/byteorder")) {
         None => false,

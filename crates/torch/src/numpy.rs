@@ -30,6 +30,12 @@ fn is_global(value: &Value, modules: &[&str], name: &str) -> bool {
 /// numpy's `_frombuffer`, how protocol 5 pickles arrays: `_frombuffer(bytes, dtype, shape, order)`.
 const NUMERIC: &[&str] = &["numpy.core.numeric", "numpy._core.numeric"];
 
+/// Whether an instance records a numpy array of any kind (object and Fortran-order ones
+/// too, which [`array`] does not decode).
+pub(crate) fn is_array(instance: &Instance) -> bool {
+    is_global(&instance.class, MULTIARRAY, "_reconstruct") || is_global(&instance.class, NUMERIC, "_frombuffer")
+}
+
 /// The array an instance records, if it is a numeric, C-order numpy array.
 pub(crate) fn array<'h>(heap: &'h Heap, instance: &Instance) -> Option<NdArray<'h>> {
     let (shape, dtype, data) = if is_global(&instance.class, MULTIARRAY, "_reconstruct") {

@@ -264,3 +264,53 @@ fn converted_checkpoints_can_cross_threads() {
     assert_send_sync::<safeshift_torch::ScanReport>();
     assert_send_sync::<safeshift_torch::TorchError>();
 }
+
+/// What `unconvertible/expected.json` says torch read from each file.
+fn unconvertible_manifest() -> Json {
+    manifest("../unconvertible/expected")
+}
+
+#[test]
+fn tensors_safetensors_cannot_hold_are_refused_by_name_not_left_out() {
+    let manifest = unconvertible_manifest();
+    let files = manifest.as_object().unwrap().iter().filter(|(_, case)| case.get("kind").is_some());
+    let mut checked = 0;
+    for (file, case) in files {
+        let entry = case["entry"].as_str().unwrap();
+        let error = match open(&data(&format!("unconvertible/{file}")), &ConvertOptions::default()) {
+            Ok(converted) => panic!("{file}: converted, with tensors {:?}", names(&converted)),
+            Err(error) => error.to_string(),
+        };
+        match case["kind"].as_str().unwrap() {
+            // torch builds a quantized tensor over a storage class of its own, refused first.
+            "quantized" => assert!(error.contains("`torch.QUInt8Storage` has no safetensors dtype"), "{file}: {error}"),
+            "numpy" => assert!(error.contains(&format!("tensor `{entry}`: a numpy array")), "{file}: {error}"),
+            kind => {
+                assert!(error.contains(&format!("tensor `{entry}`: a {kind} tensor")), "{file}: {error}");
+                assert!(error.contains("has no safetensors form"), "{file}: {error}");
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 6);
+}
+
+#[test]
+fn a_state_dict_keeps_its_other_entries_as_json() {
+    let case = &unconvertible_manifest()["dict_with_scalars.pt"];
+    let converted = open(&data("unconvertible/dict_with_scalars.pt"), &ConvertOptions::default()).unwrap();
+    let expected: Vec<String> =
+        case["tensors"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().into()).collect();
+    assert_eq!(names(&converted), expected);
+    let rest: Json = serde_json::from_str(&converted.metadata()["torch.checkpoint"]).unwrap();
+    assert_eq!(rest, case["rest"]);
+}
+
+#[test]
+fn a_torch_export_program_is_refused_as_one() {
+    assert_eq!(unconvertible_manifest()["exported.pt2"]["format"], "pt2");
+    let Err(error) = open(&data("unconvertible/exported.pt2"), &ConvertOptions::default()) else {
+        panic!("a torch.export program converted");
+    };
+    assert!(error.to_string().contains("a torch.export program"), "{error}");
+}

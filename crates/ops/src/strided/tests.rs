@@ -80,3 +80,21 @@ fn transposes_of_whole_and_ragged_tiles() {
         }
     }
 }
+
+/// Transposes whose output is large enough for streaming stores (4 MiB), its rows whole lines,
+/// written 16 bytes past a line boundary as a fresh allocation often is, through the
+/// kernel the CPU chooses.
+#[test]
+fn large_transposes_equal_the_reference() {
+    for (elem, rows, cols) in [(2usize, 1472usize, 1537usize), (4, 1088, 1025), (8, 704, 769)] {
+        assert!(rows * cols * elem >= 4 << 20);
+        let data: Vec<u8> = (0..rows * cols * elem).map(|i| (i * 131 + i / 251) as u8).collect();
+        let (shape, strides) = ([cols, rows], [1, cols]);
+        let expected = naive(&data, elem, 0, &shape, &strides);
+        let mut buffer = vec![0u8; expected.len() + 128];
+        let start = (64 - buffer.as_ptr() as usize % 64) % 64 + 16;
+        let out = &mut buffer[start..start + expected.len()];
+        copy_strided(&data, elem, 0, &shape, &strides, out);
+        assert!(*out == expected, "{rows}×{cols}, {elem}-byte elements");
+    }
+}

@@ -2,35 +2,62 @@
 //! `transpose` and every permutation that moves the contiguous axis.
 //!
 //! The copy goes in square tiles of one cache line per side (16 × 16 f32, 32 × 32 bf16).
-//! Each source line of a tile is read once and each output line written once, whole:
-//! on x86-64 CPUs with AVX-512 (checked at run time) a tile is one 64-byte register per
-//! source line, transposed in registers; elsewhere the source lines are first copied to a
-//! small local buffer and transposed from there with SSE2 (every x86-64 CPU has it) or
+//! Each source line of a tile is read once and each output line written once, whole.
+//! On x86-64 the tile kernel is chosen at run time: with AVX-512 a tile is one 64-byte
+//! register per source line, transposed in registers ([`avx512`]); with AVX2, four blocks
+//! of half lines ([`avx2`]); elsewhere the source lines are first copied to a small local
+//! buffer and transposed from there with SSE2 (every x86-64 CPU has it, [`sse2`]) or
 //! element by element. (Reading a tile's lines in place more than once does not work:
 //! weights have power-of-two row strides, which put all the lines of a tile in one cache
 //! set, so they evict each other before they are finished.)
 //!
-//! Tiles are visited in bands of [`BAND`] output rows: across the band (a few lines of
-//! each of a tile's source rows, read in order), then the next tiles along those source
-//! rows. The band's output pages stay in the TLB while each takes one line per tile.
-//! (Walking down a whole column of tiles instead costs a TLB miss per line, which is
-//! dearest in a virtual machine; walking a whole source row reads one line from each of
-//! hundreds of rows at a time. Measured on a shared VM, this order was the fastest.)
+//! An output much larger than the caches ([`STREAM_FROM`]) is written with streaming
+//! (non-temporal) stores, as `memcpy` does at that size: a plain store first reads the
+//! line it writes, so a transpose with plain stores moves three bytes per byte copied
+//! where `memcpy` moves two. A streaming store must write a whole aligned line at once,
+//! so the tiles then start at the first column whose output is line-aligned. Likewise the
+//! tiles start at the first row whose source lines are aligned (a misaligned line is two
+//! to read). The rows and columns outside the tiles are copied with the ragged edges.
+//!
+//! Tiles are visited in bands of output rows covering [`BAND_BYTES`] of each source row:
+//! across the band (a few lines of each of a tile's source rows, read in order), then the
+//! next tiles along those source rows. The band's output pages stay in the TLB while each
+//! takes one line per tile. (Walking down a whole column of tiles instead costs a TLB miss
+//! per line, which is dearest in a virtual machine; walking a whole source row reads one
+//! line from each of hundreds of rows at a time. Measured on a shared VM, half a 4 KiB
+//! page per source row was the fastest band for both 2- and 4-byte elements.)
 //! The hardware prefetcher does not follow a few lines from each of 16–32 rows, so while
 //! a tile is copied the lines of the tile one band later (the same columns of the next
-//! source rows) are prefetched, and the output lines the next tiles along the same output
+//! source rows) are prefetched into the second-level cache (the first level would not keep them: they all fall in one
+//! set), and, with plain stores, the output lines the next tiles along the same output
 //! rows will write.
 
 use super::{copy_run, gather_elements};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod sse2;
+
 /// Bytes per cache line: one side of a tile.
 const LINE: usize = 64;
 
-/// Output rows per band of tiles.
-const BAND: usize = 256;
+/// Bytes of each source row that one band of tiles covers.
+const BAND_BYTES: usize = 2048;
 
-/// The tile's source lines: line `b` holds source row `b0 + b`, elements `a0..a0 + LINE / N`.
+/// Outputs at least this large are written with streaming stores: several times the
+/// per-core second-level cache, where the output would not stay in cache anyway.
+const STREAM_FROM: usize = 4 << 20;
+
+/// A tile's lines: the buffered kernel's copy of the source lines (line `b` holds source
+/// row `b0 + b`, elements `a0..a0 + LINE / N`), or the AVX2 kernel's staged output lines.
 type Lines = [[u8; LINE]; LINE];
+
+/// [`Lines`] on a line boundary, so that each of its lines is one cache line.
+#[repr(align(64))]
+struct AlignedLines(Lines);
 
 /// `out[a][b] = data[base + a + b·stride]` for `a < rows`, `b < cols`, elements of `elem`
 /// bytes.
@@ -61,6 +88,9 @@ pub(super) fn copy_transposed(
 enum TileKernel {
     /// Through a local copy of the source lines (SSE2 on x86-64, else element by element).
     Buffered,
+    /// Four blocks of 32-byte registers, for 2-, 4- and 8-byte elements.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
     /// One AVX-512 register per source line, for 2-, 4- and 8-byte elements.
     #[cfg(target_arch = "x86_64")]
     Avx512,
@@ -73,19 +103,41 @@ impl TileKernel {
         if avx512::supports::<N>() {
             return TileKernel::Avx512;
         }
+        #[cfg(target_arch = "x86_64")]
+        if avx2::supports::<N>() {
+            return TileKernel::Avx2;
+        }
         TileKernel::Buffered
+    }
+
+    /// Whether the kernel can write its output lines with streaming stores.
+    fn streams(self) -> bool {
+        self != TileKernel::Buffered
     }
 }
 
-/// [`copy_transposed`] for `N`-byte elements: the whole tiles, then the ragged right and
-/// bottom edges element by element.
+/// [`copy_transposed`] for `N`-byte elements: the whole tiles, then the ragged edges
+/// element by element.
 fn transpose_tiles<const N: usize>(data: &[u8], base: usize, rows: usize, cols: usize, stride: usize, out: &mut [u8]) {
-    transpose_tiles_with::<N>(TileKernel::best::<N>(), data, base, rows, cols, stride, out)
+    let kernel = TileKernel::best::<N>();
+    let stream = kernel.streams() && out.len() >= STREAM_FROM;
+    transpose_tiles_with::<N>(kernel, stream, data, base, rows, cols, stride, out)
 }
 
-/// [`transpose_tiles`] with a given tile kernel (the tests run each one).
+/// The first row of lines `step` bytes apart, from `start` on, that begins on a line
+/// boundary, counted in `N`-byte elements, if there is one (`step` a whole number of lines,
+/// the first line boundary on an element boundary).
+fn first_aligned<const N: usize>(start: *const u8, step: usize) -> Option<usize> {
+    let skew = (LINE - start as usize % LINE) % LINE;
+    (step % LINE == 0 && skew % N == 0).then_some(skew / N)
+}
+
+/// [`transpose_tiles`] with a given tile kernel, streaming stores or not (the tests run
+/// each combination; streaming falls back to plain stores where the lines do not align).
+#[allow(clippy::too_many_arguments)]
 fn transpose_tiles_with<const N: usize>(
     kernel: TileKernel,
+    stream: bool,
     data: &[u8],
     base: usize,
     rows: usize,
@@ -94,60 +146,127 @@ fn transpose_tiles_with<const N: usize>(
     out: &mut [u8],
 ) {
     let side = LINE / N;
-    let (full_rows, full_cols) = (rows - rows % side, cols - cols % side);
     let row_bytes = cols * N;
     let source_row_bytes = stride * N;
-    let mut lines: Lines = [[0u8; LINE]; LINE];
-    for band_start in (0..full_rows).step_by(BAND) {
-        let band_end = (band_start + BAND).min(full_rows);
-        for b0 in (0..full_cols).step_by(side) {
+    // Tiles cover the output columns `lead..full_cols` (with streaming stores, from the
+    // first whose lines are aligned) and the output rows `top..full_rows`, from the first
+    // whose source lines are aligned (a misaligned line is two lines to read).
+    let (stream, lead) = match first_aligned::<N>(out.as_ptr(), row_bytes) {
+        Some(lead) if stream && kernel.streams() => (true, lead.min(cols)),
+        _ => (false, 0),
+    };
+    let top = first_aligned::<N>(data.as_ptr().wrapping_add(base * N), source_row_bytes).unwrap_or(0).min(rows);
+    let full_rows = top + (rows - top) / side * side;
+    let full_cols = lead + (cols - lead) / side * side;
+    let band = BAND_BYTES / N;
+    let mut lines = AlignedLines([[0u8; LINE]; LINE]);
+    for band_start in (top..full_rows).step_by(band) {
+        let band_end = (band_start + band).min(full_rows);
+        for b0 in (lead..full_cols).step_by(side) {
             for a0 in (band_start..band_end).step_by(side) {
                 let first_in = (base + a0 + b0 * stride) * N;
                 let first_out = a0 * row_bytes + b0 * N;
                 for line in 0..side {
-                    prefetch(data, first_in + (side + line) * source_row_bytes);
-                    prefetch(out, first_out + line * row_bytes + LINE);
+                    prefetch::<FAR>(data, first_in + (side + line) * source_row_bytes);
+                    if !stream {
+                        prefetch::<NEAR>(out, first_out + line * row_bytes + LINE);
+                    }
                 }
                 let tile_in = &data[first_in..first_in + (side - 1) * source_row_bytes + LINE];
                 let tile_out = &mut out[first_out..first_out + (side - 1) * row_bytes + LINE];
                 match kernel {
                     TileKernel::Buffered => {
-                        for (b, line) in lines[..side].iter_mut().enumerate() {
+                        for (b, line) in lines.0[..side].iter_mut().enumerate() {
                             line.copy_from_slice(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]);
                         }
-                        transpose_tile::<N>(&lines, tile_out, row_bytes);
+                        transpose_tile::<N>(&lines.0, tile_out, row_bytes);
                     }
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `best` chose this kernel only on a CPU with AVX-512F and BW.
+                    // SAFETY: `best` chose this kernel only on a CPU with AVX2 (the tests, too).
+                    TileKernel::Avx2 => unsafe {
+                        avx2::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes, stream, &mut lines.0)
+                    },
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `best` chose this kernel only on a CPU with AVX-512F and BW (the tests, too).
                     TileKernel::Avx512 => unsafe {
-                        avx512::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes)
+                        avx512::transpose_tile::<N>(tile_in, source_row_bytes, tile_out, row_bytes, stream)
                     },
                 }
             }
         }
     }
-    // The right edge: columns past the last whole tile.
-    for a in 0..full_rows {
-        let at = a * row_bytes + full_cols * N;
-        gather_elements::<N>(data, base + a + full_cols * stride, stride, &mut out[at..(a + 1) * row_bytes]);
+    if stream {
+        // Streaming stores are weakly ordered: make them visible before the buffer is
+        // handed on (to another thread, say).
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE is part of the x86-64 baseline; a fence touches no memory.
+        unsafe {
+            std::arch::x86_64::_mm_sfence()
+        };
     }
-    // The bottom edge: rows past the last whole tile, every column.
-    for a in full_rows..rows {
-        gather_elements::<N>(data, base + a, stride, &mut out[a * row_bytes..(a + 1) * row_bytes]);
+    // The top and bottom edges, rows outside the tiles, and the left and right ones,
+    // columns outside the tiles.
+    transpose_rows::<N>(data, base, 0..top, cols, stride, out);
+    for a in top..full_rows {
+        let row = &mut out[a * row_bytes..(a + 1) * row_bytes];
+        gather_elements::<N>(data, base + a, stride, &mut row[..lead * N]);
+        gather_elements::<N>(data, base + a + full_cols * stride, stride, &mut row[full_cols * N..]);
+    }
+    transpose_rows::<N>(data, base, full_rows..rows, cols, stride, out);
+}
+
+/// The output rows `rows` (fewer than a tile), every column, reading each source row's
+/// few elements at once (a gather per output row would read every source row's line
+/// once per output row).
+fn transpose_rows<const N: usize>(
+    data: &[u8],
+    base: usize,
+    rows: std::ops::Range<usize>,
+    cols: usize,
+    stride: usize,
+    out: &mut [u8],
+) {
+    let row_bytes = cols * N;
+    for b in 0..cols {
+        let first = (base + rows.start + b * stride) * N;
+        let source = &data[first..first + rows.len() * N];
+        for (element, a) in source.chunks_exact(N).zip(rows.clone()) {
+            out[a * row_bytes + b * N..a * row_bytes + b * N + N].copy_from_slice(element);
+        }
     }
 }
 
-/// Asks for the cache line at `bytes[at]` ahead of its use (nothing past the end).
+/// Applies `swap` to every pair of registers `distance` apart (`i` with `i & distance ==
+/// 0`), one round of a transpose in registers. The loop has no branch, so that the
+/// compiler unrolls it and keeps the registers out of memory.
 #[inline(always)]
-fn prefetch(bytes: &[u8], at: usize) {
+fn pairs<T: Copy, const C: usize>(regs: &mut [T; C], distance: usize, swap: impl Fn(T, T) -> (T, T)) {
+    for j in 0..C / 2 {
+        let i = j / distance * 2 * distance + j % distance;
+        (regs[i], regs[i + distance]) = swap(regs[i], regs[i + distance]);
+    }
+}
+
+/// Asks for the cache line at `bytes[at]` ahead of its use (nothing past the end), with
+/// the x86 hint `HINT` (`NEAR` or `FAR`).
+#[inline(always)]
+fn prefetch<const HINT: i32>(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
     if at < bytes.len() {
         // SAFETY: a prefetch of an address inside `bytes`; it reads nothing and cannot fault.
-        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(bytes.as_ptr().add(at).cast()) }
+        unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(bytes.as_ptr().add(at).cast()) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (bytes, at);
 }
+
+// The hints of [`prefetch`]: into the first-level cache, into the second.
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::{_MM_HINT_T0 as NEAR, _MM_HINT_T1 as FAR};
+#[cfg(not(target_arch = "x86_64"))]
+const NEAR: i32 = 0;
+#[cfg(not(target_arch = "x86_64"))]
+const FAR: i32 = 0;
 
 /// Writes output line `a` of the tile (`LINE` bytes at `a · row_bytes` of `out`): element
 /// `a` of every source line.
@@ -174,257 +293,5 @@ fn transpose_tile_scalar<const N: usize>(lines: &Lines, out: &mut [u8], row_byte
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod sse2 {
-    use std::arch::x86_64::{
-        __m128i, _mm_loadu_si128, _mm_setzero_si128, _mm_storeu_si128, _mm_unpackhi_epi16, _mm_unpackhi_epi32,
-        _mm_unpackhi_epi64, _mm_unpackhi_epi8, _mm_unpacklo_epi16, _mm_unpacklo_epi32, _mm_unpacklo_epi64,
-        _mm_unpacklo_epi8,
-    };
-
-    use super::{Lines, LINE};
-
-    /// Bytes per register.
-    const REG: usize = 16;
-
-    /// The tile in blocks of `REG / N` source lines × `REG` bytes: each block is loaded
-    /// into `REG / N` registers (one row of `REG / N` elements each), transposed by
-    /// log2(`REG / N`) rounds of interleaving, and stored as `REG` bytes of `REG / N`
-    /// output lines.
-    #[target_feature(enable = "sse2")]
-    pub(super) fn transpose_tile<const N: usize>(lines: &Lines, out: &mut [u8], row_bytes: usize) {
-        let per_reg = REG / N;
-        let rounds = per_reg.trailing_zeros();
-        for column in 0..LINE / REG {
-            for group in 0..LINE / N / per_reg {
-                let mut regs = [_mm_setzero_si128(); REG];
-                for (row, reg) in regs[..per_reg].iter_mut().enumerate() {
-                    *reg = load(&lines[group * per_reg + row][column * REG..column * REG + REG]);
-                }
-                for _ in 0..rounds {
-                    regs = interleave_round::<N>(&regs, per_reg);
-                }
-                for (row, reg) in regs[..per_reg].iter().enumerate() {
-                    let at = (column * per_reg + row) * row_bytes + group * REG;
-                    store(&mut out[at..at + REG], *reg);
-                }
-            }
-        }
-    }
-
-    /// One round of the transpose by perfect shuffles: register `2i` gets the low halves
-    /// of registers `i` and `i + count / 2` interleaved element by element, register
-    /// `2i + 1` their high halves. log2(`count`) rounds transpose `count` × `count`.
-    #[target_feature(enable = "sse2")]
-    #[inline]
-    fn interleave_round<const N: usize>(regs: &[__m128i; REG], count: usize) -> [__m128i; REG] {
-        let mut next = [_mm_setzero_si128(); REG];
-        for i in 0..count / 2 {
-            let (x, y) = (regs[i], regs[i + count / 2]);
-            let (low, high) = match N {
-                1 => (_mm_unpacklo_epi8(x, y), _mm_unpackhi_epi8(x, y)),
-                2 => (_mm_unpacklo_epi16(x, y), _mm_unpackhi_epi16(x, y)),
-                4 => (_mm_unpacklo_epi32(x, y), _mm_unpackhi_epi32(x, y)),
-                _ => (_mm_unpacklo_epi64(x, y), _mm_unpackhi_epi64(x, y)),
-            };
-            next[2 * i] = low;
-            next[2 * i + 1] = high;
-        }
-        next
-    }
-
-    #[inline(always)]
-    fn load(bytes: &[u8]) -> __m128i {
-        let bytes: &[u8; REG] = bytes.try_into().expect("one register");
-        // SAFETY: `bytes` is 16 readable bytes; the load has no alignment requirement.
-        unsafe { _mm_loadu_si128(bytes.as_ptr().cast()) }
-    }
-
-    #[inline(always)]
-    fn store(bytes: &mut [u8], value: __m128i) {
-        let bytes: &mut [u8; REG] = bytes.try_into().expect("one register");
-        // SAFETY: `bytes` is 16 writable bytes; the store has no alignment requirement.
-        unsafe { _mm_storeu_si128(bytes.as_mut_ptr().cast(), value) }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::{
-        __m512i, _mm512_bslli_epi128, _mm512_bsrli_epi128, _mm512_loadu_si512, _mm512_mask_blend_epi16,
-        _mm512_mask_blend_epi32, _mm512_permutex2var_epi64, _mm512_set_epi64, _mm512_shuffle_i64x2,
-        _mm512_storeu_si512, _mm512_unpackhi_epi64, _mm512_unpacklo_epi64,
-    };
-
-    use super::LINE;
-
-    /// Whether this CPU has the AVX-512 instructions the tile for `N`-byte elements uses
-    /// (the answer is cached by the standard library).
-    pub(super) fn supports<const N: usize>() -> bool {
-        matches!(N, 2 | 4 | 8) && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
-    }
-
-    /// Transposes the tile whose source line `b` is at `b · source_row_bytes` of `tile_in`
-    /// into output lines at `a · row_bytes` of `tile_out`: `LINE / N` registers.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) fn transpose_tile<const N: usize>(
-        tile_in: &[u8],
-        source_row_bytes: usize,
-        tile_out: &mut [u8],
-        row_bytes: usize,
-    ) {
-        match N {
-            2 => transpose_registers::<32>(tile_in, source_row_bytes, tile_out, row_bytes),
-            4 => transpose_registers::<16>(tile_in, source_row_bytes, tile_out, row_bytes),
-            8 => transpose_registers::<8>(tile_in, source_row_bytes, tile_out, row_bytes),
-            _ => unreachable!("`supports` admits 2-, 4- and 8-byte elements only"),
-        }
-    }
-
-    /// A `C` × `C` transpose of `64 / C`-byte elements, by blocks: the register pairs
-    /// `C / 2` apart swap 256-bit halves, then pairs `C / 4` apart swap 128-bit quarters,
-    /// and so on down to single elements (each round transposes the 2 × 2 block matrix
-    /// of every block the previous one left: register `i` takes the even blocks of `i`
-    /// and `i + d` interleaved, register `i + d` the odd ones).
-    #[target_feature(enable = "avx512f,avx512bw")]
-    #[inline]
-    fn transpose_registers<const C: usize>(
-        tile_in: &[u8],
-        source_row_bytes: usize,
-        tile_out: &mut [u8],
-        row_bytes: usize,
-    ) {
-        let mut regs: [__m512i; C] =
-            std::array::from_fn(|b| load(&tile_in[b * source_row_bytes..b * source_row_bytes + LINE]));
-        let even_quarters = _mm512_set_epi64(13, 12, 5, 4, 9, 8, 1, 0);
-        let odd_quarters = _mm512_set_epi64(15, 14, 7, 6, 11, 10, 3, 2);
-        let halves = |x, y| (_mm512_shuffle_i64x2::<0x44>(x, y), _mm512_shuffle_i64x2::<0xEE>(x, y));
-        let quarters =
-            |x, y| (_mm512_permutex2var_epi64(x, even_quarters, y), _mm512_permutex2var_epi64(x, odd_quarters, y));
-        let words64 = |x, y| (_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y));
-        let words32 = |x, y| {
-            let odd = 0xAAAA;
-            (
-                _mm512_mask_blend_epi32(odd, x, _mm512_bslli_epi128::<4>(y)),
-                _mm512_mask_blend_epi32(odd, _mm512_bsrli_epi128::<4>(x), y),
-            )
-        };
-        let words16 = |x, y| {
-            let odd = 0xAAAA_AAAA;
-            (
-                _mm512_mask_blend_epi16(odd, x, _mm512_bslli_epi128::<2>(y)),
-                _mm512_mask_blend_epi16(odd, _mm512_bsrli_epi128::<2>(x), y),
-            )
-        };
-        pairs(&mut regs, C / 2, halves);
-        pairs(&mut regs, C / 4, quarters);
-        pairs(&mut regs, C / 8, words64);
-        if C >= 16 {
-            pairs(&mut regs, C / 16, words32);
-        }
-        if C >= 32 {
-            pairs(&mut regs, C / 32, words16);
-        }
-        for (a, reg) in regs.iter().enumerate() {
-            store(&mut tile_out[a * row_bytes..a * row_bytes + LINE], *reg);
-        }
-    }
-
-    /// Applies `swap` to every pair of registers `distance` apart (`i` with `i & distance == 0`).
-    #[target_feature(enable = "avx512f,avx512bw")]
-    #[inline]
-    fn pairs<const C: usize>(
-        regs: &mut [__m512i; C],
-        distance: usize,
-        swap: impl Fn(__m512i, __m512i) -> (__m512i, __m512i),
-    ) {
-        for i in 0..C {
-            if i & distance == 0 {
-                (regs[i], regs[i + distance]) = swap(regs[i], regs[i + distance]);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn load(bytes: &[u8]) -> __m512i {
-        let bytes: &[u8; LINE] = bytes.try_into().expect("one line");
-        // SAFETY: `bytes` is 64 readable bytes; the load has no alignment requirement, and
-        // the caller runs only on a CPU with AVX-512F.
-        unsafe { _mm512_loadu_si512(bytes.as_ptr().cast()) }
-    }
-
-    #[inline(always)]
-    fn store(bytes: &mut [u8], value: __m512i) {
-        let bytes: &mut [u8; LINE] = bytes.try_into().expect("one line");
-        // SAFETY: `bytes` is 64 writable bytes; the store has no alignment requirement, and
-        // the caller runs only on a CPU with AVX-512F.
-        unsafe { _mm512_storeu_si512(bytes.as_mut_ptr().cast(), value) }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// The SSE2 tile equals the element-by-element one for every element size.
-    #[test]
-    fn vector_tile_equals_scalar_tile() {
-        fn check<const N: usize>() {
-            let mut lines: Lines = [[0u8; LINE]; LINE];
-            for (b, line) in lines.iter_mut().enumerate() {
-                for (i, byte) in line.iter_mut().enumerate() {
-                    *byte = (b * 67 + i * 3) as u8;
-                }
-            }
-            let row_bytes = LINE + 24; // output lines are not adjacent
-            let size = (LINE / N - 1) * row_bytes + LINE;
-            let (mut vector, mut scalar) = (vec![0u8; size], vec![0u8; size]);
-            transpose_tile::<N>(&lines, &mut vector, row_bytes);
-            transpose_tile_scalar::<N>(&lines, &mut scalar, row_bytes);
-            assert_eq!(vector, scalar, "{N}-byte elements");
-        }
-        check::<1>();
-        check::<2>();
-        check::<4>();
-        check::<8>();
-    }
-
-    /// Every tile kernel this CPU runs equals the element-by-element gather, on
-    /// transposes of arbitrary size (several bands, ragged edges) and row stride.
-    fn check_kernels<const N: usize>(rows: usize, cols: usize, extra: usize) -> Result<(), TestCaseError> {
-        let stride = rows + extra;
-        let data: Vec<u8> = (0..(cols * stride + rows) * N).map(|i| (i * 131 + i / 251) as u8).collect();
-        let base = 3.min(extra);
-        let mut expected = vec![0u8; rows * cols * N];
-        for a in 0..rows {
-            gather_elements::<N>(&data, base + a, stride, &mut expected[a * cols * N..(a + 1) * cols * N]);
-        }
-        let mut kernels = vec![TileKernel::Buffered];
-        #[cfg(target_arch = "x86_64")]
-        if avx512::supports::<N>() {
-            kernels.push(TileKernel::Avx512);
-        }
-        for kernel in kernels {
-            let mut out = vec![0xA5u8; expected.len()];
-            transpose_tiles_with::<N>(kernel, &data, base, rows, cols, stride, &mut out);
-            prop_assert!(out == expected, "{kernel:?}, {N}-byte elements, {rows}×{cols}, stride {stride}");
-        }
-        Ok(())
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        #[test]
-        fn tile_kernels_equal_the_gather(rows in 1usize..700, cols in 1usize..150, extra in 0usize..40, elem in 0usize..4) {
-            match elem {
-                0 => check_kernels::<1>(rows, cols, extra)?,
-                1 => check_kernels::<2>(rows, cols, extra)?,
-                2 => check_kernels::<4>(rows, cols, extra)?,
-                _ => check_kernels::<8>(rows, cols, extra)?,
-            }
-        }
-    }
-}
+mod tests;

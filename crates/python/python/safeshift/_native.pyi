@@ -55,7 +55,8 @@ class Open:
         """Writes tensors ``names[i]`` into ``outs[i]`` (each as :meth:`read_into` takes
         it) on all cores without the GIL; the map pages a computed tensor read are
         released after it. Sizes are checked before anything is written; arrays that
-        overlap raise ``ValueError``."""
+        overlap raise ``ValueError``. An error while reading (a file truncated or
+        unreadable under us) raises with some arrays already written, in part or whole."""
     def release(self, name: str) -> None:
         """Unmaps this process's pages of the sources tensor ``name`` reads."""
     def is_zero_copy(self, name: str) -> bool:

@@ -111,6 +111,10 @@ def load_model(
 
     Returns a :class:`LoadReport`: ``missing, unexpected = load_model(...)`` works as with
     safetensors, and ``print(report)`` tells what was migrated, computed and borrowed.
+
+    Names and shapes are checked before anything is copied. An error after that (the
+    file truncated or unreadable under us, a computation that fails) leaves the model's
+    parameters partly loaded, as an error inside ``load_state_dict`` does.
     """
     import torch
 
