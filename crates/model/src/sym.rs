@@ -78,10 +78,26 @@ impl Ratio {
             .unwrap_or_else(|| Ratio::new(self.num.saturating_mul(other.num), self.den.saturating_mul(other.den)))
     }
     fn checked_add(self, other: Ratio) -> Option<Ratio> {
+        // Integers (every evaluation of a concrete shape) need no gcd: the general form
+        // gives the same, and fails on the same overflow.
+        if (self.den, other.den) == (1, 1) {
+            return self.num.checked_add(other.num).map(Ratio::int);
+        }
+        self.checked_add_fractions(other)
+    }
+    /// [`Ratio::checked_add`] in general.
+    fn checked_add_fractions(self, other: Ratio) -> Option<Ratio> {
         let num = self.num.checked_mul(other.den)?.checked_add(other.num.checked_mul(self.den)?)?;
         Ratio::checked_new(num, self.den.checked_mul(other.den)?)
     }
     fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        if (self.den, other.den) == (1, 1) {
+            return self.num.checked_mul(other.num).map(Ratio::int);
+        }
+        self.checked_mul_fractions(other)
+    }
+    /// [`Ratio::checked_mul`] in general.
+    fn checked_mul_fractions(self, other: Ratio) -> Option<Ratio> {
         // Cross-reduce first so that products of reduced fractions stay small.
         let g1 = gcd(self.num.unsigned_abs(), other.den.unsigned_abs()).max(1) as i128;
         let g2 = gcd(other.num.unsigned_abs(), self.den.unsigned_abs()).max(1) as i128;
@@ -368,21 +384,26 @@ impl Sym {
 
     /// The dims it mentions, sorted.
     pub fn dims(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<&str> = Vec::new();
+        self.for_each_dim(&mut |name| out.push(name));
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Calls `f` with each dim it mentions, as often as it occurs.
+    fn for_each_dim<'s>(&'s self, f: &mut dyn FnMut(&'s str)) {
         for (monomial, _) in self.iter_terms() {
             for atom in monomial.keys() {
                 match atom {
-                    Atom::Dim(name) => out.push(name.clone()),
+                    Atom::Dim(name) => f(name),
                     Atom::Quotient(a, b) | Atom::Remainder(a, b) => {
-                        out.extend(a.dims());
-                        out.extend(b.dims());
+                        a.for_each_dim(f);
+                        b.for_each_dim(f);
                     }
                 }
             }
         }
-        out.sort();
-        out.dedup();
-        out
     }
 
     /// Evaluates with concrete dims; `None` if a dim is missing, a division is inexact or
@@ -410,11 +431,18 @@ impl Sym {
     /// unknown and it occurs as `a * x + b` or `a / x + b` (`a`, `b` known): the shape
     /// equations of unification (`3 * hidden == 72`, `hidden / heads == 8`).
     pub fn solve(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> Solution {
-        let unknown: Vec<String> = self.dims().into_iter().filter(|name| known(name).is_none()).collect();
+        let mut unknown: Vec<&str> = Vec::new();
+        self.for_each_dim(&mut |name| {
+            if known(name).is_none() {
+                unknown.push(name);
+            }
+        });
+        unknown.sort_unstable();
+        unknown.dedup();
         let target = match unknown.as_slice() {
             [] => return Solution::Known(self.eval(known)),
-            [one] => one.clone(),
-            _ => return Solution::Stuck(unknown),
+            [one] => (*one).to_owned(),
+            _ => return Solution::Stuck(unknown.into_iter().map(str::to_owned).collect()),
         };
         let stuck = || Solution::Stuck(vec![target.clone()]);
         let not_integral = || Solution::Solved { dim: target.clone(), value: None };
@@ -633,6 +661,17 @@ mod tests {
             let huge = a.mul(&b).mul(&Sym::int(i64::MAX)).mul(&Sym::int(i64::MAX));
             proptest::prop_assert_eq!(huge.clone(), a.mul_terms(&b).mul_terms(&Sym::int(i64::MAX)).mul_terms(&Sym::int(i64::MAX)));
             proptest::prop_assert_eq!(huge.add(&huge), huge.add_terms(&huge));
+        }
+
+        /// The integer fast paths of checked addition and multiplication give what the
+        /// general fraction arithmetic gives, overflow included.
+        #[test]
+        fn integer_ratio_fast_paths_agree(a in proptest::num::i128::ANY, b in proptest::num::i128::ANY, small in -1000i128..1000) {
+            for (x, y) in [(a, b), (a, small), (small, b), (small, small + 1)] {
+                let (x, y) = (Ratio::int(x), Ratio::int(y));
+                proptest::prop_assert_eq!(x.checked_add(y), x.checked_add_fractions(y));
+                proptest::prop_assert_eq!(x.checked_mul(y), x.checked_mul_fractions(y));
+            }
         }
 
         /// A sym orders as the map of terms it stands for, however it is stored (the text
