@@ -25,17 +25,17 @@ pub(super) struct Assignment {
 pub(super) fn assign(
     schema: &Schema,
     layout: &Layout,
-    defs: &[CompiledDef<'_>],
+    defs: &[CompiledDef],
+    allows: &[LiteralFilter],
     mismatch: &mut Mismatch,
 ) -> Assignment {
-    let allows: Vec<LiteralFilter> = schema.allows.iter().map(LiteralFilter::of).collect();
     let mut assignment: Vec<Option<Assigned>> = vec![None; layout.tensors.len()];
     let mut matched: Vec<Matched> = Vec::new();
     for (tensor_idx, tensor) in layout.tensors.iter().enumerate() {
         let hit = defs.iter().enumerate().find_map(|(def_idx, def)| {
             def.filter
                 .admits(&tensor.name)
-                .then(|| match_name(def.pattern, &tensor.name))
+                .then(|| match_name(&def.pattern, &tensor.name))
                 .flatten()
                 .map(|c| (def_idx, c))
         });
@@ -48,7 +48,7 @@ pub(super) fn assign(
             }
         }
         let allowed =
-            schema.allows.iter().zip(&allows).position(|(pattern, filter)| {
+            schema.allows.iter().zip(allows).position(|(pattern, filter)| {
                 filter.admits(&tensor.name) && match_name(pattern, &tensor.name).is_some()
             });
         match allowed {
@@ -63,8 +63,9 @@ pub(super) fn assign(
 }
 
 /// A schema tensor pattern prepared for matching many names.
-pub(super) struct CompiledDef<'a> {
-    pub pattern: &'a ast::Pattern,
+#[derive(Clone, Debug)]
+pub(super) struct CompiledDef {
+    pub pattern: ast::Pattern,
     pub filter: LiteralFilter,
     /// The counted captures, in pattern order.
     pub counted: Vec<CountedCapture>,
@@ -74,6 +75,7 @@ pub(super) struct CompiledDef<'a> {
     pub shape: Vec<Sym>,
 }
 
+#[derive(Clone, Debug)]
 pub(super) struct CountedCapture {
     pub capture: String,
     /// The bound with derived dims expanded.
@@ -82,8 +84,8 @@ pub(super) struct CountedCapture {
     pub key: String,
 }
 
-impl<'a> CompiledDef<'a> {
-    pub fn new(def: &'a TensorDef, derived: &BTreeMap<String, Sym>) -> CompiledDef<'a> {
+impl CompiledDef {
+    pub fn new(def: &TensorDef, derived: &BTreeMap<String, Sym>) -> CompiledDef {
         let pattern = &def.pattern;
         let mut counted = Vec::new();
         let mut free_captures = Vec::new();
@@ -98,7 +100,7 @@ impl<'a> CompiledDef<'a> {
             }
         }
         let shape = def.shape.iter().map(|sym| substitute_all(sym, derived)).collect();
-        CompiledDef { pattern, filter: LiteralFilter::of(pattern), counted, free_captures, shape }
+        CompiledDef { pattern: pattern.clone(), filter: LiteralFilter::of(pattern), counted, free_captures, shape }
     }
 }
 
