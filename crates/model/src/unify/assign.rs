@@ -9,7 +9,7 @@ use safeshift_dsl::ast::{self, PatternPart};
 
 use super::Assigned;
 use crate::mismatch::Mismatch;
-use crate::pattern::{match_name, Captures};
+use crate::pattern::{int_of, match_into, match_name, Captures};
 use crate::schema::substitute_all;
 use crate::{Layout, Schema, Sym, TensorDef};
 
@@ -31,17 +31,23 @@ pub(super) fn assign(
 ) -> Assignment {
     let mut assignment: Vec<Option<Assigned>> = vec![None; layout.tensors.len()];
     let mut matched: Vec<Matched> = Vec::new();
+    // One buffer of borrowed captures for every match: only what is kept is copied.
+    let mut bindings: Vec<(&str, &str)> = Vec::new();
     for (tensor_idx, tensor) in layout.tensors.iter().enumerate() {
-        let hit = defs.iter().enumerate().find_map(|(def_idx, def)| {
-            def.filter
-                .admits(&tensor.name)
-                .then(|| match_name(&def.pattern, &tensor.name))
-                .flatten()
-                .map(|c| (def_idx, c))
-        });
-        if let Some((def_idx, captures)) = hit {
-            let indices: Option<Vec<i64>> = defs[def_idx].counted.iter().map(|c| captures.int(&c.capture)).collect();
+        let hit = defs
+            .iter()
+            .position(|def| def.filter.admits(&tensor.name) && match_into(&def.pattern, &tensor.name, &mut bindings));
+        if let Some(def_idx) = hit {
+            let def = &defs[def_idx];
+            let text = |capture: &str| bindings.iter().find(|(name, _)| *name == capture).map(|(_, text)| *text);
+            let indices: Option<Vec<i64>> = def.counted.iter().map(|c| text(&c.capture).and_then(int_of)).collect();
             if let Some(indices) = indices {
+                let captures = Captures(
+                    def.free_captures
+                        .iter()
+                        .filter_map(|name| text(name).map(|value| (name.clone(), value.to_owned())))
+                        .collect(),
+                );
                 assignment[tensor_idx] = Some(Assigned::Tensor(def_idx));
                 matched.push(Matched { tensor_idx, def_idx, captures, indices });
                 continue;
@@ -137,6 +143,7 @@ impl LiteralFilter {
 pub(super) struct Matched {
     pub tensor_idx: usize,
     pub def_idx: usize,
+    /// The text of each of the def's other (not counted) captures.
     pub captures: Captures,
     /// The values of the def's counted captures, in order.
     pub indices: Vec<i64>,
