@@ -162,6 +162,15 @@ impl fmt::Display for FillError {
 /// Fills `pattern` with `captures`; `{expr}` parts are evaluated with integer captures
 /// first, then `dim` for dims.
 pub fn fill(pattern: &Pattern, captures: &Captures, dim: &dyn Fn(&str) -> Option<i64>) -> Result<String, FillError> {
+    fill_with(pattern, &|name| captures.get(name), dim)
+}
+
+/// [`fill`] with each capture's text from `capture` (the bindings of [`match_into`], say).
+pub fn fill_with<'c>(
+    pattern: &Pattern,
+    capture: &dyn Fn(&str) -> Option<&'c str>,
+    dim: &dyn Fn(&str) -> Option<i64>,
+) -> Result<String, FillError> {
     // Room for the literal text and a short value per other part: one allocation, as a rule.
     let literal_len: usize = pattern
         .parts
@@ -175,12 +184,12 @@ pub fn fill(pattern: &Pattern, captures: &Captures, dim: &dyn Fn(&str) -> Option
     for part in &pattern.parts {
         match part {
             PatternPart::Literal(text) => out.push_str(text),
-            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => match captures.get(&name.node) {
+            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => match capture(&name.node) {
                 Some(value) => out.push_str(value),
                 None => return Err(FillError::Unbound { name: name.node.clone(), span: name.span }),
             },
             PatternPart::Expr(expr) => {
-                let lookup = |name: &str| captures.int(name).or_else(|| dim(name));
+                let lookup = |name: &str| capture(name).and_then(int_of).or_else(|| dim(name));
                 let value = eval(expr, &lookup).map_err(FillError::Eval)?;
                 if value < 0 {
                     return Err(FillError::Eval(EvalError { kind: EvalErrorKind::Negative(value), span: expr.span }));

@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 
 use safeshift_dsl::ast::Pattern;
-use safeshift_model::pattern::{fill, match_name};
+use safeshift_model::pattern::{fill, fill_with, match_into, match_name};
 use safeshift_model::LiteralFilter;
 
 use crate::lower::Operands;
@@ -112,12 +112,13 @@ pub(crate) fn apply_run<V>(run: &[&Rename], tensors: &mut [(String, V)], ctx: &O
     for (slot, (name, _)) in tensors.iter().enumerate() {
         let mut current: Cow<'_, str> = Cow::Borrowed(name);
         for (rename, matched) in run.iter().zip(&mut matched_any) {
-            if !rename.filter.admits(&current) {
+            let mut bindings: Vec<(&str, &str)> = Vec::new();
+            if !rename.filter.admits(&current) || !match_into(&rename.source, &current, &mut bindings) {
                 continue;
             }
-            let Some(captures) = match_name(&rename.source, &current) else { continue };
             *matched = true;
-            match fill(&rename.target, &captures, &|dim| ctx.dim_value(dim)) {
+            let capture = |name: &str| bindings.iter().find(|(capture, _)| *capture == name).map(|(_, text)| *text);
+            match fill_with(&rename.target, &capture, &|dim| ctx.dim_value(dim)) {
                 Ok(filled) => current = Cow::Owned(filled),
                 Err(_) => return false,
             }
