@@ -7,7 +7,8 @@
 //!   or the complete upgrade, and the `.bak` is the original.
 //! * For every version of the repository's registry, the lazy view of
 //!   `Registry::embedded()?.open_with(…)` (whole tensors and row slices) equals the file
-//!   `upgrade -o` writes, tensor for tensor, metadata included.
+//!   `upgrade -o` writes, tensor for tensor, metadata included, and the `safetensors`
+//!   crate reads the same bytes from that file.
 //! * Snapshots of the summary table, `--json` and the main errors.
 //!
 //! Expected values come from files and hashes taken before the run, never from the code
@@ -411,6 +412,11 @@ fn the_lazy_view_and_the_written_file_agree_for_every_version() {
         assert_eq!(view.to_version().to_string(), target);
         let file = Checkpoint::open(&output).unwrap();
         let context = format!("{version} -> {target}");
+        // The reference crate reads the same file (the writer copies file ranges through its
+        // own buffer: what it wrote must be a plain safetensors file).
+        let image = std::fs::read(&output).unwrap();
+        let reference = safetensors::SafeTensors::deserialize(&image).unwrap_or_else(|err| panic!("{context}: {err}"));
+        assert_eq!(reference.len(), file.layout().tensors.len() + file.extras().len(), "{context}: tensor count");
         assert_eq!(
             view.names().collect::<Vec<_>>(),
             file.layout().tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
@@ -427,6 +433,7 @@ fn the_lazy_view_and_the_written_file_agree_for_every_version() {
             assert_eq!(Some(info), file.tensor(name), "{context}: `{name}` dtype and shape");
             let bytes = file.tensor_bytes(name).unwrap();
             assert_eq!(view.tensor(name).unwrap().as_ref(), &*bytes, "{context}: `{name}`");
+            assert_eq!(reference.tensor(name).unwrap().data(), &*bytes, "{context}: `{name}` read by `safetensors`");
             let Some(&rows) = info.shape.first() else { continue };
             let row_len = bytes.len() / rows.max(1) as usize;
             for range in [0..rows, 0..rows / 2, rows / 2..rows, rows / 3..rows - rows / 3] {

@@ -1,5 +1,5 @@
-//! Rewrites a checkpoint through the engine (every tensor a file range, copied with
-//! `copy_file_range`) and prints how long opening and writing took:
+//! Rewrites a checkpoint through the engine (every tensor a file range, copied through
+//! the writer's buffer) and prints how long opening and writing took:
 //!
 //! ```text
 //! cargo run --release -p safeshift-engine --example rewrite -- IN.safetensors OUT.safetensors [--sha256]

@@ -57,7 +57,7 @@ struct Span {
     place: Place,
 }
 
-/// Where a tensor's bytes are in its file, for `copy_file_range` or `pread`.
+/// Where a tensor's bytes are in its file, for the writer's copy or `pread`.
 #[derive(Clone, Copy, Debug)]
 pub struct TensorLocation<'a> {
     /// The open file (read-only).

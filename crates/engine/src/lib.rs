@@ -17,7 +17,7 @@
 //! [`Checkpoint::layout`] then answers names, dtypes, shapes and metadata
 //! ([`safeshift_model::Layout`]); [`Checkpoint::tensor_bytes`] borrows a tensor's bytes
 //! from the map, [`Checkpoint::narrow`] a contiguous slice of them, and
-//! [`Checkpoint::tensor_location`] gives the file range for `copy_file_range`.
+//! [`Checkpoint::tensor_location`] gives the file range the writer copies.
 //!
 //! Validation, each failure a distinct [`ReadErrorKind`] naming the file and the tensor,
 //! key or offset: the header length within the format's bound (100,000,000 bytes) and the

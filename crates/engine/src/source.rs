@@ -3,7 +3,7 @@
 //! This is the input interface every format implements. A reader (safetensors,
 //! PyTorch zip or legacy) opens the file once, maps it, and lists its tensors in file
 //! order with, for each, where its bytes are: a byte range of the file (borrowed from
-//! the map, copied with `copy_file_range`) or, where the format stores something else
+//! the map, copied by the writer with `pread`/`write`) or, where the format stores something else
 //! (a strided or expanded view, big-endian elements), a tensor to materialise on demand.
 //! [`Checkpoint`](crate::Checkpoint) composes one or more of these (a sharded set).
 

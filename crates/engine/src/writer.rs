@@ -1,10 +1,11 @@
 //! The streaming atomic writer.
 //!
 //! The whole header is computed before any data is written; tensors are then streamed
-//! in order: borrowed bytes are written as they are, file ranges are copied with
-//! `copy_file_range` (falling back to `pread`/`write` where the kernel or file system
-//! cannot), generated tensors are produced into reused buffers. Writing happens on a
-//! second thread while the caller's thread computes the next generated tensor, so
+//! in order: borrowed bytes are written as they are, file ranges are copied through one
+//! reused buffer of [`COPY_CHUNK`] bytes (`pread`, then `write`; see [`Sink::copy_range`]
+//! for why not `copy_file_range`), generated tensors are produced into reused buffers.
+//! Writing happens on a second thread while the caller's thread computes the next
+//! generated tensor, so
 //! computation overlaps the I/O; at most two generated tensors are in memory at once
 //! (one being written, one being computed), so memory stays bounded by twice the largest
 //! generated tensor. Output goes to an unnamed (`O_TMPFILE`) file in the target's
@@ -17,7 +18,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -57,7 +57,7 @@ pub struct OutputTensor<'a> {
 pub enum TensorSource<'a> {
     /// Bytes in memory, usually borrowed from an input's map.
     Bytes(Cow<'a, [u8]>),
-    /// A byte range of an input file, copied with `copy_file_range` where possible.
+    /// A byte range of an input file, copied with `pread` and `write` through a buffer.
     File(TensorLocation<'a>),
     /// A generator that fills a zeroed buffer of exactly the tensor's byte length; called
     /// once, when the tensor's turn comes. Its error aborts the write.
@@ -171,7 +171,7 @@ pub fn write_with_extras(
     let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(index)).expect("a JSON value serializes");
     text.push('\n');
     let mut index_file = Pending::create(path).map_err(err)?;
-    let mut sink = Sink { file: index_file.file(), budget: &mut sink_state };
+    let mut sink = Sink { file: index_file.file(), budget: &mut sink_state, copy_buffer: Vec::new() };
     sink.write_all(text.as_bytes(), "write the index").map_err(err)?;
     index_file.file().sync_all().map_err(|source| err(WriteErrorKind::Io { action: "fsync the index", source }))?;
     // The index is renamed last: until then no index appears at the target.
@@ -303,6 +303,9 @@ struct Budget {
 struct Sink<'f, 'b> {
     file: &'f mut File,
     budget: &'b mut Budget,
+    /// The buffer file ranges are copied through: allocated on the first copy, reused by
+    /// the next ones.
+    copy_buffer: Vec<u8>,
 }
 
 impl Sink<'_, '_> {
@@ -328,55 +331,19 @@ impl Sink<'_, '_> {
         Ok(())
     }
 
-    /// Copies `len` bytes from `source` at `offset` to the end of the output, in the
-    /// kernel when it can.
-    fn copy_range(&mut self, source: &File, mut offset: u64, len: u64, tensor: &str) -> Result<(), WriteErrorKind> {
-        let mut remaining = len;
-        while remaining > 0 {
-            let chunk = self.allowance(remaining.min(1 << 30));
-            if chunk == 0 {
-                return Err(self.fault());
-            }
-            let mut off_in = offset as libc::loff_t;
-            // SAFETY: both descriptors are open for the duration of the call; `off_in` is
-            // a valid pointer; a null output offset means "the file position".
-            let copied = unsafe {
-                libc::copy_file_range(
-                    source.as_raw_fd(),
-                    &mut off_in,
-                    self.file.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    chunk as usize,
-                    0,
-                )
-            };
-            if copied < 0 {
-                let error = std::io::Error::last_os_error();
-                let unsupported = matches!(
-                    error.raw_os_error(),
-                    Some(libc::EXDEV | libc::ENOSYS | libc::EINVAL | libc::EOPNOTSUPP | libc::EPERM | libc::EBADF)
-                );
-                if error.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if unsupported {
-                    return self.copy_range_buffered(source, offset, remaining, tensor, None);
-                }
-                return Err(WriteErrorKind::Io { action: "copy tensor bytes", source: error });
-            }
-            if copied == 0 {
-                return Err(short_source(tensor));
-            }
-            let copied = copied as u64;
-            self.budget.written += copied;
-            offset += copied;
-            remaining -= copied;
-        }
-        Ok(())
-    }
-
-    /// Copies through a buffer with `pread` and `write`, hashing on the way if asked.
-    fn copy_range_buffered(
+    /// Copies `len` bytes of `source` from `offset` to the end of the output, through
+    /// [`Sink::copy_buffer`], hashing them on the way if asked.
+    ///
+    /// Not `copy_file_range`, although that moves the bytes once instead of twice: on
+    /// ext4 (Linux 6.18, the bench machine) the kernel's splice copy of ranges that start
+    /// mid-page, as tensor ranges do (a safetensors file's data starts at 8 + the header
+    /// length), took 1.3–1.5× as long as this loop and its output was slower to fsync,
+    /// whether or not the two offsets were congruent modulo the page size (most likely
+    /// because the splice copy writes in rounds of at most 16 pages, where these 1 MiB
+    /// writes let the page cache use larger folios). The buffer stays in the CPU cache
+    /// between its two copies. A whole-file copy from offset 0 to offset 0, as `cp` does,
+    /// was the one case where the kernel's copy was as fast.
+    fn copy_range(
         &mut self,
         source: &File,
         mut offset: u64,
@@ -384,25 +351,33 @@ impl Sink<'_, '_> {
         tensor: &str,
         mut hasher: Option<&mut Sha256>,
     ) -> Result<(), WriteErrorKind> {
-        let mut buffer = vec![0u8; len.min(1 << 20) as usize];
+        // Taken out of `self` for the loop, which writes through `self`; put back after.
+        let mut buffer = std::mem::take(&mut self.copy_buffer);
+        buffer.resize(buffer.len().max(len.min(COPY_CHUNK) as usize), 0);
         let mut remaining = len;
+        let mut copied = Ok(());
         while remaining > 0 {
-            let chunk = &mut buffer[..remaining.min(1 << 20) as usize];
-            source.read_exact_at(chunk, offset).map_err(|source| {
-                if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            let chunk = &mut buffer[..remaining.min(COPY_CHUNK) as usize];
+            if let Err(source) = source.read_exact_at(chunk, offset) {
+                copied = Err(if source.kind() == std::io::ErrorKind::UnexpectedEof {
                     short_source(tensor)
                 } else {
                     WriteErrorKind::SourceRead { tensor: tensor.to_owned(), source }
-                }
-            })?;
+                });
+                break;
+            }
             if let Some(hasher) = hasher.as_deref_mut() {
                 hasher.update(&*chunk);
             }
-            self.write_all(chunk, "write tensor bytes")?;
+            if let Err(err) = self.write_all(chunk, "write tensor bytes") {
+                copied = Err(err);
+                break;
+            }
             offset += chunk.len() as u64;
             remaining -= chunk.len() as u64;
         }
-        Ok(())
+        self.copy_buffer = buffer;
+        copied
     }
 }
 
@@ -427,7 +402,7 @@ fn write_file(
         return Err(WriteErrorKind::HeaderTooLarge { len: header.len() as u64, limit: MAX_HEADER_LEN });
     }
     let mut temp = Pending::create(target)?;
-    let mut sink = Sink { file: temp.file(), budget };
+    let mut sink = Sink { file: temp.file(), budget, copy_buffer: Vec::new() };
     sink.write_all(&(header.len() as u64).to_le_bytes(), "write the header")?;
     sink.write_all(&header, "write the header")?;
     let digests = stream(tensors, &mut sink, options.record_sha256, buffers)?;
@@ -442,6 +417,11 @@ fn write_file(
     temp.file().sync_all().map_err(|source| WriteErrorKind::Io { action: "fsync", source })?;
     Ok(temp)
 }
+
+/// The size of the buffer file ranges are copied through, and of each `pread` and
+/// `write` of a copy: large enough that syscalls cost nothing next to the bytes, small
+/// enough to stay in the CPU cache between the two copies.
+const COPY_CHUNK: u64 = 1 << 20;
 
 /// How many generated tensors may be in memory at once: one being written while the
 /// next is computed.
@@ -459,7 +439,7 @@ enum Chunk<'a> {
 /// `record_sha256`.
 ///
 /// The writing happens on a second thread, fed in output order through a channel: while
-/// it writes (or `copy_file_range`s) earlier tensors, this thread already computes the
+/// it writes (or copies) earlier tensors, this thread already computes the
 /// next generated one, so computation hides behind I/O instead of adding to it. The
 /// look-ahead is bounded by [`GENERATED_IN_FLIGHT`] buffers, which are recycled: memory
 /// stays within twice the largest generated tensor (`buffers` keeps them for the next
@@ -484,12 +464,9 @@ fn stream(
                         }
                         sink.write_all(bytes, "write tensor bytes")?;
                     }
-                    Chunk::File(location) => match hasher.as_mut() {
-                        Some(hasher) => {
-                            sink.copy_range_buffered(location.file, location.offset, location.len, name, Some(hasher))?
-                        }
-                        None => sink.copy_range(location.file, location.offset, location.len, name)?,
-                    },
+                    Chunk::File(location) => {
+                        sink.copy_range(location.file, location.offset, location.len, name, hasher.as_mut())?
+                    }
                     Chunk::Generated(buffer) => {
                         if let Some(hasher) = hasher.as_mut() {
                             hasher.update(buffer);

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use safeshift_engine::{
-    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorSource, WriteErrorKind, WriteOptions,
+    verify, write, Checkpoint, OutputTensor, ProblemKind, TensorLocation, TensorSource, WriteErrorKind, WriteOptions,
 };
 use safeshift_model::DType;
 
@@ -61,8 +61,7 @@ fn input(dir: &Path) -> Checkpoint {
 
 #[test]
 fn every_source_kind_round_trips() {
-    // Without checksums file ranges go through `copy_file_range`, with them through
-    // `pread` and a hash.
+    // Checksums are computed while the file ranges are copied.
     for record_sha256 in [false, true] {
         round_trip_every_source_kind(record_sha256);
     }
@@ -326,9 +325,8 @@ fn a_fault_in_a_later_shard_leaves_no_shard_and_no_index() {
     assert_eq!(listing(dir.path()), vec!["in.safetensors"]);
 }
 
-/// `copy_file_range` between file systems fails with `EXDEV` on current kernels; the
-/// writer then copies through a buffer. `/dev/shm` (tmpfs) is another file system than the
-/// temporary directory on most machines; where it is not, this checks the fast path again.
+/// File ranges are copied from another file system than the output's: `/dev/shm`
+/// (tmpfs) is one on most machines (where it is not, both are in the same one).
 #[test]
 fn file_ranges_copy_across_file_systems() {
     let shm = Path::new("/dev/shm");
@@ -339,4 +337,60 @@ fn file_ranges_copy_across_file_systems() {
     write(&target, mixed(&input, false), &WriteOptions::default()).unwrap();
     let out = Checkpoint::open(&target).unwrap();
     assert_eq!(out.tensor_bytes("copied").unwrap(), input.tensor_bytes("w").unwrap());
+}
+
+/// File ranges longer than the copy buffer (1 MiB), starting mid-page, copied with and
+/// without checksums: the reference crate reads the same bytes back, a checksum recorded
+/// on the way matches, a fault in the middle of a range leaves nothing, and a source file
+/// shorter than its range names the tensor.
+#[test]
+fn long_file_ranges_copy_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3 MiB + 1,000 bytes after a 1,000-byte prefix, then a second range of 5,000 bytes.
+    let source_path = dir.path().join("source.bin");
+    let image: Vec<u8> =
+        (0..1000 + (3 << 20) + 1000 + 5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(&source_path, &image).unwrap();
+    let source = std::fs::File::open(&source_path).unwrap();
+    let long = &image[1000..1000 + (3 << 20) + 1000];
+    let short = &image[image.len() - 5000..];
+    let ranges = |long_at: u64| {
+        let location =
+            |offset, len| TensorSource::File(TensorLocation { file: &source, path: &source_path, offset, len });
+        vec![
+            OutputTensor {
+                name: "long".into(),
+                dtype: DType::U8,
+                shape: vec![long.len() as u64],
+                source: location(long_at, long.len() as u64),
+            },
+            OutputTensor {
+                name: "short".into(),
+                dtype: DType::U8,
+                shape: vec![5000],
+                source: location(image.len() as u64 - 5000, 5000),
+            },
+        ]
+    };
+    let target = dir.path().join("out.safetensors");
+    for record_sha256 in [false, true] {
+        let options = WriteOptions { record_sha256, ..WriteOptions::default() };
+        write(&target, ranges(1000), &options).unwrap();
+        let bytes = std::fs::read(&target).unwrap();
+        let reference = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert!(reference.tensor("long").unwrap().data() == long);
+        assert_eq!(reference.tensor("short").unwrap().data(), short);
+        let report = verify(&Checkpoint::open(&target).unwrap()).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(report.checksums_matched, if record_sha256 { 2 } else { 0 });
+
+        let fault = WriteOptions { fail_after_bytes: Some(2 << 20), ..options.clone() };
+        let err = write(&dir.path().join("faulty.safetensors"), ranges(1000), &fault).unwrap_err();
+        assert!(matches!(err.kind, WriteErrorKind::InjectedFault { after } if after == 2 << 20), "{err}");
+    }
+    // The long range, moved to end 500 bytes past the end of the source.
+    let beyond = image.len() as u64 - long.len() as u64 + 500;
+    let err = write(&target, ranges(beyond), &WriteOptions::default()).unwrap_err();
+    assert!(matches!(&err.kind, WriteErrorKind::SourceRead { tensor, .. } if tensor == "long"), "{err}");
+    assert_eq!(listing(dir.path()), vec!["out.safetensors", "source.bin"]);
 }
