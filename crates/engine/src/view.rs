@@ -411,9 +411,13 @@ fn check_leaves(
         if !leaf.dtype.accepts(info.dtype) {
             return Err(bad(format!("is {} where the plan expects {}", info.dtype, leaf.dtype)));
         }
-        let expected: Option<Vec<u64>> =
-            leaf.shape.iter().map(|dim| dim.as_int().and_then(|value| u64::try_from(value).ok())).collect();
-        if expected.as_deref() != Some(info.shape.as_slice()) {
+        let as_expected = leaf.shape.len() == info.shape.len()
+            && leaf
+                .shape
+                .iter()
+                .zip(&info.shape)
+                .all(|(dim, &size)| dim.as_int().and_then(|value| u64::try_from(value).ok()) == Some(size));
+        if !as_expected {
             return Err(bad(format!("has shape {:?} where the plan expects {}", info.shape, shape_text(&leaf.shape))));
         }
     }

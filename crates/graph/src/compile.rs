@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use safeshift_dsl::ast;
-use safeshift_model::{resolve_meta_dim, unify, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
+use safeshift_model::{resolve_meta_dim, DTypeClass, Layout, Mismatch, Schema, Sym, TensorInfo};
 use safeshift_ops::{
     AuxInfo, Expr, NoInverse, OpContext, OpError, OpErrorKind, Param, ParamValue, PlannedTensor, TensorSet,
 };
@@ -269,7 +269,8 @@ pub fn compile_with_params(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|err| CompileError::NotConcrete { name: err.tensor, message: err.what })?;
 
-    let target = schema_of(&plan.to)?;
+    // The target has a usable schema (the result is checked against it below).
+    schema_of(&plan.to)?;
     if !input_extras.is_empty() {
         let extras: Vec<String> = outputs
             .iter()
@@ -294,10 +295,9 @@ pub fn compile_with_params(
                 .collect::<Vec<TensorInfo>>(),
             metadata: metadata.clone(),
         };
-        unify(target, &result, dims).map_err(|mismatch| CompileError::TargetMismatch {
-            version: plan.to.clone(),
-            mismatch: Box::new(mismatch),
-        })?;
+        if let Some(Err(mismatch)) = registry.unify(&plan.to, &result, dims) {
+            return Err(CompileError::TargetMismatch { version: plan.to.clone(), mismatch: Box::new(mismatch) });
+        }
     }
     Ok(CompiledPlan {
         from: plan.from.clone(),

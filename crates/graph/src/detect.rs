@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use safeshift_model::{unify, Layout, Mismatch};
+use safeshift_model::{Layout, Mismatch};
 
 use crate::key_layout::{canonical, state_dict, KeyLayout};
 use crate::provenance::{read_provenance, Provenance};
@@ -136,17 +136,15 @@ pub fn detect(registry: &Registry, layout: &Layout, given: &BTreeMap<String, i64
     let layout = &state;
     let recorded = layout.metadata.get(SCHEMA_KEY).and_then(|text| VersionId::parse(text).ok());
     if let Some(recorded) = &recorded {
-        if let Some(schema) = registry.schema_of(recorded) {
-            if let Ok(found) = unify(schema, layout, given) {
-                return Ok(Detection {
-                    version: recorded.clone(),
-                    dims: found.dims,
-                    evidence: Evidence::Recorded,
-                    provenance: None,
-                    alternatives: Vec::new(),
-                    key_layout: None,
-                });
-            }
+        if let Some(Ok(found)) = registry.unify(recorded, layout, given) {
+            return Ok(Detection {
+                version: recorded.clone(),
+                dims: found.dims,
+                evidence: Evidence::Recorded,
+                provenance: None,
+                alternatives: Vec::new(),
+                key_layout: None,
+            });
         }
     }
     // Only the candidates can fit; when none does, every schema is ranked for the report.
@@ -186,10 +184,10 @@ fn unify_each<'r>(
     let mut fits = Vec::new();
     let mut misses = Vec::new();
     for version in versions {
-        let Some(schema) = registry.schema_of(version) else {
+        let Some(unified) = registry.unify(version, layout, given) else {
             continue;
         };
-        match unify(schema, layout, given) {
+        match unified {
             Ok(found) => fits.push((version.clone(), found.dims)),
             Err(mismatch) => misses.push(NearMiss { version: version.clone(), score: mismatch.score(), mismatch }),
         }
@@ -235,7 +233,7 @@ fn detect_other_key_layouts(
                 .versions()
                 .filter(|version| version.family == *family)
                 .filter_map(|version| {
-                    let found = unify(registry.schema_of(version)?, &renamed, given).ok()?;
+                    let found = registry.unify(version, &renamed, given)?.ok()?;
                     Some((version.clone(), found.dims))
                 })
                 .collect();
@@ -255,9 +253,9 @@ pub fn detect_as(
     layout: &Layout,
     given: &BTreeMap<String, i64>,
 ) -> Result<Detection, DetectError> {
-    let schema = registry.schema_of(version).ok_or_else(|| DetectError::NoSchema { version: version.clone() })?;
     // Extras (a graph, supporting arrays) pass through; the schemas describe the rest.
-    match unify(schema, &state_dict(layout), given) {
+    let unified = registry.unify(version, &state_dict(layout), given);
+    match unified.ok_or_else(|| DetectError::NoSchema { version: version.clone() })? {
         Ok(found) => Ok(Detection {
             version: version.clone(),
             dims: found.dims,

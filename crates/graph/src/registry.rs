@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use safeshift_dsl::{ast, Diagnostic, SourceId, SourceMap};
 use sha2::{Digest, Sha256};
 
-use safeshift_model::Schema;
+use safeshift_model::{unify_prepared, Layout, Match, Mismatch, PreparedSchema, Schema};
 
 use crate::candidates::CandidateIndex;
 use crate::derive::derive;
@@ -37,6 +37,10 @@ pub struct Registry {
     lowered: Vec<Option<LoweredOps>>,
     /// Detection's index of candidate schemas, built on first use.
     candidates: OnceLock<CandidateIndex>,
+    /// Each schema item's unification data, by index, prepared on first use.
+    prepared: Vec<OnceLock<PreparedSchema>>,
+    /// Each derived schema's, prepared on first use.
+    prepared_derived: BTreeMap<VersionId, OnceLock<PreparedSchema>>,
 }
 
 /// One `schema` item.
@@ -277,8 +281,20 @@ impl Registry {
             }
         }
         graph.add_edges(&migrations, &grounded, &|id| facts.get(&id).copied().unwrap_or_default());
-        let registry =
-            Registry { sources, manifest, schemas, migrations, graph, derived, lowered, candidates: OnceLock::new() };
+        let prepared = schemas.iter().map(|_| OnceLock::new()).collect();
+        let prepared_derived = derived.keys().map(|id| (id.clone(), OnceLock::new())).collect();
+        let registry = Registry {
+            sources,
+            manifest,
+            schemas,
+            migrations,
+            graph,
+            derived,
+            lowered,
+            candidates: OnceLock::new(),
+            prepared,
+            prepared_derived,
+        };
         (registry, diagnostics)
     }
 
@@ -330,6 +346,25 @@ impl Registry {
             Origin::Schema(index) => self.schemas.get(index).filter(|def| def.usable).map(|def| &def.schema),
             Origin::Derived(_) => self.derived.get(id),
         }
+    }
+
+    /// Unifies `layout` with the schema of `id` ([`safeshift_model::unify`]), whose name
+    /// patterns and shapes are prepared once per registry, not at every open; `None` when
+    /// `id` has no usable schema.
+    #[allow(clippy::result_large_err)]
+    pub fn unify(
+        &self,
+        id: &VersionId,
+        layout: &Layout,
+        given: &BTreeMap<String, i64>,
+    ) -> Option<Result<Match, Mismatch>> {
+        let schema = self.schema_of(id)?;
+        let prepared = match self.graph.origin(id)? {
+            Origin::Schema(index) => &self.prepared[index],
+            Origin::Derived(_) => self.prepared_derived.get(id)?,
+        };
+        let prepared = prepared.get_or_init(|| PreparedSchema::new(schema));
+        Some(unify_prepared(schema, prepared, layout, given))
     }
 
     /// The index detection uses to unify a layout only with schemas it could fit, built

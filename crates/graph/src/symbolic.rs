@@ -82,12 +82,9 @@ pub(crate) fn apply_ops(ops: &[Box<dyn Operation>], mut set: TensorSet, ctx: &Op
     Ok(Applied { set, inverse, made_by })
 }
 
-/// Applies `ops` in order, without inverses.
+/// Applies `ops` in order, without inverses (runs of renames in one pass).
 pub(crate) fn apply_plain(ops: &[Box<dyn Operation>], set: &mut TensorSet, ctx: &OpContext) -> Result<(), OpError> {
-    for op in ops {
-        op.apply(set, ctx)?;
-    }
-    Ok(())
+    safeshift_ops::apply_all(ops, set, ctx)
 }
 
 /// The counted dims of a schema, each set to `count`.

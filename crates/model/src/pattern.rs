@@ -26,12 +26,16 @@ impl Captures {
 
     /// The capture `name` read as an integer, if it is one.
     pub fn int(&self, name: &str) -> Option<i64> {
-        let text = self.get(name)?;
-        if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
-            return None;
-        }
-        text.parse().ok()
+        int_of(self.get(name)?)
     }
+}
+
+/// Captured text read as an integer: decimal digits only.
+pub fn int_of(text: &str) -> Option<i64> {
+    if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// Matches `name` against `pattern`, returning the captures on success.
@@ -41,8 +45,17 @@ impl Captures {
 /// one scan, and bindings borrow from the name until the match succeeds.
 pub fn match_name(pattern: &Pattern, name: &str) -> Option<Captures> {
     let mut bindings: Vec<(&str, &str)> = Vec::new();
-    match_parts(&pattern.parts, name, &mut bindings)
+    match_into(pattern, name, &mut bindings)
         .then(|| Captures(bindings.into_iter().map(|(capture, text)| (capture.to_owned(), text.to_owned())).collect()))
+}
+
+/// [`match_name`] without building [`Captures`]: on success `bindings` (cleared first)
+/// holds each capture's name and text, borrowed, in pattern order (a capture used twice
+/// once). For callers that match many names and keep little of each match: one buffer
+/// serves them all.
+pub fn match_into<'p, 'n>(pattern: &'p Pattern, name: &'n str, bindings: &mut Vec<(&'p str, &'n str)>) -> bool {
+    bindings.clear();
+    match_parts(&pattern.parts, name, bindings)
 }
 
 /// Matches `rest` against `parts`; on failure `bindings` is left as it was found.
@@ -149,16 +162,34 @@ impl fmt::Display for FillError {
 /// Fills `pattern` with `captures`; `{expr}` parts are evaluated with integer captures
 /// first, then `dim` for dims.
 pub fn fill(pattern: &Pattern, captures: &Captures, dim: &dyn Fn(&str) -> Option<i64>) -> Result<String, FillError> {
-    let mut out = String::new();
+    fill_with(pattern, &|name| captures.get(name), dim)
+}
+
+/// [`fill`] with each capture's text from `capture` (the bindings of [`match_into`], say).
+pub fn fill_with<'c>(
+    pattern: &Pattern,
+    capture: &dyn Fn(&str) -> Option<&'c str>,
+    dim: &dyn Fn(&str) -> Option<i64>,
+) -> Result<String, FillError> {
+    // Room for the literal text and a short value per other part: one allocation, as a rule.
+    let literal_len: usize = pattern
+        .parts
+        .iter()
+        .map(|part| match part {
+            PatternPart::Literal(text) => text.len(),
+            _ => 8,
+        })
+        .sum();
+    let mut out = String::with_capacity(literal_len);
     for part in &pattern.parts {
         match part {
             PatternPart::Literal(text) => out.push_str(text),
-            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => match captures.get(&name.node) {
+            PatternPart::Capture { name, .. } | PatternPart::Counted { name, .. } => match capture(&name.node) {
                 Some(value) => out.push_str(value),
                 None => return Err(FillError::Unbound { name: name.node.clone(), span: name.span }),
             },
             PatternPart::Expr(expr) => {
-                let lookup = |name: &str| captures.int(name).or_else(|| dim(name));
+                let lookup = |name: &str| capture(name).and_then(int_of).or_else(|| dim(name));
                 let value = eval(expr, &lookup).map_err(FillError::Eval)?;
                 if value < 0 {
                     return Err(FillError::Eval(EvalError { kind: EvalErrorKind::Negative(value), span: expr.span }));

@@ -10,6 +10,8 @@
 //!
 //! The property tests at the bottom take their case count from `PROPTEST_CASES`.
 
+use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -76,10 +78,26 @@ impl Ratio {
             .unwrap_or_else(|| Ratio::new(self.num.saturating_mul(other.num), self.den.saturating_mul(other.den)))
     }
     fn checked_add(self, other: Ratio) -> Option<Ratio> {
+        // Integers (every evaluation of a concrete shape) need no gcd: the general form
+        // gives the same, and fails on the same overflow.
+        if (self.den, other.den) == (1, 1) {
+            return self.num.checked_add(other.num).map(Ratio::int);
+        }
+        self.checked_add_fractions(other)
+    }
+    /// [`Ratio::checked_add`] in general.
+    fn checked_add_fractions(self, other: Ratio) -> Option<Ratio> {
         let num = self.num.checked_mul(other.den)?.checked_add(other.num.checked_mul(self.den)?)?;
         Ratio::checked_new(num, self.den.checked_mul(other.den)?)
     }
     fn checked_mul(self, other: Ratio) -> Option<Ratio> {
+        if (self.den, other.den) == (1, 1) {
+            return self.num.checked_mul(other.num).map(Ratio::int);
+        }
+        self.checked_mul_fractions(other)
+    }
+    /// [`Ratio::checked_mul`] in general.
+    fn checked_mul_fractions(self, other: Ratio) -> Option<Ratio> {
         // Cross-reduce first so that products of reduced fractions stay small.
         let g1 = gcd(self.num.unsigned_abs(), other.den.unsigned_abs()).max(1) as i128;
         let g2 = gcd(other.num.unsigned_abs(), self.den.unsigned_abs()).max(1) as i128;
@@ -105,20 +123,91 @@ fn gcd(a: u128, b: u128) -> u128 {
 }
 
 /// A symbolic integer in normal form.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Sym {
-    /// Terms by monomial; no zero coefficients; the empty monomial is the constant.
-    terms: BTreeMap<Monomial, Ratio>,
+    repr: Repr,
+}
+
+/// The two normal forms of a [`Sym`]: a constant needs no map, so the shapes of every
+/// compiled plan (all constants) are cloned and dropped without allocating.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// A sym that mentions no dim (zero included).
+    Constant(Ratio),
+    /// Terms by monomial; no zero coefficients; the empty monomial is the constant term;
+    /// never the constant term alone (that is `Constant`).
+    Terms(BTreeMap<Monomial, Ratio>),
+}
+
+/// The monomial of the constant term.
+static CONSTANT_MONOMIAL: Monomial = BTreeMap::new();
+
+impl Default for Sym {
+    fn default() -> Sym {
+        Sym::from_constant(Ratio::int(0))
+    }
+}
+
+// Ordered, and shown by `{:?}`, as the map of terms it stands for (the constant term
+// first, under the empty monomial): the order of atoms in a monomial, and so the text of
+// a sym, does not depend on how a sym is stored.
+impl Ord for Sym {
+    fn cmp(&self, other: &Sym) -> Ordering {
+        if let (Some(a), Some(b)) = (self.constant(), other.constant()) {
+            // One term each, under the same monomial; zero has none.
+            return (a.num != 0).cmp(&(b.num != 0)).then_with(|| if a.num == 0 { Ordering::Equal } else { a.cmp(&b) });
+        }
+        self.iter_terms().cmp(other.iter_terms())
+    }
+}
+
+impl PartialOrd for Sym {
+    fn partial_cmp(&self, other: &Sym) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Debug for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sym").field("terms", &self.terms()).finish()
+    }
 }
 
 impl Sym {
     /// The constant `value`.
     pub fn int(value: i64) -> Sym {
-        let mut terms = BTreeMap::new();
-        if value != 0 {
-            terms.insert(Monomial::new(), Ratio::int(value.into()));
+        Sym::from_constant(Ratio::int(value.into()))
+    }
+
+    /// The terms in monomial order, the constant term (if not zero) first.
+    fn iter_terms(&self) -> impl Iterator<Item = (&Monomial, &Ratio)> {
+        let (constant, terms) = match &self.repr {
+            Repr::Constant(ratio) => ((ratio.num != 0).then_some((&CONSTANT_MONOMIAL, ratio)), None),
+            Repr::Terms(terms) => (None, Some(terms)),
+        };
+        constant.into_iter().chain(terms.into_iter().flatten())
+    }
+
+    /// The terms as a map (built for a constant).
+    fn terms(&self) -> Cow<'_, BTreeMap<Monomial, Ratio>> {
+        match &self.repr {
+            Repr::Terms(terms) => Cow::Borrowed(terms),
+            Repr::Constant(_) => {
+                Cow::Owned(self.iter_terms().map(|(monomial, ratio)| (monomial.clone(), *ratio)).collect())
+            }
         }
-        Sym { terms }
+    }
+
+    /// The sym of a map of terms (no zero coefficients), in normal form.
+    fn from_terms(terms: BTreeMap<Monomial, Ratio>) -> Sym {
+        match terms.len() {
+            0 => Sym::from_constant(Ratio::int(0)),
+            1 => match terms.first_key_value() {
+                Some((monomial, ratio)) if monomial.is_empty() => Sym::from_constant(*ratio),
+                _ => Sym { repr: Repr::Terms(terms) },
+            },
+            _ => Sym { repr: Repr::Terms(terms) },
+        }
     }
 
     /// The dim `name`.
@@ -129,9 +218,7 @@ impl Sym {
     fn atom(atom: Atom) -> Sym {
         let mut monomial = Monomial::new();
         monomial.insert(atom, 1);
-        let mut terms = BTreeMap::new();
-        terms.insert(monomial, Ratio::int(1));
-        Sym { terms }
+        Sym::from_terms(BTreeMap::from([(monomial, Ratio::int(1))]))
     }
 
     /// Converts an expression; identifiers become dims.
@@ -155,32 +242,23 @@ impl Sym {
 
     /// The value if it is a constant integer.
     pub fn as_int(&self) -> Option<i64> {
-        match self.terms.len() {
-            0 => Some(0),
-            1 => {
-                let (monomial, ratio) = self.terms.iter().next()?;
-                (monomial.is_empty() && ratio.den == 1).then(|| i64::try_from(ratio.num).ok()).flatten()
-            }
-            _ => None,
-        }
+        let ratio = self.constant()?;
+        (ratio.den == 1).then(|| i64::try_from(ratio.num).ok()).flatten()
     }
 
     /// The value when it mentions no dim: what the arithmetic below checks first, since
     /// concrete shapes (every compiled plan's) are constants and need no polynomial work.
     fn constant(&self) -> Option<Ratio> {
-        match self.terms.len() {
-            0 => Some(Ratio::int(0)),
-            1 => self.terms.iter().next().filter(|(monomial, _)| monomial.is_empty()).map(|(_, ratio)| *ratio),
-            _ => None,
+        match &self.repr {
+            Repr::Constant(ratio) => Some(*ratio),
+            Repr::Terms(_) => None,
         }
     }
 
-    /// The constant `ratio`, in normal form (zero has no term).
+    /// The constant `ratio`, in normal form (zero is `0 / 1`).
     fn from_constant(ratio: Ratio) -> Sym {
-        if ratio.num == 0 {
-            return Sym::default();
-        }
-        Sym { terms: BTreeMap::from([(Monomial::new(), ratio)]) }
+        let ratio = if ratio.num == 0 { Ratio::int(0) } else { ratio };
+        Sym { repr: Repr::Constant(ratio) }
     }
 
     /// `self + other`
@@ -193,8 +271,8 @@ impl Sym {
 
     /// `self + other`, term by term (the general case of [`Sym::add`]).
     fn add_terms(&self, other: &Sym) -> Sym {
-        let mut terms = self.terms.clone();
-        for (monomial, ratio) in &other.terms {
+        let mut terms = self.terms().into_owned();
+        for (monomial, ratio) in other.iter_terms() {
             let sum = terms.get(monomial).map_or(*ratio, |existing| existing.add(*ratio));
             if sum.num == 0 {
                 terms.remove(monomial);
@@ -202,7 +280,7 @@ impl Sym {
                 terms.insert(monomial.clone(), sum);
             }
         }
-        Sym { terms }
+        Sym::from_terms(terms)
     }
 
     /// `self - other`
@@ -214,7 +292,7 @@ impl Sym {
         if factor.num == 0 {
             return Sym::default();
         }
-        Sym { terms: self.terms.iter().map(|(m, r)| (m.clone(), r.mul(factor))).collect() }
+        Sym::from_terms(self.iter_terms().map(|(m, r)| (m.clone(), r.mul(factor))).collect())
     }
 
     /// `self * other`
@@ -228,8 +306,8 @@ impl Sym {
     /// `self * other`, term by term (the general case of [`Sym::mul`]).
     fn mul_terms(&self, other: &Sym) -> Sym {
         let mut acc = Sym::default();
-        for (m1, r1) in &self.terms {
-            for (m2, r2) in &other.terms {
+        for (m1, r1) in self.iter_terms() {
+            for (m2, r2) in other.iter_terms() {
                 let mut monomial = m1.clone();
                 for (atom, power) in m2 {
                     let total = monomial.get(atom).copied().unwrap_or(0) + power;
@@ -239,9 +317,7 @@ impl Sym {
                         monomial.insert(atom.clone(), total);
                     }
                 }
-                let mut term = BTreeMap::new();
-                term.insert(monomial, r1.mul(*r2));
-                acc = acc.add(&Sym { terms: term });
+                acc = acc.add(&Sym::from_terms(BTreeMap::from([(monomial, r1.mul(*r2))])));
             }
         }
         acc
@@ -258,24 +334,20 @@ impl Sym {
 
     /// `self / other`, term by term (the general case of [`Sym::div`]).
     fn div_terms(&self, other: &Sym) -> Sym {
-        if other.terms.len() == 1 {
-            let (monomial, ratio) = other.terms.iter().next().expect("one term");
+        let mut terms = other.iter_terms();
+        if let (Some((monomial, ratio)), None) = (terms.next(), terms.next()) {
             let inverse: Monomial = monomial.iter().map(|(atom, power)| (atom.clone(), -power)).collect();
-            let mut term = BTreeMap::new();
-            term.insert(inverse, Ratio::new(ratio.den, ratio.num));
-            return self.mul(&Sym { terms: term });
+            return self.mul(&Sym::from_terms(BTreeMap::from([(inverse, Ratio::new(ratio.den, ratio.num))])));
         }
         if let Some(factor) = self.constant_multiple_of(other) {
-            let mut term = BTreeMap::new();
-            term.insert(Monomial::new(), factor);
-            return Sym { terms: term };
+            return Sym::from_terms(BTreeMap::from([(Monomial::new(), factor)]));
         }
         Sym::atom(Atom::Quotient(Box::new(self.clone()), Box::new(other.clone())))
     }
 
     fn constant_multiple_of(&self, other: &Sym) -> Option<Ratio> {
-        let (monomial, ratio) = other.terms.iter().next()?;
-        let own = self.terms.get(monomial)?;
+        let (monomial, ratio) = other.iter_terms().next()?;
+        let own = *self.iter_terms().find(|(own, _)| *own == monomial)?.1;
         let factor = Ratio::new(own.num * ratio.den, own.den * ratio.num);
         (other.scale(factor) == *self).then_some(factor)
     }
@@ -291,8 +363,8 @@ impl Sym {
     /// Replaces dim `name` by `value` everywhere (derived dims, bound dims).
     pub fn substitute(&self, name: &str, value: &Sym) -> Sym {
         let mut acc = Sym::default();
-        for (monomial, ratio) in &self.terms {
-            let mut term = Sym { terms: BTreeMap::from([(Monomial::new(), *ratio)]) };
+        for (monomial, ratio) in self.iter_terms() {
+            let mut term = Sym::from_constant(*ratio);
             for (atom, power) in monomial {
                 let base = match atom {
                     Atom::Dim(dim) if dim == name => value.clone(),
@@ -312,21 +384,26 @@ impl Sym {
 
     /// The dims it mentions, sorted.
     pub fn dims(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for monomial in self.terms.keys() {
+        let mut out: Vec<&str> = Vec::new();
+        self.for_each_dim(&mut |name| out.push(name));
+        out.sort_unstable();
+        out.dedup();
+        out.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Calls `f` with each dim it mentions, as often as it occurs.
+    fn for_each_dim<'s>(&'s self, f: &mut dyn FnMut(&'s str)) {
+        for (monomial, _) in self.iter_terms() {
             for atom in monomial.keys() {
                 match atom {
-                    Atom::Dim(name) => out.push(name.clone()),
+                    Atom::Dim(name) => f(name),
                     Atom::Quotient(a, b) | Atom::Remainder(a, b) => {
-                        out.extend(a.dims());
-                        out.extend(b.dims());
+                        a.for_each_dim(f);
+                        b.for_each_dim(f);
                     }
                 }
             }
         }
-        out.sort();
-        out.dedup();
-        out
     }
 
     /// Evaluates with concrete dims; `None` if a dim is missing, a division is inexact or
@@ -339,7 +416,7 @@ impl Sym {
     /// Evaluates to an exact rational, with checked arithmetic.
     fn eval_ratio(&self, dim: &dyn Fn(&str) -> Option<i64>) -> Option<Ratio> {
         let mut total = Ratio::int(0);
-        for (monomial, ratio) in &self.terms {
+        for (monomial, ratio) in self.iter_terms() {
             let mut value = *ratio;
             for (atom, power) in monomial {
                 let base = Ratio::int(eval_atom(atom, dim)?.into());
@@ -354,17 +431,24 @@ impl Sym {
     /// unknown and it occurs as `a * x + b` or `a / x + b` (`a`, `b` known): the shape
     /// equations of unification (`3 * hidden == 72`, `hidden / heads == 8`).
     pub fn solve(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> Solution {
-        let unknown: Vec<String> = self.dims().into_iter().filter(|name| known(name).is_none()).collect();
+        let mut unknown: Vec<&str> = Vec::new();
+        self.for_each_dim(&mut |name| {
+            if known(name).is_none() {
+                unknown.push(name);
+            }
+        });
+        unknown.sort_unstable();
+        unknown.dedup();
         let target = match unknown.as_slice() {
             [] => return Solution::Known(self.eval(known)),
-            [one] => one.clone(),
-            _ => return Solution::Stuck(unknown),
+            [one] => (*one).to_owned(),
+            _ => return Solution::Stuck(unknown.into_iter().map(str::to_owned).collect()),
         };
         let stuck = || Solution::Stuck(vec![target.clone()]);
         let not_integral = || Solution::Solved { dim: target.clone(), value: None };
         // self = linear * x + inverse / x + rest
         let (mut linear, mut inverse, mut rest) = (Ratio::int(0), Ratio::int(0), Ratio::int(0));
-        for (monomial, ratio) in &self.terms {
+        for (monomial, ratio) in self.iter_terms() {
             let mut coefficient = *ratio;
             let mut power_of_target = 0;
             for (atom, power) in monomial {
@@ -458,11 +542,11 @@ fn atom_mentions(atom: &Atom, name: &str) -> bool {
 
 impl fmt::Display for Sym {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.terms.is_empty() {
+        if self.iter_terms().next().is_none() {
             return f.write_str("0");
         }
         // Constants last reads naturally: `3 * hidden + 1`.
-        let mut terms: Vec<_> = self.terms.iter().collect();
+        let mut terms: Vec<_> = self.iter_terms().collect();
         terms.sort_by_key(|(monomial, _)| monomial.is_empty());
         for (index, (monomial, ratio)) in terms.into_iter().enumerate() {
             let negative = ratio.num < 0;
@@ -577,6 +661,26 @@ mod tests {
             let huge = a.mul(&b).mul(&Sym::int(i64::MAX)).mul(&Sym::int(i64::MAX));
             proptest::prop_assert_eq!(huge.clone(), a.mul_terms(&b).mul_terms(&Sym::int(i64::MAX)).mul_terms(&Sym::int(i64::MAX)));
             proptest::prop_assert_eq!(huge.add(&huge), huge.add_terms(&huge));
+        }
+
+        /// The integer fast paths of checked addition and multiplication give what the
+        /// general fraction arithmetic gives, overflow included.
+        #[test]
+        fn integer_ratio_fast_paths_agree(a in proptest::num::i128::ANY, b in proptest::num::i128::ANY, small in -1000i128..1000) {
+            for (x, y) in [(a, b), (a, small), (small, b), (small, small + 1)] {
+                let (x, y) = (Ratio::int(x), Ratio::int(y));
+                proptest::prop_assert_eq!(x.checked_add(y), x.checked_add_fractions(y));
+                proptest::prop_assert_eq!(x.checked_mul(y), x.checked_mul_fractions(y));
+            }
+        }
+
+        /// A sym orders as the map of terms it stands for, however it is stored (the text
+        /// of a monomial's atoms follows that order).
+        #[test]
+        fn syms_order_as_their_terms(a in operand(), b in operand()) {
+            proptest::prop_assert_eq!(a.cmp(&b), a.terms().cmp(&b.terms()));
+            proptest::prop_assert_eq!(a == b, a.terms() == b.terms());
+            proptest::prop_assert_eq!(Sym::from_terms(a.terms().into_owned()), a);
         }
 
         /// Solving `a * x / d + b * known + c == value` recovers `x` whenever the value

@@ -59,6 +59,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod apply;
 mod byte_range;
 pub mod cast;
 mod eager;
@@ -76,6 +77,7 @@ mod tensor_set;
 #[cfg(test)]
 mod tests;
 
+pub use apply::apply_all;
 pub use byte_range::{byte_range, ByteRange};
 pub use expr::{accept_unequal_merges, dtype_of, numel, shape_of, shape_text, Expr, Init, Leaf, ShapeError};
 pub use kernel::{evaluate, evaluate_into, evaluate_slice, narrow_rows, EvalError, SourceError, SourceFn};

@@ -35,6 +35,10 @@ pub trait Operation: fmt::Debug + Send + Sync + OperationClone {
     /// The operations that undo this one, given the set it was applied to (`before`):
     /// applying `self` then the inverse gives `before` back, bytes included.
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse>;
+
+    /// The concrete operation, for [`apply_all`](crate::apply_all), which applies some
+    /// operations together (a run of renames in one pass).
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 /// What each builtin's file implements: what is particular to that operation.
@@ -122,6 +126,10 @@ impl<T: Builtin> Operation for T {
 
     fn inverse(&self, before: &TensorSet, ctx: &OpContext) -> Result<Vec<Box<dyn Operation>>, NoInverse> {
         Builtin::inverse(self, before, ctx)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }
 

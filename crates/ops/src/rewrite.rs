@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use safeshift_dsl::ast::{Pattern, PatternPart};
 use safeshift_model::pattern::{fill, match_name, Captures, FillError};
-use safeshift_model::Sym;
+use safeshift_model::{LiteralFilter, Sym};
 
 use crate::operation::{OpBase, OpError, OpErrorKind};
 use crate::tensor_set::OpContext;
@@ -66,9 +66,12 @@ pub(crate) fn as_source(target: &Pattern, source: &Pattern) -> Option<Pattern> {
 
 /// Names of the set matching `pattern`, in set order, with their captures.
 pub(crate) fn matches<V>(tensors: &[(String, V)], pattern: &Pattern) -> Vec<(usize, Captures)> {
+    // The literal prefix and suffix turn most names away before a match is tried.
+    let filter = LiteralFilter::of(pattern);
     tensors
         .iter()
         .enumerate()
+        .filter(|(_, (name, _))| filter.admits(name))
         .filter_map(|(index, (name, _))| match_name(pattern, name).map(|captures| (index, captures)))
         .collect()
 }

@@ -9,7 +9,7 @@ use safeshift_dsl::ast::{self, PatternPart};
 
 use super::Assigned;
 use crate::mismatch::Mismatch;
-use crate::pattern::{match_name, Captures};
+use crate::pattern::{int_of, match_into, match_name, Captures};
 use crate::schema::substitute_all;
 use crate::{Layout, Schema, Sym, TensorDef};
 
@@ -25,30 +25,36 @@ pub(super) struct Assignment {
 pub(super) fn assign(
     schema: &Schema,
     layout: &Layout,
-    defs: &[CompiledDef<'_>],
+    defs: &[CompiledDef],
+    allows: &[LiteralFilter],
     mismatch: &mut Mismatch,
 ) -> Assignment {
-    let allows: Vec<LiteralFilter> = schema.allows.iter().map(LiteralFilter::of).collect();
     let mut assignment: Vec<Option<Assigned>> = vec![None; layout.tensors.len()];
     let mut matched: Vec<Matched> = Vec::new();
+    // One buffer of borrowed captures for every match: only what is kept is copied.
+    let mut bindings: Vec<(&str, &str)> = Vec::new();
     for (tensor_idx, tensor) in layout.tensors.iter().enumerate() {
-        let hit = defs.iter().enumerate().find_map(|(def_idx, def)| {
-            def.filter
-                .admits(&tensor.name)
-                .then(|| match_name(def.pattern, &tensor.name))
-                .flatten()
-                .map(|c| (def_idx, c))
-        });
-        if let Some((def_idx, captures)) = hit {
-            let indices: Option<Vec<i64>> = defs[def_idx].counted.iter().map(|c| captures.int(&c.capture)).collect();
+        let hit = defs
+            .iter()
+            .position(|def| def.filter.admits(&tensor.name) && match_into(&def.pattern, &tensor.name, &mut bindings));
+        if let Some(def_idx) = hit {
+            let def = &defs[def_idx];
+            let text = |capture: &str| bindings.iter().find(|(name, _)| *name == capture).map(|(_, text)| *text);
+            let indices: Option<Vec<i64>> = def.counted.iter().map(|c| text(&c.capture).and_then(int_of)).collect();
             if let Some(indices) = indices {
+                let captures = Captures(
+                    def.free_captures
+                        .iter()
+                        .filter_map(|name| text(name).map(|value| (name.clone(), value.to_owned())))
+                        .collect(),
+                );
                 assignment[tensor_idx] = Some(Assigned::Tensor(def_idx));
                 matched.push(Matched { tensor_idx, def_idx, captures, indices });
                 continue;
             }
         }
         let allowed =
-            schema.allows.iter().zip(&allows).position(|(pattern, filter)| {
+            schema.allows.iter().zip(allows).position(|(pattern, filter)| {
                 filter.admits(&tensor.name) && match_name(pattern, &tensor.name).is_some()
             });
         match allowed {
@@ -63,8 +69,9 @@ pub(super) fn assign(
 }
 
 /// A schema tensor pattern prepared for matching many names.
-pub(super) struct CompiledDef<'a> {
-    pub pattern: &'a ast::Pattern,
+#[derive(Clone, Debug)]
+pub(super) struct CompiledDef {
+    pub pattern: ast::Pattern,
     pub filter: LiteralFilter,
     /// The counted captures, in pattern order.
     pub counted: Vec<CountedCapture>,
@@ -74,6 +81,7 @@ pub(super) struct CompiledDef<'a> {
     pub shape: Vec<Sym>,
 }
 
+#[derive(Clone, Debug)]
 pub(super) struct CountedCapture {
     pub capture: String,
     /// The bound with derived dims expanded.
@@ -82,8 +90,8 @@ pub(super) struct CountedCapture {
     pub key: String,
 }
 
-impl<'a> CompiledDef<'a> {
-    pub fn new(def: &'a TensorDef, derived: &BTreeMap<String, Sym>) -> CompiledDef<'a> {
+impl CompiledDef {
+    pub fn new(def: &TensorDef, derived: &BTreeMap<String, Sym>) -> CompiledDef {
         let pattern = &def.pattern;
         let mut counted = Vec::new();
         let mut free_captures = Vec::new();
@@ -98,7 +106,7 @@ impl<'a> CompiledDef<'a> {
             }
         }
         let shape = def.shape.iter().map(|sym| substitute_all(sym, derived)).collect();
-        CompiledDef { pattern, filter: LiteralFilter::of(pattern), counted, free_captures, shape }
+        CompiledDef { pattern: pattern.clone(), filter: LiteralFilter::of(pattern), counted, free_captures, shape }
     }
 }
 
@@ -135,6 +143,7 @@ impl LiteralFilter {
 pub(super) struct Matched {
     pub tensor_idx: usize,
     pub def_idx: usize,
+    /// The text of each of the def's other (not counted) captures.
     pub captures: Captures,
     /// The values of the def's counted captures, in order.
     pub indices: Vec<i64>,

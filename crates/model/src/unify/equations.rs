@@ -33,7 +33,7 @@ pub(super) fn collect<'a>(
     layout: &Layout,
     given: &BTreeMap<String, i64>,
     derived: &BTreeMap<String, Sym>,
-    defs: &'a [CompiledDef<'_>],
+    defs: &'a [CompiledDef],
     matched: &[Matched],
     mismatch: &mut Mismatch,
 ) -> Equations<'a> {
@@ -68,7 +68,7 @@ pub(super) fn collect<'a>(
             let count = counts.entry(counted.key.clone()).or_insert_with(|| Count {
                 bound: counted.bound.clone(),
                 seen: None,
-                pattern: pattern_text(def.pattern),
+                pattern: pattern_text(&def.pattern),
                 all_optional: true,
             });
             count.all_optional &= schema.tensors[def_idx].optional;

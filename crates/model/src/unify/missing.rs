@@ -4,7 +4,7 @@
 //! be present (with its value, when the schema gives one). Long lists are cut: the rest is
 //! counted.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::assign::{CompiledDef, Matched};
 use crate::mismatch::{MetaMismatch, Mismatch};
@@ -18,7 +18,7 @@ pub(super) const MISSING_LIST_LIMIT: usize = 100;
 /// Lists the required tensors the layout lacks.
 pub(super) fn find_missing(
     schema: &Schema,
-    defs: &[CompiledDef<'_>],
+    defs: &[CompiledDef],
     matched: &[Matched],
     dims: &BTreeMap<String, i64>,
     mismatch: &mut Mismatch,
@@ -36,20 +36,26 @@ pub(super) fn find_missing(
             def.counted.iter().map(|c| c.bound.eval(&|name| dims.get(name).copied()).map(|n| n.max(0))).collect();
         let Some(ranges) = ranges else {
             if hits.is_empty() {
-                mismatch.missing.push(pattern_text(def.pattern));
+                mismatch.missing.push(pattern_text(&def.pattern));
             }
             continue;
         };
         // Group by the values of the other captures: each group must be complete.
-        let mut groups: BTreeMap<Vec<String>, HashSet<&[i64]>> = BTreeMap::new();
+        // The indices present in each group, sorted and distinct (sorting costs less than
+        // hashing the few hits of a family).
+        let mut groups: BTreeMap<Vec<String>, Vec<&[i64]>> = BTreeMap::new();
         for hit in hits {
             let key = def.free_captures.iter().map(|name| hit.captures.get(name).unwrap_or("").to_owned()).collect();
-            groups.entry(key).or_default().insert(&hit.indices);
+            groups.entry(key).or_default().push(&hit.indices);
+        }
+        for present in groups.values_mut() {
+            present.sort_unstable();
+            present.dedup();
         }
         if def.free_captures.is_empty() {
             groups.entry(Vec::new()).or_default();
         } else if groups.is_empty() {
-            mismatch.missing.push(pattern_text(def.pattern));
+            mismatch.missing.push(pattern_text(&def.pattern));
             continue;
         }
         for (key, present) in groups {
@@ -68,11 +74,11 @@ pub(super) fn find_missing(
             // Walk the index product in order; each step is either present or listed, so
             // this stops after at most `present + limit` steps even for a huge family.
             'walk: while mismatch.missing.len() < MISSING_LIST_LIMIT && listed < absent {
-                if !present.contains(indices.as_slice()) {
+                if present.binary_search(&indices.as_slice()).is_err() {
                     for (counted, index) in def.counted.iter().zip(&indices) {
                         captures.0.insert(counted.capture.clone(), index.to_string());
                     }
-                    if let Ok(name) = fill(def.pattern, &captures, &|_| None) {
+                    if let Ok(name) = fill(&def.pattern, &captures, &|_| None) {
                         mismatch.missing.push(name);
                     }
                     listed += 1;
@@ -97,7 +103,7 @@ pub(super) fn find_missing(
 /// Lists the names that lack.
 pub(super) fn find_missing_per_capture(
     schema: &Schema,
-    defs: &[CompiledDef<'_>],
+    defs: &[CompiledDef],
     matched: &[Matched],
     mismatch: &mut Mismatch,
 ) {
@@ -132,7 +138,7 @@ pub(super) fn find_missing_per_capture(
                     continue;
                 }
                 let captures = Captures(BTreeMap::from([(capture.to_owned(), (*value).to_owned())]));
-                if let Ok(name) = fill(def.pattern, &captures, &|_| None) {
+                if let Ok(name) = fill(&def.pattern, &captures, &|_| None) {
                     mismatch.missing.push(name);
                 }
             }

@@ -47,23 +47,57 @@ pub enum Assigned {
     Allowed(usize),
 }
 
+/// What unification needs of a schema whatever the layout: its derived dims expanded,
+/// each tensor pattern's literal filter, counted captures and shape, each `allow`
+/// pattern's filter. [`unify`] prepares them on every call; a caller that unifies many
+/// layouts with one schema (a registry, at every open) prepares them once and calls
+/// [`unify_prepared`].
+#[derive(Clone, Debug)]
+pub struct PreparedSchema {
+    derived: BTreeMap<String, crate::Sym>,
+    defs: Vec<CompiledDef>,
+    allows: Vec<LiteralFilter>,
+}
+
+impl PreparedSchema {
+    /// Prepares `schema`.
+    pub fn new(schema: &Schema) -> PreparedSchema {
+        let derived = schema.derived_definitions();
+        let defs = schema.tensors.iter().map(|def| CompiledDef::new(def, &derived)).collect();
+        let allows = schema.allows.iter().map(LiteralFilter::of).collect();
+        PreparedSchema { derived, defs, allows }
+    }
+}
+
 /// Unifies `schema` with `layout`; `given` holds dims fixed by the caller (names the
 /// schema does not declare are ignored, so one map can serve every candidate schema).
 // The mismatch is the product when it fails (detection ranks them), built once per
 // schema; boxing it would only add noise at every call site.
 #[allow(clippy::result_large_err)]
 pub fn unify(schema: &Schema, layout: &Layout, given: &BTreeMap<String, i64>) -> Result<Match, Mismatch> {
+    unify_prepared(schema, &PreparedSchema::new(schema), layout, given)
+}
+
+/// [`unify`] with `schema` already prepared: `prepared` must be
+/// [`PreparedSchema::new`]`(schema)`.
+#[allow(clippy::result_large_err)]
+pub fn unify_prepared(
+    schema: &Schema,
+    prepared: &PreparedSchema,
+    layout: &Layout,
+    given: &BTreeMap<String, i64>,
+) -> Result<Match, Mismatch> {
     crate::probe::record(schema, layout);
-    let derived = schema.derived_definitions();
-    let defs: Vec<CompiledDef> = schema.tensors.iter().map(|def| CompiledDef::new(def, &derived)).collect();
+    debug_assert_eq!((prepared.defs.len(), prepared.allows.len()), (schema.tensors.len(), schema.allows.len()));
+    let PreparedSchema { derived, defs, allows } = prepared;
     let mut mismatch = Mismatch::default();
-    let assign::Assignment { assigned, matched } = assign::assign(schema, layout, &defs, &mut mismatch);
-    let equations = equations::collect(schema, layout, given, &derived, &defs, &matched, &mut mismatch);
+    let assign::Assignment { assigned, matched } = assign::assign(schema, layout, defs, allows, &mut mismatch);
+    let equations = equations::collect(schema, layout, given, derived, defs, &matched, &mut mismatch);
     let (solver, groups) = solve::solve(&equations.list, &equations.counts, layout);
     report::check_equations(schema, layout, &assigned, equations, &groups, &solver, &mut mismatch);
-    let dims = solve::derive(schema, &derived, &solver, &mut mismatch);
-    missing::find_missing(schema, &defs, &matched, &dims, &mut mismatch);
-    missing::find_missing_per_capture(schema, &defs, &matched, &mut mismatch);
+    let dims = solve::derive(schema, derived, &solver, &mut mismatch);
+    missing::find_missing(schema, defs, &matched, &dims, &mut mismatch);
+    missing::find_missing_per_capture(schema, defs, &matched, &mut mismatch);
     missing::check_meta(schema, layout, &mut mismatch);
 
     let misfits: HashSet<&str> = mismatch

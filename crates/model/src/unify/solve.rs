@@ -4,7 +4,7 @@
 //! wins, so the report blames the odd ones out. A counted dim whose patterns are all
 //! optional and absent is 0. Derived dims must then evaluate exactly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::equations::{Count, Equation, Origin};
 use crate::mismatch::{DimConflict, DimSource, Mismatch};
@@ -152,7 +152,7 @@ struct Candidate {
 /// Shape equations are keyed by their schema tensor and axis (cheap, and the same axis
 /// means the same expression); the few others stay alone.
 fn group_equations(equations: &[Equation<'_>]) -> Vec<Vec<usize>> {
-    let mut index: HashMap<(usize, usize, i64), usize> = HashMap::new();
+    let mut index: BTreeMap<(usize, usize, i64), usize> = BTreeMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (eq_idx, equation) in equations.iter().enumerate() {
         let Origin::Shape { def_idx, axis, .. } = equation.origin else {

@@ -19,7 +19,7 @@ mod pad;
 mod permute;
 mod permute_heads;
 mod relabel;
-mod rename;
+pub(crate) mod rename;
 mod reshape;
 mod split;
 mod split_heads;

@@ -17,8 +17,11 @@
 //! // model.proc.1.blocks.1.mlp.weight  →  model.proc.3.mlp.weight
 //! ```
 
+use std::borrow::Cow;
+
 use safeshift_dsl::ast::Pattern;
-use safeshift_model::pattern::{fill, match_name};
+use safeshift_model::pattern::{fill, fill_with, match_into, match_name};
+use safeshift_model::LiteralFilter;
 
 use crate::lower::Operands;
 use crate::operation::{Entries, NoInverse, OpBase, OpError, Operation, Structural};
@@ -32,6 +35,15 @@ pub(crate) struct Rename {
     pub source: Pattern,
     pub target: Pattern,
     pub optional: bool,
+    /// The literal text every name `source` matches starts and ends with: a cheap test
+    /// that rejects most names before matching (see [`apply_run`]).
+    pub filter: LiteralFilter,
+}
+
+impl Rename {
+    fn new(base: OpBase, source: Pattern, target: Pattern, optional: bool) -> Rename {
+        Rename { filter: LiteralFilter::of(&source), base, source, target, optional }
+    }
 }
 
 pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
@@ -39,7 +51,7 @@ pub(crate) fn lower(operands: &mut Operands<'_>) -> Option<Box<dyn Operation>> {
     let target = operands.arrow_one();
     let optional = operands.flag("optional").is_some();
     let base = operands.base("rename");
-    Some(Box::new(Rename { base, source: source?.clone(), target: target?.clone(), optional }))
+    Some(Box::new(Rename::new(base, source?.clone(), target?.clone(), optional)))
 }
 
 impl Structural for Rename {
@@ -78,8 +90,63 @@ impl Structural for Rename {
                 return Err(self.base.no_inverse(format!("`{name}` cannot be recovered from its new name")));
             }
         }
-        Ok(vec![Box::new(Rename { base: self.base, source: back, target: self.source.clone(), optional: true })])
+        Ok(vec![Box::new(Rename::new(self.base, back, self.source.clone(), true))])
     }
+}
+
+/// Applies a run of consecutive renames to `tensors` in one pass: each name goes through
+/// the renames in order, and the set is changed once, at the end. Applying them one by
+/// one matches every name against every rename, clones every renamed value and checks the
+/// whole set for collisions after each rename; a migration that renames every family of
+/// a model (LLaMA's twelve) pays that per rename.
+///
+/// The result is the one applying them one by one gives: a rename maps each name by the
+/// name alone, so two tensors that share a name after some rename share it after every
+/// later one, and a final set without a repeated name had none after any rename. Returns
+/// `false`, having changed nothing, when the pass cannot vouch for that: a repeated name,
+/// a rename that matches nothing and is not `optional`, a target that cannot be filled.
+/// The caller then applies the renames one by one, which reports the error.
+pub(crate) fn apply_run<V>(run: &[&Rename], tensors: &mut [(String, V)], ctx: &OpContext) -> bool {
+    let mut matched_any = vec![false; run.len()];
+    let mut renamed: Vec<(usize, String)> = Vec::new();
+    for (slot, (name, _)) in tensors.iter().enumerate() {
+        let mut current: Cow<'_, str> = Cow::Borrowed(name);
+        for (rename, matched) in run.iter().zip(&mut matched_any) {
+            let mut bindings: Vec<(&str, &str)> = Vec::new();
+            if !rename.filter.admits(&current) || !match_into(&rename.source, &current, &mut bindings) {
+                continue;
+            }
+            *matched = true;
+            let capture = |name: &str| bindings.iter().find(|(capture, _)| *capture == name).map(|(_, text)| *text);
+            match fill_with(&rename.target, &capture, &|dim| ctx.dim_value(dim)) {
+                Ok(filled) => current = Cow::Owned(filled),
+                Err(_) => return false,
+            }
+        }
+        if let Cow::Owned(new_name) = current {
+            renamed.push((slot, new_name));
+        }
+    }
+    if run.iter().zip(&matched_any).any(|(rename, matched)| !matched && !rename.optional) {
+        return false;
+    }
+    let mut replaced = renamed.iter().peekable();
+    let mut names: Vec<&str> = tensors
+        .iter()
+        .enumerate()
+        .map(|(slot, (name, _))| match replaced.next_if(|(renamed_slot, _)| *renamed_slot == slot) {
+            Some((_, new_name)) => new_name.as_str(),
+            None => name.as_str(),
+        })
+        .collect();
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        return false;
+    }
+    for (slot, new_name) in renamed {
+        tensors[slot].0 = new_name;
+    }
+    true
 }
 
 #[cfg(test)]
