@@ -133,9 +133,11 @@ impl LiteralFilter {
 
     /// Whether `name` starts and ends with the pattern's literal text.
     pub fn admits(&self, name: &str) -> bool {
+        // The suffix first: the patterns of one family share their prefix (`layers.`)
+        // and differ in their suffix, so it turns most names away at once.
         name.len() >= self.prefix.len() + self.suffix.len()
-            && name.starts_with(&self.prefix)
             && name.ends_with(&self.suffix)
+            && name.starts_with(&self.prefix)
     }
 }
 

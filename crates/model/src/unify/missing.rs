@@ -23,15 +23,17 @@ pub(super) fn find_missing(
     dims: &BTreeMap<String, i64>,
     mismatch: &mut Mismatch,
 ) {
-    let mut by_def: BTreeMap<usize, Vec<&Matched>> = BTreeMap::new();
-    for hit in matched {
-        by_def.entry(hit.def_idx).or_default().push(hit);
-    }
+    // The hits of each schema tensor, in layout order: one stable sort instead of a list
+    // per schema tensor.
+    let mut by_def: Vec<&Matched> = matched.iter().collect();
+    by_def.sort_by_key(|hit| hit.def_idx);
     for (def_idx, def) in defs.iter().enumerate() {
         if schema.tensors[def_idx].optional {
             continue;
         }
-        let hits = by_def.get(&def_idx).map(Vec::as_slice).unwrap_or_default();
+        let first = by_def.partition_point(|hit| hit.def_idx < def_idx);
+        let count = by_def[first..].partition_point(|hit| hit.def_idx == def_idx);
+        let hits = &by_def[first..first + count];
         let ranges: Option<Vec<i64>> =
             def.counted.iter().map(|c| c.bound.eval(&|name| dims.get(name).copied()).map(|n| n.max(0))).collect();
         let Some(ranges) = ranges else {

@@ -100,14 +100,7 @@ pub fn unify_prepared(
     missing::find_missing_per_capture(schema, defs, &matched, &mut mismatch);
     missing::check_meta(schema, layout, &mut mismatch);
 
-    let misfits: HashSet<&str> = mismatch
-        .dtype_mismatches
-        .iter()
-        .map(|m| m.tensor.as_str())
-        .chain(mismatch.shape_mismatches.iter().map(|m| m.tensor.as_str()))
-        .collect();
-    mismatch.fitting =
-        matched.iter().filter(|hit| !misfits.contains(layout.tensors[hit.tensor_idx].name.as_str())).count();
+    mismatch.fitting = fitting(layout, &matched, &mismatch);
     if mismatch.is_empty() {
         let assignment = assigned.into_iter().map(|assigned| assigned.expect("no unexpected tensors")).collect();
         let sources = solver.known.into_iter().map(|(name, (_, source))| (name, source)).collect();
@@ -115,6 +108,22 @@ pub fn unify_prepared(
     }
     mismatch.dims = dims;
     Err(mismatch)
+}
+
+/// How many matched tensors have neither a dtype nor a shape mismatch (detection ranks
+/// near misses by it).
+fn fitting(layout: &Layout, matched: &[assign::Matched], mismatch: &Mismatch) -> usize {
+    if mismatch.dtype_mismatches.is_empty() && mismatch.shape_mismatches.is_empty() {
+        // Nothing misfits (every fitting unification): no names to hash.
+        return matched.len();
+    }
+    let misfits: HashSet<&str> = mismatch
+        .dtype_mismatches
+        .iter()
+        .map(|m| m.tensor.as_str())
+        .chain(mismatch.shape_mismatches.iter().map(|m| m.tensor.as_str()))
+        .collect();
+    matched.iter().filter(|hit| !misfits.contains(layout.tensors[hit.tensor_idx].name.as_str())).count()
 }
 
 #[cfg(test)]

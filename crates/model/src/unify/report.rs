@@ -25,7 +25,7 @@ pub(super) fn check_equations(
 ) {
     let Equations { list: equations, mut absent_meta, mut shape_failures, .. } = equations;
     let mut unresolved: BTreeSet<String> = BTreeSet::new();
-    for group in groups {
+    for (group, _) in groups.iter().zip(&solver.holds).filter(|(_, holds)| !**holds) {
         let representative = &equations[group[0]];
         match representative.sym.solve(representative.value, &|name| solver.value(name)) {
             Solution::Known(Some(value)) if value == representative.value => {}

@@ -19,7 +19,7 @@ pub(super) fn solve(
     layout: &Layout,
 ) -> (Solver, Vec<Vec<usize>>) {
     let groups = group_equations(equations);
-    let mut solver = Solver::default();
+    let mut solver = Solver { known: BTreeMap::new(), holds: vec![false; groups.len()] };
     solver.run(equations, &groups, layout);
     let mut defaulted = false;
     for count in counts.values() {
@@ -67,9 +67,12 @@ pub(super) fn derive(
 }
 
 /// The fixpoint solver's state: dims bound so far and where each came from.
-#[derive(Default)]
 pub(super) struct Solver {
     pub known: BTreeMap<String, (i64, DimSource)>,
+    /// Per equation group, whether the solver already found it holds (every dim bound,
+    /// the value exact and equal). A bound dim is never rebound, so such a group holds
+    /// for good: the report skips it instead of solving it again.
+    pub holds: Vec<bool>,
 }
 
 impl Solver {
@@ -84,14 +87,21 @@ impl Solver {
 
     /// Binds dims until no equation determines a new one.
     fn run(&mut self, equations: &[Equation], groups: &[Vec<usize>], layout: &Layout) {
-        let mut open: Vec<&Vec<usize>> = groups.iter().collect();
+        let mut open: Vec<(usize, &Vec<usize>)> =
+            groups.iter().enumerate().filter(|(group_idx, _)| !self.holds[*group_idx]).collect();
         loop {
             // Candidate values per dim, in equation order.
             let mut candidates: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
-            open.retain(|group| {
+            let mut holding = Vec::new();
+            open.retain(|&(group_idx, group)| {
                 let representative = &equations[group[0]];
                 match representative.sym.solve(representative.value, &|name| self.value(name)) {
-                    Solution::Known(_) => false,
+                    Solution::Known(value) => {
+                        if value == Some(representative.value) {
+                            holding.push(group_idx);
+                        }
+                        false
+                    }
                     Solution::Solved { dim, value: Some(value) } => {
                         let authoritative =
                             group.iter().copied().find(|&i| !matches!(equations[i].origin, Origin::Shape { .. }));
@@ -106,6 +116,9 @@ impl Solver {
                     Solution::Solved { value: None, .. } | Solution::Stuck(_) => true,
                 }
             });
+            for group_idx in holding {
+                self.holds[group_idx] = true;
+            }
             if candidates.is_empty() {
                 return;
             }
@@ -243,6 +256,68 @@ mod tests {
             text.contains("dim `head_dim` = hidden / heads is not a non-negative integer with heads = 5, hidden = 24"),
             "{text}"
         );
+    }
+
+    /// The report skips the groups the solver found holding; solving them again, as the
+    /// report did before, must report exactly the same.
+    fn report_skipping_held_groups_agrees(
+        schema: &crate::Schema,
+        layout: &crate::Layout,
+        given: &BTreeMap<String, i64>,
+    ) {
+        use super::super::{assign, equations, report, PreparedSchema};
+        let prepared = PreparedSchema::new(schema);
+        let mut reports = Vec::new();
+        for skip_held in [true, false] {
+            let mut mismatch = crate::Mismatch::default();
+            let assign::Assignment { assigned, matched } =
+                assign::assign(schema, layout, &prepared.defs, &prepared.allows, &mut mismatch);
+            let equations =
+                equations::collect(schema, layout, given, &prepared.derived, &prepared.defs, &matched, &mut mismatch);
+            let (mut solver, groups) = super::solve(&equations.list, &equations.counts, layout);
+            for (group, &holds) in groups.iter().zip(&solver.holds) {
+                if holds {
+                    let representative = &equations.list[group[0]];
+                    let again = representative.sym.solve(representative.value, &|name| solver.value(name));
+                    assert_eq!(again, crate::sym::Solution::Known(Some(representative.value)));
+                }
+            }
+            if !skip_held {
+                solver.holds.fill(false);
+            }
+            report::check_equations(schema, layout, &assigned, equations, &groups, &solver, &mut mismatch);
+            reports.push(mismatch);
+        }
+        assert_eq!(reports[0], reports[1]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn skipping_held_groups_reports_the_same(
+            chunks in 1u64..3,
+            blocks in 1u64..4,
+            hidden in 1u64..20,
+            heads in proptest::option::of(1u64..5),
+            corrupt in proptest::option::of((0usize..64, 0usize..2, 0u64..60)),
+            given_heads in proptest::option::of(1i64..6),
+            kv_rows in 0u64..40,
+        ) {
+            let anemoi = schema(ANEMOI);
+            let mut layout = anemoi_layout(chunks, blocks, hidden, heads);
+            if let Some((tensor, axis, size)) = corrupt {
+                let count = layout.tensors.len();
+                let shape = &mut layout.tensors[tensor % count].shape;
+                if !shape.is_empty() {
+                    let axis = axis % shape.len();
+                    shape[axis] = size;
+                }
+            }
+            let given: BTreeMap<String, i64> = given_heads.map(|h| ("heads".to_owned(), h)).into_iter().collect();
+            report_skipping_held_groups_agrees(&anemoi, &layout, &given);
+            let mut given = given;
+            given.insert("kv_heads".into(), 2);
+            report_skipping_held_groups_agrees(&schema(LLAMA), &llama_layout(blocks, hidden, kv_rows), &given);
+        }
     }
 
     #[test]
