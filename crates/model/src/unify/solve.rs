@@ -165,17 +165,31 @@ struct Candidate {
 /// Shape equations are keyed by their schema tensor and axis (cheap, and the same axis
 /// means the same expression); the few others stay alone.
 fn group_equations(equations: &[Equation<'_>]) -> Vec<Vec<usize>> {
+    // Each equation's group first, then the groups at their final sizes: no group grows
+    // one push at a time.
     let mut index: BTreeMap<(usize, usize, i64), usize> = BTreeMap::new();
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (eq_idx, equation) in equations.iter().enumerate() {
-        let Origin::Shape { def_idx, axis, .. } = equation.origin else {
-            groups.push(vec![eq_idx]);
-            continue;
-        };
-        let slot = *index.entry((def_idx, axis, equation.value)).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
+    let mut sizes: Vec<usize> = Vec::new();
+    let slots: Vec<usize> = equations
+        .iter()
+        .map(|equation| {
+            let slot = match equation.origin {
+                Origin::Shape { def_idx, axis, .. } => {
+                    *index.entry((def_idx, axis, equation.value)).or_insert_with(|| {
+                        sizes.push(0);
+                        sizes.len() - 1
+                    })
+                }
+                _ => {
+                    sizes.push(0);
+                    sizes.len() - 1
+                }
+            };
+            sizes[slot] += 1;
+            slot
+        })
+        .collect();
+    let mut groups: Vec<Vec<usize>> = sizes.into_iter().map(Vec::with_capacity).collect();
+    for (eq_idx, slot) in slots.into_iter().enumerate() {
         groups[slot].push(eq_idx);
     }
     groups
