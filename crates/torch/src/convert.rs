@@ -114,7 +114,7 @@ pub fn open(path: &Path, options: &ConvertOptions) -> Result<Converted, TorchErr
 }
 
 /// Converts the checkpoint in `file`, already open (`path` names it in errors). A caller
-/// that keeps `file` for `pread` or `copy_file_range` of the ranges
+/// that keeps `file` to read the ranges
 /// [`Converted::file_range`] gives reads the same file the tensors were found in.
 pub fn open_file(path: &Path, file: &std::fs::File, options: &ConvertOptions) -> Result<Converted, TorchError> {
     let fail = |kind| TorchError::new(path, kind);
@@ -271,8 +271,8 @@ impl ConvertedTensor {
     }
 
     /// Where the tensor's bytes lie in the file (in the bytes given to [`open_bytes`]), when
-    /// they are one range of it (contiguous, little-endian): what a writer can copy with
-    /// `copy_file_range` or borrow without materialising anything.
+    /// they are one range of it (contiguous, little-endian): what a writer can copy from the
+    /// file or borrow without materialising anything.
     pub fn file_range(&self) -> Option<std::ops::Range<u64>> {
         if !self.is_borrowed() {
             return None;
