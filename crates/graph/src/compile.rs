@@ -287,15 +287,13 @@ pub fn compile_with_params(
     // output's layout, not the input's: the input is unified once, by detection. Without
     // steps the result is the input, which detection already fitted to the target.
     if !plan.steps.is_empty() {
-        let result = Layout {
-            tensors: outputs
-                .iter()
-                .filter(|output| !crate::key_layout::is_extra(output.expr(), &input_extras))
-                .map(|output| output.info().clone())
-                .collect::<Vec<TensorInfo>>(),
-            metadata: metadata.clone(),
-        };
-        if let Some(Err(mismatch)) = registry.unify(&plan.to, &result, dims) {
+        // Borrowed, not copied into a `Layout`: the outputs are kept.
+        let result: Vec<&TensorInfo> = outputs
+            .iter()
+            .filter(|output| !crate::key_layout::is_extra(output.expr(), &input_extras))
+            .map(PlannedTensor::info)
+            .collect();
+        if let Some(Err(mismatch)) = registry.unify_tensors(&plan.to, &result, &metadata, dims) {
             return Err(CompileError::TargetMismatch { version: plan.to.clone(), mismatch: Box::new(mismatch) });
         }
     }

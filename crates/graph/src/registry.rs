@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use safeshift_dsl::{ast, Diagnostic, SourceId, SourceMap};
 use sha2::{Digest, Sha256};
 
-use safeshift_model::{unify_prepared, Layout, Match, Mismatch, PreparedSchema, Schema};
+use safeshift_model::{unify_prepared, unify_tensors, Layout, Match, Mismatch, PreparedSchema, Schema, TensorInfo};
 
 use crate::candidates::CandidateIndex;
 use crate::derive::derive;
@@ -358,13 +358,33 @@ impl Registry {
         layout: &Layout,
         given: &BTreeMap<String, i64>,
     ) -> Option<Result<Match, Mismatch>> {
+        let (schema, prepared) = self.prepared_schema(id)?;
+        Some(unify_prepared(schema, prepared, layout, given))
+    }
+
+    /// [`Registry::unify`] with the layout given as its parts, the tensors borrowed
+    /// ([`safeshift_model::unify_tensors`]): compilation checks its outputs against the
+    /// target schema without copying them into a [`Layout`].
+    #[allow(clippy::result_large_err)]
+    pub fn unify_tensors(
+        &self,
+        id: &VersionId,
+        tensors: &[&TensorInfo],
+        metadata: &BTreeMap<String, String>,
+        given: &BTreeMap<String, i64>,
+    ) -> Option<Result<Match, Mismatch>> {
+        let (schema, prepared) = self.prepared_schema(id)?;
+        Some(unify_tensors(schema, prepared, tensors, metadata, given))
+    }
+
+    /// The schema of `id` and its unification data, prepared on first use.
+    fn prepared_schema(&self, id: &VersionId) -> Option<(&Schema, &PreparedSchema)> {
         let schema = self.schema_of(id)?;
         let prepared = match self.graph.origin(id)? {
             Origin::Schema(index) => &self.prepared[index],
             Origin::Derived(_) => self.prepared_derived.get(id)?,
         };
-        let prepared = prepared.get_or_init(|| PreparedSchema::new(schema));
-        Some(unify_prepared(schema, prepared, layout, given))
+        Some((schema, prepared.get_or_init(|| PreparedSchema::new(schema))))
     }
 
     /// The index detection uses to unify a layout only with schemas it could fit, built

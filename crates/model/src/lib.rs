@@ -75,4 +75,4 @@ pub use mismatch::{DimConflict, DimSource, DtypeMismatch, MetaMismatch, Mismatch
 pub use render::render_schema;
 pub use schema::{pattern_text, DimDef, DimKind, MetaDef, Schema, TensorDef};
 pub use sym::{Atom, Solution, Sym};
-pub use unify::{unify, unify_prepared, Assigned, LiteralFilter, Match, PreparedSchema};
+pub use unify::{unify, unify_prepared, unify_tensors, Assigned, LiteralFilter, Match, PreparedSchema};

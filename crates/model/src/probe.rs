@@ -21,11 +21,11 @@ thread_local! {
 
 /// Records one unification (debug builds only).
 #[cfg_attr(not(debug_assertions), allow(unused_variables))]
-pub(crate) fn record(schema: &crate::Schema, layout: &crate::Layout) {
+pub(crate) fn record(schema: &crate::Schema, tensors: &[&crate::TensorInfo]) {
     #[cfg(debug_assertions)]
     LOG.with(|log| {
         let schema = format!("{}@{}", schema.family, schema.version);
-        log.borrow_mut().push(Unified { schema, layout: fingerprint(layout) });
+        log.borrow_mut().push(Unified { schema, layout: fingerprint_tensors(tensors.iter().copied()) });
     });
 }
 
@@ -40,13 +40,18 @@ pub fn take() -> Vec<Unified> {
 
 /// FNV-1a over the tensors' names, dtypes and shapes: equal layouts, equal fingerprints.
 pub fn fingerprint(layout: &crate::Layout) -> u64 {
+    fingerprint_tensors(layout.tensors.iter())
+}
+
+/// [`fingerprint`] of a layout with these tensors.
+fn fingerprint_tensors<'t>(tensors: impl Iterator<Item = &'t crate::TensorInfo>) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut feed = |bytes: &[u8]| {
         for &byte in bytes {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     };
-    for tensor in &layout.tensors {
+    for tensor in tensors {
         feed(tensor.name.as_bytes());
         feed(&[0]);
         feed(tensor.dtype.to_string().as_bytes());

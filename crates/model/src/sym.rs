@@ -409,6 +409,15 @@ impl Sym {
     /// Evaluates with concrete dims; `None` if a dim is missing, a division is inexact or
     /// by zero, or the value overflows.
     pub fn eval(&self, dim: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
+        // A dim alone (most shapes and bounds) is its value: what the general form gives.
+        if let Some(name) = self.as_dim() {
+            return dim(name);
+        }
+        self.eval_general(dim)
+    }
+
+    /// [`Sym::eval`] in general.
+    fn eval_general(&self, dim: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
         let total = self.eval_ratio(dim)?;
         (total.den == 1).then(|| i64::try_from(total.num).ok()).flatten()
     }
@@ -431,21 +440,45 @@ impl Sym {
     /// unknown and it occurs as `a * x + b` or `a / x + b` (`a`, `b` known): the shape
     /// equations of unification (`3 * hidden == 72`, `hidden / heads == 8`).
     pub fn solve(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> Solution {
-        let mut unknown: Vec<&str> = Vec::new();
+        match self.solve_borrowed(value, known) {
+            BorrowedSolution::Known(value) => Solution::Known(value),
+            BorrowedSolution::Solved { dim, value } => Solution::Solved { dim: dim.to_owned(), value },
+            BorrowedSolution::Stuck => Solution::Stuck(self.unknown_dims(known)),
+        }
+    }
+
+    /// [`Sym::solve`] without allocating, for the unification solver, which solves every
+    /// equation group once per round: the dim found is borrowed, and stuck dims are not
+    /// listed ([`Sym::unknown_dims`] lists them, for reports).
+    pub(crate) fn solve_borrowed(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> BorrowedSolution<'_> {
+        // `dim == value` (most shape equations): what the general form finds, without its
+        // rational arithmetic.
+        if let Some(dim) = self.as_dim() {
+            return match known(dim) {
+                Some(bound) => BorrowedSolution::Known(Some(bound)),
+                None => BorrowedSolution::Solved { dim, value: (value >= 0).then_some(value) },
+            };
+        }
+        self.solve_general(value, known)
+    }
+
+    /// [`Sym::solve_borrowed`] in general.
+    fn solve_general(&self, value: i64, known: &dyn Fn(&str) -> Option<i64>) -> BorrowedSolution<'_> {
+        let (mut target, mut several) = (None, false);
         self.for_each_dim(&mut |name| {
-            if known(name).is_none() {
-                unknown.push(name);
+            if !several && known(name).is_none() {
+                match target {
+                    None => target = Some(name),
+                    Some(first) => several = first != name,
+                }
             }
         });
-        unknown.sort_unstable();
-        unknown.dedup();
-        let target = match unknown.as_slice() {
-            [] => return Solution::Known(self.eval(known)),
-            [one] => (*one).to_owned(),
-            _ => return Solution::Stuck(unknown.into_iter().map(str::to_owned).collect()),
+        let target = match (target, several) {
+            (None, _) => return BorrowedSolution::Known(self.eval(known)),
+            (Some(one), false) => one,
+            (Some(_), true) => return BorrowedSolution::Stuck,
         };
-        let stuck = || Solution::Stuck(vec![target.clone()]);
-        let not_integral = || Solution::Solved { dim: target.clone(), value: None };
+        let not_integral = BorrowedSolution::Solved { dim: target, value: None };
         // self = linear * x + inverse / x + rest
         let (mut linear, mut inverse, mut rest) = (Ratio::int(0), Ratio::int(0), Ratio::int(0));
         for (monomial, ratio) in self.iter_terms() {
@@ -453,12 +486,12 @@ impl Sym {
             let mut power_of_target = 0;
             for (atom, power) in monomial {
                 match atom {
-                    Atom::Dim(name) if *name == target => power_of_target = *power,
-                    _ if atom_mentions(atom, &target) => return stuck(),
+                    Atom::Dim(name) if name == target => power_of_target = *power,
+                    _ if atom_mentions(atom, target) => return BorrowedSolution::Stuck,
                     _ => {
-                        let Some(base) = eval_atom(atom, known) else { return not_integral() };
+                        let Some(base) = eval_atom(atom, known) else { return not_integral };
                         let Some(product) = multiply_power(coefficient, Ratio::int(base.into()), *power) else {
-                            return not_integral();
+                            return not_integral;
                         };
                         coefficient = product;
                     }
@@ -468,23 +501,64 @@ impl Sym {
                 0 => &mut rest,
                 1 => &mut linear,
                 -1 => &mut inverse,
-                _ => return stuck(),
+                _ => return BorrowedSolution::Stuck,
             };
-            let Some(sum) = slot.checked_add(coefficient) else { return not_integral() };
+            let Some(sum) = slot.checked_add(coefficient) else { return not_integral };
             *slot = sum;
         }
         let negated_rest = rest.num.checked_neg().map(|num| Ratio { num, den: rest.den });
         let Some(remaining) = negated_rest.and_then(|negated| Ratio::int(value.into()).checked_add(negated)) else {
-            return not_integral();
+            return not_integral;
         };
         let solved = match (linear.num != 0, inverse.num != 0) {
             (true, false) => remaining.checked_div(linear),
             (false, true) => inverse.checked_div(remaining),
             // Both, or the dim cancelled out of its own equation.
-            _ => return stuck(),
+            _ => return BorrowedSolution::Stuck,
         };
-        Solution::Solved { dim: target.clone(), value: solved.and_then(Ratio::as_size) }
+        BorrowedSolution::Solved { dim: target, value: solved.and_then(Ratio::as_size) }
     }
+
+    /// The dim it is, when it is one dim alone (`hidden`, not `2 * hidden` or `hidden + 1`).
+    fn as_dim(&self) -> Option<&str> {
+        let Repr::Terms(terms) = &self.repr else { return None };
+        let (monomial, ratio) = terms.first_key_value().filter(|_| terms.len() == 1)?;
+        match monomial.first_key_value().filter(|_| monomial.len() == 1 && *ratio == Ratio::int(1))? {
+            (Atom::Dim(name), 1) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The dims it mentions that `known` does not know, sorted and distinct.
+    fn unknown_dims(&self, known: &dyn Fn(&str) -> Option<i64>) -> Vec<String> {
+        let mut unknown: Vec<&str> = Vec::new();
+        self.for_each_dim(&mut |name| {
+            if known(name).is_none() {
+                unknown.push(name);
+            }
+        });
+        unknown.sort_unstable();
+        unknown.dedup();
+        unknown.into_iter().map(str::to_owned).collect()
+    }
+
+    /// Whether it mentions the dim `name`.
+    fn mentions(&self, name: &str) -> bool {
+        let mut found = false;
+        self.for_each_dim(&mut |dim| found |= dim == name);
+        found
+    }
+}
+
+/// What [`Sym::solve_borrowed`] found: a [`Solution`] that borrows its dim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BorrowedSolution<'s> {
+    /// Every dim is known: the value.
+    Known(Option<i64>),
+    /// The one unknown dim and its value.
+    Solved { dim: &'s str, value: Option<i64> },
+    /// The equation does not determine its unknown dims alone.
+    Stuck,
 }
 
 /// What [`Sym::solve`] found.
@@ -534,9 +608,7 @@ fn multiply_power(mut value: Ratio, base: Ratio, power: i32) -> Option<Ratio> {
 fn atom_mentions(atom: &Atom, name: &str) -> bool {
     match atom {
         Atom::Dim(dim) => dim == name,
-        Atom::Quotient(a, b) | Atom::Remainder(a, b) => {
-            a.dims().iter().any(|dim| dim == name) || b.dims().iter().any(|dim| dim == name)
-        }
+        Atom::Quotient(a, b) | Atom::Remainder(a, b) => a.mentions(name) || b.mentions(name),
     }
 }
 
@@ -672,6 +744,19 @@ mod tests {
                 proptest::prop_assert_eq!(x.checked_add(y), x.checked_add_fractions(y));
                 proptest::prop_assert_eq!(x.checked_mul(y), x.checked_mul_fractions(y));
             }
+        }
+
+        /// Evaluating and solving a dim alone agree with the general arithmetic, whatever
+        /// is known.
+        #[test]
+        fn a_dim_alone_solves_and_evaluates_as_in_general(
+            sym in proptest::prop_oneof![operand(), proptest::strategy::Just(Sym::dim("n")), proptest::strategy::Just(Sym::dim("m"))],
+            n in proptest::option::of(-3i64..1000),
+            value in proptest::prop_oneof![-5i64..1000, proptest::strategy::Just(i64::MAX), proptest::strategy::Just(i64::MIN)],
+        ) {
+            let known = |name: &str| if name == "n" { n } else { None };
+            proptest::prop_assert_eq!(sym.eval(&known), sym.eval_general(&known));
+            proptest::prop_assert_eq!(sym.solve_borrowed(value, &known), sym.solve_general(value, &known));
         }
 
         /// A sym orders as the map of terms it stands for, however it is stored (the text

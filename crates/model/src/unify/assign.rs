@@ -9,54 +9,77 @@ use safeshift_dsl::ast::{self, PatternPart};
 
 use super::Assigned;
 use crate::mismatch::Mismatch;
-use crate::pattern::{int_of, match_into, match_name, Captures};
+use crate::pattern::{int_of, match_into, Captures};
 use crate::schema::substitute_all;
-use crate::{Layout, Schema, Sym, TensorDef};
+use crate::{Schema, Sym, TensorDef, TensorInfo};
 
 /// What the assignment found: for each layout tensor what it belongs to (`None`:
 /// unexpected), and the tensors assigned to schema tensors, with their captures.
 pub(super) struct Assignment {
     pub assigned: Vec<Option<Assigned>>,
     pub matched: Vec<Matched>,
+    /// The counted captures' values of every match, one after the other (each
+    /// [`Matched`] says where its own are): one buffer instead of one per tensor.
+    indices: Vec<i64>,
 }
 
-/// Assigns every tensor of `layout`; unexpected and allowed tensors are counted in
+impl Assignment {
+    /// The values of `hit`'s counted captures, in pattern order.
+    pub fn indices(&self, hit: &Matched) -> &[i64] {
+        &self.indices[hit.indices.clone()]
+    }
+}
+
+/// Assigns every tensor of the layout; unexpected and allowed tensors are counted in
 /// `mismatch`.
 pub(super) fn assign(
     schema: &Schema,
-    layout: &Layout,
+    tensors: &[&TensorInfo],
     defs: &[CompiledDef],
     allows: &[LiteralFilter],
     mismatch: &mut Mismatch,
 ) -> Assignment {
-    let mut assignment: Vec<Option<Assigned>> = vec![None; layout.tensors.len()];
-    let mut matched: Vec<Matched> = Vec::new();
+    let mut assignment: Vec<Option<Assigned>> = vec![None; tensors.len()];
+    // Most tensors of a checkpoint its schema fits match a schema tensor.
+    let mut matched: Vec<Matched> = Vec::with_capacity(tensors.len());
+    let mut all_indices: Vec<i64> = Vec::with_capacity(tensors.len());
     // One buffer of borrowed captures for every match: only what is kept is copied.
     let mut bindings: Vec<(&str, &str)> = Vec::new();
-    for (tensor_idx, tensor) in layout.tensors.iter().enumerate() {
+    for (tensor_idx, tensor) in tensors.iter().enumerate() {
         let hit = defs
             .iter()
             .position(|def| def.filter.admits(&tensor.name) && match_into(&def.pattern, &tensor.name, &mut bindings));
         if let Some(def_idx) = hit {
             let def = &defs[def_idx];
             let text = |capture: &str| bindings.iter().find(|(name, _)| *name == capture).map(|(_, text)| *text);
-            let indices: Option<Vec<i64>> = def.counted.iter().map(|c| text(&c.capture).and_then(int_of)).collect();
-            if let Some(indices) = indices {
-                let captures = Captures(
-                    def.free_captures
-                        .iter()
-                        .filter_map(|name| text(name).map(|value| (name.clone(), value.to_owned())))
-                        .collect(),
-                );
+            let start = all_indices.len();
+            let integers = def.counted.iter().all(|c| match text(&c.capture).and_then(int_of) {
+                Some(index) => {
+                    all_indices.push(index);
+                    true
+                }
+                None => false,
+            });
+            if integers {
+                let captures = if def.free_captures.is_empty() {
+                    Captures::default()
+                } else {
+                    Captures(
+                        def.free_captures
+                            .iter()
+                            .filter_map(|name| text(name).map(|value| (name.clone(), value.to_owned())))
+                            .collect(),
+                    )
+                };
                 assignment[tensor_idx] = Some(Assigned::Tensor(def_idx));
-                matched.push(Matched { tensor_idx, def_idx, captures, indices });
+                matched.push(Matched { tensor_idx, def_idx, captures, indices: start..all_indices.len() });
                 continue;
             }
+            all_indices.truncate(start);
         }
-        let allowed =
-            schema.allows.iter().zip(allows).position(|(pattern, filter)| {
-                filter.admits(&tensor.name) && match_name(pattern, &tensor.name).is_some()
-            });
+        let allowed = schema.allows.iter().zip(allows).position(|(pattern, filter)| {
+            filter.admits(&tensor.name) && match_into(pattern, &tensor.name, &mut bindings)
+        });
         match allowed {
             Some(allow_idx) => {
                 assignment[tensor_idx] = Some(Assigned::Allowed(allow_idx));
@@ -65,7 +88,7 @@ pub(super) fn assign(
             None => mismatch.unexpected.push(tensor.name.clone()),
         }
     }
-    Assignment { assigned: assignment, matched }
+    Assignment { assigned: assignment, matched, indices: all_indices }
 }
 
 /// A schema tensor pattern prepared for matching many names.
@@ -88,6 +111,9 @@ pub(super) struct CountedCapture {
     pub bound: Sym,
     /// The bound's normal form as text: patterns with the same bound share one count.
     pub key: String,
+    /// The count of that bound: its index in [`PreparedSchema`](super::PreparedSchema)'s
+    /// counts (set when they are gathered).
+    pub count: usize,
 }
 
 impl CompiledDef {
@@ -99,7 +125,12 @@ impl CompiledDef {
             match part {
                 PatternPart::Counted { name, bound } => {
                     let bound = substitute_all(&Sym::from_expr(bound), derived);
-                    counted.push(CountedCapture { capture: name.node.clone(), key: bound.to_string(), bound });
+                    counted.push(CountedCapture {
+                        capture: name.node.clone(),
+                        key: bound.to_string(),
+                        bound,
+                        count: 0,
+                    });
                 }
                 PatternPart::Capture { name, .. } => free_captures.push(name.node.clone()),
                 PatternPart::Literal(_) | PatternPart::Expr(_) => {}
@@ -134,10 +165,13 @@ impl LiteralFilter {
     /// Whether `name` starts and ends with the pattern's literal text.
     pub fn admits(&self, name: &str) -> bool {
         // The suffix first: the patterns of one family share their prefix (`layers.`)
-        // and differ in their suffix, so it turns most names away at once.
-        name.len() >= self.prefix.len() + self.suffix.len()
-            && name.ends_with(&self.suffix)
-            && name.starts_with(&self.prefix)
+        // and differ in their suffix, so it turns most names away at once; and its first
+        // byte before the whole suffix, which costs a call.
+        let (name, suffix) = (name.as_bytes(), self.suffix.as_bytes());
+        name.len() >= self.prefix.len() + suffix.len()
+            && suffix.first().is_none_or(|first| name[name.len() - suffix.len()] == *first)
+            && name.ends_with(suffix)
+            && name.starts_with(self.prefix.as_bytes())
     }
 }
 
@@ -147,8 +181,8 @@ pub(super) struct Matched {
     pub def_idx: usize,
     /// The text of each of the def's other (not counted) captures.
     pub captures: Captures,
-    /// The values of the def's counted captures, in order.
-    pub indices: Vec<i64>,
+    /// Where the values of the def's counted captures are in [`Assignment::indices`].
+    indices: std::ops::Range<usize>,
 }
 
 #[cfg(test)]

@@ -4,20 +4,21 @@
 //! assigned tensor. Dtypes and ranks are checked on the way: a tensor of the wrong rank
 //! gives no equations, only a shape failure.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::assign::{CompiledDef, Matched};
+use super::assign::{Assignment, CompiledDef};
+use super::PreparedSchema;
 use crate::mismatch::{DimConflict, DimSource, DtypeMismatch, Mismatch};
-use crate::schema::{pattern_text, substitute_all};
-use crate::{resolve_meta_dim, DimKind, Layout, MetaDimError, Schema, Sym};
+use crate::schema::pattern_text;
+use crate::{resolve_meta_dim, DimKind, MetaDimError, Schema, Sym, TensorInfo};
 
 /// Everything the layout says about the dims.
 pub(super) struct Equations<'a> {
     /// In order of authority.
     pub list: Vec<Equation<'a>>,
-    /// The counting bounds, by the text of their normal form.
-    pub counts: BTreeMap<String, Count>,
+    /// For each counting bound (as [`PreparedSchema`] lists them), one past the largest
+    /// index seen.
+    pub seen: Vec<Option<i64>>,
     /// `meta(...)` dims whose key or path is absent: reported only if nothing else binds
     /// them.
     pub absent_meta: BTreeMap<String, MetaDimError>,
@@ -26,33 +27,32 @@ pub(super) struct Equations<'a> {
     pub shape_failures: BTreeMap<usize, BTreeSet<String>>,
 }
 
-/// The equations of `layout` for `schema`; metadata that cannot be read and dtypes that
-/// do not fit go to `mismatch`.
+/// The equations of the layout (`tensors` and `metadata`) for `schema`; metadata that
+/// cannot be read and dtypes that do not fit go to `mismatch`.
 pub(super) fn collect<'a>(
-    schema: &Schema,
-    layout: &Layout,
-    given: &BTreeMap<String, i64>,
-    derived: &BTreeMap<String, Sym>,
-    defs: &'a [CompiledDef],
-    matched: &[Matched],
+    schema: &'a Schema,
+    tensors: &[&TensorInfo],
+    metadata: &BTreeMap<String, String>,
+    given: &'a BTreeMap<String, i64>,
+    prepared: &'a PreparedSchema,
+    assignment: &Assignment,
     mismatch: &mut Mismatch,
 ) -> Equations<'a> {
-    let mut equations: Vec<Equation> = Vec::new();
+    let PreparedSchema { defs, counts, dim_syms, .. } = prepared;
+    let matched = &assignment.matched;
+    let axes: usize = matched.iter().map(|hit| defs[hit.def_idx].shape.len()).sum();
+    let mut equations: Vec<Equation> =
+        Vec::with_capacity(given.len().min(schema.dims.len()) + schema.dims.len() + counts.len() + axes);
     for (name, &value) in given {
-        if schema.dim(name).is_some() {
-            let sym = substitute_all(&Sym::dim(name), derived);
-            equations.push(Equation { sym: Cow::Owned(sym), value, origin: Origin::Given(name.clone()) });
+        if let Some(dim_idx) = schema.dims.iter().position(|dim| dim.name == *name) {
+            equations.push(Equation { sym: &dim_syms[dim_idx], value, origin: Origin::Given(name) });
         }
     }
     let mut absent_meta: BTreeMap<String, MetaDimError> = BTreeMap::new();
-    for dim in &schema.dims {
+    for (dim, sym) in schema.dims.iter().zip(dim_syms) {
         if let DimKind::Meta(path) = &dim.kind {
-            match resolve_meta_dim(&layout.metadata, path) {
-                Ok(value) => equations.push(Equation {
-                    sym: Cow::Owned(Sym::dim(&dim.name)),
-                    value,
-                    origin: Origin::Meta { dim: dim.name.clone(), path: path.clone() },
-                }),
+            match resolve_meta_dim(metadata, path) {
+                Ok(value) => equations.push(Equation { sym, value, origin: Origin::Meta { dim: &dim.name, path } }),
                 // Absent metadata leaves the dim to the shapes; it is only reported if
                 // they do not determine it either.
                 Err(error) if error.is_absent() => {
@@ -62,36 +62,24 @@ pub(super) fn collect<'a>(
             }
         }
     }
-    let mut counts: BTreeMap<String, Count> = BTreeMap::new();
-    for (def_idx, def) in defs.iter().enumerate() {
-        for counted in &def.counted {
-            let count = counts.entry(counted.key.clone()).or_insert_with(|| Count {
-                bound: counted.bound.clone(),
-                seen: None,
-                pattern: pattern_text(&def.pattern),
-                all_optional: true,
-            });
-            count.all_optional &= schema.tensors[def_idx].optional;
-        }
-    }
+    let mut seen: Vec<Option<i64>> = vec![None; counts.len()];
     for hit in matched {
-        for (counted, &index) in defs[hit.def_idx].counted.iter().zip(&hit.indices) {
-            let count = counts.get_mut(&counted.key).expect("every counted bound has an entry");
+        for (counted, &index) in defs[hit.def_idx].counted.iter().zip(assignment.indices(hit)) {
             let next = index.saturating_add(1);
-            if count.seen.is_none_or(|seen| next > seen) {
-                count.seen = Some(next);
+            let seen = &mut seen[counted.count];
+            if seen.is_none_or(|seen| next > seen) {
+                *seen = Some(next);
             }
         }
     }
-    for (key, count) in &counts {
-        if let Some(seen) = count.seen {
-            let origin = Origin::Count { key: key.clone(), pattern: count.pattern.clone() };
-            equations.push(Equation { sym: Cow::Owned(count.bound.clone()), value: seen, origin });
+    for (count, seen) in counts.iter().zip(&seen) {
+        if let Some(seen) = *seen {
+            equations.push(Equation { sym: &count.bound, value: seen, origin: Origin::Count(count) });
         }
     }
     let mut shape_failures: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     for hit in matched {
-        let tensor = &layout.tensors[hit.tensor_idx];
+        let tensor = tensors[hit.tensor_idx];
         let def = &schema.tensors[hit.def_idx];
         if !def.dtype.accepts(tensor.dtype) {
             mismatch.dtype_mismatches.push(DtypeMismatch {
@@ -107,7 +95,7 @@ pub(super) fn collect<'a>(
         for (axis, (sym, &size)) in defs[hit.def_idx].shape.iter().zip(&tensor.shape).enumerate() {
             match i64::try_from(size) {
                 Ok(value) => equations.push(Equation {
-                    sym: Cow::Borrowed(sym),
+                    sym,
                     value,
                     origin: Origin::Shape { tensor_idx: hit.tensor_idx, def_idx: hit.def_idx, axis },
                 }),
@@ -117,46 +105,97 @@ pub(super) fn collect<'a>(
             }
         }
     }
-    Equations { list: equations, counts, absent_meta, shape_failures }
+    Equations { list: equations, seen, absent_meta, shape_failures }
 }
 
-/// The indices seen for one counting bound.
-pub(super) struct Count {
+/// A counting bound (`{i < n}`) of a schema, shared by every pattern with the same bound.
+#[derive(Clone, Debug)]
+pub(super) struct CountDef {
+    /// The bound's normal form as text.
+    pub key: String,
     pub bound: Sym,
-    /// One past the largest index seen.
-    pub seen: Option<i64>,
     /// The first pattern counting it, to name the source.
     pub pattern: String,
-    /// Whether every tensor counting it is optional.
-    pub all_optional: bool,
+    /// The dim counted as 0 when no tensor counting it is present: the bound when it is a
+    /// dim alone and every tensor counting it is optional.
+    pub absent_zero: Option<String>,
+}
+
+impl CountDef {
+    /// The counting bounds of `defs` (the compiled tensors of `schema`) in the order of
+    /// their text, each counted capture of `defs` set to the index of its own.
+    pub fn gather(schema: &Schema, defs: &mut [CompiledDef]) -> Vec<CountDef> {
+        // (def, optional) per key; every tensor counting a bound must be optional for
+        // an absent family to count 0.
+        let mut by_key: BTreeMap<String, (CountDef, bool)> = BTreeMap::new();
+        for (def, tensor) in defs.iter().zip(&schema.tensors) {
+            for counted in &def.counted {
+                let (_, all_optional) = by_key.entry(counted.key.clone()).or_insert_with(|| {
+                    let count = CountDef {
+                        key: counted.key.clone(),
+                        bound: counted.bound.clone(),
+                        pattern: pattern_text(&def.pattern),
+                        absent_zero: None,
+                    };
+                    (count, true)
+                });
+                *all_optional &= tensor.optional;
+            }
+        }
+        let index: BTreeMap<&str, usize> = by_key.keys().enumerate().map(|(idx, key)| (key.as_str(), idx)).collect();
+        for def in defs.iter_mut() {
+            for counted in &mut def.counted {
+                counted.count = index[counted.key.as_str()];
+            }
+        }
+        by_key
+            .into_values()
+            .map(|(mut count, all_optional)| {
+                if let (true, [dim]) = (all_optional, count.bound.dims().as_slice()) {
+                    if count.bound == Sym::dim(dim) {
+                        count.absent_zero = Some(dim.clone());
+                    }
+                }
+                count
+            })
+            .collect()
+    }
 }
 
 /// `sym == value`, and where it comes from.
 pub(super) struct Equation<'a> {
-    /// Borrowed from the compiled schema for shapes: thousands of tensors share a few.
-    pub sym: Cow<'a, Sym>,
+    /// Borrowed from the prepared schema: thousands of tensors share a few shapes.
+    pub sym: &'a Sym,
     pub value: i64,
-    pub origin: Origin,
+    pub origin: Origin<'a>,
 }
 
 /// Where an equation comes from.
 #[derive(Clone, Debug)]
-pub(super) enum Origin {
-    Given(String),
-    Meta { dim: String, path: String },
-    Count { key: String, pattern: String },
-    Shape { tensor_idx: usize, def_idx: usize, axis: usize },
+pub(super) enum Origin<'a> {
+    /// The given dim of this name.
+    Given(&'a str),
+    Meta {
+        dim: &'a str,
+        path: &'a str,
+    },
+    Count(&'a CountDef),
+    Shape {
+        tensor_idx: usize,
+        def_idx: usize,
+        axis: usize,
+    },
 }
 
-impl Origin {
+impl Origin<'_> {
     /// The source named when this equation binds a dim.
-    pub fn source(&self, layout: &Layout) -> DimSource {
+    pub fn source(&self, tensors: &[&TensorInfo]) -> DimSource {
         match self {
-            Origin::Given(name) => DimSource::Given(name.clone()),
-            Origin::Meta { path, .. } => DimSource::Meta(path.clone()),
-            Origin::Count { pattern, .. } => DimSource::Count(pattern.clone()),
+            Origin::Given(name) => DimSource::Given((*name).to_owned()),
+            Origin::Meta { path, .. } => DimSource::Meta((*path).to_owned()),
+            Origin::Count(count) => DimSource::Count(count.pattern.clone()),
             Origin::Shape { tensor_idx, axis, .. } => {
-                DimSource::Shape { tensor: layout.tensors[*tensor_idx].name.clone(), axis: *axis }
+                DimSource::Shape { tensor: tensors[*tensor_idx].name.clone(), axis: *axis }
             }
         }
     }

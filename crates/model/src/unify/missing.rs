@@ -6,11 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::assign::{CompiledDef, Matched};
+use super::assign::{Assignment, CompiledDef, Matched};
 use crate::mismatch::{MetaMismatch, Mismatch};
 use crate::pattern::{fill, Captures};
 use crate::schema::pattern_text;
-use crate::{Layout, Schema};
+use crate::Schema;
 
 /// How many missing names a [`Mismatch`] lists before only counting them.
 pub(super) const MISSING_LIST_LIMIT: usize = 100;
@@ -19,84 +19,131 @@ pub(super) const MISSING_LIST_LIMIT: usize = 100;
 pub(super) fn find_missing(
     schema: &Schema,
     defs: &[CompiledDef],
-    matched: &[Matched],
+    assignment: &Assignment,
     dims: &BTreeMap<String, i64>,
     mismatch: &mut Mismatch,
 ) {
-    // The hits of each schema tensor, in layout order: one stable sort instead of a list
-    // per schema tensor.
-    let mut by_def: Vec<&Matched> = matched.iter().collect();
-    by_def.sort_by_key(|hit| hit.def_idx);
+    let by_def = HitsByDef::of(&assignment.matched, defs.len());
+    let mut ranges: Vec<i64> = Vec::new();
+    let mut present: Vec<&[i64]> = Vec::new();
     for (def_idx, def) in defs.iter().enumerate() {
         if schema.tensors[def_idx].optional {
             continue;
         }
-        let first = by_def.partition_point(|hit| hit.def_idx < def_idx);
-        let count = by_def[first..].partition_point(|hit| hit.def_idx == def_idx);
-        let hits = &by_def[first..first + count];
-        let ranges: Option<Vec<i64>> =
-            def.counted.iter().map(|c| c.bound.eval(&|name| dims.get(name).copied()).map(|n| n.max(0))).collect();
-        let Some(ranges) = ranges else {
-            if hits.is_empty() {
+        let hits = by_def.of_def(def_idx);
+        ranges.clear();
+        let bounded = def.counted.iter().all(|c| match c.bound.eval(&|name| dims.get(name).copied()) {
+            Some(n) => {
+                ranges.push(n.max(0));
+                true
+            }
+            None => false,
+        });
+        if !bounded {
+            if hits.len() == 0 {
                 mismatch.missing.push(pattern_text(&def.pattern));
             }
             continue;
-        };
+        }
+        if def.free_captures.is_empty() {
+            // One group, keyed by no capture.
+            present.clear();
+            present.extend(hits.map(|hit| assignment.indices(hit)));
+            list_absent(def, &ranges, &[], &mut present, mismatch);
+            continue;
+        }
         // Group by the values of the other captures: each group must be complete.
-        // The indices present in each group, sorted and distinct (sorting costs less than
-        // hashing the few hits of a family).
         let mut groups: BTreeMap<Vec<String>, Vec<&[i64]>> = BTreeMap::new();
         for hit in hits {
             let key = def.free_captures.iter().map(|name| hit.captures.get(name).unwrap_or("").to_owned()).collect();
-            groups.entry(key).or_default().push(&hit.indices);
+            groups.entry(key).or_default().push(assignment.indices(hit));
         }
-        for present in groups.values_mut() {
-            present.sort_unstable();
-            present.dedup();
-        }
-        if def.free_captures.is_empty() {
-            groups.entry(Vec::new()).or_default();
-        } else if groups.is_empty() {
+        if groups.is_empty() {
             mismatch.missing.push(pattern_text(&def.pattern));
             continue;
         }
-        for (key, present) in groups {
-            let expected = ranges.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n as u64)).unwrap_or(u64::MAX);
-            let in_range = present.iter().filter(|indices| indices.iter().zip(&ranges).all(|(i, n)| i < n)).count();
-            let absent = expected.saturating_sub(in_range as u64);
-            if absent == 0 {
-                continue;
-            }
-            let mut captures = Captures::default();
-            for (name, value) in def.free_captures.iter().zip(&key) {
-                captures.0.insert(name.clone(), value.clone());
-            }
-            let mut listed = 0u64;
-            let mut indices = vec![0i64; ranges.len()];
-            // Walk the index product in order; each step is either present or listed, so
-            // this stops after at most `present + limit` steps even for a huge family.
-            'walk: while mismatch.missing.len() < MISSING_LIST_LIMIT && listed < absent {
-                if present.binary_search(&indices.as_slice()).is_err() {
-                    for (counted, index) in def.counted.iter().zip(&indices) {
-                        captures.0.insert(counted.capture.clone(), index.to_string());
-                    }
-                    if let Ok(name) = fill(&def.pattern, &captures, &|_| None) {
-                        mismatch.missing.push(name);
-                    }
-                    listed += 1;
-                }
-                for axis in (0..indices.len()).rev() {
-                    indices[axis] += 1;
-                    if indices[axis] < ranges[axis] {
-                        continue 'walk;
-                    }
-                    indices[axis] = 0;
-                }
-                break;
-            }
-            mismatch.missing_unlisted = mismatch.missing_unlisted.saturating_add(absent - listed);
+        for (key, mut present) in groups {
+            list_absent(def, &ranges, &key, &mut present, mismatch);
         }
     }
+}
+
+/// The hits of each schema tensor, in layout order (a counting sort of the hits by
+/// schema tensor).
+struct HitsByDef<'m> {
+    matched: &'m [Matched],
+    /// Where each schema tensor's hits start in `order`, and where the last ones end.
+    starts: Vec<usize>,
+    /// Indices into `matched`.
+    order: Vec<usize>,
+}
+
+impl<'m> HitsByDef<'m> {
+    fn of(matched: &'m [Matched], defs: usize) -> HitsByDef<'m> {
+        let mut starts = vec![0; defs + 1];
+        for hit in matched {
+            starts[hit.def_idx + 1] += 1;
+        }
+        for def_idx in 0..defs {
+            starts[def_idx + 1] += starts[def_idx];
+        }
+        let mut next = starts.clone();
+        let mut order = vec![0; matched.len()];
+        for (hit_idx, hit) in matched.iter().enumerate() {
+            order[next[hit.def_idx]] = hit_idx;
+            next[hit.def_idx] += 1;
+        }
+        HitsByDef { matched, starts, order }
+    }
+
+    fn of_def(&self, def_idx: usize) -> impl ExactSizeIterator<Item = &'m Matched> + '_ {
+        self.order[self.starts[def_idx]..self.starts[def_idx + 1]].iter().map(|&hit_idx| &self.matched[hit_idx])
+    }
+}
+
+/// Lists the names of one group of a counted family (the hits whose other captures are
+/// `key`, with the counted `present` indices) that lack below `ranges`.
+fn list_absent(def: &CompiledDef, ranges: &[i64], key: &[String], present: &mut Vec<&[i64]>, mismatch: &mut Mismatch) {
+    // The indices present, sorted and distinct (sorting costs less than hashing the few
+    // hits of a family); they often come so, in layout order.
+    if !present.is_sorted_by(|a, b| a < b) {
+        present.sort_unstable();
+        present.dedup();
+    }
+    let expected = ranges.iter().try_fold(1u64, |acc, &n| acc.checked_mul(n as u64)).unwrap_or(u64::MAX);
+    let in_range = present.iter().filter(|indices| indices.iter().zip(ranges).all(|(i, n)| i < n)).count();
+    let absent = expected.saturating_sub(in_range as u64);
+    if absent == 0 {
+        return;
+    }
+    let mut captures = Captures::default();
+    for (name, value) in def.free_captures.iter().zip(key) {
+        captures.0.insert(name.clone(), value.clone());
+    }
+    let mut listed = 0u64;
+    let mut indices = vec![0i64; ranges.len()];
+    // Walk the index product in order; each step is either present or listed, so this
+    // stops after at most `present + limit` steps even for a huge family.
+    'walk: while mismatch.missing.len() < MISSING_LIST_LIMIT && listed < absent {
+        if present.binary_search(&indices.as_slice()).is_err() {
+            for (counted, index) in def.counted.iter().zip(&indices) {
+                captures.0.insert(counted.capture.clone(), index.to_string());
+            }
+            if let Ok(name) = fill(&def.pattern, &captures, &|_| None) {
+                mismatch.missing.push(name);
+            }
+            listed += 1;
+        }
+        for axis in (0..indices.len()).rev() {
+            indices[axis] += 1;
+            if indices[axis] < ranges[axis] {
+                continue 'walk;
+            }
+            indices[axis] = 0;
+        }
+        break;
+    }
+    mismatch.missing_unlisted = mismatch.missing_unlisted.saturating_add(absent - listed);
 }
 
 /// A capture name shared by several tensor patterns ranges over one set of names (the
@@ -149,9 +196,9 @@ pub(super) fn find_missing_per_capture(
 }
 
 /// Checks the metadata keys the schema expects.
-pub(super) fn check_meta(schema: &Schema, layout: &Layout, mismatch: &mut Mismatch) {
+pub(super) fn check_meta(schema: &Schema, metadata: &BTreeMap<String, String>, mismatch: &mut Mismatch) {
     for meta in &schema.meta {
-        let found = layout.metadata.get(&meta.key);
+        let found = metadata.get(&meta.key);
         let fits = match (found, &meta.value) {
             (None, _) => false,
             (Some(_), None) => true,

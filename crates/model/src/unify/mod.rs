@@ -22,9 +22,11 @@ mod solve;
 use std::collections::{BTreeMap, HashSet};
 
 use crate::mismatch::{DimSource, Mismatch};
-use crate::{Layout, Schema};
+use crate::schema::substitute_all;
+use crate::{Layout, Schema, Sym, TensorInfo};
 use assign::CompiledDef;
 pub use assign::LiteralFilter;
+use equations::CountDef;
 
 /// A successful unification.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,23 +51,30 @@ pub enum Assigned {
 
 /// What unification needs of a schema whatever the layout: its derived dims expanded,
 /// each tensor pattern's literal filter, counted captures and shape, each `allow`
-/// pattern's filter. [`unify`] prepares them on every call; a caller that unifies many
-/// layouts with one schema (a registry, at every open) prepares them once and calls
-/// [`unify_prepared`].
+/// pattern's filter, each dim as the left side of its equations, the counting bounds.
+/// [`unify`] prepares them on every call; a caller that unifies many layouts with one
+/// schema (a registry, at every open) prepares them once and calls [`unify_prepared`].
 #[derive(Clone, Debug)]
 pub struct PreparedSchema {
-    derived: BTreeMap<String, crate::Sym>,
+    derived: BTreeMap<String, Sym>,
     defs: Vec<CompiledDef>,
     allows: Vec<LiteralFilter>,
+    /// Each dim of [`Schema::dims`], by index, with derived dims expanded: the left side
+    /// of its `given` and metadata equations.
+    dim_syms: Vec<Sym>,
+    /// The counting bounds, in the order of their text.
+    counts: Vec<CountDef>,
 }
 
 impl PreparedSchema {
     /// Prepares `schema`.
     pub fn new(schema: &Schema) -> PreparedSchema {
         let derived = schema.derived_definitions();
-        let defs = schema.tensors.iter().map(|def| CompiledDef::new(def, &derived)).collect();
+        let mut defs: Vec<CompiledDef> = schema.tensors.iter().map(|def| CompiledDef::new(def, &derived)).collect();
         let allows = schema.allows.iter().map(LiteralFilter::of).collect();
-        PreparedSchema { derived, defs, allows }
+        let dim_syms = schema.dims.iter().map(|dim| substitute_all(&Sym::dim(&dim.name), &derived)).collect();
+        let counts = CountDef::gather(schema, &mut defs);
+        PreparedSchema { derived, defs, allows, dim_syms, counts }
     }
 }
 
@@ -87,22 +96,37 @@ pub fn unify_prepared(
     layout: &Layout,
     given: &BTreeMap<String, i64>,
 ) -> Result<Match, Mismatch> {
-    crate::probe::record(schema, layout);
-    debug_assert_eq!((prepared.defs.len(), prepared.allows.len()), (schema.tensors.len(), schema.allows.len()));
-    let PreparedSchema { derived, defs, allows } = prepared;
-    let mut mismatch = Mismatch::default();
-    let assign::Assignment { assigned, matched } = assign::assign(schema, layout, defs, allows, &mut mismatch);
-    let equations = equations::collect(schema, layout, given, derived, defs, &matched, &mut mismatch);
-    let (solver, groups) = solve::solve(&equations.list, &equations.counts, layout);
-    report::check_equations(schema, layout, &assigned, equations, &groups, &solver, &mut mismatch);
-    let dims = solve::derive(schema, derived, &solver, &mut mismatch);
-    missing::find_missing(schema, defs, &matched, &dims, &mut mismatch);
-    missing::find_missing_per_capture(schema, defs, &matched, &mut mismatch);
-    missing::check_meta(schema, layout, &mut mismatch);
+    let tensors: Vec<&TensorInfo> = layout.tensors.iter().collect();
+    unify_tensors(schema, prepared, &tensors, &layout.metadata, given)
+}
 
-    mismatch.fitting = fitting(layout, &matched, &mismatch);
+/// [`unify_prepared`] with the layout given as its parts, the tensors borrowed: for a
+/// caller whose tensor infos live elsewhere (a compiled plan's outputs), which need not
+/// be copied into a [`Layout`].
+#[allow(clippy::result_large_err)]
+pub fn unify_tensors(
+    schema: &Schema,
+    prepared: &PreparedSchema,
+    tensors: &[&TensorInfo],
+    metadata: &BTreeMap<String, String>,
+    given: &BTreeMap<String, i64>,
+) -> Result<Match, Mismatch> {
+    crate::probe::record(schema, tensors);
+    debug_assert_eq!((prepared.defs.len(), prepared.allows.len()), (schema.tensors.len(), schema.allows.len()));
+    let mut mismatch = Mismatch::default();
+    let assignment = assign::assign(schema, tensors, &prepared.defs, &prepared.allows, &mut mismatch);
+    let equations = equations::collect(schema, tensors, metadata, given, prepared, &assignment, &mut mismatch);
+    let (solver, groups) = solve::solve(&equations.list, &prepared.defs, &prepared.counts, &equations.seen, tensors);
+    report::check_equations(schema, tensors, &assignment.assigned, equations, &groups, &solver, &mut mismatch);
+    let dims = solve::derive(schema, &prepared.derived, &solver, &mut mismatch);
+    missing::find_missing(schema, &prepared.defs, &assignment, &dims, &mut mismatch);
+    missing::find_missing_per_capture(schema, &prepared.defs, &assignment.matched, &mut mismatch);
+    missing::check_meta(schema, metadata, &mut mismatch);
+
+    mismatch.fitting = fitting(tensors, &assignment.matched, &mismatch);
     if mismatch.is_empty() {
-        let assignment = assigned.into_iter().map(|assigned| assigned.expect("no unexpected tensors")).collect();
+        let assignment =
+            assignment.assigned.into_iter().map(|assigned| assigned.expect("no unexpected tensors")).collect();
         let sources = solver.known.into_iter().map(|(name, (_, source))| (name, source)).collect();
         return Ok(Match { dims, assignment, sources });
     }
@@ -112,7 +136,7 @@ pub fn unify_prepared(
 
 /// How many matched tensors have neither a dtype nor a shape mismatch (detection ranks
 /// near misses by it).
-fn fitting(layout: &Layout, matched: &[assign::Matched], mismatch: &Mismatch) -> usize {
+fn fitting(tensors: &[&TensorInfo], matched: &[assign::Matched], mismatch: &Mismatch) -> usize {
     if mismatch.dtype_mismatches.is_empty() && mismatch.shape_mismatches.is_empty() {
         // Nothing misfits (every fitting unification): no names to hash.
         return matched.len();
@@ -123,7 +147,7 @@ fn fitting(layout: &Layout, matched: &[assign::Matched], mismatch: &Mismatch) ->
         .map(|m| m.tensor.as_str())
         .chain(mismatch.shape_mismatches.iter().map(|m| m.tensor.as_str()))
         .collect();
-    matched.iter().filter(|hit| !misfits.contains(layout.tensors[hit.tensor_idx].name.as_str())).count()
+    matched.iter().filter(|hit| !misfits.contains(tensors[hit.tensor_idx].name.as_str())).count()
 }
 
 #[cfg(test)]

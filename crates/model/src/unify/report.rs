@@ -6,20 +6,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::equations::{Equation, Equations, Origin};
-use super::solve::Solver;
+use super::solve::{Groups, Solver};
 use super::Assigned;
 use crate::mismatch::{DimConflict, DimSource, Mismatch, ShapeMismatch};
 use crate::sym::Solution;
-use crate::{Layout, Schema};
+use crate::{Schema, TensorInfo};
 
 /// Checks every equation group against the bound dims, then turns the shape failures of
 /// tensors assigned to schema tensors into shape mismatches.
 pub(super) fn check_equations(
     schema: &Schema,
-    layout: &Layout,
+    tensors: &[&TensorInfo],
     assignment: &[Option<Assigned>],
     equations: Equations<'_>,
-    groups: &[Vec<usize>],
+    groups: &Groups,
     solver: &Solver,
     mismatch: &mut Mismatch,
 ) {
@@ -53,7 +53,7 @@ pub(super) fn check_equations(
     for (tensor_idx, failed_dims) in shape_failures {
         // Shape failures come from tensors assigned to schema tensors.
         let Some(Assigned::Tensor(def_idx)) = assignment[tensor_idx] else { continue };
-        let tensor = &layout.tensors[tensor_idx];
+        let tensor = tensors[tensor_idx];
         mismatch.shape_mismatches.push(ShapeMismatch {
             tensor: tensor.name.clone(),
             expected: schema.tensors[def_idx].shape.clone(),
@@ -77,9 +77,9 @@ fn report_failure(
             shape_failures.entry(*tensor_idx).or_default().extend(schema.tensors[*def_idx].shape[*axis].dims());
             return;
         }
-        Origin::Given(name) => (name.clone(), DimSource::Given(name.clone())),
-        Origin::Meta { dim, path } => (dim.clone(), DimSource::Meta(path.clone())),
-        Origin::Count { key, pattern } => (key.clone(), DimSource::Count(pattern.clone())),
+        Origin::Given(name) => ((*name).to_owned(), DimSource::Given((*name).to_owned())),
+        Origin::Meta { dim, path } => ((*dim).to_owned(), DimSource::Meta((*path).to_owned())),
+        Origin::Count(count) => (count.key.clone(), DimSource::Count(count.pattern.clone())),
     };
     let uses = equation.sym.dims();
     match evaluated {
@@ -98,7 +98,7 @@ fn report_failure(
         }
         None => mismatch.conflicting_dims.push(DimConflict::Inexact {
             dim,
-            expr: equation.sym.clone().into_owned(),
+            expr: equation.sym.clone(),
             values: uses.iter().filter_map(|name| solver.value(name).map(|value| (name.clone(), value))).collect(),
         }),
     }

@@ -6,32 +6,35 @@
 
 use std::collections::BTreeMap;
 
-use super::equations::{Count, Equation, Origin};
+use super::assign::CompiledDef;
+use super::equations::{CountDef, Equation, Origin};
 use crate::mismatch::{DimConflict, DimSource, Mismatch};
-use crate::sym::Solution;
-use crate::{Layout, Schema, Sym};
+use crate::sym::BorrowedSolution;
+use crate::{Schema, Sym, TensorInfo};
 
 /// Binds every dim the equations determine. Equal equations are solved once (every
 /// block's `3 * hidden == 72`): the groups returned list them.
 pub(super) fn solve(
     equations: &[Equation<'_>],
-    counts: &BTreeMap<String, Count>,
-    layout: &Layout,
-) -> (Solver, Vec<Vec<usize>>) {
-    let groups = group_equations(equations);
+    defs: &[CompiledDef],
+    counts: &[CountDef],
+    seen: &[Option<i64>],
+    tensors: &[&TensorInfo],
+) -> (Solver, Groups) {
+    let groups = Groups::of(equations, defs.iter().map(|def| def.shape.len()));
     let mut solver = Solver { known: BTreeMap::new(), holds: vec![false; groups.len()] };
-    solver.run(equations, &groups, layout);
+    solver.run(equations, &groups, tensors);
     let mut defaulted = false;
-    for count in counts.values() {
-        if let (None, true, [dim]) = (count.seen, count.all_optional, count.bound.dims().as_slice()) {
-            if count.bound == Sym::dim(dim) && !solver.known.contains_key(dim) {
+    for (count, seen) in counts.iter().zip(seen) {
+        if let (None, Some(dim)) = (seen, &count.absent_zero) {
+            if !solver.known.contains_key(dim) {
                 solver.bind(dim, 0, DimSource::Count(count.pattern.clone()));
                 defaulted = true;
             }
         }
     }
     if defaulted {
-        solver.run(equations, &groups, layout);
+        solver.run(equations, &groups, tensors);
     }
     (solver, groups)
 }
@@ -86,65 +89,68 @@ impl Solver {
     }
 
     /// Binds dims until no equation determines a new one.
-    fn run(&mut self, equations: &[Equation], groups: &[Vec<usize>], layout: &Layout) {
-        let mut open: Vec<(usize, &Vec<usize>)> =
-            groups.iter().enumerate().filter(|(group_idx, _)| !self.holds[*group_idx]).collect();
+    fn run<'e>(&mut self, equations: &'e [Equation<'_>], groups: &Groups, tensors: &[&TensorInfo]) {
+        let mut open: Vec<usize> = (0..groups.len()).filter(|&group_idx| !self.holds[group_idx]).collect();
+        // The values the groups of one round propose, with the dim each binds.
+        let mut candidates: Vec<(&'e str, Candidate)> = Vec::new();
         loop {
-            // Candidate values per dim, in equation order.
-            let mut candidates: BTreeMap<String, Vec<Candidate>> = BTreeMap::new();
-            let mut holding = Vec::new();
-            open.retain(|&(group_idx, group)| {
-                let representative = &equations[group[0]];
-                match representative.sym.solve(representative.value, &|name| self.value(name)) {
-                    Solution::Known(value) => {
+            candidates.clear();
+            let mut still_open = 0;
+            for at in 0..open.len() {
+                let group_idx = open[at];
+                let group = groups.get(group_idx);
+                let representative: &'e Equation = &equations[group[0]];
+                let solved = representative.sym.solve_borrowed(representative.value, &|name| self.value(name));
+                let keep = match solved {
+                    BorrowedSolution::Known(value) => {
                         if value == Some(representative.value) {
-                            holding.push(group_idx);
+                            self.holds[group_idx] = true;
                         }
                         false
                     }
-                    Solution::Solved { dim, value: Some(value) } => {
+                    BorrowedSolution::Solved { dim, value: Some(value) } => {
                         let authoritative =
                             group.iter().copied().find(|&i| !matches!(equations[i].origin, Origin::Shape { .. }));
-                        candidates.entry(dim).or_default().push(Candidate {
-                            value,
-                            authoritative,
-                            votes: group.len(),
-                            first: group[0],
-                        });
+                        let candidate = Candidate { value, authoritative, votes: group.len(), first: group[0] };
+                        candidates.push((dim, candidate));
                         true
                     }
-                    Solution::Solved { value: None, .. } | Solution::Stuck(_) => true,
+                    BorrowedSolution::Solved { value: None, .. } | BorrowedSolution::Stuck => true,
+                };
+                if keep {
+                    open[still_open] = group_idx;
+                    still_open += 1;
                 }
-            });
-            for group_idx in holding {
-                self.holds[group_idx] = true;
             }
+            open.truncate(still_open);
             if candidates.is_empty() {
                 return;
             }
-            for (dim, options) in candidates {
-                let (value, eq_idx) = match options
-                    .iter()
-                    .filter_map(|c| c.authoritative.map(|i| (c.value, i)))
-                    .min_by_key(|(_, i)| *i)
-                {
-                    Some(authoritative) => authoritative,
-                    None => {
-                        // Majority vote among shapes; ties go to the first in layout order.
-                        let mut votes: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
-                        for option in &options {
-                            let entry = votes.entry(option.value).or_insert((0, option.first));
-                            entry.0 += option.votes;
-                            entry.1 = entry.1.min(option.first);
+            // Dim by dim in name order, each dim's candidates in group order (a stable sort).
+            candidates.sort_by_key(|(dim, _)| *dim);
+            for options in candidates.chunk_by(|(a, _), (b, _)| a == b) {
+                let dim = options[0].0;
+                let options = options.iter().map(|(_, candidate)| candidate);
+                let (value, eq_idx) =
+                    match options.clone().filter_map(|c| c.authoritative.map(|i| (c.value, i))).min_by_key(|(_, i)| *i)
+                    {
+                        Some(authoritative) => authoritative,
+                        None => {
+                            // Majority vote among shapes; ties go to the first in layout order.
+                            let mut votes: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+                            for option in options {
+                                let entry = votes.entry(option.value).or_insert((0, option.first));
+                                entry.0 += option.votes;
+                                entry.1 = entry.1.min(option.first);
+                            }
+                            votes
+                                .into_iter()
+                                .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+                                .map(|(value, (_, first))| (value, first))
+                                .expect("at least one candidate")
                         }
-                        votes
-                            .into_iter()
-                            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
-                            .map(|(value, (_, first))| (value, first))
-                            .expect("at least one candidate")
-                    }
-                };
-                self.bind(&dim, value, equations[eq_idx].origin.source(layout));
+                    };
+                self.bind(dim, value, equations[eq_idx].origin.source(tensors));
             }
         }
     }
@@ -161,38 +167,93 @@ struct Candidate {
     first: usize,
 }
 
-/// Indices of equal equations (same expression and value), grouped in first-seen order.
-/// Shape equations are keyed by their schema tensor and axis (cheap, and the same axis
-/// means the same expression); the few others stay alone.
-fn group_equations(equations: &[Equation<'_>]) -> Vec<Vec<usize>> {
-    // Each equation's group first, then the groups at their final sizes: no group grows
-    // one push at a time.
-    let mut index: BTreeMap<(usize, usize, i64), usize> = BTreeMap::new();
-    let mut sizes: Vec<usize> = Vec::new();
-    let slots: Vec<usize> = equations
-        .iter()
-        .map(|equation| {
-            let slot = match equation.origin {
-                Origin::Shape { def_idx, axis, .. } => {
-                    *index.entry((def_idx, axis, equation.value)).or_insert_with(|| {
-                        sizes.push(0);
-                        sizes.len() - 1
-                    })
-                }
-                _ => {
-                    sizes.push(0);
-                    sizes.len() - 1
-                }
-            };
+/// Equal equations (same expression and value) by index, grouped in first-seen order;
+/// each group's indices in order. Shape equations are keyed by their schema tensor and
+/// axis (cheap, and the same axis means the same expression); the few others stay alone.
+pub(super) struct Groups {
+    /// Where each group starts in `members`, and where the last one ends.
+    starts: Vec<usize>,
+    /// The equation indices of every group, one group after the other.
+    members: Vec<usize>,
+}
+
+impl Groups {
+    /// The groups of `equations`, whose shape equations are of schema tensors of these
+    /// ranks.
+    fn of(equations: &[Equation<'_>], ranks: impl ExactSizeIterator<Item = usize>) -> Groups {
+        // A flat index per (schema tensor, axis), and the first value seen on each with
+        // its group: the shapes of a fitting layout agree, so one slot is enough; other
+        // values go to a map.
+        let mut first_axis = Vec::with_capacity(ranks.len());
+        let mut axes = 0;
+        for rank in ranks {
+            first_axis.push(axes);
+            axes += rank;
+        }
+        let mut first_value: Vec<Option<(i64, usize)>> = vec![None; axes];
+        let mut other_values: BTreeMap<(usize, i64), usize> = BTreeMap::new();
+        // Each equation's group first, then the groups at their final sizes: no group
+        // grows one push at a time.
+        let mut sizes: Vec<usize> = Vec::new();
+        let new_group = |sizes: &mut Vec<usize>| {
+            sizes.push(0);
+            sizes.len() - 1
+        };
+        let slots: Vec<usize> = equations
+            .iter()
+            .map(|equation| {
+                let slot = match equation.origin {
+                    Origin::Shape { def_idx, axis, .. } => {
+                        let axis = first_axis[def_idx] + axis;
+                        match first_value[axis] {
+                            Some((value, slot)) if value == equation.value => slot,
+                            Some(_) => {
+                                *other_values.entry((axis, equation.value)).or_insert_with(|| new_group(&mut sizes))
+                            }
+                            None => {
+                                let slot = new_group(&mut sizes);
+                                first_value[axis] = Some((equation.value, slot));
+                                slot
+                            }
+                        }
+                    }
+                    _ => new_group(&mut sizes),
+                };
+                sizes[slot] += 1;
+                slot
+            })
+            .collect();
+        let mut starts = Vec::with_capacity(sizes.len() + 1);
+        let mut end = 0;
+        starts.push(end);
+        for size in &mut sizes {
+            // From here on, where the group's next member goes.
+            let start = end;
+            end += *size;
+            *size = start;
+            starts.push(end);
+        }
+        let mut members = vec![0; equations.len()];
+        for (eq_idx, slot) in slots.into_iter().enumerate() {
+            members[sizes[slot]] = eq_idx;
             sizes[slot] += 1;
-            slot
-        })
-        .collect();
-    let mut groups: Vec<Vec<usize>> = sizes.into_iter().map(Vec::with_capacity).collect();
-    for (eq_idx, slot) in slots.into_iter().enumerate() {
-        groups[slot].push(eq_idx);
+        }
+        Groups { starts, members }
     }
-    groups
+
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// The equation indices of group `group_idx`.
+    pub fn get(&self, group_idx: usize) -> &[usize] {
+        &self.members[self.starts[group_idx]..self.starts[group_idx + 1]]
+    }
+
+    /// Every group, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[usize]> {
+        self.starts.windows(2).map(|bounds| &self.members[bounds[0]..bounds[1]])
+    }
 }
 
 #[cfg(test)]
@@ -281,14 +342,15 @@ mod tests {
     ) {
         use super::super::{assign, equations, report, PreparedSchema};
         let prepared = PreparedSchema::new(schema);
+        let tensors: Vec<&crate::TensorInfo> = layout.tensors.iter().collect();
         let mut reports = Vec::new();
         for skip_held in [true, false] {
             let mut mismatch = crate::Mismatch::default();
-            let assign::Assignment { assigned, matched } =
-                assign::assign(schema, layout, &prepared.defs, &prepared.allows, &mut mismatch);
+            let assignment = assign::assign(schema, &tensors, &prepared.defs, &prepared.allows, &mut mismatch);
             let equations =
-                equations::collect(schema, layout, given, &prepared.derived, &prepared.defs, &matched, &mut mismatch);
-            let (mut solver, groups) = super::solve(&equations.list, &equations.counts, layout);
+                equations::collect(schema, &tensors, &layout.metadata, given, &prepared, &assignment, &mut mismatch);
+            let (mut solver, groups) =
+                super::solve(&equations.list, &prepared.defs, &prepared.counts, &equations.seen, &tensors);
             for (group, &holds) in groups.iter().zip(&solver.holds) {
                 if holds {
                     let representative = &equations.list[group[0]];
@@ -299,13 +361,52 @@ mod tests {
             if !skip_held {
                 solver.holds.fill(false);
             }
-            report::check_equations(schema, layout, &assigned, equations, &groups, &solver, &mut mismatch);
+            report::check_equations(schema, &tensors, &assignment.assigned, equations, &groups, &solver, &mut mismatch);
             reports.push(mismatch);
         }
         assert_eq!(reports[0], reports[1]);
     }
 
     proptest::proptest! {
+        /// The groups are the equal equations in first-seen order, as a map by schema
+        /// tensor, axis and value gives them.
+        #[test]
+        fn groups_are_the_equal_equations_in_first_seen_order(
+            origins in proptest::collection::vec(proptest::option::of((0usize..3, 0usize..2, 0i64..3)), 0..40),
+        ) {
+            use super::super::equations::{Equation, Origin};
+            let sym = crate::Sym::dim("n");
+            let equations: Vec<Equation> = origins
+                .iter()
+                .enumerate()
+                .map(|(tensor_idx, origin)| match *origin {
+                    Some((def_idx, axis, value)) => {
+                        Equation { sym: &sym, value, origin: Origin::Shape { tensor_idx, def_idx, axis } }
+                    }
+                    None => Equation { sym: &sym, value: 1, origin: Origin::Given("n") },
+                })
+                .collect();
+            let mut expected: Vec<Vec<usize>> = Vec::new();
+            let mut by_key: BTreeMap<(usize, usize, i64), usize> = BTreeMap::new();
+            for (eq_idx, origin) in origins.iter().enumerate() {
+                let group = match origin {
+                    Some(key) => *by_key.entry(*key).or_insert_with(|| {
+                        expected.push(Vec::new());
+                        expected.len() - 1
+                    }),
+                    None => {
+                        expected.push(Vec::new());
+                        expected.len() - 1
+                    }
+                };
+                expected[group].push(eq_idx);
+            }
+            let groups = super::Groups::of(&equations, [2, 2, 2].into_iter());
+            let found: Vec<Vec<usize>> = groups.iter().map(<[usize]>::to_vec).collect();
+            proptest::prop_assert_eq!(groups.len(), expected.len());
+            proptest::prop_assert_eq!(found, expected);
+        }
+
         #[test]
         fn skipping_held_groups_reports_the_same(
             chunks in 1u64..3,
