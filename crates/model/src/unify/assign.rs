@@ -46,9 +46,7 @@ pub(super) fn assign(
     // One buffer of borrowed captures for every match: only what is kept is copied.
     let mut bindings: Vec<(&str, &str)> = Vec::new();
     for (tensor_idx, tensor) in tensors.iter().enumerate() {
-        let hit = defs
-            .iter()
-            .position(|def| def.filter.admits(&tensor.name) && match_into(&def.pattern, &tensor.name, &mut bindings));
+        let hit = defs.iter().position(|def| def.matches(&tensor.name, &mut bindings));
         if let Some(def_idx) = hit {
             let def = &defs[def_idx];
             let text = |capture: &str| bindings.iter().find(|(name, _)| *name == capture).map(|(_, text)| *text);
@@ -96,6 +94,8 @@ pub(super) fn assign(
 pub(super) struct CompiledDef {
     pub pattern: ast::Pattern,
     pub filter: LiteralFilter,
+    /// What is left to check of a name the filter admits.
+    form: PatternForm,
     /// The counted captures, in pattern order.
     pub counted: Vec<CountedCapture>,
     /// The names of the other captures.
@@ -137,7 +137,76 @@ impl CompiledDef {
             }
         }
         let shape = def.shape.iter().map(|sym| substitute_all(sym, derived)).collect();
-        CompiledDef { pattern: pattern.clone(), filter: LiteralFilter::of(pattern), counted, free_captures, shape }
+        let form = PatternForm::of(pattern);
+        CompiledDef {
+            pattern: pattern.clone(),
+            filter: LiteralFilter::of(pattern),
+            form,
+            counted,
+            free_captures,
+            shape,
+        }
+    }
+
+    /// Whether `name` matches the pattern; on success `bindings` holds the captures as
+    /// [`match_into`] gives them.
+    pub fn matches<'p, 'n>(&'p self, name: &'n str, bindings: &mut Vec<(&'p str, &'n str)>) -> bool {
+        if !self.filter.admits(name) {
+            return false;
+        }
+        match self.form {
+            PatternForm::Literal => {
+                bindings.clear();
+                // The filter checked the literal as a prefix.
+                name.len() == self.filter.prefix.len()
+            }
+            PatternForm::Index => {
+                bindings.clear();
+                // The filter checked the literal text around the index.
+                let index = &name[self.filter.prefix.len()..name.len() - self.filter.suffix.len()];
+                let digits = !index.is_empty() && index.bytes().all(|byte| byte.is_ascii_digit());
+                let matched = digits && !(index.len() > 1 && index.starts_with('0'));
+                if matched {
+                    bindings.push((&self.counted[0].capture, index));
+                }
+                matched
+            }
+            PatternForm::General => match_into(&self.pattern, name, bindings),
+        }
+    }
+}
+
+/// The common forms of tensor patterns, matched without the general matcher once the
+/// literal filter admits a name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PatternForm {
+    /// A lone literal (`norm.weight`).
+    Literal,
+    /// One counted capture between optional literals (`layers.{i < n}.attention.wq.weight`),
+    /// the literal after it not starting with a digit: the index is all that lies between
+    /// the literals (the general matcher takes every digit it can).
+    Index,
+    /// Anything else.
+    General,
+}
+
+impl PatternForm {
+    fn of(pattern: &ast::Pattern) -> PatternForm {
+        let starts_with_digit = |text: &str| text.bytes().next().is_some_and(|byte| byte.is_ascii_digit());
+        let mut parts = pattern.parts.as_slice();
+        if let [PatternPart::Literal(_)] = parts {
+            return PatternForm::Literal;
+        }
+        if let [PatternPart::Literal(_), rest @ ..] = parts {
+            parts = rest;
+        }
+        match parts {
+            [PatternPart::Counted { .. }] => PatternForm::Index,
+            [PatternPart::Counted { .. }, PatternPart::Literal(after)] if !starts_with_digit(after) => {
+                PatternForm::Index
+            }
+            _ => PatternForm::General,
+        }
     }
 }
 
@@ -215,6 +284,41 @@ mod tests {
         );
         assert_eq!((mismatch.fitting, mismatch.allowed), (1, 1));
         assert_eq!(mismatch.score(), 1.0 / 3.0);
+    }
+
+    proptest::proptest! {
+        /// A pattern matched by its form, once its filter admits a name, matches what the
+        /// general matcher matches, with the same captures.
+        #[test]
+        fn pattern_forms_match_as_the_general_matcher(
+            name in proptest::prop_oneof![
+                "[a-z0-9.]{0,12}",
+                "(layers\\.|l|l1|a\\.b\\.|)(0|00|7|10|012|99999999999999999999|x|)(\\.attention\\.wq\\.weight|\\.w|0\\.w|\\.norm|)",
+            ],
+        ) {
+            let patterns = [
+                "layers.{i < n}.attention.wq.weight",
+                "layers.{i < n}",
+                "{i < n}.w",
+                "{i < n}",
+                "l{i < n}0.w",
+                "l1{i < n}.w",
+                "norm.weight",
+                "a.{x}.{i < n}.w",
+                "{p..}.norm",
+            ];
+            for pattern in patterns {
+                let schema = schema(&format!("schema t @ 1.0.0 {{\n dim n\n tensor \"{pattern}\" : f32[]\n}}"));
+                let def = CompiledDef::new(&schema.tensors[0], &BTreeMap::new());
+                let (mut by_form, mut general) = (vec![("stale", "x")], Vec::new());
+                let matched = def.matches(&name, &mut by_form);
+                let expected = def.filter.admits(&name) && match_into(&def.pattern, &name, &mut general);
+                proptest::prop_assert_eq!(matched, expected, "{} against {}", name, pattern);
+                if matched {
+                    proptest::prop_assert_eq!(by_form, general);
+                }
+            }
+        }
     }
 
     #[test]
