@@ -3,7 +3,7 @@
 //! are pre-filtered by their literal prefix and suffix, so the cost is about tensors ×
 //! patterns cheap string comparisons plus one real match per tensor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use safeshift_dsl::ast::{self, PatternPart};
 
@@ -96,6 +96,9 @@ pub(super) struct CompiledDef {
     pub filter: LiteralFilter,
     /// What is left to check of a name the filter admits.
     form: PatternForm,
+    /// A byte of the literal suffix that turns most other patterns' names away (set by
+    /// [`CompiledDef::choose_probes`]).
+    probe: Option<Probe>,
     /// The counted captures, in pattern order.
     pub counted: Vec<CountedCapture>,
     /// The names of the other captures.
@@ -138,29 +141,48 @@ impl CompiledDef {
         }
         let shape = def.shape.iter().map(|sym| substitute_all(sym, derived)).collect();
         let form = PatternForm::of(pattern);
-        CompiledDef {
-            pattern: pattern.clone(),
-            filter: LiteralFilter::of(pattern),
-            form,
-            counted,
-            free_captures,
-            shape,
+        let filter = LiteralFilter::of(pattern);
+        CompiledDef { pattern: pattern.clone(), filter, form, probe: None, counted, free_captures, shape }
+    }
+
+    /// Chooses each pattern's probe: the byte of its literal suffix that the fewest of
+    /// the others' suffixes have at the same distance from the end (in a family of
+    /// patterns that differ in their suffix, `q` of `.attention.wq.weight`, not its
+    /// shared `.` or `weight`).
+    pub fn choose_probes(defs: &mut [CompiledDef]) {
+        let mut counts: HashMap<(usize, u8), usize> = HashMap::new();
+        for def in defs.iter() {
+            for (back, &byte) in def.filter.suffix.as_bytes().iter().rev().enumerate() {
+                *counts.entry((back + 1, byte)).or_default() += 1;
+            }
+        }
+        for def in defs.iter_mut() {
+            let suffix = def.filter.suffix.as_bytes();
+            def.probe = (1..=suffix.len())
+                .map(|back| Probe { back, byte: suffix[suffix.len() - back] })
+                .min_by_key(|probe| counts[&(probe.back, probe.byte)]);
         }
     }
 
     /// Whether `name` matches the pattern; on success `bindings` holds the captures as
     /// [`match_into`] gives them.
     pub fn matches<'p, 'n>(&'p self, name: &'n str, bindings: &mut Vec<(&'p str, &'n str)>) -> bool {
-        if !self.filter.admits(name) {
-            return false;
+        // The probe is a byte of the suffix the filter checks: one comparison first.
+        if let Some(Probe { back, byte }) = self.probe {
+            if name.len() < back || name.as_bytes()[name.len() - back] != byte {
+                return false;
+            }
         }
         match self.form {
             PatternForm::Literal => {
+                // What the filter (the literal as a prefix) and the matcher check together.
                 bindings.clear();
-                // The filter checked the literal as a prefix.
-                name.len() == self.filter.prefix.len()
+                name == self.filter.prefix
             }
             PatternForm::Index => {
+                if !self.filter.admits(name) {
+                    return false;
+                }
                 bindings.clear();
                 // The filter checked the literal text around the index.
                 let index = &name[self.filter.prefix.len()..name.len() - self.filter.suffix.len()];
@@ -171,9 +193,16 @@ impl CompiledDef {
                 }
                 matched
             }
-            PatternForm::General => match_into(&self.pattern, name, bindings),
+            PatternForm::General => self.filter.admits(name) && match_into(&self.pattern, name, bindings),
         }
     }
+}
+
+/// The byte `back` bytes from the end of every name a pattern matches.
+#[derive(Clone, Copy, Debug)]
+struct Probe {
+    back: usize,
+    byte: u8,
 }
 
 /// The common forms of tensor patterns, matched without the general matcher once the
@@ -234,13 +263,10 @@ impl LiteralFilter {
     /// Whether `name` starts and ends with the pattern's literal text.
     pub fn admits(&self, name: &str) -> bool {
         // The suffix first: the patterns of one family share their prefix (`layers.`)
-        // and differ in their suffix, so it turns most names away at once; and its first
-        // byte before the whole suffix, which costs a call.
-        let (name, suffix) = (name.as_bytes(), self.suffix.as_bytes());
-        name.len() >= self.prefix.len() + suffix.len()
-            && suffix.first().is_none_or(|first| name[name.len() - suffix.len()] == *first)
-            && name.ends_with(suffix)
-            && name.starts_with(self.prefix.as_bytes())
+        // and differ in their suffix, so it turns most names away at once.
+        name.len() >= self.prefix.len() + self.suffix.len()
+            && name.ends_with(&self.suffix)
+            && name.starts_with(&self.prefix)
     }
 }
 
@@ -287,8 +313,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// A pattern matched by its form, once its filter admits a name, matches what the
-        /// general matcher matches, with the same captures.
+        /// A pattern matched by its probe and its form, once its filter admits a name,
+        /// matches what the general matcher matches, with the same captures.
         #[test]
         fn pattern_forms_match_as_the_general_matcher(
             name in proptest::prop_oneof![
@@ -307,9 +333,12 @@ mod tests {
                 "a.{x}.{i < n}.w",
                 "{p..}.norm",
             ];
-            for pattern in patterns {
-                let schema = schema(&format!("schema t @ 1.0.0 {{\n dim n\n tensor \"{pattern}\" : f32[]\n}}"));
-                let def = CompiledDef::new(&schema.tensors[0], &BTreeMap::new());
+            let schemas = patterns
+                .map(|pattern| schema(&format!("schema t @ 1.0.0 {{\n dim n\n tensor \"{pattern}\" : f32[]\n}}")));
+            let mut defs: Vec<CompiledDef> =
+                schemas.iter().map(|schema| CompiledDef::new(&schema.tensors[0], &BTreeMap::new())).collect();
+            CompiledDef::choose_probes(&mut defs);
+            for (def, pattern) in defs.iter().zip(patterns) {
                 let (mut by_form, mut general) = (vec![("stale", "x")], Vec::new());
                 let matched = def.matches(&name, &mut by_form);
                 let expected = def.filter.admits(&name) && match_into(&def.pattern, &name, &mut general);

@@ -74,6 +74,7 @@ impl PreparedSchema {
         let allows = schema.allows.iter().map(LiteralFilter::of).collect();
         let dim_syms = schema.dims.iter().map(|dim| substitute_all(&Sym::dim(&dim.name), &derived)).collect();
         let counts = CountDef::gather(schema, &mut defs);
+        CompiledDef::choose_probes(&mut defs);
         PreparedSchema { derived, defs, allows, dim_syms, counts }
     }
 }

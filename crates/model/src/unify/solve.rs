@@ -92,7 +92,7 @@ impl Solver {
     fn run<'e>(&mut self, equations: &'e [Equation<'_>], groups: &Groups, tensors: &[&TensorInfo]) {
         let mut open: Vec<usize> = (0..groups.len()).filter(|&group_idx| !self.holds[group_idx]).collect();
         // The values the groups of one round propose, with the dim each binds.
-        let mut candidates: Vec<(&'e str, Candidate)> = Vec::new();
+        let mut candidates: Vec<(&'e str, Candidate)> = Vec::with_capacity(open.len());
         loop {
             candidates.clear();
             let mut still_open = 0;
@@ -126,8 +126,9 @@ impl Solver {
             if candidates.is_empty() {
                 return;
             }
-            // Dim by dim in name order, each dim's candidates in group order (a stable sort).
-            candidates.sort_by_key(|(dim, _)| *dim);
+            // Dim by dim in name order, each dim's candidates in group order (the groups'
+            // first equations are distinct and in group order).
+            candidates.sort_unstable_by(|(a, x), (b, y)| a.cmp(b).then(x.first.cmp(&y.first)));
             for options in candidates.chunk_by(|(a, _), (b, _)| a == b) {
                 let dim = options[0].0;
                 let options = options.iter().map(|(_, candidate)| candidate);
@@ -194,7 +195,7 @@ impl Groups {
         let mut other_values: BTreeMap<(usize, i64), usize> = BTreeMap::new();
         // Each equation's group first, then the groups at their final sizes: no group
         // grows one push at a time.
-        let mut sizes: Vec<usize> = Vec::new();
+        let mut sizes: Vec<usize> = Vec::with_capacity(equations.len());
         let new_group = |sizes: &mut Vec<usize>| {
             sizes.push(0);
             sizes.len() - 1
